@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal structures shared by the channel logic (loop.c, sock.c, tx.c,
+ * rx.c) and the two backends (backend-uring.c, backend-epoll.c).
+ *
+ * A struct ipcsock is the caller's handle. While bound it owns one
+ * struct ipcsock_chan, which holds the socket fd and every buffer the
+ * kernel may touch. close() detaches the channel from the handle; the
+ * channel itself lives on until the kernel has finished with its buffers
+ * (io_uring completions can arrive after close), so that the handle can be
+ * rebound or freed at once.
+ */
+#ifndef IPCSOCK_INTERNAL_H
+#define IPCSOCK_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include <liburing.h>
+
+#include "ipcsock.h"
+#include "list.h"
+#include "wire.h"
+
+/*
+ * Control buffer for IPCSOCK_MAX_FDS fds. CMSG_SPACE pads it by 4 bytes,
+ * room for a 254th fd that can never come: the kernel refuses more than
+ * SCM_MAX_FD (253) fds in one sendmsg, and rx.c rejects any count that
+ * differs from the wire header's. The padding keeps the payload that
+ * follows 16-byte aligned.
+ */
+#define IPCSOCK_CTRL_LEN	CMSG_SPACE(IPCSOCK_MAX_FDS * sizeof(int))
+
+struct ipcsock_chan;
+
+struct ipcsock_backend_ops {
+	enum ipcsock_backend id;
+	int (*loop_init)(struct ipcsock_loop *loop, struct io_uring *shared);
+	void (*loop_exit)(struct ipcsock_loop *loop);
+	/* Make loop->evfd pollable alongside the backend's own events. */
+	int (*loop_attach_evfd)(struct ipcsock_loop *loop);
+	/*
+	 * Submit what is queued, wait up to @timeout_ms for events and turn
+	 * them into channel state. Runs no callback. Returns 0 or -errno.
+	 */
+	int (*poll)(struct ipcsock_loop *loop, int timeout_ms);
+	/* Hand everything prepared to the kernel now. */
+	int (*submit)(struct ipcsock_loop *loop);
+	int (*chan_open)(struct ipcsock_chan *ch);
+	/* Detached from its handle: flush, cancel, release when idle. */
+	void (*chan_close)(struct ipcsock_chan *ch);
+	/* Free backend resources; called once nothing is in flight. */
+	void (*chan_destroy)(struct ipcsock_chan *ch);
+	/* Start sending queued messages, if not already under way. */
+	void (*tx_start)(struct ipcsock_chan *ch);
+	/* Receive buffer @slot is free again. */
+	void (*rx_recycle)(struct ipcsock_chan *ch, unsigned int slot);
+	/* The channel failed: stop receiving. */
+	void (*rx_stop)(struct ipcsock_chan *ch);
+	/* Optional: make the owner of the loop call dispatch again. */
+	void (*wake)(struct ipcsock_loop *loop);
+};
+
+extern const struct ipcsock_backend_ops ipcsock_uring_ops;
+extern const struct ipcsock_backend_ops ipcsock_epoll_ops;
+
+struct ipcsock_loop {
+	const struct ipcsock_backend_ops *ops;
+	unsigned int max_msg_size;
+	unsigned int send_queue_len;
+	unsigned int recv_buffers;
+	unsigned int ring_entries;
+	unsigned int bgid_base;
+
+	/* io_uring backend */
+	struct io_uring *ring;
+	struct io_uring own_ring;
+	bool shared;
+	bool defer_taskrun;	/* completions need io_uring_get_events */
+	bool wake_armed;	/* shared ring: a wake NOP is in flight */
+	bool sq_dirty;		/* SQEs prepared and not yet submitted */
+
+	/* epoll backend */
+	int epfd;
+
+	/* eventfd behind ipcsock_loop_fd(), made on first request */
+	int evfd;
+
+	bool in_dispatch;
+	struct list_head ready;		/* channels with callbacks due */
+	struct list_head socks;		/* every handle, for loop_free */
+	struct list_head dead;		/* channels freed after dispatch */
+
+	/* Channel table: user_data and epoll data carry an index into it. */
+	struct ipcsock_chan **chans;
+	unsigned int nr_chans;
+	unsigned int inflight;		/* operations the kernel still holds */
+};
+
+struct ipcsock {
+	struct ipcsock_loop *loop;
+	struct ipcsock_chan *ch;	/* NULL while unbound */
+	struct list_head node;		/* on loop->socks */
+	ipcsock_ready_read_fn ready_read;
+	void *ready_read_arg;
+	ipcsock_hangup_fn hangup;
+	void *hangup_arg;
+};
+
+/*
+ * One queued outgoing message. buf holds the control message (with the
+ * library's own dup of every fd) followed by the wire header and a copy
+ * of the bytes, so the caller's memory and fds are free once send returns.
+ * buf grows to the largest message the slot carried and is then reused:
+ * no allocation per message in steady state.
+ */
+struct ipcsock_tx_slot {
+	struct msghdr msg;
+	struct iovec iov;
+	unsigned char *buf;
+	size_t cap;
+	unsigned int nr_fds;
+};
+
+/* One received message waiting for ipcsock_receive(). */
+struct ipcsock_rx_msg {
+	void *data;
+	uint32_t len;
+	uint16_t nr_fds;
+	uint16_t slot;
+	int *fds;
+};
+
+struct ipcsock_chan {
+	struct ipcsock_loop *loop;
+	struct ipcsock *sock;		/* NULL once closed */
+	int fd;
+	unsigned int id;		/* index in loop->chans */
+	unsigned int gen;		/* tells a reused index apart */
+	unsigned int inflight;		/* this channel's kernel operations */
+
+	/* Send queue: slots [tx_head, tx_tail), free-running counters. */
+	struct ipcsock_tx_slot *tx;
+	unsigned int tx_head;
+	unsigned int tx_tail;
+	unsigned int tx_chain;		/* uring: SQEs of the chain in flight */
+	unsigned int tx_chain_sends;	/* uring: sends in that chain */
+	bool tx_need_pollout;
+	int tx_err;			/* sticky send error, e.g. -EPIPE */
+
+	/*
+	 * Receive buffers: nr_rx slots of rx_stride bytes, each laid out as
+	 * [io_uring_recvmsg_out][control][wire hdr][payload], the
+	 * layout multishot RECVMSG writes; epoll uses the same offsets.
+	 */
+	unsigned char *rx_mem;
+	size_t rx_mem_len;
+	size_t rx_stride;
+	unsigned int nr_rx;
+	struct ipcsock_rx_msg *rxq;	/* pending: [rx_head, rx_tail) */
+	unsigned int rx_head;
+	unsigned int rx_tail;
+	int rx_held;			/* slot last handed out, or -1 */
+	unsigned int rx_next;		/* epoll: next slot to fill */
+	bool rx_armed;			/* uring: multishot RECVMSG live */
+	bool rx_done;			/* EOF or failure seen: no more */
+	int rx_reset;			/* -ECONNRESET seen before EOF */
+	int hup_err;
+	bool hup_due;
+	bool hup_done;
+
+	/* io_uring backend */
+	struct io_uring_buf_ring *br;
+	size_t br_len;
+	unsigned int bgid;
+	struct msghdr rx_tmpl;
+
+	/* epoll backend */
+	uint32_t ep_events;		/* interest registered, 0: not in set */
+	struct mmsghdr *rx_mmsg;
+	struct iovec *rx_iov;
+
+	bool closing;			/* inside ipcsock_close: keep it */
+	bool on_ready;			/* on loop->ready, or loop->dead */
+	struct list_head ready_node;
+};
+
+/* Offsets inside one receive slot; no peer name is asked for. */
+#define IPCSOCK_RX_CTRL_OFF	sizeof(struct io_uring_recvmsg_out)
+#define IPCSOCK_RX_HDR_OFF	(IPCSOCK_RX_CTRL_OFF + IPCSOCK_CTRL_LEN)
+#define IPCSOCK_RX_DATA_OFF	(IPCSOCK_RX_HDR_OFF + \
+				 sizeof(struct ipcsock_wire_hdr))
+
+static inline unsigned char *rx_slot_buf(struct ipcsock_chan *ch,
+					 unsigned int slot)
+{
+	return ch->rx_mem + (size_t)slot * ch->rx_stride;
+}
+
+/* user_data layout: [63:48] tag, [47:40] op, [39:32] generation, [31:0] id */
+enum ipcsock_op {
+	IPCSOCK_OP_RECV = 1,
+	IPCSOCK_OP_SEND,
+	IPCSOCK_OP_POLLOUT,
+	IPCSOCK_OP_CANCEL,
+	IPCSOCK_OP_WAKE,
+};
+
+static inline uint64_t ipcsock_ud(const struct ipcsock_chan *ch,
+				  enum ipcsock_op op)
+{
+	return IPCSOCK_USER_DATA_TAG << 48 | (uint64_t)op << 40 |
+	       (uint64_t)(ch->gen & 0xff) << 32 | ch->id;
+}
+
+/* loop.c */
+struct ipcsock_chan *loop_chan_lookup(struct ipcsock_loop *loop,
+				      uint32_t id, unsigned int gen);
+int loop_chan_add(struct ipcsock_loop *loop, struct ipcsock_chan *ch);
+void loop_mark_ready(struct ipcsock_chan *ch);
+void loop_wake(struct ipcsock_loop *loop);
+void loop_submit_if_outside(struct ipcsock_loop *loop);
+
+/* sock.c */
+void chan_put(struct ipcsock_chan *ch);
+void chan_destroy(struct ipcsock_chan *ch);
+
+/* backend-uring.c */
+int uring_process_cqe(struct ipcsock_loop *loop,
+		      const struct io_uring_cqe *cqe);
+
+/* tx.c */
+int chan_tx_alloc(struct ipcsock_chan *ch);
+void chan_tx_free(struct ipcsock_chan *ch);
+void chan_tx_release(struct ipcsock_chan *ch, unsigned int n);
+void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep);
+void chan_tx_fail(struct ipcsock_chan *ch, int err);
+void chan_tx_error(struct ipcsock_chan *ch, int err);
+int chan_tx_flush_direct(struct ipcsock_chan *ch);
+
+static inline unsigned int chan_tx_queued(const struct ipcsock_chan *ch)
+{
+	return ch->tx_tail - ch->tx_head;
+}
+
+static inline struct ipcsock_tx_slot *chan_tx_slot(struct ipcsock_chan *ch,
+						   unsigned int seq)
+{
+	return &ch->tx[seq % ch->loop->send_queue_len];
+}
+
+/* rx.c */
+int chan_rx_alloc(struct ipcsock_chan *ch);
+void chan_rx_free(struct ipcsock_chan *ch);
+void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot,
+		      size_t len, void *ctrl, size_t ctrl_len, int msg_flags);
+void chan_rx_error(struct ipcsock_chan *ch, int err);
+void chan_rx_end(struct ipcsock_chan *ch, int err);
+void chan_fail(struct ipcsock_chan *ch, int err);
+void chan_rx_drop_pending(struct ipcsock_chan *ch);
+unsigned int chan_rx_busy(const struct ipcsock_chan *ch);
+void close_fds(const int *fds, unsigned int n);
+
+static inline bool chan_rx_pending(const struct ipcsock_chan *ch)
+{
+	return ch->rx_tail != ch->rx_head;
+}
+
+#endif /* IPCSOCK_INTERNAL_H */

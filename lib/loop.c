@@ -1,0 +1,433 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Loops: options, backend choice, the per-thread default loop, the channel
+ * table and dispatch, which turns kernel completions into callbacks.
+ *
+ * Completion processing (backend ->poll, or ipcsock_loop_handle_cqe) only
+ * ever updates channel state and puts channels on loop->ready. Callbacks
+ * run from one place, run_callbacks(), so that any library call - close,
+ * free, send, receive - is safe from inside a callback.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Bounded so that the receive slots fit the 16-bit buffer ids. */
+#define IPCSOCK_RECV_BUFFERS_MAX	4096u
+#define IPCSOCK_SEND_QUEUE_MAX		(1u << 20)
+
+static unsigned int opt_or(const struct ipcsock_loop_opts *opts, size_t off,
+			   size_t size, unsigned int def)
+{
+	unsigned int v;
+
+	if (!opts || opts->sz < off + size)
+		return def;
+	memcpy(&v, (const char *)opts + off, sizeof(v));
+	return v ? v : def;
+}
+
+#define OPT(opts, field, def) \
+	opt_or(opts, offsetof(struct ipcsock_loop_opts, field), \
+	       sizeof(((struct ipcsock_loop_opts *)0)->field), def)
+
+static unsigned int roundup_pow2(unsigned int v)
+{
+	unsigned int p = 1;
+
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+/*
+ * libbpf's rule: a caller built against a newer header may pass a larger
+ * struct, which is fine as long as everything we do not know is zero.
+ */
+static int opts_check(const struct ipcsock_loop_opts *opts)
+{
+	size_t i;
+
+	if (!opts)
+		return 0;
+	if (opts->sz < sizeof(opts->sz))
+		return -EINVAL;
+	for (i = sizeof(*opts); i < opts->sz; i++)
+		if (((const char *)opts)[i])
+			return -EINVAL;
+	return 0;
+}
+
+static enum ipcsock_backend backend_wanted(const struct ipcsock_loop_opts *o)
+{
+	enum ipcsock_backend b = OPT(o, backend, IPCSOCK_BACKEND_AUTO);
+	const char *env;
+
+	if (b != IPCSOCK_BACKEND_AUTO)
+		return b;
+	env = getenv("IPCSOCK_BACKEND");
+	if (env && !strcasecmp(env, "epoll"))
+		return IPCSOCK_BACKEND_EPOLL;
+	if (env && (!strcasecmp(env, "io_uring") ||
+		    !strcasecmp(env, "uring")))
+		return IPCSOCK_BACKEND_URING;
+	return IPCSOCK_BACKEND_AUTO;
+}
+
+static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
+{
+	struct ipcsock_loop *loop;
+	int err = opts_check(opts);
+
+	if (err) {
+		errno = -err;
+		return NULL;
+	}
+	loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return NULL;
+	loop->max_msg_size = OPT(opts, max_msg_size,
+				 IPCSOCK_DEFAULT_MAX_MSG_SIZE);
+	loop->send_queue_len = OPT(opts, send_queue_len,
+				   IPCSOCK_DEFAULT_SEND_QUEUE);
+	loop->recv_buffers = roundup_pow2(OPT(opts, recv_buffers,
+					      IPCSOCK_DEFAULT_RECV_BUFFERS));
+	loop->ring_entries = OPT(opts, ring_entries,
+				 IPCSOCK_DEFAULT_RING_ENTRIES);
+	loop->bgid_base = OPT(opts, bgid_base, IPCSOCK_DEFAULT_BGID_BASE);
+	if (loop->max_msg_size > IPCSOCK_MAX_MSG_SIZE_LIMIT ||
+	    loop->recv_buffers > IPCSOCK_RECV_BUFFERS_MAX ||
+	    loop->send_queue_len > IPCSOCK_SEND_QUEUE_MAX ||
+	    loop->bgid_base > 0xffff) {
+		free(loop);
+		errno = EINVAL;
+		return NULL;
+	}
+	loop->epfd = -1;
+	loop->evfd = -1;
+	INIT_LIST_HEAD(&loop->ready);
+	INIT_LIST_HEAD(&loop->socks);
+	INIT_LIST_HEAD(&loop->dead);
+	return loop;
+}
+
+static int loop_init(struct ipcsock_loop *loop, enum ipcsock_backend b,
+		     struct io_uring *shared)
+{
+	int err;
+
+	if (b == IPCSOCK_BACKEND_EPOLL) {
+		loop->ops = &ipcsock_epoll_ops;
+		return loop->ops->loop_init(loop, NULL);
+	}
+	if (b != IPCSOCK_BACKEND_AUTO && b != IPCSOCK_BACKEND_URING)
+		return -EINVAL;
+	loop->ops = &ipcsock_uring_ops;
+	err = loop->ops->loop_init(loop, shared);
+	/*
+	 * io_uring can be missing (ENOSYS), forbidden by seccomp or
+	 * kernel.io_uring_disabled (EPERM), or too old for what we need
+	 * (EINVAL, EOPNOTSUPP): AUTO falls back to the portable backend.
+	 */
+	if (err && b == IPCSOCK_BACKEND_AUTO && !shared && err != -ENOMEM) {
+		loop->ops = &ipcsock_epoll_ops;
+		err = loop->ops->loop_init(loop, NULL);
+	}
+	return err;
+}
+
+struct ipcsock_loop *ipcsock_loop_new(const struct ipcsock_loop_opts *opts)
+{
+	struct ipcsock_loop *loop = loop_alloc(opts);
+	int err;
+
+	if (!loop)
+		return NULL;
+	err = loop_init(loop, backend_wanted(opts), NULL);
+	if (err) {
+		free(loop);
+		errno = -err;
+		return NULL;
+	}
+	return loop;
+}
+
+struct ipcsock_loop *ipcsock_loop_new_shared(struct io_uring *ring,
+					     const struct ipcsock_loop_opts *opts)
+{
+	struct ipcsock_loop *loop;
+	int err;
+
+	if (!ring ||
+	    OPT(opts, backend, IPCSOCK_BACKEND_URING) != IPCSOCK_BACKEND_URING) {
+		errno = EINVAL;
+		return NULL;
+	}
+	loop = loop_alloc(opts);
+	if (!loop)
+		return NULL;
+	err = loop_init(loop, IPCSOCK_BACKEND_URING, ring);
+	if (err) {
+		free(loop);
+		errno = -err;
+		return NULL;
+	}
+	return loop;
+}
+
+static pthread_key_t default_key;
+static pthread_once_t default_once = PTHREAD_ONCE_INIT;
+static __thread struct ipcsock_loop *default_loop;
+
+static void default_loop_exit(void *loop)
+{
+	default_loop = NULL;
+	ipcsock_loop_free(loop);
+}
+
+static void default_key_init(void)
+{
+	if (pthread_key_create(&default_key, default_loop_exit))
+		default_key = (pthread_key_t)-1;
+}
+
+struct ipcsock_loop *ipcsock_loop_default(void)
+{
+	if (default_loop)
+		return default_loop;
+	pthread_once(&default_once, default_key_init);
+	default_loop = ipcsock_loop_new(NULL);
+	if (default_loop && default_key != (pthread_key_t)-1)
+		pthread_setspecific(default_key, default_loop);
+	return default_loop;
+}
+
+void ipcsock_loop_free(struct ipcsock_loop *loop)
+{
+	struct ipcsock *sock;
+	unsigned int i;
+
+	if (!loop)
+		return;
+	if (loop == default_loop) {
+		default_loop = NULL;
+		if (default_key != (pthread_key_t)-1)
+			pthread_setspecific(default_key, NULL);
+	}
+	/* Sockets left over are closed and cut loose, never freed here. */
+	while (!list_empty(&loop->socks)) {
+		sock = list_first_entry(&loop->socks, struct ipcsock, node);
+		ipcsock_close(sock);
+		list_del_init(&sock->node);
+		sock->loop = NULL;
+	}
+	loop->ops->loop_exit(loop);
+	/*
+	 * An own ring is gone now, and with it every operation, so what the
+	 * kernel held can be freed. A shared ring lives on: a channel it still
+	 * holds is left allocated rather than freed under the kernel's feet
+	 * (free the loop once ipcsock_loop_idle() says so to avoid this).
+	 */
+	for (i = 0; i < loop->nr_chans; i++) {
+		if (loop->chans[i] && !loop->shared) {
+			loop->chans[i]->inflight = 0;
+			chan_put(loop->chans[i]);
+		}
+	}
+	while (!list_empty(&loop->dead)) {
+		struct ipcsock_chan *ch;
+
+		ch = list_first_entry(&loop->dead, struct ipcsock_chan,
+				      ready_node);
+		list_del_init(&ch->ready_node);
+		chan_destroy(ch);
+	}
+	if (loop->evfd >= 0)
+		close(loop->evfd);
+	free(loop->chans);
+	free(loop);
+}
+
+enum ipcsock_backend ipcsock_loop_backend(const struct ipcsock_loop *loop)
+{
+	return loop ? loop->ops->id : IPCSOCK_BACKEND_AUTO;
+}
+
+int ipcsock_loop_fd(struct ipcsock_loop *loop)
+{
+	int err;
+
+	if (!loop)
+		return -EINVAL;
+	if (loop->evfd < 0) {
+		loop->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (loop->evfd < 0)
+			return -errno;
+		err = loop->ops->loop_attach_evfd(loop);
+		if (err) {
+			close(loop->evfd);
+			loop->evfd = -1;
+			return err;
+		}
+		if (!list_empty(&loop->ready))
+			loop_wake(loop);
+	}
+	return loop->ops->id == IPCSOCK_BACKEND_EPOLL ? loop->epfd : loop->evfd;
+}
+
+bool ipcsock_loop_idle(const struct ipcsock_loop *loop)
+{
+	return !loop || (!loop->inflight && list_empty(&loop->ready));
+}
+
+/* The channel table maps the id in user_data back to a channel. */
+int loop_chan_add(struct ipcsock_loop *loop, struct ipcsock_chan *ch)
+{
+	static unsigned int next_gen;
+	struct ipcsock_chan **chans;
+	unsigned int i, n;
+
+	for (i = 0; i < loop->nr_chans; i++)
+		if (!loop->chans[i])
+			break;
+	if (i == loop->nr_chans) {
+		n = loop->nr_chans ? loop->nr_chans * 2 : 8;
+		chans = realloc(loop->chans, n * sizeof(*chans));
+		if (!chans)
+			return -ENOMEM;
+		memset(chans + loop->nr_chans, 0,
+		       (n - loop->nr_chans) * sizeof(*chans));
+		loop->chans = chans;
+		loop->nr_chans = n;
+	}
+	loop->chans[i] = ch;
+	ch->id = i;
+	ch->gen = ++next_gen;
+	return 0;
+}
+
+struct ipcsock_chan *loop_chan_lookup(struct ipcsock_loop *loop, uint32_t id,
+				      unsigned int gen)
+{
+	struct ipcsock_chan *ch;
+
+	if (id >= loop->nr_chans)
+		return NULL;
+	ch = loop->chans[id];
+	if (!ch || (ch->gen & 0xff) != (gen & 0xff))
+		return NULL;
+	return ch;
+}
+
+void loop_mark_ready(struct ipcsock_chan *ch)
+{
+	if (ch->on_ready || !ch->sock)
+		return;
+	ch->on_ready = true;
+	list_add_tail(&ch->ready_node, &ch->loop->ready);
+}
+
+/*
+ * Work is due although no event may come: keep ipcsock_loop_fd readable,
+ * and wake a shared ring's owner so that it calls dispatch again.
+ */
+void loop_wake(struct ipcsock_loop *loop)
+{
+	if (loop->evfd >= 0)
+		eventfd_write(loop->evfd, 1);
+	if (loop->ops->wake)
+		loop->ops->wake(loop);
+}
+
+void loop_submit_if_outside(struct ipcsock_loop *loop)
+{
+	if (!loop->in_dispatch && loop->sq_dirty)
+		loop->ops->submit(loop);
+}
+
+static int run_chan_callbacks(struct ipcsock_chan *ch)
+{
+	struct ipcsock *sock = ch->sock;
+	int ran = 0;
+
+	if (sock && sock->ready_read && chan_rx_pending(ch)) {
+		sock->ready_read(sock, sock->ready_read_arg);
+		ran++;
+	}
+	/* The callback may have closed, freed or rebound its socket. */
+	sock = ch->sock;
+	if (sock && ch->hup_due && !ch->hup_done) {
+		ch->hup_done = true;
+		if (sock->hangup) {
+			sock->hangup(sock, ch->hup_err, sock->hangup_arg);
+			ran++;
+		}
+	}
+	/* Messages left unreceived: call again on the next dispatch. */
+	sock = ch->sock;
+	if (sock && sock->ready_read && chan_rx_pending(ch))
+		loop_mark_ready(ch);
+	return ran;
+}
+
+static int run_callbacks(struct ipcsock_loop *loop)
+{
+	struct list_head due = LIST_HEAD_INIT(due);
+	struct ipcsock_chan *ch;
+	int ran = 0;
+
+	list_splice_tail_init(&loop->ready, &due);
+	loop->in_dispatch = true;
+	while (!list_empty(&due)) {
+		ch = list_first_entry(&due, struct ipcsock_chan, ready_node);
+		list_del_init(&ch->ready_node);
+		ch->on_ready = false;
+		ran += run_chan_callbacks(ch);
+	}
+	loop->in_dispatch = false;
+	/* Channels closed during callbacks were kept alive until now. */
+	while (!list_empty(&loop->dead)) {
+		ch = list_first_entry(&loop->dead, struct ipcsock_chan,
+				      ready_node);
+		list_del_init(&ch->ready_node);
+		chan_destroy(ch);
+	}
+	return ran;
+}
+
+int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
+{
+	eventfd_t cnt;
+	int err, ran;
+
+	if (!loop)
+		return -EINVAL;
+	if (loop->in_dispatch)
+		return -EBUSY;
+	if (loop->evfd >= 0)
+		eventfd_read(loop->evfd, &cnt);
+	if (!list_empty(&loop->ready))
+		timeout_ms = 0;
+	err = loop->ops->poll(loop, timeout_ms);
+	if (err)
+		return err;
+	ran = run_callbacks(loop);
+	/* Replies sent from callbacks go out together, here. */
+	loop->ops->submit(loop);
+	if (!list_empty(&loop->ready))
+		loop_wake(loop);
+	return ran;
+}
+
+int ipcsock_loop_flush(struct ipcsock_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	return loop->ops->submit(loop);
+}

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The receive side: receive slots, checking each datagram against the
+ * wire format, the queue of messages waiting for ipcsock_receive(), and
+ * the end of the channel (EOF, peer reset, failure) that becomes hangup.
+ *
+ * The peer may be hostile. A datagram is delivered only when it is exactly
+ * one whole message: bytes not truncated, every announced fd present, a
+ * valid header. Anything else closes the fds that did arrive and fails the
+ * channel, so no fd leaks and no partial message is ever seen as whole.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define RX_SLOT_ALIGN	64
+
+void close_fds(const int *fds, unsigned int n)
+{
+	while (n--)
+		close(*fds++);
+}
+
+int chan_rx_alloc(struct ipcsock_chan *ch)
+{
+	struct ipcsock_loop *loop = ch->loop;
+	void *mem;
+
+	ch->nr_rx = loop->recv_buffers;
+	ch->rx_stride = (IPCSOCK_RX_DATA_OFF + loop->max_msg_size +
+			 RX_SLOT_ALIGN - 1) & ~(size_t)(RX_SLOT_ALIGN - 1);
+	ch->rx_mem_len = ch->rx_stride * ch->nr_rx;
+	/*
+	 * Sized for the largest message, but only the pages a message
+	 * touches become resident: small messages cost a page or two a slot.
+	 */
+	mem = mmap(NULL, ch->rx_mem_len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	ch->rx_mem = mem;
+	ch->rxq = calloc(ch->nr_rx, sizeof(*ch->rxq));
+	if (!ch->rxq)
+		return -ENOMEM;
+	return 0;
+}
+
+void chan_rx_free(struct ipcsock_chan *ch)
+{
+	if (ch->rx_mem)
+		munmap(ch->rx_mem, ch->rx_mem_len);
+	ch->rx_mem = NULL;
+	free(ch->rxq);
+	ch->rxq = NULL;
+}
+
+/* Slots that hold a message: pending ones plus the one last handed out. */
+unsigned int chan_rx_busy(const struct ipcsock_chan *ch)
+{
+	return ch->rx_tail - ch->rx_head + (ch->rx_held >= 0);
+}
+
+/* Messages never received: their fds were ours to close. */
+void chan_rx_drop_pending(struct ipcsock_chan *ch)
+{
+	struct ipcsock_rx_msg *m;
+
+	while (ch->rx_head != ch->rx_tail) {
+		m = &ch->rxq[ch->rx_head++ % ch->nr_rx];
+		close_fds(m->fds, m->nr_fds);
+	}
+}
+
+/* No more messages will come; report it after those already queued. */
+void chan_rx_end(struct ipcsock_chan *ch, int err)
+{
+	if (ch->rx_done)
+		return;
+	ch->rx_done = true;
+	ch->hup_due = true;
+	ch->hup_err = err ? err : ch->rx_reset;
+	/* Whoever hung up, sending is over too. */
+	chan_tx_fail(ch, -EPIPE);
+	loop_mark_ready(ch);
+}
+
+void chan_fail(struct ipcsock_chan *ch, int err)
+{
+	bool was_done = ch->rx_done;
+
+	chan_rx_end(ch, err);
+	if (!was_done)
+		ch->loop->ops->rx_stop(ch);
+}
+
+void chan_rx_error(struct ipcsock_chan *ch, int err)
+{
+	switch (err) {
+	case -EAGAIN:
+	case -EINTR:
+	case -ECANCELED:
+		break;
+	case -ECONNRESET:
+		/*
+		 * The peer closed with messages of ours unread. AF_UNIX reports
+		 * that once, possibly before messages still queued for us:
+		 * keep receiving until EOF and report it with the hangup.
+		 */
+		ch->rx_reset = err;
+		break;
+	default:
+		chan_fail(ch, err);
+	}
+}
+
+/*
+ * A datagram with no bytes and no fds is what EOF looks like too; a peer
+ * that really hung up shows it in poll. Our own peers never send empty
+ * datagrams, so one from a live peer is a protocol error.
+ */
+static int empty_datagram(struct ipcsock_chan *ch)
+{
+	struct pollfd pfd = { .fd = ch->fd, .events = POLLRDHUP };
+
+	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP)))
+		return 0;
+	return -EPROTO;
+}
+
+/* Find the fds of a datagram; other control messages are protocol errors. */
+static int parse_ctrl(void *ctrl, size_t ctrl_len, int **fds,
+		      unsigned int *nr_fds)
+{
+	struct msghdr msg = {
+		.msg_control = ctrl,
+		.msg_controllen = ctrl_len,
+	};
+	struct cmsghdr *cmsg;
+	int err = 0;
+
+	*fds = NULL;
+	*nr_fds = 0;
+	for (cmsg = CMSG_FIRSTHDR(&msg); cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+		if (cmsg->cmsg_level == SOL_SOCKET &&
+		    cmsg->cmsg_type == SCM_RIGHTS && !*fds) {
+			*fds = (int *)CMSG_DATA(cmsg);
+			*nr_fds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+			continue;
+		}
+		/* A second SCM_RIGHTS would need closing too: fail safe. */
+		if (cmsg->cmsg_level == SOL_SOCKET &&
+		    cmsg->cmsg_type == SCM_RIGHTS)
+			close_fds((int *)CMSG_DATA(cmsg),
+				  (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+		err = -EPROTO;
+	}
+	return err;
+}
+
+static int check_datagram(struct ipcsock_chan *ch, unsigned int slot,
+			  size_t len, unsigned int nr_fds, int msg_flags)
+{
+	const struct ipcsock_wire_hdr *hdr;
+
+	/* The kernel closed the fds that did not fit; those that did are ours. */
+	if (msg_flags & MSG_CTRUNC)
+		return -EMFILE;
+	if (msg_flags & MSG_TRUNC)
+		return -EMSGSIZE;
+	if (len < sizeof(*hdr))
+		return -EPROTO;
+	hdr = (const void *)(rx_slot_buf(ch, slot) + IPCSOCK_RX_HDR_OFF);
+	if (hdr->version != IPCSOCK_WIRE_VERSION || hdr->flags ||
+	    hdr->len != len - sizeof(*hdr) || hdr->nr_fds != nr_fds ||
+	    nr_fds > IPCSOCK_MAX_FDS)
+		return -EPROTO;
+	return 0;
+}
+
+/*
+ * The backend received a datagram into @slot: @len bytes in all (the full
+ * length, also when truncated), control data at @ctrl. Queue it as a
+ * message, or close its fds and end the channel.
+ */
+void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
+		      void *ctrl, size_t ctrl_len, int msg_flags)
+{
+	struct ipcsock_rx_msg *m;
+	unsigned int nr_fds;
+	int *fds, err;
+
+	err = parse_ctrl(ctrl, ctrl_len, &fds, &nr_fds);
+	if (!err && (!ch->sock || ch->rx_done))
+		err = -ECANCELED;
+	if (!err && !len && !nr_fds &&
+	    !(msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		/* EOF, unless a live peer sent an empty datagram. */
+		err = empty_datagram(ch);
+		ch->loop->ops->rx_recycle(ch, slot);
+		if (err)
+			chan_fail(ch, err);
+		else
+			chan_rx_end(ch, 0);
+		return;
+	}
+	if (!err)
+		err = check_datagram(ch, slot, len, nr_fds, msg_flags);
+	if (err) {
+		close_fds(fds, nr_fds);
+		if (ch->sock)
+			ch->loop->ops->rx_recycle(ch, slot);
+		if (err != -ECANCELED)
+			chan_fail(ch, err);
+		return;
+	}
+	m = &ch->rxq[ch->rx_tail++ % ch->nr_rx];
+	m->slot = slot;
+	m->data = rx_slot_buf(ch, slot) + IPCSOCK_RX_DATA_OFF;
+	m->len = len - sizeof(struct ipcsock_wire_hdr);
+	m->fds = nr_fds ? fds : NULL;
+	m->nr_fds = nr_fds;
+	loop_mark_ready(ch);
+}
+
+int ipcsock_receive(struct ipcsock *sock, struct ipcsock_payload *payload)
+{
+	struct ipcsock_chan *ch;
+	struct ipcsock_rx_msg *m;
+
+	if (!sock || !payload)
+		return -EINVAL;
+	ch = sock->ch;
+	if (!ch)
+		return -ENOTCONN;
+	if (ch->rx_held >= 0) {
+		unsigned int slot = ch->rx_held;
+
+		ch->rx_held = -1;
+		ch->loop->ops->rx_recycle(ch, slot);
+		loop_submit_if_outside(ch->loop);
+	}
+	if (!chan_rx_pending(ch))
+		return -EAGAIN;
+	m = &ch->rxq[ch->rx_head++ % ch->nr_rx];
+	ch->rx_held = m->slot;
+	payload->data = m->data;
+	payload->len = m->len;
+	payload->fds = m->fds;
+	payload->nr_fds = m->nr_fds;
+	return 0;
+}

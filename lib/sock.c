@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Socket handles: create, bind, close and free, and the life of the
+ * channel behind a bound handle.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* AF_UNIX refuses a datagram larger than SO_SNDBUF minus this. */
+#define UNIX_DGRAM_OVERHEAD	32
+
+struct ipcsock *ipcsock_new(struct ipcsock_loop *loop)
+{
+	struct ipcsock *sock;
+
+	if (!loop)
+		loop = ipcsock_loop_default();
+	if (!loop)
+		return NULL;
+	sock = calloc(1, sizeof(*sock));
+	if (!sock)
+		return NULL;
+	sock->loop = loop;
+	list_add_tail(&sock->node, &loop->socks);
+	return sock;
+}
+
+void ipcsock_free(struct ipcsock *sock)
+{
+	if (!sock)
+		return;
+	ipcsock_close(sock);
+	list_del_init(&sock->node);
+	free(sock);
+}
+
+bool ipcsock_is_bound(const struct ipcsock *sock)
+{
+	return sock && sock->ch;
+}
+
+void ipcsock_set_ready_read(struct ipcsock *sock, ipcsock_ready_read_fn fn,
+			    void *arg)
+{
+	if (!sock)
+		return;
+	sock->ready_read = fn;
+	sock->ready_read_arg = arg;
+	if (fn && sock->ch && chan_rx_pending(sock->ch)) {
+		loop_mark_ready(sock->ch);
+		loop_wake(sock->loop);
+	}
+}
+
+void ipcsock_set_hangup(struct ipcsock *sock, ipcsock_hangup_fn fn, void *arg)
+{
+	if (!sock)
+		return;
+	sock->hangup = fn;
+	sock->hangup_arg = arg;
+}
+
+/*
+ * Make sure one datagram can carry the largest message. The default
+ * SO_SNDBUF (212,992 bytes) already does for max_msg_size up to ~207 KiB.
+ */
+static int fit_sndbuf(int fd, unsigned int max_msg)
+{
+	int need = max_msg + sizeof(struct ipcsock_wire_hdr) +
+		   UNIX_DGRAM_OVERHEAD;
+	socklen_t len = sizeof(int);
+	int cur;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &len))
+		return -errno;
+	if (cur >= need)
+		return 0;
+	/* Capped by net.core.wmem_max unless we may force it. */
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &need, sizeof(need)))
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &need, sizeof(need));
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &len))
+		return -errno;
+	return cur >= need ? 0 : -EMSGSIZE;
+}
+
+void chan_destroy(struct ipcsock_chan *ch)
+{
+	struct ipcsock_loop *loop = ch->loop;
+
+	chan_rx_drop_pending(ch);
+	loop->ops->chan_destroy(ch);
+	if (ch->fd >= 0)
+		close(ch->fd);
+	chan_rx_free(ch);
+	chan_tx_free(ch);
+	loop->chans[ch->id] = NULL;
+	free(ch);
+}
+
+/*
+ * A closed channel goes once the kernel holds none of its buffers. Inside
+ * dispatch it waits on loop->dead until callbacks are over, because the
+ * callback loop may still look at it.
+ */
+void chan_put(struct ipcsock_chan *ch)
+{
+	if (ch->sock || ch->inflight || ch->on_ready || ch->closing)
+		return;
+	if (ch->loop->in_dispatch) {
+		ch->on_ready = true;
+		list_add_tail(&ch->ready_node, &ch->loop->dead);
+		return;
+	}
+	chan_destroy(ch);
+}
+
+static int chan_bind(struct ipcsock *sock, int fd)
+{
+	struct ipcsock_loop *loop = sock->loop;
+	struct ipcsock_chan *ch;
+	int err;
+
+	err = fit_sndbuf(fd, loop->max_msg_size);
+	if (err)
+		return err;
+	ch = calloc(1, sizeof(*ch));
+	if (!ch)
+		return -ENOMEM;
+	ch->loop = loop;
+	ch->fd = -1;
+	ch->rx_held = -1;
+	INIT_LIST_HEAD(&ch->ready_node);
+	err = loop_chan_add(loop, ch);
+	if (err) {
+		free(ch);
+		return err;
+	}
+	err = chan_tx_alloc(ch);
+	if (!err)
+		err = chan_rx_alloc(ch);
+	if (err)
+		goto fail;
+	ch->fd = fd;
+	ch->sock = sock;
+	sock->ch = ch;
+	err = loop->ops->chan_open(ch);
+	if (err) {
+		ch->fd = -1;	/* still the caller's */
+		sock->ch = NULL;
+		ch->sock = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	chan_destroy(ch);
+	return err;
+}
+
+int ipcsock_create(struct ipcsock *sock)
+{
+	int sv[2], err;
+
+	if (!sock || !sock->loop)
+		return -EINVAL;
+	if (sock->ch)
+		return -EBUSY;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return -errno;
+	err = chan_bind(sock, sv[0]);
+	if (err) {
+		close(sv[0]);
+		close(sv[1]);
+		return err;
+	}
+	return sv[1];
+}
+
+int ipcsock_bind(struct ipcsock *sock, int fd)
+{
+	socklen_t len = sizeof(int);
+	struct stat st;
+	int val, err;
+
+	if (!sock || !sock->loop)
+		return -EINVAL;
+	if (sock->ch)
+		return -EBUSY;
+	if (fd < 0 || fstat(fd, &st))
+		return -EBADF;
+	if (!S_ISSOCK(st.st_mode))
+		return -ENOTSOCK;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &val, &len))
+		return -errno;
+	if (val != AF_UNIX)
+		return -EAFNOSUPPORT;
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &val, &len))
+		return -errno;
+	if (val != SOCK_SEQPACKET)
+		return -EPROTOTYPE;
+	err = chan_bind(sock, fd);
+	if (err)
+		return err;
+	/* Ours now: it must not leak into the caller's children. */
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return 0;
+}
+
+/*
+ * Detach the channel from its handle at once: the handle is unbound and
+ * can be rebound or freed, while the backend flushes what the socket takes
+ * without waiting, cancels the rest and lets the channel go once the
+ * kernel is done with its buffers.
+ */
+void ipcsock_close(struct ipcsock *sock)
+{
+	struct ipcsock_chan *ch;
+
+	if (!sock || !sock->ch)
+		return;
+	ch = sock->ch;
+	sock->ch = NULL;
+	ch->sock = NULL;
+	if (ch->on_ready) {
+		list_del_init(&ch->ready_node);
+		ch->on_ready = false;
+	}
+	chan_rx_drop_pending(ch);
+	/* Reaping completions inside chan_close must not free the channel. */
+	ch->closing = true;
+	ch->loop->ops->chan_close(ch);
+	ch->closing = false;
+	chan_put(ch);
+}

@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The send side: argument checks, the bounded send queue and its slots.
+ *
+ * A message is copied into a slot together with the library's own dup of
+ * each fd before send returns. io_uring reads msg_control and the bytes
+ * when the SENDMSG runs, which can be long after submit; a caller that
+ * closed an fd and got the same number back for another file would
+ * otherwise send the wrong file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+int chan_tx_alloc(struct ipcsock_chan *ch)
+{
+	ch->tx = calloc(ch->loop->send_queue_len, sizeof(*ch->tx));
+	return ch->tx ? 0 : -ENOMEM;
+}
+
+static void slot_clear(struct ipcsock_tx_slot *slot)
+{
+	if (slot->nr_fds) {
+		struct cmsghdr *cmsg = CMSG_FIRSTHDR(&slot->msg);
+
+		close_fds((int *)CMSG_DATA(cmsg), slot->nr_fds);
+		slot->nr_fds = 0;
+	}
+}
+
+void chan_tx_free(struct ipcsock_chan *ch)
+{
+	unsigned int i;
+
+	if (!ch->tx)
+		return;
+	chan_tx_drop(ch, 0);
+	for (i = 0; i < ch->loop->send_queue_len; i++)
+		free(ch->tx[i].buf);
+	free(ch->tx);
+	ch->tx = NULL;
+}
+
+/* The oldest @n queued messages were sent (or are given up on). */
+void chan_tx_release(struct ipcsock_chan *ch, unsigned int n)
+{
+	while (n--)
+		slot_clear(chan_tx_slot(ch, ch->tx_head++));
+}
+
+/* Drop queued messages from the newest back, keeping the oldest @keep. */
+void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep)
+{
+	while (chan_tx_queued(ch) > keep)
+		slot_clear(chan_tx_slot(ch, --ch->tx_tail));
+}
+
+/*
+ * Sending is over for this channel. Messages the kernel still holds in a
+ * chain come back through their completions; the others go now.
+ */
+void chan_tx_fail(struct ipcsock_chan *ch, int err)
+{
+	if (!ch->tx_err)
+		ch->tx_err = err;
+	chan_tx_drop(ch, ch->tx_chain_sends);
+}
+
+static int payload_check(const struct ipcsock_payload *p, unsigned int max)
+{
+	if (!p || (!p->len && !p->nr_fds))
+		return -EINVAL;
+	if ((!p->data && p->len) || (!p->fds && p->nr_fds))
+		return -EINVAL;
+	if (p->nr_fds > IPCSOCK_MAX_FDS)
+		return -EINVAL;
+	if (p->len > max)
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int slot_fill(struct ipcsock_tx_slot *slot,
+		     const struct ipcsock_payload *p)
+{
+	size_t ctrl = p->nr_fds ? CMSG_SPACE(p->nr_fds * sizeof(int)) : 0;
+	size_t need = ctrl + sizeof(struct ipcsock_wire_hdr) + p->len;
+	struct ipcsock_wire_hdr *hdr;
+	struct cmsghdr *cmsg;
+	unsigned int i;
+	int *fds;
+
+	if (slot->cap < need) {
+		unsigned char *buf = malloc(need);
+
+		if (!buf)
+			return -ENOMEM;
+		free(slot->buf);
+		slot->buf = buf;
+		slot->cap = need;
+	}
+	memset(&slot->msg, 0, sizeof(slot->msg));
+	if (ctrl) {
+		memset(slot->buf, 0, ctrl);
+		slot->msg.msg_control = slot->buf;
+		slot->msg.msg_controllen = ctrl;
+		cmsg = CMSG_FIRSTHDR(&slot->msg);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(p->nr_fds * sizeof(int));
+		fds = (int *)CMSG_DATA(cmsg);
+		for (i = 0; i < p->nr_fds; i++) {
+			fds[i] = fcntl(p->fds[i], F_DUPFD_CLOEXEC, 0);
+			if (fds[i] < 0) {
+				int err = errno == EBADF ? -EBADF : -errno;
+
+				close_fds(fds, i);
+				return err;
+			}
+		}
+		slot->nr_fds = p->nr_fds;
+	}
+	hdr = (struct ipcsock_wire_hdr *)(slot->buf + ctrl);
+	hdr->len = p->len;
+	hdr->nr_fds = p->nr_fds;
+	hdr->version = IPCSOCK_WIRE_VERSION;
+	hdr->flags = 0;
+	if (p->len)
+		memcpy(hdr + 1, p->data, p->len);
+	slot->iov.iov_base = hdr;
+	slot->iov.iov_len = sizeof(*hdr) + p->len;
+	slot->msg.msg_iov = &slot->iov;
+	slot->msg.msg_iovlen = 1;
+	return 0;
+}
+
+int ipcsock_send_batch(struct ipcsock *sock,
+		       const struct ipcsock_payload *payloads,
+		       unsigned int count)
+{
+	struct ipcsock_loop *loop;
+	struct ipcsock_chan *ch;
+	unsigned int i;
+	int err;
+
+	if (!sock)
+		return -EINVAL;
+	ch = sock->ch;
+	if (!ch)
+		return -ENOTCONN;
+	loop = ch->loop;
+	if (!payloads || !count)
+		return -EINVAL;
+	for (i = 0; i < count; i++) {
+		err = payload_check(&payloads[i], loop->max_msg_size);
+		if (err)
+			return err;
+	}
+	if (ch->tx_err)
+		return -EPIPE;
+	if (count > loop->send_queue_len - chan_tx_queued(ch)) {
+		/* Completions not yet reaped may free slots: reap, no callbacks. */
+		loop->ops->poll(loop, 0);
+		if (sock->ch != ch)
+			return -ENOTCONN;
+		if (ch->tx_err)
+			return -EPIPE;
+		if (count > loop->send_queue_len - chan_tx_queued(ch))
+			return -ENOBUFS;
+	}
+	for (i = 0; i < count; i++) {
+		err = slot_fill(chan_tx_slot(ch, ch->tx_tail), &payloads[i]);
+		if (err) {
+			/* All or nothing: unqueue this batch. */
+			chan_tx_drop(ch, chan_tx_queued(ch) - i);
+			return err;
+		}
+		ch->tx_tail++;
+	}
+	loop->ops->tx_start(ch);
+	loop_submit_if_outside(loop);
+	return count;
+}
+
+int ipcsock_send(struct ipcsock *sock, const struct ipcsock_payload *payload)
+{
+	int ret = ipcsock_send_batch(sock, payload, 1);
+
+	return ret < 0 ? ret : 0;
+}
+
+/*
+ * Send queued messages with plain sendmsg, oldest first, as far as the
+ * socket takes them. Only valid while no io_uring send is in flight, or
+ * order would break. Returns 0 once the queue is empty, -EAGAIN when the
+ * socket is full, another -errno when sending failed.
+ */
+int chan_tx_flush_direct(struct ipcsock_chan *ch)
+{
+	ssize_t ret;
+
+	while (chan_tx_queued(ch)) {
+		ret = sendmsg(ch->fd, &chan_tx_slot(ch, ch->tx_head)->msg,
+			      MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (ret < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+		}
+		chan_tx_release(ch, 1);
+	}
+	return 0;
+}
+
+/*
+ * A send failed in the kernel. A peer that went away is reported by the
+ * receive side, once every message it sent has been delivered; anything
+ * else (ETOOMANYREFS, ENOMEM, ...) fails the channel now.
+ */
+void chan_tx_error(struct ipcsock_chan *ch, int err)
+{
+	if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)
+		chan_tx_fail(ch, -EPIPE);
+	else
+		chan_fail(ch, err);
+}
