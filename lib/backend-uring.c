@@ -124,7 +124,7 @@ static void uring_tx_start(struct ipcsock_chan *ch)
 	unsigned int i, n, head = ch->tx_need_pollout;
 	struct io_uring_sqe *sqe;
 
-	if (ch->tx_chain || ch->tx_err || !ch->sock || !chan_tx_queued(ch))
+	if (ch->tx_chain || ch->tx_err || !chan_tx_queued(ch))
 		return;
 	n = chan_tx_queued(ch);
 	if (n > TX_CHAIN_MAX)
@@ -152,9 +152,32 @@ static void uring_tx_start(struct ipcsock_chan *ch)
 		io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_SEND));
 	}
 	ch->tx_need_pollout = false;
+	ch->tx_chain_poll = head;
 	ch->tx_chain = n + head;
 	ch->tx_chain_sends = n;
 	op_start(ch, n + head);
+}
+
+/*
+ * A closed channel still hands its queue to the kernel as far as the
+ * socket takes it, without waiting for room; then its fd goes, which is
+ * when the peer sees the hang-up.
+ */
+static void uring_tx_linger(struct ipcsock_chan *ch)
+{
+	if (ch->tx_chain)
+		return;
+	if (!ch->tx_need_pollout && !ch->tx_err)
+		uring_tx_start(ch);
+	if (ch->tx_chain)
+		return;
+	chan_tx_drop(ch, 0);
+	if (ch->fd >= 0) {
+		/* SQEs naming the fd number must reach the kernel first. */
+		uring_submit(ch->loop);
+		close(ch->fd);
+		ch->fd = -1;
+	}
 }
 
 /* Completions of a chain arrive in chain order. */
@@ -163,7 +186,7 @@ static void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
 	ch->tx_chain--;
 	if (op == IPCSOCK_OP_SEND) {
 		ch->tx_chain_sends--;
-		if (res >= 0 || ch->tx_err || !ch->sock) {
+		if (res >= 0 || ch->tx_err) {
 			chan_tx_release(ch, 1);
 		} else if (res == -EAGAIN) {
 			ch->tx_need_pollout = true;
@@ -173,8 +196,13 @@ static void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
 			chan_tx_error(ch, res);
 		}
 	}
-	if (!ch->tx_chain)
+	if (ch->tx_chain)
+		return;
+	ch->tx_chain_poll = false;
+	if (ch->sock)
 		uring_tx_start(ch);
+	else
+		uring_tx_linger(ch);
 }
 
 static void uring_rx_cqe(struct ipcsock_chan *ch,
@@ -327,10 +355,10 @@ static int uring_chan_open(struct ipcsock_chan *ch)
 }
 
 /*
- * Flush what the socket takes now, drop the rest, cancel what the kernel
- * holds. On our own ring wait for the cancellations, so that the channel's
- * fds and buffers are gone when close returns; on a shared ring the
- * application's reaping of our CQEs finishes the job.
+ * Stop receiving, let queued messages go as far as the socket takes them,
+ * close the fd once no send is left. On our own ring wait for all that,
+ * so that the channel's fds and buffers are gone when close returns; on a
+ * shared ring the application's reaping of our CQEs finishes the job.
  */
 static void uring_chan_close(struct ipcsock_chan *ch)
 {
@@ -338,27 +366,23 @@ static void uring_chan_close(struct ipcsock_chan *ch)
 	struct io_uring_sqe *sqe;
 	int tries;
 
-	if (!loop->shared && ch->tx_chain)
-		uring_poll(loop, 0);
-	if (!ch->tx_chain && !ch->tx_err)
-		chan_tx_flush_direct(ch);
-	chan_tx_drop(ch, ch->tx_chain_sends);
-	if (ch->inflight) {
+	uring_rx_stop(ch);
+	if (ch->tx_chain_poll) {
+		/* Waiting for room is not ours to do any more. */
 		sqe = get_sqe(loop);
 		if (sqe) {
-			io_uring_prep_cancel_fd(sqe, ch->fd,
-						IORING_ASYNC_CANCEL_ALL);
+			io_uring_prep_cancel64(sqe,
+					       ipcsock_ud(ch, IPCSOCK_OP_POLLOUT),
+					       0);
 			io_uring_sqe_set_data64(sqe,
 						ipcsock_ud(ch, IPCSOCK_OP_CANCEL));
 			op_start(ch, 1);
 		}
-		/* The cancel looks the fd up when it runs: submit, then close. */
-		uring_submit(loop);
 	}
-	close(ch->fd);
-	ch->fd = -1;
-	for (tries = 0; !loop->shared && ch->inflight && tries < 100; tries++)
-		uring_poll(loop, 10);
+	uring_tx_linger(ch);
+	uring_submit(loop);
+	for (tries = 0; !loop->shared && ch->inflight && tries < 500; tries++)
+		uring_poll(loop, tries ? 10 : 0);
 }
 
 static void uring_chan_destroy(struct ipcsock_chan *ch)

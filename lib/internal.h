@@ -147,6 +147,7 @@ struct ipcsock_chan {
 	unsigned int tx_tail;
 	unsigned int tx_chain;		/* uring: SQEs of the chain in flight */
 	unsigned int tx_chain_sends;	/* uring: sends in that chain */
+	bool tx_chain_poll;		/* uring: chain waits for POLLOUT */
 	bool tx_need_pollout;
 	int tx_err;			/* sticky send error, e.g. -EPIPE */
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -184,6 +185,7 @@ int ipcsock_create(struct ipcsock *sock)
 
 int ipcsock_bind(struct ipcsock *sock, int fd)
 {
+	struct sockaddr_un peer;
 	socklen_t len = sizeof(int);
 	struct stat st;
 	int val, err;
@@ -205,6 +207,10 @@ int ipcsock_bind(struct ipcsock *sock, int fd)
 		return -errno;
 	if (val != SOCK_SEQPACKET)
 		return -EPROTOTYPE;
+	/* A listening or unconnected socket has no peer to talk to. */
+	len = sizeof(peer);
+	if (getpeername(fd, (struct sockaddr *)&peer, &len))
+		return -errno;
 	err = chan_bind(sock, fd);
 	if (err)
 		return err;
