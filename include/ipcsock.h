@@ -73,7 +73,6 @@ struct ipcsock_loop_opts {
 	unsigned int ring_entries;
 	/* Shared ring: first provided-buffer group id the library may use. */
 	unsigned int bgid_base;
-	size_t :0;
 };
 
 #define IPCSOCK_LOOP_OPTS(name, ...)					\

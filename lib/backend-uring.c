@@ -425,7 +425,7 @@ static int uring_setup(struct ipcsock_loop *loop)
 	unsigned int i;
 	int err = -EINVAL;
 
-	for (i = 0; i < sizeof(tries) / sizeof(tries[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(tries); i++) {
 		memset(&p, 0, sizeof(p));
 		p.flags = tries[i] | IORING_SETUP_CQSIZE |
 			  IORING_SETUP_SUBMIT_ALL;

@@ -33,6 +33,8 @@
  */
 #define IPCSOCK_CTRL_LEN	CMSG_SPACE(IPCSOCK_MAX_FDS * sizeof(int))
 
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+
 struct ipcsock_chan;
 
 struct ipcsock_backend_ops {

@@ -11,8 +11,8 @@
 #define APP_UD_BASE	0x1000ull
 #define NR_MSGS		2000
 
-FIXTURE(shared)
-{
+/* The application: its ring, the loop embedded in it, what it saw. */
+struct app {
 	struct io_uring ring;
 	struct ipcsock_loop *loop;
 	struct ipcsock *a, *b;
@@ -23,6 +23,11 @@ FIXTURE(shared)
 	int hangup_err;
 	bool hung_up;
 	bool leave_one;
+};
+
+FIXTURE(shared)
+{
+	struct app app;
 };
 
 FIXTURE_VARIANT(shared)
@@ -42,7 +47,7 @@ FIXTURE_VARIANT_ADD(shared, defer_taskrun)
 
 static void on_ready(struct ipcsock *sock, void *arg)
 {
-	FIXTURE_DATA(shared) *self = arg;
+	struct app *self = arg;
 	struct ipcsock_payload p;
 	unsigned int seq;
 
@@ -63,7 +68,7 @@ static void on_ready(struct ipcsock *sock, void *arg)
 
 static void on_hangup(struct ipcsock *sock, int err, void *arg)
 {
-	FIXTURE_DATA(shared) *self = arg;
+	struct app *self = arg;
 
 	(void)sock;
 	self->hung_up = true;
@@ -71,7 +76,7 @@ static void on_hangup(struct ipcsock *sock, int err, void *arg)
 }
 
 /* One turn of the application's loop: wait, hand out CQEs, dispatch. */
-static int app_turn(FIXTURE_DATA(shared) *self, int timeout_ms)
+static int app_turn(struct app *self, int timeout_ms)
 {
 	struct __kernel_timespec ts = {
 		.tv_nsec = timeout_ms * 1000000L,
@@ -98,71 +103,74 @@ static int app_turn(FIXTURE_DATA(shared) *self, int timeout_ms)
 FIXTURE_SETUP(shared)
 {
 	struct io_uring_params p = { .flags = variant->flags };
+	struct app *app = &self->app;
 	int fd;
 
-	self->fds_before = count_open_fds();
-	self->order_ok = true;
-	ASSERT_EQ(0, io_uring_queue_init_params(64, &self->ring, &p));
-	self->loop = ipcsock_loop_new_shared(&self->ring, NULL);
-	ASSERT_NE(NULL, self->loop);
-	ASSERT_EQ(IPCSOCK_BACKEND_URING, ipcsock_loop_backend(self->loop));
-	self->a = ipcsock_new(self->loop);
-	self->b = ipcsock_new(self->loop);
-	ASSERT_NE(NULL, self->a);
-	ASSERT_NE(NULL, self->b);
-	fd = ipcsock_create(self->a);
+	app->fds_before = count_open_fds();
+	app->order_ok = true;
+	ASSERT_EQ(0, io_uring_queue_init_params(64, &app->ring, &p));
+	app->loop = ipcsock_loop_new_shared(&app->ring, NULL);
+	ASSERT_NE(NULL, app->loop);
+	ASSERT_EQ(IPCSOCK_BACKEND_URING, ipcsock_loop_backend(app->loop));
+	app->a = ipcsock_new(app->loop);
+	app->b = ipcsock_new(app->loop);
+	ASSERT_NE(NULL, app->a);
+	ASSERT_NE(NULL, app->b);
+	fd = ipcsock_create(app->a);
 	ASSERT_GE(fd, 0);
-	ASSERT_EQ(0, ipcsock_bind(self->b, fd));
-	ipcsock_set_ready_read(self->b, on_ready, self);
-	ipcsock_set_hangup(self->b, on_hangup, self);
+	ASSERT_EQ(0, ipcsock_bind(app->b, fd));
+	ipcsock_set_ready_read(app->b, on_ready, app);
+	ipcsock_set_hangup(app->b, on_hangup, app);
 }
 
 FIXTURE_TEARDOWN(shared)
 {
+	struct app *app = &self->app;
 	int i;
 
-	ipcsock_free(self->a);
-	ipcsock_free(self->b);
+	ipcsock_free(app->a);
+	ipcsock_free(app->b);
 	/* Closing cancels; the cancellations come back through our CQ. */
-	for (i = 0; i < 100 && !ipcsock_loop_idle(self->loop); i++)
-		app_turn(self, 10);
-	EXPECT_TRUE(ipcsock_loop_idle(self->loop));
-	ipcsock_loop_free(self->loop);
-	io_uring_queue_exit(&self->ring);
-	EXPECT_EQ(self->fds_before, count_open_fds());
+	for (i = 0; i < 100 && !ipcsock_loop_idle(app->loop); i++)
+		app_turn(app, 10);
+	EXPECT_TRUE(ipcsock_loop_idle(app->loop));
+	ipcsock_loop_free(app->loop);
+	io_uring_queue_exit(&app->ring);
+	EXPECT_EQ(app->fds_before, count_open_fds());
 }
 
 /* Messages arrive in order and the application's own CQEs stay its own. */
 TEST_F(shared, order_and_foreign_cqes)
 {
+	struct app *app = &self->app;
 	struct io_uring_sqe *sqe;
 	unsigned int i, app_sent = 0;
 	uint64_t deadline;
 
 	for (i = 0; i < NR_MSGS; i++) {
 		struct ipcsock_payload p = { .data = &i, .len = sizeof(i) };
-		int ret = ipcsock_send(self->a, &p);
+		int ret = ipcsock_send(app->a, &p);
 
 		if (ret == -ENOBUFS) {
-			ASSERT_LE(0, app_turn(self, 10));
+			ASSERT_LE(0, app_turn(app, 10));
 			i--;
 			continue;
 		}
 		ASSERT_EQ(0, ret);
 		if (i % 100 == 0) {
-			sqe = io_uring_get_sqe(&self->ring);
+			sqe = io_uring_get_sqe(&app->ring);
 			ASSERT_NE(NULL, sqe);
 			io_uring_prep_nop(sqe);
 			io_uring_sqe_set_data64(sqe, APP_UD_BASE + app_sent++);
 		}
 	}
 	deadline = now_ms() + WAIT_MS;
-	while ((self->next_seq < NR_MSGS || self->app_cqes < app_sent) &&
+	while ((app->next_seq < NR_MSGS || app->app_cqes < app_sent) &&
 	       now_ms() < deadline)
-		ASSERT_LE(0, app_turn(self, 10));
-	EXPECT_EQ(NR_MSGS, self->next_seq);
-	EXPECT_TRUE(self->order_ok);
-	EXPECT_EQ(app_sent, self->app_cqes);
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_EQ(NR_MSGS, app->next_seq);
+	EXPECT_TRUE(app->order_ok);
+	EXPECT_EQ(app_sent, app->app_cqes);
 }
 
 /*
@@ -171,51 +179,54 @@ TEST_F(shared, order_and_foreign_cqes)
  */
 TEST_F(shared, unreceived_message_wakes_ring)
 {
+	struct app *app = &self->app;
 	unsigned int i;
 	uint64_t deadline;
 
-	self->leave_one = true;
+	app->leave_one = true;
 	for (i = 0; i < 8; i++) {
 		struct ipcsock_payload p = { .data = &i, .len = sizeof(i) };
 
-		ASSERT_EQ(0, ipcsock_send(self->a, &p));
+		ASSERT_EQ(0, ipcsock_send(app->a, &p));
 	}
 	deadline = now_ms() + WAIT_MS;
-	while (self->next_seq < 8 && now_ms() < deadline)
-		ASSERT_LE(0, app_turn(self, 1000));
-	EXPECT_EQ(8, self->next_seq);
-	EXPECT_TRUE(self->order_ok);
+	while (app->next_seq < 8 && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 1000));
+	EXPECT_EQ(8, app->next_seq);
+	EXPECT_TRUE(app->order_ok);
 }
 
 /* Peer close reaches the shared loop as hangup(0) after the messages. */
 TEST_F(shared, hangup_after_messages)
 {
+	struct app *app = &self->app;
 	unsigned int i;
 	uint64_t deadline;
 
 	for (i = 0; i < 3; i++) {
 		struct ipcsock_payload p = { .data = &i, .len = sizeof(i) };
 
-		ASSERT_EQ(0, ipcsock_send(self->a, &p));
+		ASSERT_EQ(0, ipcsock_send(app->a, &p));
 	}
-	ipcsock_close(self->a);
+	ipcsock_close(app->a);
 	deadline = now_ms() + WAIT_MS;
-	while (!self->hung_up && now_ms() < deadline)
-		ASSERT_LE(0, app_turn(self, 10));
-	EXPECT_TRUE(self->hung_up);
-	EXPECT_EQ(0, self->hangup_err);
-	EXPECT_EQ(3, self->next_seq);
-	EXPECT_TRUE(self->order_ok);
+	while (!app->hung_up && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(app->hung_up);
+	EXPECT_EQ(0, app->hangup_err);
+	EXPECT_EQ(3, app->next_seq);
+	EXPECT_TRUE(app->order_ok);
 }
 
 /* Not the loop's ring: handle_cqe says "not ours" for foreign tags. */
 TEST_F(shared, foreign_user_data_not_ours)
 {
+	struct app *app = &self->app;
 	struct io_uring_cqe cqe = { .user_data = 0x12345678, .res = 0 };
 
-	EXPECT_EQ(0, ipcsock_loop_handle_cqe(self->loop, &cqe));
+	EXPECT_EQ(0, ipcsock_loop_handle_cqe(app->loop, &cqe));
 	cqe.user_data = (uint64_t)(uintptr_t)&cqe;
-	EXPECT_EQ(0, ipcsock_loop_handle_cqe(self->loop, &cqe));
+	EXPECT_EQ(0, ipcsock_loop_handle_cqe(app->loop, &cqe));
 }
 
 TEST(shared_rejects_epoll_backend)
