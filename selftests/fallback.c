@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Backend choice: AUTO takes io_uring where it can be set up and epoll
+ * where it cannot (seccomp in containers, kernel.io_uring_disabled), and
+ * the IPCSOCK_BACKEND environment variable steers AUTO.
+ */
+#include "helpers.h"
+
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+/* Make io_uring_setup fail with EPERM, as container runtimes do. */
+static int block_io_uring(void)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {
+		.len = ARRAY_SIZE(filter),
+		.filter = filter,
+	};
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return -errno;
+	return 0;
+}
+
+/* A round trip of bytes and one fd on @loop; 0 when it worked. */
+static int round_trip(struct ipcsock_loop *loop)
+{
+	struct ipcsock *a = ipcsock_new(loop), *b = ipcsock_new(loop);
+	struct ipcsock_payload in = { 0 }, out;
+	int fd, memfd, ret = -1;
+	char buf[16] = { 0 };
+
+	memfd = memfd_with("fallback", "payload");
+	if (!a || !b || memfd < 0)
+		goto out;
+	fd = ipcsock_create(a);
+	if (fd < 0 || ipcsock_bind(b, fd))
+		goto out;
+	out = msg_of("ping", 4, &memfd, 1);
+	if (ipcsock_send(a, &out))
+		goto out;
+	if (receive_wait(loop, b, &in, WAIT_MS) || in.len != 4 ||
+	    memcmp(in.data, "ping", 4) || in.nr_fds != 1)
+		goto out;
+	if (fd_content(in.fds[0], buf, sizeof(buf)) == 7 &&
+	    !strcmp(buf, "payload"))
+		ret = 0;
+	close(in.fds[0]);
+out:
+	if (memfd >= 0)
+		close(memfd);
+	ipcsock_free(a);
+	ipcsock_free(b);
+	return ret;
+}
+
+/*
+ * Runs in a child so that the seccomp filter does not outlive the test.
+ * Exit codes name the check that failed.
+ */
+static int blocked_child(void)
+{
+	IPCSOCK_LOOP_OPTS(uring, .backend = IPCSOCK_BACKEND_URING);
+	struct ipcsock_loop *loop;
+	int fds = count_open_fds();
+
+	if (block_io_uring())
+		return 10;
+	if (uring_available())
+		return 11;
+	/* Asking for io_uring explicitly fails, and says why. */
+	loop = ipcsock_loop_new(&uring);
+	if (loop || errno != EPERM)
+		return 12;
+	loop = ipcsock_loop_new(NULL);
+	if (!loop)
+		return 13;
+	if (ipcsock_loop_backend(loop) != IPCSOCK_BACKEND_EPOLL)
+		return 14;
+	if (round_trip(loop))
+		return 15;
+	ipcsock_loop_free(loop);
+	if (count_open_fds() != fds)
+		return 16;
+	return 0;
+}
+
+TEST(auto_falls_back_to_epoll_when_io_uring_is_blocked)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid)
+		_exit(blocked_child());
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+TEST(auto_prefers_io_uring)
+{
+	struct ipcsock_loop *loop;
+	int fds = count_open_fds();
+
+	if (!uring_available())
+		SKIP(return, "io_uring cannot be set up here");
+	unsetenv("IPCSOCK_BACKEND");
+	loop = ipcsock_loop_new(NULL);
+	ASSERT_NE(NULL, loop);
+	EXPECT_EQ(IPCSOCK_BACKEND_URING, ipcsock_loop_backend(loop));
+	EXPECT_EQ(0, round_trip(loop));
+	ipcsock_loop_free(loop);
+	EXPECT_EQ(fds, count_open_fds());
+}
+
+TEST(environment_chooses_for_auto_only)
+{
+	IPCSOCK_LOOP_OPTS(uring, .backend = IPCSOCK_BACKEND_URING);
+	struct ipcsock_loop *loop;
+
+	if (!uring_available())
+		SKIP(return, "io_uring cannot be set up here");
+	ASSERT_EQ(0, setenv("IPCSOCK_BACKEND", "epoll", 1));
+	loop = ipcsock_loop_new(NULL);
+	ASSERT_NE(NULL, loop);
+	EXPECT_EQ(IPCSOCK_BACKEND_EPOLL, ipcsock_loop_backend(loop));
+	ipcsock_loop_free(loop);
+	/* An explicit option wins over the environment. */
+	loop = ipcsock_loop_new(&uring);
+	ASSERT_NE(NULL, loop);
+	EXPECT_EQ(IPCSOCK_BACKEND_URING, ipcsock_loop_backend(loop));
+	ipcsock_loop_free(loop);
+	unsetenv("IPCSOCK_BACKEND");
+}
+
+TEST(options_are_checked)
+{
+	struct {
+		struct ipcsock_loop_opts opts;
+		char newer_field;
+	} big = { .opts.sz = sizeof(big), .newer_field = 1 };
+	IPCSOCK_LOOP_OPTS(huge, .max_msg_size = IPCSOCK_MAX_MSG_SIZE_LIMIT + 1);
+	struct ipcsock_loop_opts tiny = { .sz = 1 };
+
+	/* Fields this library does not know must be zero. */
+	EXPECT_EQ(NULL, ipcsock_loop_new(&big.opts));
+	EXPECT_EQ(EINVAL, errno);
+	big.newer_field = 0;
+	ipcsock_loop_free(ipcsock_loop_new(&big.opts));
+	EXPECT_EQ(NULL, ipcsock_loop_new(&huge));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(NULL, ipcsock_loop_new(&tiny));
+	EXPECT_EQ(EINVAL, errno);
+}
+
+TEST(default_loop_is_per_thread)
+{
+	struct ipcsock_loop *loop = ipcsock_loop_default();
+	struct ipcsock *sock;
+
+	ASSERT_NE(NULL, loop);
+	EXPECT_EQ(loop, ipcsock_loop_default());
+	sock = ipcsock_new(NULL);
+	ASSERT_NE(NULL, sock);
+	EXPECT_EQ(0, round_trip(loop));
+	ipcsock_free(sock);
+	ipcsock_loop_free(loop);
+	/* Freed: the next call makes a new one. */
+	loop = ipcsock_loop_default();
+	ASSERT_NE(NULL, loop);
+	ipcsock_loop_free(loop);
+}
+
+TEST_HARNESS_MAIN
