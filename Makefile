@@ -1,0 +1,464 @@
+# SPDX-License-Identifier: MIT
+#
+# libipcsock top-level Makefile, in the style of Kbuild and tools/lib.
+#
+# What gets built is listed in per-directory fragments that this file
+# includes: lib/Build (lib-y), selftests/Build (selftests-y), bench/Build
+# (bench-y) and examples/Build (examples-y). Everything the build writes goes
+# under $(O), build/ unless told otherwise; the kernel files that `make deps`
+# extracts go to $(IPCSOCK_CACHE), $(O)/.cache unless told otherwise.
+#
+# `make help` lists the targets and the variables that change the build.
+
+VERSION_MAJOR	:= 0
+VERSION_MINOR	:= 1
+VERSION_PATCH	:= 0
+VERSION		:= $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+
+# Read make -s before adding our own flags (short flags come first, as one
+# word without a dash).
+silent := $(findstring s,$(filter-out --%,$(firstword $(MAKEFLAGS))))
+MAKEFLAGS += --no-builtin-rules --no-print-directory
+.SUFFIXES:
+.DELETE_ON_ERROR:
+
+# Paths in commands are relative to the source tree, so make runs there.
+srctree := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+ifneq ($(srctree),$(CURDIR))
+$(error run make in $(srctree), e.g. make -C $(srctree))
+endif
+
+default: all
+
+# ---------------------------------------------------------------------------
+# Knobs
+
+O ?= build
+override O := $(patsubst %/,%,$(strip $(O)))
+ifeq ($(O),)
+$(error O= must name a directory)
+endif
+
+IPCSOCK_CACHE ?= $(O)/.cache
+export IPCSOCK_CACHE
+
+PREFIX		?= /usr/local
+LIBDIR		?= $(PREFIX)/lib
+INCLUDEDIR	?= $(PREFIX)/include
+PKGCONFIGDIR	?= $(LIBDIR)/pkgconfig
+MANDIR		?= $(PREFIX)/share/man
+DESTDIR		?=
+
+AR		?= ar
+NM		?= nm
+PKG_CONFIG	?= pkg-config
+INSTALL		?= install
+
+# CFLAGS and LDFLAGS are the user's; the flags the code needs are below and
+# always present, whatever CFLAGS says.
+CFLAGS		?= -O2 -g
+LDFLAGS		?=
+WERROR		?= 1
+SANITIZE	?=
+VALGRIND	?=
+
+# ---------------------------------------------------------------------------
+# Quiet output: "  CC      staticobjs/lib/loop.o". V=1 prints the commands
+# instead, make -s prints nothing. Paths are shown relative to $(O).
+
+ifeq ($(V),1)
+  Q :=
+  quiet_print =
+else ifneq ($(silent),)
+  Q := @
+  quiet_print =
+else
+  Q := @
+  quiet_print = printf '  %-7s %s\n' '$(1)' '$(patsubst $(O)/%,%,$(2))';
+endif
+# $(call msg,TAG,path) starts a recipe line: prints the tag, hides the command.
+msg = $(Q)$(call quiet_print,$(1),$(2))
+
+# ---------------------------------------------------------------------------
+# Flags
+
+URING_CFLAGS := $(shell { $(PKG_CONFIG) --cflags liburing || true; } 2>/dev/null)
+URING_LIBS := $(shell { $(PKG_CONFIG) --libs liburing || echo -luring; } 2>/dev/null)
+LIBS := $(URING_LIBS) -lpthread
+
+ifeq ($(WERROR),0)
+  werror :=
+else
+  werror := -Werror
+endif
+
+# -fno-sanitize-recover=all makes a UBSan report fail the test that caused
+# it instead of scrolling past. Without sanitizers every undefined symbol
+# in the shared library is an error (-z defs); with them the runtime's
+# symbols are resolved by the program (clang does not link the runtime into
+# shared objects), so the check is left to the plain build.
+ifneq ($(SANITIZE),)
+  san_flags := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
+	       -fno-sanitize-recover=all
+  zdefs :=
+else
+  san_flags :=
+  zdefs := -Wl,-z,defs
+endif
+
+ifneq ($(SANITIZE),)
+ifeq ($(VALGRIND),1)
+  $(error VALGRIND=1 and SANITIZE= do not mix: use one at a time)
+endif
+endif
+
+base_cflags := -std=gnu11 -Wall -Wextra $(werror) -D_GNU_SOURCE \
+	       -fvisibility=hidden -Iinclude -Ilib $(URING_CFLAGS)
+ALL_CFLAGS := $(base_cflags) $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS) $(san_flags)
+ALL_LDFLAGS := $(LDFLAGS) $(san_flags)
+
+# Every object and program depends on this file, which changes only when the
+# compiler or the flags do: switching SANITIZE=, WERROR=, CC= or CFLAGS=
+# rebuilds everything instead of mixing old and new objects.
+FLAGS_FILE := $(O)/.build-flags
+flags_text := $(CC) | $(ALL_CFLAGS) | $(ALL_LDFLAGS) | $(LIBS)
+
+# ---------------------------------------------------------------------------
+# What to build
+
+lib-y :=
+selftests-y :=
+bench-y :=
+examples-y :=
+include lib/Build
+include selftests/Build
+include bench/Build
+include examples/Build
+
+SONAME		:= libipcsock.so.$(VERSION_MAJOR)
+STATIC_LIB	:= $(O)/libipcsock.a
+SHARED_LIB	:= $(O)/libipcsock.so.$(VERSION)
+SONAME_LINK	:= $(O)/$(SONAME)
+DEV_LINK	:= $(O)/libipcsock.so
+PC_FILE		:= $(O)/ipcsock.pc
+VERSION_SCRIPT	:= lib/libipcsock.map
+ABI_STAMP	:= $(O)/.abi-checked
+
+# libbpf-style: the same sources built twice, without and with -fPIC.
+STATIC_OBJS	:= $(addprefix $(O)/staticobjs/lib/,$(lib-y))
+SHARED_OBJS	:= $(addprefix $(O)/sharedobjs/lib/,$(lib-y))
+
+SELFTEST_PROGS	:= $(addprefix $(O)/selftests/,$(selftests-y))
+SELFTEST_OBJS	:= $(addsuffix .o,$(SELFTEST_PROGS))
+TESTS		?= $(selftests-y)
+
+BENCH_OBJS	:= $(addprefix $(O)/bench/,$(bench-y))
+BENCH_PROG	:= $(if $(bench-y),$(O)/bench/ipcsock-bench)
+BENCH_LDLIBS	?= -lm
+
+EXAMPLE_PROGS	:= $(addprefix $(O)/examples/,$(examples-y))
+EXAMPLE_OBJS	:= $(addsuffix .o,$(EXAMPLE_PROGS))
+
+ALL_OBJS = $(STATIC_OBJS) $(SHARED_OBJS) $(SELFTEST_OBJS) $(BENCH_OBJS) \
+	   $(EXAMPLE_OBJS) $(SELFTEST_SUPPORT)
+
+KSELFTEST_DIR	:= $(IPCSOCK_CACHE)/kselftest
+CHECKPATCH	:= $(IPCSOCK_CACHE)/checkpatch/checkpatch.pl
+DEPS_STAMP	:= $(IPCSOCK_CACHE)/.stamp
+
+# ---------------------------------------------------------------------------
+# Library
+
+all: $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) $(PC_FILE) \
+     $(ABI_STAMP)
+
+lib: $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK)
+	@:
+
+$(FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(subst ','\'',$(flags_text))' > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(STATIC_OBJS): $(O)/staticobjs/%.o: %.c $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(SHARED_OBJS): $(O)/sharedobjs/%.o: %.c $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
+
+$(STATIC_LIB): $(STATIC_OBJS)
+	$(call msg,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED_LIB): $(SHARED_OBJS) $(VERSION_SCRIPT)
+	$(call msg,LD,$@)$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,$(SONAME) \
+		-Wl,--version-script=$(VERSION_SCRIPT) $(zdefs) \
+		-o $@ $(SHARED_OBJS) $(LIBS)
+
+$(SONAME_LINK): $(SHARED_LIB)
+	$(call msg,LN,$@)ln -sf $(notdir $<) $@
+
+$(DEV_LINK): $(SONAME_LINK)
+	$(call msg,LN,$@)ln -sf $(notdir $<) $@
+
+# The exported symbols, the version script and the IPCSOCK_API declarations
+# must agree, and the newest version node must match VERSION (as libbpf).
+$(ABI_STAMP): $(SHARED_LIB) $(VERSION_SCRIPT) include/ipcsock.h \
+	      scripts/check-abi.sh
+	$(call msg,ABI,$(SHARED_LIB))CC='$(CC)' NM='$(NM)' bash scripts/check-abi.sh \
+		$(VERSION_MAJOR).$(VERSION_MINOR) include/ipcsock.h \
+		$(VERSION_SCRIPT) $(SHARED_LIB)
+	@touch $@
+
+check-abi: $(ABI_STAMP)
+	@:
+
+# Regenerated on every run but rewritten only when PREFIX, LIBDIR,
+# INCLUDEDIR or VERSION changed, so `make install PREFIX=/usr` after a plain
+# `make` installs the right file.
+pc_libdir := $(patsubst $(PREFIX)/%,$${prefix}/%,$(LIBDIR))
+pc_includedir := $(patsubst $(PREFIX)/%,$${prefix}/%,$(INCLUDEDIR))
+
+$(PC_FILE): ipcsock.pc.in FORCE
+	@mkdir -p $(@D)
+	$(Q)sed -e '/^#/d' -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(pc_libdir)|g' \
+		-e 's|@INCLUDEDIR@|$(pc_includedir)|g' \
+		-e 's|@VERSION@|$(VERSION)|g' $< > $@.tmp
+	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else \
+		$(call quiet_print,GEN,$@) \
+		mv -f $@.tmp $@; fi
+
+# ---------------------------------------------------------------------------
+# Selftests: selftests/<name>.c -> $(O)/selftests/<name>, against the static
+# library, with the kernel's kselftest harness from the deps cache.
+# The harness is written for the kernel's -Wall: under -Wextra its own code
+# and its TEST()/EXPECT_*() expansions trip -Wunused-parameter (gcc and
+# clang, even with -isystem) and -Wsign-compare (gcc, for the everyday
+# EXPECT_EQ(0, an_unsigned)), so those two are off for selftests only.
+
+SELFTEST_CFLAGS := -I$(KSELFTEST_DIR) -Wno-unused-parameter -Wno-sign-compare
+
+# With LeakSanitizer, tests' leaks must be looked for before the harness's
+# _exit() in each test child: see scripts/selftest-lsan.c.
+comma := ,
+ifneq ($(filter address leak,$(subst $(comma), ,$(SANITIZE))),)
+  SELFTEST_SUPPORT := $(O)/selftests/.support/lsan.o
+  SELFTEST_LDFLAGS := -Wl,--wrap=_exit
+endif
+
+selftests: $(SELFTEST_PROGS)
+	@:
+
+$(O)/selftests/.support/lsan.o: scripts/selftest-lsan.c $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(SELFTEST_OBJS): $(O)/selftests/%.o: selftests/%.c $(FLAGS_FILE) \
+		  | $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) $(SELFTEST_CFLAGS) -MMD -MP \
+		-c -o $@ $<
+
+$(SELFTEST_PROGS): %: %.o $(SELFTEST_SUPPORT) $(STATIC_LIB)
+	$(call msg,LD,$@)$(CC) $(ALL_LDFLAGS) $(SELFTEST_LDFLAGS) -o $@ $< \
+		$(SELFTEST_SUPPORT) $(STATIC_LIB) $(LIBS)
+
+# Order matters: the cache must exist before anything compiles against it,
+# so deps and the build are separate make runs.
+check:
+	$(Q)$(MAKE) deps
+	$(Q)$(MAKE) all selftests examples bench-build
+	$(Q)bash scripts/run-tests.sh $(if $(filter 1,$(VALGRIND)),--valgrind) \
+		$(addprefix $(O)/selftests/,$(TESTS))
+
+# ---------------------------------------------------------------------------
+# Benchmark: every object in bench-y linked into $(O)/bench/ipcsock-bench,
+# against the static library. `make bench` is one of the README's two
+# commands: like check it runs deps first (a fresh machine has no liburing),
+# then builds and runs the program with $(BENCH_ARGS). `make check` only
+# builds it (bench-build), so a broken benchmark fails CI.
+
+BENCH_ARGS ?=
+
+bench:
+	$(Q)$(MAKE) deps
+	$(Q)$(MAKE) all bench-build
+ifneq ($(bench-y),)
+	$(call msg,BENCH,$(strip $(BENCH_PROG) $(BENCH_ARGS)))$(BENCH_PROG) $(BENCH_ARGS)
+endif
+
+bench-build: $(BENCH_PROG)
+ifeq ($(bench-y),)
+	@echo '  bench: not built yet (bench/Build lists no objects)'
+else
+	@:
+endif
+
+$(BENCH_OBJS): $(O)/bench/%.o: bench/%.c $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BENCH_PROG): $(BENCH_OBJS) $(STATIC_LIB)
+	$(call msg,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $(BENCH_OBJS) \
+		$(STATIC_LIB) $(LIBS) $(BENCH_LDLIBS)
+
+# ---------------------------------------------------------------------------
+# Examples: examples/<name>.c -> $(O)/examples/<name>, against the shared
+# library (so they can use nothing but the exported API), found at run time
+# through an $ORIGIN rpath.
+
+examples: $(EXAMPLE_PROGS)
+ifeq ($(examples-y),)
+	@echo '  examples: not built yet (examples/Build lists none)'
+else
+	@:
+endif
+
+$(EXAMPLE_OBJS): $(O)/examples/%.o: examples/%.c $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(EXAMPLE_PROGS): %: %.o $(DEV_LINK)
+	$(call msg,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $< -L$(O) -lipcsock \
+		-Wl,-rpath,'$$ORIGIN/..'
+
+# ---------------------------------------------------------------------------
+# Dependencies: packages and the files borrowed from the kernel tarball.
+
+deps:
+	$(Q)bash scripts/deps.sh
+
+$(DEPS_STAMP):
+	$(Q)bash scripts/deps.sh
+
+# ---------------------------------------------------------------------------
+# checkpatch, as the kernel runs it on files (--file --no-tree): one line per
+# problem (--terse, which implies -q; adding -q again would bring back a
+# "total:" line for every clean file), no per-file totals (--no-summary);
+# any ERROR or WARNING fails. No --strict: its CHECKs include advice that is
+# wrong outside the kernel (u32 over uint32_t, for one).
+# Ignored, because the kernel-only replacement they suggest does not exist
+# in userspace:
+#   PREFER_DEFINED_ATTRIBUTE_MACRO  __packed, __printf(), __maybe_unused, ...
+#                                   come from the kernel's
+#                                   compiler_attributes.h; we spell
+#                                   __attribute__((...)) out.
+#   SSCANF_TO_KSTRTO                kstrto*() are kernel functions.
+# NEW_TYPEDEFS stays on: checkpatch already allows function-pointer
+# typedefs (the ipcsock_*_fn callbacks); other new typedefs should not pass.
+CHECKPATCH_IGNORE := PREFER_DEFINED_ATTRIBUTE_MACRO,SSCANF_TO_KSTRTO
+CHECKPATCH_FLAGS := --no-tree --file --terse --no-summary --show-types \
+		    --max-line-length=100 --ignore $(CHECKPATCH_IGNORE)
+CHECKPATCH_FILES = $(wildcard lib/*.c lib/*.h include/*.h selftests/*.c \
+			      selftests/*.h bench/*.c examples/*.c fuzz/*.c \
+			      scripts/*.c)
+
+checkpatch: | $(DEPS_STAMP)
+	$(call msg,CHECK,$(words $(CHECKPATCH_FILES)) files)perl $(CHECKPATCH) \
+		$(CHECKPATCH_FLAGS) $(CHECKPATCH_FILES)
+
+SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
+
+shellcheck:
+	$(call msg,CHECK,$(SHELL_SCRIPTS))shellcheck $(SHELL_SCRIPTS)
+
+# ---------------------------------------------------------------------------
+# Install
+
+MAN3_PAGES = $(wildcard man/*.3)
+HEADERS = $(wildcard include/*.h)
+
+install: all
+	$(call msg,INSTALL,headers -> $(DESTDIR)$(INCLUDEDIR))$(INSTALL) -d -m 755 $(DESTDIR)$(INCLUDEDIR)
+	$(Q)$(INSTALL) -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/
+	$(call msg,INSTALL,libraries -> $(DESTDIR)$(LIBDIR))$(INSTALL) -d -m 755 $(DESTDIR)$(LIBDIR)
+	$(Q)$(INSTALL) -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
+	$(Q)$(INSTALL) -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
+	$(Q)ln -sf $(notdir $(SHARED_LIB)) $(DESTDIR)$(LIBDIR)/$(notdir $(SONAME_LINK))
+	$(Q)ln -sf $(notdir $(SONAME_LINK)) $(DESTDIR)$(LIBDIR)/$(notdir $(DEV_LINK))
+	$(call msg,INSTALL,$(notdir $(PC_FILE)) -> $(DESTDIR)$(PKGCONFIGDIR))$(INSTALL) -d -m 755 $(DESTDIR)$(PKGCONFIGDIR)
+	$(Q)$(INSTALL) -m 644 $(PC_FILE) $(DESTDIR)$(PKGCONFIGDIR)/
+ifneq ($(MAN3_PAGES),)
+	$(call msg,INSTALL,man pages -> $(DESTDIR)$(MANDIR)/man3)$(INSTALL) -d -m 755 $(DESTDIR)$(MANDIR)/man3
+	$(Q)$(INSTALL) -m 644 $(MAN3_PAGES) $(DESTDIR)$(MANDIR)/man3/
+endif
+
+uninstall:
+	$(call msg,RM,installed files under $(DESTDIR)$(PREFIX))rm -f \
+		$(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(HEADERS))) \
+		$(addprefix $(DESTDIR)$(LIBDIR)/,$(notdir $(STATIC_LIB) \
+			$(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK))) \
+		$(DESTDIR)$(PKGCONFIGDIR)/$(notdir $(PC_FILE)) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3_PAGES)))
+
+# ---------------------------------------------------------------------------
+# Cleaning. clean keeps the deps cache (extracting it takes a while),
+# distclean removes it too. Only what this Makefile makes is removed, so
+# O=. (where selftests/, bench/ and examples/ are the source directories)
+# and an IPCSOCK_CACHE shared with other trees are safe.
+
+clean:
+	$(call msg,CLEAN,$(O))rm -rf $(O)/staticobjs $(O)/sharedobjs
+	$(Q)rm -f $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) \
+		$(PC_FILE) $(PC_FILE).tmp $(FLAGS_FILE) $(FLAGS_FILE).tmp \
+		$(ABI_STAMP) $(SELFTEST_PROGS) $(BENCH_PROG) $(EXAMPLE_PROGS) \
+		$(foreach d,selftests bench examples,$(O)/$(d)/*.o $(O)/$(d)/*.d)
+	$(Q)rm -rf $(O)/selftests/.support
+	$(Q)rmdir $(O)/selftests $(O)/bench $(O)/examples 2>/dev/null || true
+
+distclean: clean
+	$(call msg,CLEAN,$(IPCSOCK_CACHE))rm -rf $(KSELFTEST_DIR) \
+		$(IPCSOCK_CACHE)/checkpatch $(IPCSOCK_CACHE)/.clang-format \
+		$(DEPS_STAMP) $(IPCSOCK_CACHE)/.lock
+	$(Q)rmdir $(IPCSOCK_CACHE) 2>/dev/null || true
+	$(Q)rmdir $(O) 2>/dev/null || true
+
+# ---------------------------------------------------------------------------
+
+help:
+	@echo 'libipcsock $(VERSION)'
+	@echo
+	@echo 'Targets:'
+	@echo '  all (default)  libipcsock.a, libipcsock.so.$(VERSION) + links, ipcsock.pc,'
+	@echo '                 and the ABI check (header = version script = exports)'
+	@echo '  lib            only the libraries'
+	@echo '  deps           install missing packages (as root) and extract the'
+	@echo '                 kselftest harness and checkpatch into $$(IPCSOCK_CACHE)'
+	@echo '  selftests      build $$(O)/selftests/<name> for each name in selftests/Build'
+	@echo '  check          deps, then all + selftests + examples + bench, then run'
+	@echo '                 the selftests; last line "N passed, N failed, N skipped"'
+	@echo '  check-abi      only the ABI check'
+	@echo '  bench          deps, then build $$(O)/bench/ipcsock-bench from the objects'
+	@echo '                 in bench/Build and run it with $$(BENCH_ARGS)'
+	@echo '  bench-build    only build the benchmark'
+	@echo '  examples       $$(O)/examples/<name> for each name in examples/Build'
+	@echo '  checkpatch     kernel checkpatch.pl over the C files of lib/ include/'
+	@echo '                 selftests/ bench/ examples/ fuzz/ scripts/; fails on any'
+	@echo '                 error or warning'
+	@echo '  shellcheck     shellcheck over scripts/*.sh and .ci/run'
+	@echo '  install        headers, libraries, ipcsock.pc, man pages under DESTDIR+PREFIX'
+	@echo '  uninstall      remove what install put there'
+	@echo '  clean          remove build outputs, keep the deps cache'
+	@echo '  distclean      clean, and remove the deps cache'
+	@echo
+	@echo 'Variables:'
+	@echo '  O=dir          output directory (default: build)'
+	@echo '  V=1            print whole commands'
+	@echo '  CC=clang       compiler (default: cc); CFLAGS (default: -O2 -g),'
+	@echo '                 LDFLAGS, CPPFLAGS and EXTRA_CFLAGS are added to ours'
+	@echo '  WERROR=0       do not turn warnings into errors'
+	@echo '  SANITIZE=list  e.g. address,undefined: -fsanitize=list everywhere'
+	@echo '  VALGRIND=1     make check runs every selftest under valgrind'
+	@echo '  TESTS="a b"    make check runs only these selftests'
+	@echo '  BENCH_ARGS=... arguments make bench gives the benchmark; BENCH_LDLIBS (-lm)'
+	@echo '  IPCSOCK_CACHE=dir  where deps puts the kernel files (default: $$(O)/.cache)'
+	@echo '  IPCSOCK_TEST_TIMEOUT=s  per-program time limit in make check (default: 600)'
+	@echo '  PREFIX (/usr/local), LIBDIR ($$(PREFIX)/lib), INCLUDEDIR ($$(PREFIX)/include),'
+	@echo '  PKGCONFIGDIR ($$(LIBDIR)/pkgconfig), MANDIR ($$(PREFIX)/share/man), DESTDIR'
+
+-include $(ALL_OBJS:.o=.d)
+
+.PHONY: default all lib selftests check check-abi bench bench-build examples deps \
+	checkpatch shellcheck install uninstall clean distclean help FORCE
+FORCE:

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# deps.sh - get what building and testing libipcsock needs.
+#
+# 1. Packages: liburing-dev, pkg-config and linux-source-6.12 (plus a C
+#    compiler and libc headers, should a bare machine lack them). Missing
+#    ones are installed with apt-get when running as root; otherwise the
+#    script names them and fails. perl, which only `make checkpatch` needs,
+#    is installed as root and only warned about otherwise.
+# 2. Files borrowed from the kernel source tarball, extracted in one tar pass
+#    into the cache, once (a stamp names the tarball they came from):
+#      kselftest/kselftest_harness.h, kselftest/kselftest.h
+#      checkpatch/checkpatch.pl, checkpatch/spelling.txt,
+#      checkpatch/const_structs.checkpatch   (the layout checkpatch expects)
+#      .clang-format                         (if the tarball has one)
+#
+# Environment:
+#   IPCSOCK_CACHE          cache directory (default: build/.cache in the
+#                          source tree; the Makefile passes $(O)/.cache)
+#   IPCSOCK_KERNEL_TARBALL kernel source tarball
+#                          (default: /usr/src/linux-source-6.12.tar.xz)
+set -eu
+
+srctree=$(cd "$(dirname "$0")/.." && pwd)
+cache=${IPCSOCK_CACHE:-$srctree/build/.cache}
+default_tarball=/usr/src/linux-source-6.12.tar.xz
+tarball=${IPCSOCK_KERNEL_TARBALL:-$default_tarball}
+
+die()
+{
+	echo "deps.sh: $*" >&2
+	exit 1
+}
+
+# ---------------------------------------------------------------------------
+# 1. Packages
+
+missing_packages()
+{
+	local pkgs=()
+
+	command -v cc >/dev/null 2>&1 || pkgs+=(gcc)
+	[ -r /usr/include/stdio.h ] || pkgs+=(libc6-dev)
+	command -v pkg-config >/dev/null 2>&1 || pkgs+=(pkg-config)
+	if [ ! -r /usr/include/liburing.h ] ||
+	   ! pkg-config --exists liburing 2>/dev/null; then
+		pkgs+=(liburing-dev)
+	fi
+	if [ ! -r "$tarball" ]; then
+		[ "$tarball" = "$default_tarball" ] ||
+			die "IPCSOCK_KERNEL_TARBALL=$tarball: no such file"
+		pkgs+=(linux-source-6.12)
+	fi
+	echo "${pkgs[*]}"
+}
+
+have_checkpatch_perl()
+{
+	perl -MTerm::ANSIColor -MEncode -MGetopt::Long -e 1 >/dev/null 2>&1
+}
+
+missing=$(missing_packages)
+install=$missing
+if ! have_checkpatch_perl; then
+	install="${install:+$install }perl"
+fi
+
+if [ -n "$install" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		if [ -n "$missing" ]; then
+			cat >&2 <<-EOF
+			deps.sh: libipcsock needs these packages, which are missing:
+
+			    $missing
+
+			Install them as root, e.g.:
+
+			    sudo apt-get install --no-install-recommends $install
+
+			or run \`make deps\` as root, which does that.
+			EOF
+			exit 1
+		fi
+		echo "deps.sh: warning: \`make checkpatch\` needs perl (apt-get install perl)" >&2
+	else
+		echo "  APT     $install"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q ||
+			die "apt-get update failed"
+		# Word splitting of the list is intended.
+		# shellcheck disable=SC2086
+		apt-get install -q -y --no-install-recommends $install ||
+			die "apt-get could not install: $install"
+		missing=$(missing_packages)
+		[ -z "$missing" ] || die "still missing after apt-get: $missing"
+	fi
+fi
+
+# ---------------------------------------------------------------------------
+# 2. Kernel files
+
+required=(
+	kselftest/kselftest_harness.h
+	kselftest/kselftest.h
+	checkpatch/checkpatch.pl
+	checkpatch/spelling.txt
+	checkpatch/const_structs.checkpatch
+)
+stamp=$cache/.stamp
+
+tarball_id()
+{
+	stat -L -c '%n %s %Y' "$tarball"
+}
+
+cache_is_current()
+{
+	local f
+
+	[ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(tarball_id)" ] || return 1
+	for f in "${required[@]}"; do
+		[ -s "$cache/$f" ] || return 1
+	done
+}
+
+if cache_is_current; then
+	echo "  DEPS    ok (cache: $cache)"
+	exit 0
+fi
+
+mkdir -p "$cache"
+# Two makes sharing a cache must not extract at the same time.
+if command -v flock >/dev/null 2>&1; then
+	exec 9>"$cache/.lock"
+	flock 9
+	if cache_is_current; then
+		echo "  DEPS    ok (cache: $cache)"
+		exit 0
+	fi
+fi
+
+echo "  EXTRACT kselftest harness, checkpatch from ${tarball##*/} into $cache"
+tmp=$(mktemp -d "$cache/.extract.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# "*" stands for the tarball's top directory (linux-source-6.12/); it does
+# not match "/", and --strip-components drops it.
+optional='*/.clang-format'
+if ! tar -xJf "$tarball" -C "$tmp" --strip-components=1 \
+	 --wildcards --no-wildcards-match-slash \
+	 '*/tools/testing/selftests/kselftest_harness.h' \
+	 '*/tools/testing/selftests/kselftest.h' \
+	 '*/scripts/checkpatch.pl' \
+	 '*/scripts/spelling.txt' \
+	 '*/scripts/const_structs.checkpatch' \
+	 "$optional" 2>"$tmp/tar.err"; then
+	# Only the optional member may be absent; anything else is an error.
+	if grep -v -F -e "$optional: Not found in archive" \
+		  -e 'Exiting with failure status due to previous errors' \
+		  "$tmp/tar.err" >&2; then
+		die "could not extract from $tarball"
+	fi
+fi
+
+rm -rf "$cache/kselftest" "$cache/checkpatch" "$cache/.clang-format"
+mkdir "$cache/kselftest" "$cache/checkpatch"
+mv "$tmp/tools/testing/selftests/kselftest_harness.h" \
+   "$tmp/tools/testing/selftests/kselftest.h" "$cache/kselftest/"
+mv "$tmp/scripts/checkpatch.pl" "$tmp/scripts/spelling.txt" \
+   "$tmp/scripts/const_structs.checkpatch" "$cache/checkpatch/"
+if [ -f "$tmp/.clang-format" ]; then
+	mv "$tmp/.clang-format" "$cache/.clang-format"
+fi
+
+for f in "${required[@]}"; do
+	[ -s "$cache/$f" ] || die "$f is missing from $tarball"
+done
+tarball_id >"$stamp"
