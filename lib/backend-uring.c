@@ -276,11 +276,27 @@ int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 	return uring_process_cqe(loop, cqe);
 }
 
+/* Turn the CQEs already posted into channel state; no syscall. */
+static void uring_reap(struct ipcsock_loop *loop)
+{
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	if (loop->reaping)
+		return;
+	loop->reaping = true;
+	io_uring_for_each_cqe(loop->ring, head, cqe) {
+		uring_process_cqe(loop, cqe);
+		n++;
+	}
+	io_uring_cq_advance(loop->ring, n);
+	loop->reaping = false;
+}
+
 static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 {
 	struct io_uring *ring = loop->ring;
 	struct io_uring_cqe *cqe;
-	unsigned int head, n = 0;
 	int ret = 0;
 
 	/* A shared ring's completions are the application's to reap. */
@@ -305,12 +321,22 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN &&
 	    ret != -EBUSY)
 		return ret;
-	io_uring_for_each_cqe(ring, head, cqe) {
-		uring_process_cqe(loop, cqe);
-		n++;
-	}
-	io_uring_cq_advance(ring, n);
+	uring_reap(loop);
 	return 0;
+}
+
+/*
+ * send() on a channel: a chain still in flight blocks the next one, but
+ * often it has completed already and only its CQEs wait in the CQ (sends
+ * run inline at submit). Reaping them lets this message go out before
+ * send returns instead of at the next dispatch. A shared ring's CQEs are
+ * the application's to reap, so there the message waits for them.
+ */
+static void uring_tx_kick(struct ipcsock_chan *ch)
+{
+	if (ch->tx_chain && !ch->loop->shared)
+		uring_reap(ch->loop);
+	uring_tx_start(ch);
 }
 
 static int uring_chan_open(struct ipcsock_chan *ch)
@@ -467,10 +493,16 @@ static void uring_loop_exit(struct ipcsock_loop *loop)
 
 static int uring_attach_evfd(struct ipcsock_loop *loop)
 {
+	int err;
+
 	/* On a shared ring the eventfd only flags callbacks due. */
 	if (loop->shared)
 		return 0;
-	return io_uring_register_eventfd(loop->ring, loop->evfd);
+	err = io_uring_register_eventfd(loop->ring, loop->evfd);
+	/* What completed before there was an eventfd would never signal. */
+	if (!err)
+		err = uring_poll(loop, 0);
+	return err;
 }
 
 const struct ipcsock_backend_ops ipcsock_uring_ops = {
@@ -483,7 +515,7 @@ const struct ipcsock_backend_ops ipcsock_uring_ops = {
 	.chan_open = uring_chan_open,
 	.chan_close = uring_chan_close,
 	.chan_destroy = uring_chan_destroy,
-	.tx_start = uring_tx_start,
+	.tx_start = uring_tx_kick,
 	.rx_recycle = uring_rx_recycle,
 	.rx_stop = uring_rx_stop,
 	.wake = uring_wake,

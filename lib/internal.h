@@ -83,6 +83,7 @@ struct ipcsock_loop {
 	bool defer_taskrun;	/* completions need io_uring_get_events */
 	bool wake_armed;	/* shared ring: a wake NOP is in flight */
 	bool sq_dirty;		/* SQEs prepared and not yet submitted */
+	bool reaping;		/* inside the CQE loop: do not recurse */
 
 	/* epoll backend */
 	int epfd;

@@ -179,6 +179,9 @@ static int check_datagram(struct ipcsock_chan *ch, unsigned int slot,
 	    hdr->len != len - sizeof(*hdr) || hdr->nr_fds != nr_fds ||
 	    nr_fds > IPCSOCK_MAX_FDS)
 		return -EPROTO;
+	/* The slot may have room to spare; the limit is the option. */
+	if (hdr->len > ch->loop->max_msg_size)
+		return -EMSGSIZE;
 	return 0;
 }
 

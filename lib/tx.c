@@ -83,6 +83,20 @@ static int payload_check(const struct ipcsock_payload *p, unsigned int max)
 	return 0;
 }
 
+/*
+ * A dup gets the lowest free number. If that equals a later fd of the same
+ * payload, that fd was closed when we got here, and duping it next would
+ * "succeed" on our own copy: it is a bad fd, found without a syscall.
+ */
+static bool dup_took_later_fd(const struct ipcsock_payload *p, unsigned int i,
+			      int dup_fd)
+{
+	while (++i < p->nr_fds)
+		if (p->fds[i] == dup_fd)
+			return true;
+	return false;
+}
+
 static int slot_fill(struct ipcsock_tx_slot *slot,
 		     const struct ipcsock_payload *p)
 {
@@ -114,10 +128,10 @@ static int slot_fill(struct ipcsock_tx_slot *slot,
 		fds = (int *)CMSG_DATA(cmsg);
 		for (i = 0; i < p->nr_fds; i++) {
 			fds[i] = fcntl(p->fds[i], F_DUPFD_CLOEXEC, 0);
-			if (fds[i] < 0) {
-				int err = errno == EBADF ? -EBADF : -errno;
+			if (fds[i] < 0 || dup_took_later_fd(p, i, fds[i])) {
+				int err = fds[i] < 0 ? -errno : -EBADF;
 
-				close_fds(fds, i);
+				close_fds(fds, fds[i] < 0 ? i : i + 1);
 				return err;
 			}
 		}
@@ -222,6 +236,13 @@ int chan_tx_flush_direct(struct ipcsock_chan *ch)
  */
 void chan_tx_error(struct ipcsock_chan *ch, int err)
 {
+	/*
+	 * The socket's pending error is reported once, to whichever call
+	 * comes first: a peer that closed with our messages unread may tell
+	 * the send side, not the receive side.
+	 */
+	if (err == -ECONNRESET)
+		ch->rx_reset = err;
 	if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)
 		chan_tx_fail(ch, -EPIPE);
 	else
