@@ -73,6 +73,12 @@ struct ipcsock_loop_opts {
 	unsigned int ring_entries;
 	/* Shared ring: first provided-buffer group id the library may use. */
 	unsigned int bgid_base;
+	/*
+	 * Low-latency mode: before dispatch sleeps, poll for completions for
+	 * up to this many microseconds, burning CPU to skip a sleep and a
+	 * wake-up. Worth it only with a core to spare. 0: off.
+	 */
+	unsigned int busy_poll_us;
 };
 
 #define IPCSOCK_LOOP_OPTS(name, ...)					\

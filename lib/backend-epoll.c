@@ -118,7 +118,17 @@ static int ep_poll(struct ipcsock_loop *loop, int timeout_ms)
 	eventfd_t cnt;
 	int i, n;
 
-	n = epoll_wait(loop->epfd, evs, EP_EVENTS, timeout_ms);
+	n = 0;
+	if (timeout_ms && loop->busy_poll_us) {
+		uint64_t end = loop_now_us() + loop->busy_poll_us;
+
+		/* Low-latency mode: spin instead of sleeping, for a while. */
+		do {
+			n = epoll_wait(loop->epfd, evs, EP_EVENTS, 0);
+		} while (!n && loop_now_us() < end);
+	}
+	if (!n)
+		n = epoll_wait(loop->epfd, evs, EP_EVENTS, timeout_ms);
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
 	for (i = 0; i < n; i++) {

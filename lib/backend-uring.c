@@ -293,6 +293,27 @@ static void uring_reap(struct ipcsock_loop *loop)
 	loop->reaping = false;
 }
 
+/*
+ * Low-latency mode: fetch completions without sleeping for a while. Each
+ * round is one io_uring_enter that runs pending task work (the receive
+ * completing), so a message is seen about one syscall after it lands,
+ * with no scheduler wake-up in the way. True when something completed.
+ */
+static bool uring_busy_poll(struct ipcsock_loop *loop)
+{
+	uint64_t end = loop_now_us() + loop->busy_poll_us;
+
+	do {
+		if (io_uring_submit_and_get_events(loop->ring) < 0)
+			return false;
+		if (io_uring_cq_ready(loop->ring)) {
+			uring_reap(loop);
+			return true;
+		}
+	} while (loop_now_us() < end);
+	return false;
+}
+
 static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 {
 	struct io_uring *ring = loop->ring;
@@ -303,6 +324,8 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	if (loop->shared)
 		return uring_submit(loop);
 	loop->sq_dirty = false;
+	if (timeout_ms && loop->busy_poll_us && uring_busy_poll(loop))
+		return 0;
 	if (timeout_ms < 0) {
 		ret = io_uring_submit_and_wait(ring, 1);
 	} else if (timeout_ms > 0) {

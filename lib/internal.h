@@ -75,6 +75,7 @@ struct ipcsock_loop {
 	unsigned int recv_buffers;
 	unsigned int ring_entries;
 	unsigned int bgid_base;
+	unsigned int busy_poll_us;
 
 	/* io_uring backend */
 	struct io_uring *ring;
@@ -220,6 +221,7 @@ static inline uint64_t ipcsock_ud(const struct ipcsock_chan *ch,
 }
 
 /* loop.c */
+uint64_t loop_now_us(void);
 struct ipcsock_chan *loop_chan_lookup(struct ipcsock_loop *loop,
 				      uint32_t id, unsigned int gen);
 int loop_chan_add(struct ipcsock_loop *loop, struct ipcsock_chan *ch);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -101,10 +102,11 @@ static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 	loop->ring_entries = OPT(opts, ring_entries,
 				 IPCSOCK_DEFAULT_RING_ENTRIES);
 	loop->bgid_base = OPT(opts, bgid_base, IPCSOCK_DEFAULT_BGID_BASE);
+	loop->busy_poll_us = OPT(opts, busy_poll_us, 0);
 	if (loop->max_msg_size > IPCSOCK_MAX_MSG_SIZE_LIMIT ||
 	    loop->recv_buffers > IPCSOCK_RECV_BUFFERS_MAX ||
 	    loop->send_queue_len > IPCSOCK_SEND_QUEUE_MAX ||
-	    loop->bgid_base > 0xffff) {
+	    loop->bgid_base > 0xffff || loop->busy_poll_us > 1000000) {
 		free(loop);
 		errno = EINVAL;
 		return NULL;
@@ -284,6 +286,14 @@ int ipcsock_loop_fd(struct ipcsock_loop *loop)
 bool ipcsock_loop_idle(const struct ipcsock_loop *loop)
 {
 	return !loop || (!loop->inflight && list_empty(&loop->ready));
+}
+
+uint64_t loop_now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000ull + ts.tv_nsec / 1000;
 }
 
 /* The channel table maps the id in user_data back to a channel. */
