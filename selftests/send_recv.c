@@ -1,0 +1,843 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ipcsock_send(), ipcsock_send_batch() and ipcsock_receive(): argument
+ * checks (a failed send queues nothing), size and fd limits, the wire
+ * format seen by a raw peer, data and fds arriving whole and unchanged,
+ * fd ownership (the caller may close or reuse its fds and buffer as soon
+ * as send returns), received fds being new FD_CLOEXEC descriptors of the
+ * same files, and batches being all-or-nothing and ordered.
+ */
+#include "helpers.h"
+
+FIXTURE(send_recv) {
+	struct ipcsock_test t;
+	struct ipcsock *a, *b;
+};
+
+FIXTURE_VARIANT(send_recv) {
+	enum ipcsock_backend backend;
+};
+
+FIXTURE_VARIANT_ADD(send_recv, uring) {
+	.backend = IPCSOCK_BACKEND_URING,
+};
+
+FIXTURE_VARIANT_ADD(send_recv, epoll) {
+	.backend = IPCSOCK_BACKEND_EPOLL,
+};
+
+FIXTURE_SETUP(send_recv)
+{
+	ctx_setup(_metadata, &self->t, variant->backend);
+	ctx_pair(_metadata, &self->t, self->t.loop, &self->a,
+		 self->t.loop, &self->b);
+}
+
+FIXTURE_TEARDOWN(send_recv)
+{
+	ctx_teardown(_metadata, &self->t);
+}
+
+/*
+ * Nothing arrives at @sock within a short while. Whatever does arrive is
+ * drained and its fds closed, so that a failure here is reported once and
+ * not again as a leak.
+ */
+static bool nothing_arrives(struct ipcsock_loop *loop, struct ipcsock *sock)
+{
+	struct ipcsock_payload p;
+	int n = 0;
+
+	dispatch_for(loop, 50);
+	for (;;) {
+		memset(&p, 0, sizeof(p));
+		if (ipcsock_receive(sock, &p))
+			break;
+		close_fds_array(p.fds, p.nr_fds);
+		n++;
+	}
+	return n == 0;
+}
+
+/* A descriptor number that is closed and that no dup() will hand out. */
+static int closed_high_fd(int fd)
+{
+	int high = 1000;
+
+	while (fd_is_open(high))
+		high++;
+	if (dup2(fd, high) != high)
+		return -1;
+	close(high);
+	return high;
+}
+
+/* Open @n descriptors of one memfd; returns the array (caller frees). */
+static int *dup_many(int fd, unsigned int n)
+{
+	int *fds = calloc(n, sizeof(int));
+	unsigned int i;
+
+	if (!fds)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		fds[i] = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (fds[i] < 0) {
+			close_fds_array(fds, i);
+			free(fds);
+			return NULL;
+		}
+	}
+	return fds;
+}
+
+static void fill_pattern(unsigned char *buf, size_t len, unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		buf[i] = (unsigned char)(seed * 131 + i * 7 + (i >> 8));
+}
+
+static bool check_pattern(const unsigned char *buf, size_t len,
+			  unsigned int seed)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		if (buf[i] != (unsigned char)(seed * 131 + i * 7 + (i >> 8)))
+			return false;
+	return true;
+}
+
+TEST_F(send_recv, receive_eagain_when_empty)
+{
+	struct ipcsock_payload p = { 0 };
+
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(self->b, &p));
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(self->a, &p));
+	dispatch_for(self->t.loop, 20);
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(self->b, &p));
+
+	ASSERT_EQ(0, send_str(self->a, "one"));
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p, WAIT_MS));
+	EXPECT_EQ(3, p.len);
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(self->b, &p));
+}
+
+TEST_F(send_recv, send_einval)
+{
+	struct ipcsock_payload p;
+	int mfd, *many;
+
+	mfd = memfd_with("einval", "e");
+	ctx_fd(_metadata, &self->t, mfd);
+
+	EXPECT_EQ(-EINVAL, ipcsock_send(self->a, NULL));
+	/* Empty message. */
+	p = msg_of(NULL, 0, NULL, 0);
+	EXPECT_EQ(-EINVAL, ipcsock_send(self->a, &p));
+	p = msg_of("data", 0, NULL, 0);
+	EXPECT_EQ(-EINVAL, ipcsock_send(self->a, &p));
+	/* NULL data with len > 0. */
+	p = msg_of(NULL, 5, NULL, 0);
+	EXPECT_EQ(-EINVAL, ipcsock_send(self->a, &p));
+	p = msg_of(NULL, 5, &mfd, 1);
+	EXPECT_EQ(-EINVAL, ipcsock_send(self->a, &p));
+	/* NULL fds with nr_fds > 0. */
+	p = msg_of("x", 1, NULL, 1);
+	EXPECT_EQ(-EINVAL, ipcsock_send(self->a, &p));
+	p = msg_of(NULL, 0, NULL, 3);
+	EXPECT_EQ(-EINVAL, ipcsock_send(self->a, &p));
+	/* More fds than SCM_MAX_FD, every one of them valid. */
+	many = dup_many(mfd, IPCSOCK_MAX_FDS + 1);
+	ASSERT_NE(NULL, many);
+	p = msg_of("x", 1, many, IPCSOCK_MAX_FDS + 1);
+	EXPECT_EQ(-EINVAL, ipcsock_send(self->a, &p));
+	p = msg_of("x", 1, many, 100000);
+	EXPECT_EQ(-EINVAL, ipcsock_send(self->a, &p));
+	/* The caller's fds are untouched by a failed send. */
+	EXPECT_TRUE(fd_is_open(many[0]) && fd_is_open(many[IPCSOCK_MAX_FDS]));
+	close_fds_array(many, IPCSOCK_MAX_FDS + 1);
+	free(many);
+
+	/* A failed send queues nothing. */
+	EXPECT_TRUE(nothing_arrives(self->t.loop, self->b));
+	EXPECT_TRUE(fd_is_open(mfd));
+}
+
+TEST_F(send_recv, send_ebadf)
+{
+	struct ipcsock_payload p;
+	int mfd, fds[3], bad[3], before;
+	unsigned int i;
+
+	mfd = memfd_with("ebadf", "b");
+	ctx_fd(_metadata, &self->t, mfd);
+	bad[0] = -1;
+	bad[1] = closed_high_fd(mfd);
+	bad[2] = INT_MAX;
+	ASSERT_LT(0, bad[1]);
+	before = count_open_fds();
+
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		fds[0] = mfd;
+		fds[1] = bad[i];
+		p = msg_of("x", 1, fds, 2);
+		EXPECT_EQ(-EBADF, ipcsock_send(self->a, &p)) TH_LOG("fd %d", bad[i]);
+		fds[0] = bad[i];
+		fds[1] = mfd;
+		EXPECT_EQ(-EBADF, ipcsock_send(self->a, &p)) TH_LOG("fd %d", bad[i]);
+		fds[0] = mfd;
+		fds[1] = mfd;
+		fds[2] = bad[i];
+		p = msg_of(NULL, 0, fds, 3);
+		EXPECT_EQ(-EBADF, ipcsock_send(self->a, &p)) TH_LOG("fd %d", bad[i]);
+		/* The library's copies of the good fds are gone again. */
+		EXPECT_EQ(before, count_open_fds());
+	}
+
+	EXPECT_TRUE(nothing_arrives(self->t.loop, self->b));
+	EXPECT_TRUE(fd_is_open(mfd));
+	EXPECT_FALSE(fd_is_open(bad[1]));
+}
+
+/*
+ * A closed fd whose number is the lowest free one, after a good fd in the
+ * same payload: the library's copy of the good fd must not make the bad
+ * number valid (all fds are checked before any is copied).
+ */
+TEST_F(send_recv, send_ebadf_lowest_free_number)
+{
+	struct ipcsock_payload p;
+	int mfd, fds[2], closed, before;
+
+	mfd = memfd_with("ebadf-low", "b");
+	ctx_fd(_metadata, &self->t, mfd);
+	closed = dup(mfd);
+	ASSERT_LE(0, closed);
+	close(closed);
+	before = count_open_fds();
+
+	fds[0] = mfd;
+	fds[1] = closed;
+	p = msg_of("x", 1, fds, 2);
+	EXPECT_EQ(-EBADF, ipcsock_send(self->a, &p));
+	EXPECT_TRUE(nothing_arrives(self->t.loop, self->b));
+	EXPECT_EQ(before, count_open_fds());
+	EXPECT_FALSE(fd_is_open(closed));
+}
+
+TEST_F(send_recv, send_emsgsize_default_max)
+{
+	const size_t max = IPCSOCK_DEFAULT_MAX_MSG_SIZE;
+	struct ipcsock_payload p;
+	unsigned char *buf;
+
+	buf = malloc(max + 1);
+	ASSERT_NE(NULL, buf);
+	fill_pattern(buf, max + 1, 3);
+
+	p = msg_of(buf, max + 1, NULL, 0);
+	EXPECT_EQ(-EMSGSIZE, ipcsock_send(self->a, &p));
+	p = msg_of(buf, SIZE_MAX, NULL, 0);
+	EXPECT_EQ(-EMSGSIZE, ipcsock_send(self->a, &p));
+	EXPECT_TRUE(nothing_arrives(self->t.loop, self->b));
+
+	/* Exactly the maximum goes through whole. */
+	p = msg_of(buf, max, NULL, 0);
+	ASSERT_EQ(0, ipcsock_send(self->a, &p));
+	memset(buf, 0, max + 1);
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p, WAIT_MS));
+	EXPECT_EQ(max, p.len);
+	EXPECT_TRUE(check_pattern(p.data, p.len, 3));
+	free(buf);
+}
+
+TEST_F(send_recv, send_emsgsize_loop_option)
+{
+	unsigned char buf[101];
+	struct ipcsock_loop *loop;
+	struct ipcsock_payload p;
+	struct ipcsock *a, *b;
+
+	loop = ctx_loop(_metadata, &self->t, 100, 0, 0);
+	ctx_pair(_metadata, &self->t, loop, &a, loop, &b);
+	fill_pattern(buf, sizeof(buf), 9);
+
+	p = msg_of(buf, 101, NULL, 0);
+	EXPECT_EQ(-EMSGSIZE, ipcsock_send(a, &p));
+	p = msg_of(buf, 100, NULL, 0);
+	ASSERT_EQ(0, ipcsock_send(a, &p));
+	ASSERT_EQ(0, receive_wait(loop, b, &p, WAIT_MS));
+	EXPECT_EQ(100, p.len);
+	EXPECT_TRUE(check_pattern(p.data, 100, 9));
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(b, &p));
+}
+
+/* A max_msg_size above the default socket buffer: the library makes room. */
+TEST_F_TIMEOUT(send_recv, large_max_msg_size, 60)
+{
+	const size_t max = 1024 * 1024;
+	struct ipcsock_loop *loop;
+	struct ipcsock_payload p;
+	struct ipcsock *a, *b;
+	unsigned char *buf;
+	unsigned int i;
+	int mfd;
+
+	loop = ctx_loop(_metadata, &self->t, max, 0, 0);
+	ctx_pair(_metadata, &self->t, loop, &a, loop, &b);
+	mfd = memfd_with("large", "L");
+	ctx_fd(_metadata, &self->t, mfd);
+	buf = malloc(max);
+	ASSERT_NE(NULL, buf);
+
+	for (i = 0; i < 8; i++) {
+		fill_pattern(buf, max, i);
+		p = msg_of(buf, max - i, &mfd, 1);
+		ASSERT_EQ(0, ipcsock_send(a, &p)) TH_LOG("message %u", i);
+	}
+	memset(buf, 0, max);
+	for (i = 0; i < 8; i++) {
+		ASSERT_EQ(0, receive_wait(loop, b, &p, WAIT_MS))
+			TH_LOG("message %u", i);
+		EXPECT_EQ(max - i, p.len);
+		EXPECT_TRUE(check_pattern(p.data, p.len, i));
+		ASSERT_EQ(1, p.nr_fds);
+		EXPECT_TRUE(same_file(mfd, p.fds[0]));
+		close(p.fds[0]);
+	}
+	p = msg_of(buf, max + 1, NULL, 0);
+	EXPECT_EQ(-EMSGSIZE, ipcsock_send(a, &p));
+	free(buf);
+}
+
+TEST_F(send_recv, roundtrip_data_and_fds)
+{
+	struct ipcsock_payload p;
+	char buf[16];
+	int fds[2], i;
+
+	fds[0] = memfd_with("Foo", "Foo");
+	fds[1] = memfd_with("Bar", "Bar");
+	ctx_fd(_metadata, &self->t, fds[0]);
+	ctx_fd(_metadata, &self->t, fds[1]);
+
+	p = msg_of("hello", 5, fds, 2);
+	ASSERT_EQ(0, ipcsock_send(self->a, &p));
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p, WAIT_MS));
+	ASSERT_EQ(5, p.len);
+	EXPECT_EQ(0, memcmp(p.data, "hello", 5));
+	ASSERT_EQ(2, p.nr_fds);
+	ASSERT_NE(NULL, p.fds);
+	for (i = 0; i < 2; i++) {
+		EXPECT_NE(fds[0], p.fds[i]);
+		EXPECT_NE(fds[1], p.fds[i]);
+		EXPECT_TRUE(fd_is_cloexec(p.fds[i]));
+		EXPECT_TRUE(same_file(fds[i], p.fds[i]));
+		EXPECT_EQ(3, fd_content(p.fds[i], buf, sizeof(buf)));
+		EXPECT_STREQ(i ? "Bar" : "Foo", buf);
+	}
+	close_fds_array(p.fds, p.nr_fds);
+
+	/* And the other way. */
+	p = msg_of("back", 4, &fds[1], 1);
+	ASSERT_EQ(0, ipcsock_send(self->b, &p));
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->a, &p, WAIT_MS));
+	ASSERT_EQ(4, p.len);
+	EXPECT_EQ(0, memcmp(p.data, "back", 4));
+	ASSERT_EQ(1, p.nr_fds);
+	EXPECT_TRUE(same_file(fds[1], p.fds[0]));
+	EXPECT_TRUE(fd_is_cloexec(p.fds[0]));
+	close(p.fds[0]);
+
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(self->a, &p));
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(self->b, &p));
+}
+
+/* Sizes around every boundary a buffer scheme could get wrong. */
+TEST_F(send_recv, message_sizes)
+{
+	static const size_t sizes[] = {
+		1, 2, 7, 8, 9, 15, 16, 17, 63, 64, 65, 255, 256, 4088, 4095,
+		4096, 4097, 8192, 16383, 32768, 65535,
+		IPCSOCK_DEFAULT_MAX_MSG_SIZE,
+	};
+	static unsigned char buf[IPCSOCK_DEFAULT_MAX_MSG_SIZE];
+	struct ipcsock_payload p;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		fill_pattern(buf, sizes[i], i);
+		p = msg_of(buf, sizes[i], NULL, 0);
+		ASSERT_EQ(0, ipcsock_send(self->a, &p));
+	}
+	for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+		ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p, WAIT_MS));
+		EXPECT_EQ(sizes[i], p.len);
+		EXPECT_EQ(0, p.nr_fds);
+		EXPECT_TRUE(check_pattern(p.data, p.len, i))
+			TH_LOG("size %zu corrupted", sizes[i]);
+	}
+}
+
+/*
+ * The caller owns its buffer and fds again when send returns: it may
+ * overwrite the bytes, close the fd and get the same fd number back for
+ * another file, and the peer still receives the original bytes and file.
+ * Run while the socket buffer is full, so the message sits in the
+ * library's queue (or in flight) when the caller does it.
+ */
+static void reuse_after_send(struct __test_metadata *_metadata,
+			     struct ipcsock_test *t, unsigned int fillers)
+{
+	enum { FILL = 8 * 1024 };
+	static unsigned char fill[FILL], rbuf[FILL + 64];
+	struct test_wire_hdr hdr;
+	struct ipcsock_payload p;
+	struct ipcsock *a;
+	char data[32], content[16];
+	int remote, fa, fb, num_a, rfds[4], seen = 0;
+	unsigned int i, nfds, expect = fillers + 2;
+	uint64_t deadline;
+	ssize_t n;
+
+	remote = ctx_raw_pair(_metadata, t, t->loop, &a);
+	for (i = 0; i < fillers; i++) {
+		memset(fill, 'f', FILL);
+		p = msg_of(fill, FILL, NULL, 0);
+		ASSERT_EQ(0, ipcsock_send(a, &p)) TH_LOG("filler %u", i);
+	}
+
+	snprintf(data, sizeof(data), "ORIGINAL-DATA");
+	fa = memfd_with("file-A", "AAAA");
+	ASSERT_LE(0, fa);
+	num_a = fa;
+	p = msg_of(data, strlen(data), &fa, 1);
+	ASSERT_EQ(0, ipcsock_send(a, &p));
+	/* Take everything back at once. */
+	close(fa);
+	memset(data, 'X', sizeof(data) - 1);
+	fb = memfd_with("file-B", "BBBB");
+	ASSERT_LE(0, fb);
+	p = msg_of("SECOND", 6, &fb, 1);
+	ASSERT_EQ(0, ipcsock_send(a, &p));
+	close(fb);
+	if (fb != num_a)
+		TH_LOG("fd number not reused (%d, %d)", num_a, fb);
+
+	deadline = now_ms() + WAIT_MS;
+	while (seen < (int)expect && now_ms() < deadline) {
+		n = raw_recv(remote, rbuf, sizeof(rbuf), rfds, 4, &nfds, NULL);
+		if (n == -EAGAIN) {
+			ipcsock_loop_dispatch(t->loop, 5);
+			continue;
+		}
+		ASSERT_LT(0, n);
+		memcpy(&hdr, rbuf, sizeof(hdr));
+		if (seen < (int)fillers) {
+			EXPECT_EQ(TEST_WIRE_HDR_LEN + FILL, n);
+			EXPECT_EQ(0, nfds);
+		} else if (seen == (int)fillers) {
+			EXPECT_EQ(TEST_WIRE_HDR_LEN + 13, n);
+			EXPECT_EQ(0, memcmp(rbuf + TEST_WIRE_HDR_LEN,
+					    "ORIGINAL-DATA", 13));
+			ASSERT_EQ(1, nfds);
+			EXPECT_EQ(4, fd_content(rfds[0], content,
+						sizeof(content)));
+			EXPECT_STREQ("AAAA", content);
+		} else {
+			EXPECT_EQ(TEST_WIRE_HDR_LEN + 6, n);
+			EXPECT_EQ(0, memcmp(rbuf + TEST_WIRE_HDR_LEN,
+					    "SECOND", 6));
+			ASSERT_EQ(1, nfds);
+			EXPECT_EQ(4, fd_content(rfds[0], content,
+						sizeof(content)));
+			EXPECT_STREQ("BBBB", content);
+		}
+		close_fds_array(rfds, nfds);
+		seen++;
+	}
+	EXPECT_EQ(expect, seen);
+}
+
+TEST_F(send_recv, caller_may_reuse_after_send)
+{
+	reuse_after_send(_metadata, &self->t, 0);
+}
+
+TEST_F(send_recv, caller_may_reuse_after_send_queued)
+{
+	/* 60 x 8 KiB is well over the default 208 KiB socket buffer. */
+	reuse_after_send(_metadata, &self->t, 60);
+}
+
+TEST_F(send_recv, zero_len_with_fds)
+{
+	struct ipcsock_payload p;
+	int mfd;
+
+	mfd = memfd_with("zero-len", "only an fd");
+	ctx_fd(_metadata, &self->t, mfd);
+
+	p = msg_of(NULL, 0, &mfd, 1);
+	ASSERT_EQ(0, ipcsock_send(self->a, &p));
+	/* Non-NULL data with len 0 is the same message. */
+	p = msg_of("ignored", 0, &mfd, 1);
+	ASSERT_EQ(0, ipcsock_send(self->a, &p));
+	ASSERT_EQ(0, send_str(self->a, "after"));
+
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p, WAIT_MS));
+	EXPECT_EQ(0, p.len);
+	ASSERT_EQ(1, p.nr_fds);
+	EXPECT_TRUE(same_file(mfd, p.fds[0]));
+	close(p.fds[0]);
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p, WAIT_MS));
+	EXPECT_EQ(0, p.len);
+	ASSERT_EQ(1, p.nr_fds);
+	EXPECT_TRUE(same_file(mfd, p.fds[0]));
+	close(p.fds[0]);
+	/* The channel goes on: no EOF confusion. */
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p, WAIT_MS));
+	EXPECT_EQ(5, p.len);
+	EXPECT_EQ(0, memcmp(p.data, "after", 5));
+	EXPECT_EQ(0, p.nr_fds);
+}
+
+TEST_F(send_recv, max_fds_per_message)
+{
+	struct ipcsock_payload p;
+	int mfd, *many, i, j;
+	unsigned char *big;
+	struct stat st;
+
+	mfd = memfd_with("max-fds", "m");
+	ctx_fd(_metadata, &self->t, mfd);
+	many = dup_many(mfd, IPCSOCK_MAX_FDS + 1);
+	ASSERT_NE(NULL, many);
+
+	p = msg_of("253", 3, many, IPCSOCK_MAX_FDS + 1);
+	EXPECT_EQ(-EINVAL, ipcsock_send(self->a, &p));
+	p = msg_of("253", 3, many, IPCSOCK_MAX_FDS);
+	EXPECT_EQ(0, ipcsock_send(self->a, &p));
+	p = msg_of(NULL, 0, many, IPCSOCK_MAX_FDS);
+	EXPECT_EQ(0, ipcsock_send(self->a, &p));
+	/* The largest message of all: max bytes and max fds. */
+	big = malloc(IPCSOCK_DEFAULT_MAX_MSG_SIZE);
+	ASSERT_NE(NULL, big);
+	fill_pattern(big, IPCSOCK_DEFAULT_MAX_MSG_SIZE, 253);
+	p = msg_of(big, IPCSOCK_DEFAULT_MAX_MSG_SIZE, many, IPCSOCK_MAX_FDS);
+	EXPECT_EQ(0, ipcsock_send(self->a, &p));
+	free(big);
+	close_fds_array(many, IPCSOCK_MAX_FDS + 1);
+	free(many);
+
+	ASSERT_EQ(0, fstat(mfd, &st));
+	for (j = 0; j < 3; j++) {
+		ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p, WAIT_MS));
+		EXPECT_EQ(j == 0 ? 3 : j == 1 ? 0 : IPCSOCK_DEFAULT_MAX_MSG_SIZE,
+			  p.len);
+		if (j == 2)
+			EXPECT_TRUE(check_pattern(p.data, p.len, 253));
+		ASSERT_EQ(IPCSOCK_MAX_FDS, p.nr_fds);
+		for (i = 0; i < IPCSOCK_MAX_FDS; i++) {
+			EXPECT_TRUE(same_file(mfd, p.fds[i]));
+			EXPECT_TRUE(fd_is_cloexec(p.fds[i]));
+		}
+		close_fds_array(p.fds, p.nr_fds);
+	}
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(self->b, &p));
+}
+
+/* Many messages with fds and none left unreceived: nothing leaks. */
+TEST_F(send_recv, many_fds_no_leak)
+{
+	struct ipcsock_payload p;
+	int fds[10], i, got = 0, nfds = 0;
+
+	for (i = 0; i < 10; i++) {
+		fds[i] = memfd_with("many", "x");
+		ASSERT_LE(0, fds[i]);
+	}
+	for (i = 0; i < 200; i++) {
+		p = msg_of(&i, sizeof(i), fds, i % 11);
+		ASSERT_EQ(0, ipcsock_send(self->a, &p));
+		while (ipcsock_receive(self->b, &p) == 0) {
+			EXPECT_EQ(got % 11, p.nr_fds);
+			nfds += p.nr_fds;
+			close_fds_array(p.fds, p.nr_fds);
+			got++;
+		}
+		ipcsock_loop_dispatch(self->t.loop, 0);
+	}
+	while (got < 200 && receive_wait(self->t.loop, self->b, &p,
+					 WAIT_MS) == 0) {
+		EXPECT_EQ(got % 11, p.nr_fds);
+		nfds += p.nr_fds;
+		close_fds_array(p.fds, p.nr_fds);
+		got++;
+	}
+	EXPECT_EQ(200, got);
+	close_fds_array(fds, 10);
+	/* Sum of i % 11 over 0..199. */
+	EXPECT_EQ(18 * 55 + (0 + 1), nfds);
+}
+
+TEST_F(send_recv, wire_format_one_datagram_per_message)
+{
+	unsigned char buf[256];
+	struct test_wire_hdr hdr;
+	struct ipcsock_payload p;
+	struct ipcsock *c;
+	unsigned int nfds;
+	int remote, mfd, fds[2], rfds[4];
+	ssize_t n;
+
+	remote = ctx_raw_pair(_metadata, &self->t, self->t.loop, &c);
+	mfd = memfd_with("wire", "w");
+	ctx_fd(_metadata, &self->t, mfd);
+	fds[0] = fds[1] = mfd;
+
+	p = msg_of("abc", 3, fds, 2);
+	ASSERT_EQ(0, ipcsock_send(c, &p));
+	p = msg_of(NULL, 0, fds, 1);
+	ASSERT_EQ(0, ipcsock_send(c, &p));
+	ASSERT_EQ(0, send_str(c, "z"));
+
+	ASSERT_TRUE(raw_wait_readable(self->t.loop, remote, WAIT_MS));
+	n = raw_recv(remote, buf, sizeof(buf), rfds, 4, &nfds, NULL);
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + 3, n);
+	memcpy(&hdr, buf, sizeof(hdr));
+	EXPECT_EQ(3, hdr.len);
+	EXPECT_EQ(2, hdr.nr_fds);
+	EXPECT_EQ(TEST_WIRE_VERSION, hdr.version);
+	EXPECT_EQ(0, hdr.flags);
+	EXPECT_EQ(0, memcmp(buf + TEST_WIRE_HDR_LEN, "abc", 3));
+	ASSERT_EQ(2, nfds);
+	EXPECT_TRUE(same_file(mfd, rfds[0]) && same_file(mfd, rfds[1]));
+	close_fds_array(rfds, nfds);
+
+	/* len 0 + fds is a header-only datagram, never a zero-length one. */
+	ASSERT_TRUE(raw_wait_readable(self->t.loop, remote, WAIT_MS));
+	n = raw_recv(remote, buf, sizeof(buf), rfds, 4, &nfds, NULL);
+	ASSERT_EQ(TEST_WIRE_HDR_LEN, n);
+	memcpy(&hdr, buf, sizeof(hdr));
+	EXPECT_EQ(0, hdr.len);
+	EXPECT_EQ(1, hdr.nr_fds);
+	EXPECT_EQ(TEST_WIRE_VERSION, hdr.version);
+	ASSERT_EQ(1, nfds);
+	close_fds_array(rfds, nfds);
+
+	ASSERT_TRUE(raw_wait_readable(self->t.loop, remote, WAIT_MS));
+	n = raw_recv(remote, buf, sizeof(buf), rfds, 4, &nfds, NULL);
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + 1, n);
+	memcpy(&hdr, buf, sizeof(hdr));
+	EXPECT_EQ(1, hdr.len);
+	EXPECT_EQ(0, hdr.nr_fds);
+	EXPECT_EQ(0, nfds);
+	EXPECT_EQ('z', buf[TEST_WIRE_HDR_LEN]);
+
+	dispatch_for(self->t.loop, 20);
+	EXPECT_EQ(-EAGAIN, raw_recv(remote, buf, sizeof(buf), rfds, 4, &nfds,
+				    NULL));
+}
+
+/*
+ * "A send made outside any callback is submitted before send returns":
+ * with room in the socket buffer, every message reaches the peer without
+ * any further call into the library (a sender may block elsewhere, e.g.
+ * in waitpid() or on another fd, right after sending).
+ */
+TEST_F(send_recv, sends_progress_without_dispatch)
+{
+	unsigned char buf[64];
+	struct ipcsock *c;
+	int remote, i, got = 0;
+	uint64_t deadline;
+	uint32_t v;
+	ssize_t n;
+
+	remote = ctx_raw_pair(_metadata, &self->t, self->t.loop, &c);
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, ipcsock_send(c, &(struct ipcsock_payload){
+			.data = &i, .len = sizeof(i) }));
+
+	deadline = now_ms() + 2000;
+	while (got < 3 && now_ms() < deadline) {
+		if (!fd_wait_readable(remote, 100))
+			continue;
+		n = raw_recv(remote, buf, sizeof(buf), NULL, 0, NULL, NULL);
+		ASSERT_EQ(TEST_WIRE_HDR_LEN + sizeof(v), n);
+		memcpy(&v, buf + TEST_WIRE_HDR_LEN, sizeof(v));
+		EXPECT_EQ(got, v);
+		got++;
+	}
+	EXPECT_EQ(3, got) TH_LOG("only %d of 3 sends reached the peer", got);
+}
+
+/* A raw peer speaking the documented wire format is understood. */
+TEST_F(send_recv, raw_peer_to_library)
+{
+	struct ipcsock_payload p;
+	struct ipcsock *c;
+	int remote, fds[3], i;
+	char buf[8];
+
+	remote = ctx_raw_pair(_metadata, &self->t, self->t.loop, &c);
+	fds[0] = memfd_with("raw-0", "r0");
+	fds[1] = memfd_with("raw-1", "r1");
+	fds[2] = memfd_with("raw-2", "r2");
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + 4, raw_send_msg(remote, "raw!", 4, fds, 3));
+	ASSERT_EQ(TEST_WIRE_HDR_LEN, raw_send_msg(remote, NULL, 0, fds, 1));
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + 2, raw_send_msg(remote, "ok", 2, NULL, 0));
+
+	ASSERT_EQ(0, receive_wait(self->t.loop, c, &p, WAIT_MS));
+	EXPECT_EQ(4, p.len);
+	EXPECT_EQ(0, memcmp(p.data, "raw!", 4));
+	ASSERT_EQ(3, p.nr_fds);
+	for (i = 0; i < 3; i++) {
+		EXPECT_TRUE(same_file(fds[i], p.fds[i]));
+		EXPECT_TRUE(fd_is_cloexec(p.fds[i]));
+		EXPECT_EQ(2, fd_content(p.fds[i], buf, sizeof(buf)));
+	}
+	close_fds_array(p.fds, p.nr_fds);
+	ASSERT_EQ(0, receive_wait(self->t.loop, c, &p, WAIT_MS));
+	EXPECT_EQ(0, p.len);
+	ASSERT_EQ(1, p.nr_fds);
+	EXPECT_TRUE(same_file(fds[0], p.fds[0]));
+	close(p.fds[0]);
+	ASSERT_EQ(0, receive_wait(self->t.loop, c, &p, WAIT_MS));
+	EXPECT_EQ(2, p.len);
+	EXPECT_EQ(0, p.nr_fds);
+	close_fds_array(fds, 3);
+}
+
+TEST_F(send_recv, send_batch_ordered)
+{
+	struct ipcsock_payload batch[32], p;
+	uint32_t seq[32];
+	int fds[3], i;
+
+	for (i = 0; i < 3; i++) {
+		fds[i] = memfd_with("batch", "b");
+		ASSERT_LE(0, fds[i]);
+	}
+	for (i = 0; i < 32; i++) {
+		seq[i] = 1000 + i;
+		batch[i] = msg_of(&seq[i], sizeof(seq[i]), fds, i % 4);
+	}
+	ASSERT_EQ(32, ipcsock_send_batch(self->a, batch, 32));
+	/* The caller's array and fds are free at once. */
+	memset(seq, 0, sizeof(seq));
+	close_fds_array(fds, 3);
+
+	for (i = 0; i < 32; i++) {
+		uint32_t v;
+
+		ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p, WAIT_MS));
+		ASSERT_EQ(sizeof(v), p.len);
+		memcpy(&v, p.data, sizeof(v));
+		EXPECT_EQ(1000 + i, v);
+		EXPECT_EQ(i % 4, p.nr_fds);
+		close_fds_array(p.fds, p.nr_fds);
+	}
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(self->b, &p));
+}
+
+/* One bad payload anywhere in a batch: error, and nothing is queued. */
+TEST_F(send_recv, send_batch_all_or_nothing)
+{
+	static unsigned char big[IPCSOCK_DEFAULT_MAX_MSG_SIZE + 1];
+	struct ipcsock_payload batch[8], saved;
+	int mfd, closed, many_n = IPCSOCK_MAX_FDS + 1, *many;
+	struct {
+		int at;
+		struct ipcsock_payload bad;
+		int err;
+	} cases[6];
+	unsigned int i, j;
+
+	mfd = memfd_with("batch-bad", "x");
+	ctx_fd(_metadata, &self->t, mfd);
+	closed = closed_high_fd(mfd);
+	ASSERT_LT(0, closed);
+	many = dup_many(mfd, many_n);
+	ASSERT_NE(NULL, many);
+
+	cases[0].at = 0;
+	cases[0].bad = msg_of(NULL, 4, NULL, 0);
+	cases[0].err = -EINVAL;
+	cases[1].at = 7;
+	cases[1].bad = msg_of(NULL, 0, NULL, 0);
+	cases[1].err = -EINVAL;
+	cases[2].at = 3;
+	cases[2].bad = msg_of("x", 1, &closed, 1);
+	cases[2].err = -EBADF;
+	cases[3].at = 7;
+	cases[3].bad = msg_of(big, sizeof(big), NULL, 0);
+	cases[3].err = -EMSGSIZE;
+	cases[4].at = 5;
+	cases[4].bad = msg_of("x", 1, many, many_n);
+	cases[4].err = -EINVAL;
+	cases[5].at = 6;
+	cases[5].bad = msg_of("x", 1, NULL, 2);
+	cases[5].err = -EINVAL;
+
+	for (i = 0; i < ARRAY_SIZE(cases); i++) {
+		for (j = 0; j < ARRAY_SIZE(batch); j++)
+			batch[j] = msg_of("good", 4, &mfd, 1);
+		saved = batch[cases[i].at];
+		batch[cases[i].at] = cases[i].bad;
+		EXPECT_EQ(cases[i].err,
+			  ipcsock_send_batch(self->a, batch, ARRAY_SIZE(batch)))
+			TH_LOG("case %u", i);
+		batch[cases[i].at] = saved;
+	}
+	EXPECT_EQ(-EINVAL, ipcsock_send_batch(self->a, NULL, 1));
+	close_fds_array(many, many_n);
+	free(many);
+
+	EXPECT_TRUE(nothing_arrives(self->t.loop, self->b));
+
+	/* The channel is fine afterwards. */
+	for (j = 0; j < ARRAY_SIZE(batch); j++)
+		batch[j] = msg_of("good", 4, &mfd, 1);
+	ASSERT_EQ(ARRAY_SIZE(batch),
+		  ipcsock_send_batch(self->a, batch, ARRAY_SIZE(batch)));
+	for (j = 0; j < ARRAY_SIZE(batch); j++) {
+		struct ipcsock_payload p;
+
+		ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p, WAIT_MS));
+		EXPECT_EQ(4, p.len);
+		ASSERT_EQ(1, p.nr_fds);
+		close(p.fds[0]);
+	}
+}
+
+/* Received data stays valid until the next receive on that socket. */
+TEST_F(send_recv, data_valid_until_next_receive)
+{
+	struct ipcsock_payload p1, p2;
+	char copy[8];
+
+	ASSERT_EQ(0, send_str(self->a, "first"));
+	ASSERT_EQ(0, send_str(self->a, "second"));
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p1, WAIT_MS));
+	/* More traffic on the loop must not touch the held message. */
+	ASSERT_EQ(0, send_str(self->a, "third"));
+	ASSERT_EQ(0, send_str(self->b, "other way"));
+	dispatch_for(self->t.loop, 30);
+	ASSERT_EQ(5, p1.len);
+	memcpy(copy, p1.data, 5);
+	EXPECT_EQ(0, memcmp(copy, "first", 5));
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p2, WAIT_MS));
+	EXPECT_EQ(6, p2.len);
+	EXPECT_EQ(0, memcmp(p2.data, "second", 6));
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p2, WAIT_MS));
+	EXPECT_EQ(0, memcmp(p2.data, "third", 5));
+	ASSERT_EQ(0, receive_wait(self->t.loop, self->a, &p2, WAIT_MS));
+	EXPECT_EQ(0, memcmp(p2.data, "other way", 9));
+}
+
+TEST_HARNESS_MAIN

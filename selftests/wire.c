@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * A raw peer (plain SOCK_SEQPACKET, not the library) sends datagrams that
+ * break the wire format: wrong version or flags, a length or fd count that
+ * disagrees with the datagram, a short or zero-length datagram, fds with
+ * no header, and fds that cannot all be installed (RLIMIT_NOFILE, so
+ * MSG_CTRUNC). Each time the messages before it are delivered, the bad
+ * one is not, its fds are closed, and the channel fails exactly once with
+ * hangup(err < 0); sends afterwards give -EPIPE.
+ */
+#include "helpers.h"
+
+#include <sys/resource.h>
+
+FIXTURE(wire) {
+	struct ipcsock_test t;
+	struct ipcsock *c;
+	int remote;
+	struct rec rc;
+	int fds[3];		/* the raw peer's memfds */
+	int *fillers;		/* descriptors that use up fd numbers */
+	int nr_fillers;
+};
+
+FIXTURE_VARIANT(wire) {
+	enum ipcsock_backend backend;
+};
+
+FIXTURE_VARIANT_ADD(wire, uring) {
+	.backend = IPCSOCK_BACKEND_URING,
+};
+
+FIXTURE_VARIANT_ADD(wire, epoll) {
+	.backend = IPCSOCK_BACKEND_EPOLL,
+};
+
+FIXTURE_SETUP(wire)
+{
+	int i;
+
+	ctx_setup(_metadata, &self->t, variant->backend);
+	self->remote = ctx_raw_pair(_metadata, &self->t, self->t.loop,
+				    &self->c);
+	rec_attach(&self->rc, self->c);
+	self->rc.check_seq = true;
+	for (i = 0; i < 3; i++) {
+		self->fds[i] = memfd_with("wire", "w");
+		ASSERT_LE(0, self->fds[i]);
+	}
+}
+
+FIXTURE_TEARDOWN(wire)
+{
+	close_fds_array(self->fds, 3);
+	if (self->fillers)
+		close_fds_array(self->fillers, self->nr_fillers);
+	free(self->fillers);
+	ctx_teardown(_metadata, &self->t);
+}
+
+/* One good message (seq 0, one fd) ahead of the bad datagram. */
+static void send_good(struct __test_metadata *_metadata,
+		      struct _test_data_wire *self)
+{
+	uint32_t seq = 0;
+
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + sizeof(seq),
+		  raw_send_msg(self->remote, &seq, sizeof(seq), self->fds, 1));
+}
+
+/* After the bad datagram: one failure, only the good message delivered. */
+static void expect_failed(struct __test_metadata *_metadata,
+			  struct _test_data_wire *self)
+{
+	struct rec *rc = &self->rc;
+	uint32_t seq = 1;
+
+	/* Something good after the bad one must not be delivered either. */
+	raw_send_msg(self->remote, &seq, sizeof(seq), NULL, 0);
+
+	ASSERT_TRUE(dispatch_until(self->t.loop, rc->hangup, WAIT_MS))
+		TH_LOG("no hangup; %d messages received", rc->received);
+	dispatch_for(self->t.loop, 50);
+	EXPECT_EQ(1, rc->hangup);
+	EXPECT_GT(0, rc->hangup_err);
+	EXPECT_EQ(1, rc->received);
+	EXPECT_EQ(1, rc->fds);
+	EXPECT_EQ(0, rc->bad);
+	EXPECT_EQ(0, rc->recv_err);
+	EXPECT_TRUE(ipcsock_is_bound(self->c));
+	EXPECT_EQ(-EPIPE, send_str(self->c, "after"));
+}
+
+static void bad_header(struct __test_metadata *_metadata,
+		       struct _test_data_wire *self, struct test_wire_hdr hdr,
+		       size_t len, unsigned int nr_fds)
+{
+	static const char data[64] = "payload";
+
+	send_good(_metadata, self);
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + len,
+		  raw_send_hdr(self->remote, &hdr, data, len, self->fds,
+			       nr_fds));
+	expect_failed(_metadata, self);
+}
+
+TEST_F(wire, bad_version)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.len = 5, .nr_fds = 1, .version = 2 }, 5, 1);
+}
+
+TEST_F(wire, version_zero)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.len = 5, .nr_fds = 0, .version = 0 }, 5, 0);
+}
+
+TEST_F(wire, bad_flags)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.len = 5, .nr_fds = 2, .version = TEST_WIRE_VERSION,
+		.flags = 1 }, 5, 2);
+}
+
+TEST_F(wire, len_larger_than_datagram)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.len = 10, .nr_fds = 1, .version = TEST_WIRE_VERSION }, 5, 1);
+}
+
+TEST_F(wire, len_smaller_than_datagram)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.len = 3, .nr_fds = 1, .version = TEST_WIRE_VERSION }, 5, 1);
+}
+
+TEST_F(wire, more_fds_announced_than_attached)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.len = 5, .nr_fds = 3, .version = TEST_WIRE_VERSION }, 5, 2);
+}
+
+TEST_F(wire, fewer_fds_announced_than_attached)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.len = 5, .nr_fds = 1, .version = TEST_WIRE_VERSION }, 5, 3);
+}
+
+TEST_F(wire, fds_announced_none_attached)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.len = 0, .nr_fds = 2, .version = TEST_WIRE_VERSION }, 0, 0);
+}
+
+TEST_F(wire, short_datagram)
+{
+	static const uint32_t half = 0x01000005;
+
+	send_good(_metadata, self);
+	ASSERT_EQ(4, raw_send_hdr(self->remote, NULL, &half, sizeof(half),
+				  self->fds, 2));
+	expect_failed(_metadata, self);
+}
+
+/* Fds with a zero-length datagram: neither EOF nor a message. */
+TEST_F(wire, fds_without_header)
+{
+	send_good(_metadata, self);
+	ASSERT_EQ(0, raw_send_hdr(self->remote, NULL, NULL, 0, self->fds, 3));
+	expect_failed(_metadata, self);
+}
+
+/*
+ * A zero-length datagram from a peer that is still there reads like EOF;
+ * the library must not take it for an orderly close.
+ */
+TEST_F(wire, zero_length_datagram)
+{
+	send_good(_metadata, self);
+	ASSERT_EQ(0, raw_send_hdr(self->remote, NULL, NULL, 0, NULL, 0));
+	expect_failed(_metadata, self);
+}
+
+/*
+ * The receiver cannot install every fd of a message (RLIMIT_NOFILE): the
+ * kernel sets MSG_CTRUNC and closes the rest; the library must close the
+ * ones that did arrive and fail the channel instead of handing out a
+ * short fd array.
+ */
+TEST_F(wire, fds_truncated_at_rlimit)
+{
+	int more[8], probe[4], i, top;
+	struct rlimit rl;
+
+	/*
+	 * Valgrind emulates RLIMIT_NOFILE for the calls it sees; the fds the
+	 * kernel installs in recvmsg() are not among them.
+	 */
+	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+		SKIP(return, "RLIMIT_NOFILE is emulated under valgrind");
+
+	for (i = 0; i < 8; i++) {
+		more[i] = memfd_with("ctrunc", "c");
+		ASSERT_LE(0, more[i]);
+	}
+	/* Let everything the library needs exist before the limit drops. */
+	dispatch_for(self->t.loop, 20);
+	send_good(_metadata, self);
+	ASSERT_TRUE(dispatch_until(self->t.loop, self->rc.received == 1,
+				   WAIT_MS));
+
+	/*
+	 * RLIMIT_NOFILE bounds fd numbers, not their count: put the limit
+	 * just above the highest open descriptor, use up every free number
+	 * below it, then free 3. (Valgrind keeps its own descriptors above
+	 * the limit it shows us: only look below that.)
+	 */
+	ASSERT_EQ(0, getrlimit(RLIMIT_NOFILE, &rl));
+	top = max_open_fd(rl.rlim_cur);
+	ASSERT_LT(0, top);
+	rl.rlim_cur = top + 1;
+	ASSERT_EQ(0, setrlimit(RLIMIT_NOFILE, &rl));
+	self->fillers = calloc(top + 1, sizeof(int));
+	ASSERT_NE(NULL, self->fillers);
+	while (self->nr_fillers <= top) {
+		int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			break;
+		self->fillers[self->nr_fillers++] = fd;
+	}
+	ASSERT_EQ(EMFILE, errno);
+	ASSERT_LE(3, self->nr_fillers);
+	for (i = 0; i < 3; i++)
+		close(self->fillers[--self->nr_fillers]);
+	/* Exactly 3 can be opened. */
+	for (i = 0; i < 4; i++)
+		probe[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	close_fds_array(probe, 4);
+	ASSERT_LE(0, probe[2]);
+	ASSERT_EQ(-1, probe[3]);
+
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + 2,
+		  raw_send_msg(self->remote, "8!", 2, more, 8));
+	/* Closing them now would free 8 numbers for the receiver. */
+	expect_failed(_metadata, self);
+	close_fds_array(more, 8);
+}
+
+TEST_HARNESS_MAIN
