@@ -85,6 +85,7 @@ struct ipcsock_loop {
 	bool wake_armed;	/* shared ring: a wake NOP is in flight */
 	bool sq_dirty;		/* SQEs prepared and not yet submitted */
 	bool reaping;		/* inside the CQE loop: do not recurse */
+	unsigned int tx_nowait;	/* IPCSOCK_OP_SEND CQEs not yet reaped */
 
 	/* epoll backend */
 	int epfd;
@@ -207,7 +208,8 @@ static inline unsigned char *rx_slot_buf(struct ipcsock_chan *ch,
 /* user_data layout: [63:48] tag, [47:40] op, [39:32] generation, [31:0] id */
 enum ipcsock_op {
 	IPCSOCK_OP_RECV = 1,
-	IPCSOCK_OP_SEND,
+	IPCSOCK_OP_SEND,		/* completes at once: MSG_DONTWAIT */
+	IPCSOCK_OP_SEND_POLLED,		/* waits behind a POLLOUT head */
 	IPCSOCK_OP_POLLOUT,
 	IPCSOCK_OP_CANCEL,
 	IPCSOCK_OP_WAKE,
