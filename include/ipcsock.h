@@ -79,7 +79,19 @@ struct ipcsock_loop_opts {
 	 * wake-up. Worth it only with a core to spare. 0: off.
 	 */
 	unsigned int busy_poll_us;
+	/* IPCSOCK_LOOP_* flags. */
+	unsigned int flags;
 };
+
+/*
+ * io_uring backend: send every message as an IORING_OP_SENDMSG, also when
+ * the socket has room now. By default a send with nothing queued before it
+ * goes straight to sendmsg/sendmmsg(MSG_DONTWAIT), which costs one syscall
+ * for the whole batch and no copy; only what the socket cannot take at once
+ * is queued on the ring. This flag trades that speed for keeping all I/O
+ * on the ring.
+ */
+#define IPCSOCK_LOOP_RING_SENDS		(1u << 0)
 
 #define IPCSOCK_LOOP_OPTS(name, ...)					\
 	struct ipcsock_loop_opts name = {				\

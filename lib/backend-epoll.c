@@ -111,6 +111,11 @@ static void ep_tx_start(struct ipcsock_chan *ch)
 	ep_update(ch);
 }
 
+static bool ep_tx_direct_ok(struct ipcsock_chan *ch)
+{
+	return !chan_tx_queued(ch);
+}
+
 static int ep_poll(struct ipcsock_loop *loop, int timeout_ms)
 {
 	struct epoll_event evs[EP_EVENTS];
@@ -233,6 +238,7 @@ const struct ipcsock_backend_ops ipcsock_epoll_ops = {
 	.chan_close = ep_chan_close,
 	.chan_destroy = ep_chan_destroy,
 	.tx_start = ep_tx_start,
+	.tx_direct_ok = ep_tx_direct_ok,
 	.rx_recycle = ep_rx_recycle,
 	.rx_stop = ep_update,
 };

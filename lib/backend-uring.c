@@ -432,6 +432,18 @@ static void uring_tx_kick(struct ipcsock_chan *ch)
 	}
 }
 
+/*
+ * The direct path must not overtake a chain: one that already completed
+ * only has its CQEs waiting, so reap those first (own ring; a shared
+ * ring's CQEs are the application's, there the message queues).
+ */
+static bool uring_tx_direct_ok(struct ipcsock_chan *ch)
+{
+	if (ch->tx_chain && !ch->loop->shared)
+		uring_reap(ch->loop);
+	return !ch->tx_chain && !chan_tx_queued(ch);
+}
+
 static int uring_chan_open(struct ipcsock_chan *ch)
 {
 	struct ipcsock_loop *loop = ch->loop;
@@ -609,6 +621,7 @@ const struct ipcsock_backend_ops ipcsock_uring_ops = {
 	.chan_close = uring_chan_close,
 	.chan_destroy = uring_chan_destroy,
 	.tx_start = uring_tx_kick,
+	.tx_direct_ok = uring_tx_direct_ok,
 	.rx_recycle = uring_rx_recycle,
 	.rx_stop = uring_rx_stop,
 	.wake = uring_wake,

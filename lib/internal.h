@@ -35,6 +35,9 @@
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
+/* Messages one sendmmsg of the direct send path carries. */
+#define IPCSOCK_TX_DIRECT_BATCH	32
+
 struct ipcsock_chan;
 
 struct ipcsock_backend_ops {
@@ -57,6 +60,11 @@ struct ipcsock_backend_ops {
 	void (*chan_destroy)(struct ipcsock_chan *ch);
 	/* Start sending queued messages, if not already under way. */
 	void (*tx_start)(struct ipcsock_chan *ch);
+	/*
+	 * May a message bypass the queue and go out with a plain syscall
+	 * now? Only when no send of this channel is queued or in flight.
+	 */
+	bool (*tx_direct_ok)(struct ipcsock_chan *ch);
 	/* Receive buffer @slot is free again. */
 	void (*rx_recycle)(struct ipcsock_chan *ch, unsigned int slot);
 	/* The channel failed: stop receiving. */
@@ -76,6 +84,14 @@ struct ipcsock_loop {
 	unsigned int ring_entries;
 	unsigned int bgid_base;
 	unsigned int busy_poll_us;
+	unsigned int flags;
+
+	/* Scratch of the direct send path (a loop is single-threaded). */
+	struct mmsghdr tx_mmsg[IPCSOCK_TX_DIRECT_BATCH];
+	struct iovec tx_iov[2 * IPCSOCK_TX_DIRECT_BATCH];
+	struct ipcsock_wire_hdr tx_hdr[IPCSOCK_TX_DIRECT_BATCH];
+	unsigned char *tx_ctrl;
+	size_t tx_ctrl_cap;
 
 	/* io_uring backend */
 	struct io_uring *ring;

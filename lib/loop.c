@@ -103,10 +103,12 @@ static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 				 IPCSOCK_DEFAULT_RING_ENTRIES);
 	loop->bgid_base = OPT(opts, bgid_base, IPCSOCK_DEFAULT_BGID_BASE);
 	loop->busy_poll_us = OPT(opts, busy_poll_us, 0);
+	loop->flags = OPT(opts, flags, 0);
 	if (loop->max_msg_size > IPCSOCK_MAX_MSG_SIZE_LIMIT ||
 	    loop->recv_buffers > IPCSOCK_RECV_BUFFERS_MAX ||
 	    loop->send_queue_len > IPCSOCK_SEND_QUEUE_MAX ||
-	    loop->bgid_base > 0xffff || loop->busy_poll_us > 1000000) {
+	    loop->bgid_base > 0xffff || loop->busy_poll_us > 1000000 ||
+	    (loop->flags & ~IPCSOCK_LOOP_RING_SENDS)) {
 		free(loop);
 		errno = EINVAL;
 		return NULL;
@@ -252,6 +254,7 @@ void ipcsock_loop_free(struct ipcsock_loop *loop)
 	}
 	if (loop->evfd >= 0)
 		close(loop->evfd);
+	free(loop->tx_ctrl);
 	free(loop->chans);
 	free(loop);
 }

@@ -151,13 +151,123 @@ static int slot_fill(struct ipcsock_tx_slot *slot,
 	return 0;
 }
 
+/* fcntl(F_GETFD) on every fd of a batch, so none goes out if one is bad. */
+static int batch_fds_check(const struct ipcsock_payload *p, unsigned int count)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < count; i++)
+		for (j = 0; j < p[i].nr_fds; j++)
+			if (fcntl(p[i].fds[j], F_GETFD) < 0)
+				return -EBADF;
+	return 0;
+}
+
+/*
+ * Lay out up to IPCSOCK_TX_DIRECT_BATCH messages in the loop's scratch as
+ * one sendmmsg vector pointing at the caller's bytes and fds.
+ */
+static int direct_prepare(struct ipcsock_loop *loop,
+			  const struct ipcsock_payload *p, unsigned int n)
+{
+	size_t ctrl = 0, off = 0;
+	struct cmsghdr *cmsg;
+	struct msghdr *mh;
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (p[i].nr_fds)
+			ctrl += CMSG_SPACE(p[i].nr_fds * sizeof(int));
+	if (ctrl > loop->tx_ctrl_cap) {
+		unsigned char *buf = malloc(ctrl);
+
+		if (!buf)
+			return -ENOMEM;
+		free(loop->tx_ctrl);
+		loop->tx_ctrl = buf;
+		loop->tx_ctrl_cap = ctrl;
+	}
+	for (i = 0; i < n; i++) {
+		struct ipcsock_wire_hdr *hdr = &loop->tx_hdr[i];
+		struct iovec *iov = &loop->tx_iov[2 * i];
+
+		hdr->len = p[i].len;
+		hdr->nr_fds = p[i].nr_fds;
+		hdr->version = IPCSOCK_WIRE_VERSION;
+		hdr->flags = 0;
+		iov[0].iov_base = hdr;
+		iov[0].iov_len = sizeof(*hdr);
+		iov[1].iov_base = p[i].data;
+		iov[1].iov_len = p[i].len;
+		mh = &loop->tx_mmsg[i].msg_hdr;
+		memset(mh, 0, sizeof(*mh));
+		mh->msg_iov = iov;
+		mh->msg_iovlen = p[i].len ? 2 : 1;
+		if (!p[i].nr_fds)
+			continue;
+		mh->msg_control = loop->tx_ctrl + off;
+		mh->msg_controllen = CMSG_SPACE(p[i].nr_fds * sizeof(int));
+		off += mh->msg_controllen;
+		cmsg = CMSG_FIRSTHDR(mh);
+		cmsg->cmsg_level = SOL_SOCKET;
+		cmsg->cmsg_type = SCM_RIGHTS;
+		cmsg->cmsg_len = CMSG_LEN(p[i].nr_fds * sizeof(int));
+		memcpy(CMSG_DATA(cmsg), p[i].fds, p[i].nr_fds * sizeof(int));
+	}
+	return 0;
+}
+
+/*
+ * Nothing of this channel is queued or in flight, so order cannot break:
+ * hand the messages to the kernel at once with sendmmsg(MSG_DONTWAIT),
+ * from the caller's memory. The kernel copies the bytes and takes its own
+ * file references before the call returns, so neither copy nor dup is
+ * needed. Returns how many went out (the rest are for the queue), or a
+ * negative errno when the first could not be sent for a reason other
+ * than a full socket.
+ */
+static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
+		     unsigned int count)
+{
+	struct ipcsock_loop *loop = ch->loop;
+	unsigned int n, sent = 0;
+	int ret;
+
+	while (sent < count) {
+		n = count - sent;
+		if (n > IPCSOCK_TX_DIRECT_BATCH)
+			n = IPCSOCK_TX_DIRECT_BATCH;
+		ret = direct_prepare(loop, p + sent, n);
+		if (ret)
+			return sent ? (int)sent : ret;
+		if (n == 1)
+			ret = sendmsg(ch->fd, &loop->tx_mmsg[0].msg_hdr,
+				      MSG_DONTWAIT | MSG_NOSIGNAL);
+		else
+			ret = sendmmsg(ch->fd, loop->tx_mmsg, n,
+				       MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (ret < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK || sent)
+				return sent;
+			return -errno;
+		}
+		/* sendmsg returned bytes, sendmmsg messages */
+		sent += n == 1 ? 1 : (unsigned int)ret;
+		if (n > 1 && (unsigned int)ret < n)
+			return sent;
+	}
+	return sent;
+}
+
 int ipcsock_send_batch(struct ipcsock *sock,
 		       const struct ipcsock_payload *payloads,
 		       unsigned int count)
 {
+	unsigned int i, queued, direct;
 	struct ipcsock_loop *loop;
 	struct ipcsock_chan *ch;
-	unsigned int i;
 	int err;
 
 	if (!sock)
@@ -185,11 +295,40 @@ int ipcsock_send_batch(struct ipcsock *sock,
 		if (count > loop->send_queue_len - chan_tx_queued(ch))
 			return -ENOBUFS;
 	}
-	for (i = 0; i < count; i++) {
+	i = 0;
+	if (!chan_tx_queued(ch) && !(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&
+	    loop->ops->tx_direct_ok(ch)) {
+		/* One message fails whole in the kernel; a batch must not. */
+		if (count > 1) {
+			err = batch_fds_check(payloads, count);
+			if (err)
+				return err;
+		}
+		err = tx_direct(ch, payloads, count);
+		if (err < 0) {
+			if (err == -EBADF || err == -EINVAL || err == -ENOMEM)
+				return err;
+			chan_tx_error(ch, err);
+			return ch->tx_err ? -EPIPE : err;
+		}
+		i = err;
+		if (i == count)
+			return count;
+	}
+	queued = chan_tx_queued(ch);
+	direct = i;
+	for (; i < count; i++) {
 		err = slot_fill(chan_tx_slot(ch, ch->tx_tail), &payloads[i]);
 		if (err) {
-			/* All or nothing: unqueue this batch. */
-			chan_tx_drop(ch, chan_tx_queued(ch) - i);
+			/* All or nothing: unqueue what this call queued. */
+			chan_tx_drop(ch, queued);
+			/*
+			 * Out of memory or fds halfway through a batch whose
+			 * head is already out: the peer would see a torn
+			 * batch, so the channel fails instead.
+			 */
+			if (direct)
+				chan_fail(ch, err);
 			return err;
 		}
 		ch->tx_tail++;
