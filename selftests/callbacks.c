@@ -29,6 +29,10 @@ FIXTURE_VARIANT_ADD(callbacks, epoll) {
 	.backend = IPCSOCK_BACKEND_EPOLL,
 };
 
+FIXTURE_VARIANT_ADD(callbacks, uring_ring_sends) {
+	.backend = BACKEND_URING_RING_SENDS,
+};
+
 FIXTURE_SETUP(callbacks)
 {
 	ctx_setup(_metadata, &self->t, variant->backend);

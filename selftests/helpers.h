@@ -230,8 +230,22 @@ static inline void fd_snap_take(struct fd_snap *s)
 		s->open[fd] = fd_is_open(fd);
 }
 
+/*
+ * A third test variant: the io_uring backend with every send on the ring
+ * (IPCSOCK_LOOP_RING_SENDS), so that the SENDMSG chain path runs even
+ * when the socket has room and the direct path would take the message.
+ */
+#define BACKEND_URING_RING_SENDS	((enum ipcsock_backend)0x100)
+
+static inline enum ipcsock_backend real_backend(enum ipcsock_backend b)
+{
+	return b == BACKEND_URING_RING_SENDS ? IPCSOCK_BACKEND_URING : b;
+}
+
 static inline const char *backend_name(enum ipcsock_backend b)
 {
+	if (b == BACKEND_URING_RING_SENDS)
+		return "io_uring (ring sends)";
 	switch (b) {
 	case IPCSOCK_BACKEND_AUTO:
 		return "auto";
@@ -473,10 +487,12 @@ static inline struct ipcsock_loop *loop_new(enum ipcsock_backend backend,
 					    unsigned int recv_buffers)
 {
 	IPCSOCK_LOOP_OPTS(opts,
-		.backend = backend,
+		.backend = real_backend(backend),
 		.max_msg_size = max_msg_size,
 		.send_queue_len = send_queue_len,
 		.recv_buffers = recv_buffers,
+		.flags = backend == BACKEND_URING_RING_SENDS ?
+			 IPCSOCK_LOOP_RING_SENDS : 0,
 	);
 
 	return ipcsock_loop_new(&opts);
@@ -521,7 +537,8 @@ static inline void ctx_setup(struct __test_metadata *_metadata,
 	/* A library that raises SIGPIPE kills the test: prove it does not. */
 	signal(SIGPIPE, SIG_DFL);
 
-	if (backend == IPCSOCK_BACKEND_URING && !uring_available())
+	if (real_backend(backend) == IPCSOCK_BACKEND_URING &&
+	    !uring_available())
 		SKIP(return, "io_uring is not available to this process");
 
 	t->fd_base = count_open_fds();
@@ -532,7 +549,7 @@ static inline void ctx_setup(struct __test_metadata *_metadata,
 		TH_LOG("ipcsock_loop_new(%s): %s", backend_name(backend),
 		       strerror(errno));
 	}
-	ASSERT_EQ(backend, ipcsock_loop_backend(t->loop));
+	ASSERT_EQ(real_backend(backend), ipcsock_loop_backend(t->loop));
 	t->fd_loop = count_open_fds();
 }
 
@@ -657,7 +674,7 @@ static inline struct ipcsock_loop *ctx_loop(struct __test_metadata *_metadata,
 		TH_LOG("ipcsock_loop_new(%s): %s", backend_name(t->backend),
 		       strerror(errno));
 	}
-	ASSERT_EQ(t->backend, ipcsock_loop_backend(loop));
+	ASSERT_EQ(real_backend(t->backend), ipcsock_loop_backend(loop));
 	for (i = 0; i < CTX_LOOPS; i++) {
 		if (!t->loops[i]) {
 			t->loops[i] = loop;

@@ -27,6 +27,10 @@ FIXTURE_VARIANT_ADD(lifecycle, epoll) {
 	.backend = IPCSOCK_BACKEND_EPOLL,
 };
 
+FIXTURE_VARIANT_ADD(lifecycle, uring_ring_sends) {
+	.backend = BACKEND_URING_RING_SENDS,
+};
+
 FIXTURE_SETUP(lifecycle)
 {
 	ctx_setup(_metadata, &self->t, variant->backend);
@@ -542,11 +546,11 @@ TEST_F(lifecycle, loop_opts_sz)
 	/* Old caller: sz ends before max_msg_size, whatever follows. */
 	memset(&big, 0, sizeof(big));
 	big.o.sz = offsetof(struct ipcsock_loop_opts, max_msg_size);
-	big.o.backend = self->t.backend;
+	big.o.backend = real_backend(self->t.backend);
 	big.o.max_msg_size = 100;
 	loop = ipcsock_loop_new(&big.o);
 	ASSERT_NE(NULL, loop);
-	EXPECT_EQ(self->t.backend, ipcsock_loop_backend(loop));
+	EXPECT_EQ(real_backend(self->t.backend), ipcsock_loop_backend(loop));
 	a = ipcsock_new(loop);
 	b = ipcsock_new(loop);
 	ASSERT_NE(NULL, a);
@@ -563,7 +567,7 @@ TEST_F(lifecycle, loop_opts_sz)
 	/* Newer caller, unknown fields zero. */
 	memset(&big, 0, sizeof(big));
 	big.o.sz = sizeof(big);
-	big.o.backend = self->t.backend;
+	big.o.backend = real_backend(self->t.backend);
 	loop = ipcsock_loop_new(&big.o);
 	ASSERT_NE(NULL, loop);
 	ipcsock_loop_free(loop);
@@ -602,7 +606,7 @@ TEST_F(lifecycle, backend_from_env)
 	/* An explicit backend in the options wins over the environment. */
 	loop = loop_new(self->t.backend, 0, 0, 0);
 	ASSERT_NE(NULL, loop);
-	EXPECT_EQ(self->t.backend, ipcsock_loop_backend(loop));
+	EXPECT_EQ(real_backend(self->t.backend), ipcsock_loop_backend(loop));
 	ipcsock_loop_free(loop);
 	unsetenv("IPCSOCK_BACKEND");
 }
@@ -677,7 +681,7 @@ TEST_F(lifecycle, default_loop_per_thread)
 	def = ipcsock_loop_default();
 	ASSERT_NE(NULL, def);
 	EXPECT_EQ(def, ipcsock_loop_default());
-	EXPECT_EQ(self->t.backend, ipcsock_loop_backend(def));
+	EXPECT_EQ(real_backend(self->t.backend), ipcsock_loop_backend(def));
 
 	mid = count_open_fds();
 	ASSERT_EQ(0, pthread_create(&th, NULL, thread_default_loop, &tl));

@@ -32,6 +32,10 @@ FIXTURE_VARIANT_ADD(order, epoll) {
 	.backend = IPCSOCK_BACKEND_EPOLL,
 };
 
+FIXTURE_VARIANT_ADD(order, uring_ring_sends) {
+	.backend = BACKEND_URING_RING_SENDS,
+};
+
 FIXTURE_SETUP(order)
 {
 	ctx_setup(_metadata, &self->t, variant->backend);
@@ -97,7 +101,7 @@ static int flood_child(int fd, enum ipcsock_backend backend,
 
 	fd_start = count_open_fds();
 	loop = loop_new(backend, 0, 0, 0);
-	if (!loop || ipcsock_loop_backend(loop) != backend)
+	if (!loop || ipcsock_loop_backend(loop) != real_backend(backend))
 		return CHILD_SETUP;
 	s = ipcsock_new(loop);
 	if (!s || ipcsock_bind(s, fd))

@@ -26,6 +26,10 @@ FIXTURE_VARIANT_ADD(send_recv, epoll) {
 	.backend = IPCSOCK_BACKEND_EPOLL,
 };
 
+FIXTURE_VARIANT_ADD(send_recv, uring_ring_sends) {
+	.backend = BACKEND_URING_RING_SENDS,
+};
+
 FIXTURE_SETUP(send_recv)
 {
 	ctx_setup(_metadata, &self->t, variant->backend);

@@ -34,6 +34,10 @@ FIXTURE_VARIANT_ADD(wire, epoll) {
 	.backend = IPCSOCK_BACKEND_EPOLL,
 };
 
+FIXTURE_VARIANT_ADD(wire, uring_ring_sends) {
+	.backend = BACKEND_URING_RING_SENDS,
+};
+
 FIXTURE_SETUP(wire)
 {
 	int i;

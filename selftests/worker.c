@@ -265,15 +265,19 @@ static int worker_main(int argc, char **argv)
 	if (argc != 4)
 		return WX_ARGS;
 	fd = atoi(argv[2]);
-	backend = !strcmp(argv[3], "epoll") ? IPCSOCK_BACKEND_EPOLL :
-					      IPCSOCK_BACKEND_URING;
+	if (!strcmp(argv[3], "epoll"))
+		backend = IPCSOCK_BACKEND_EPOLL;
+	else if (!strcmp(argv[3], "uring-ring-sends"))
+		backend = BACKEND_URING_RING_SENDS;
+	else
+		backend = IPCSOCK_BACKEND_URING;
 	if (worker_inherited_library_fds(fd))
 		return WX_INHERITED;
 	fd_start = count_open_fds();
 
 	w = calloc(1, sizeof(*w));
 	loop = loop_new(backend, 0, 0, 0);
-	if (!w || !loop || ipcsock_loop_backend(loop) != backend)
+	if (!w || !loop || ipcsock_loop_backend(loop) != real_backend(backend))
 		return WX_SETUP;
 	w->sock = ipcsock_new(loop);
 	if (!w->sock || ipcsock_bind(w->sock, fd))
@@ -326,6 +330,10 @@ FIXTURE_VARIANT_ADD(worker, epoll) {
 	.backend = IPCSOCK_BACKEND_EPOLL,
 };
 
+FIXTURE_VARIANT_ADD(worker, uring_ring_sends) {
+	.backend = BACKEND_URING_RING_SENDS,
+};
+
 static void parent_hangup(struct ipcsock *sock, int err, void *arg)
 {
 	struct _test_data_worker *self = arg;
@@ -359,8 +367,9 @@ FIXTURE_SETUP(worker)
 		if (fd_clear_cloexec(remote))
 			_exit(127);
 		execl(exe, "ipcsock-worker", WORKER_ARG, fdstr,
-		      variant->backend == IPCSOCK_BACKEND_EPOLL ?
-		      "epoll" : "uring", (char *)NULL);
+		      variant->backend == IPCSOCK_BACKEND_EPOLL ? "epoll" :
+		      variant->backend == BACKEND_URING_RING_SENDS ?
+		      "uring-ring-sends" : "uring", (char *)NULL);
 		_exit(127);
 	}
 	self->t.child = pid;
