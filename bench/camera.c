@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: MIT
+/*
+ * camera: the IPC of a camera pipeline talking to its image processing
+ * algorithms in another process, at a fixed frame rate. Every frame has
+ * three events, a third of a frame apart, and each event is one request
+ * and one reply:
+ *
+ *   queue request    1024 B + 2 fds (buffers)  ->  16 B acknowledgement
+ *   fill parameters    64 B                    -> 128 B parameters ready
+ *   process stats     256 B                    -> 512 B metadata
+ *
+ * Six messages of 16-1024 B, one with 2 fds. The frame's IPC latency is
+ * the sum of its three round trips. Between events both processes sleep,
+ * so every event starts from an idle process, as in a real pipeline.
+ * Warm-up is BENCH_WARMUP_MSGS requests back to back, then warm_frames
+ * paced frames.
+ */
+#include <errno.h>
+
+#include "bench.h"
+
+static const unsigned int req_size[CAMERA_EXCHANGES] = { 1024, 64, 256 };
+static const unsigned int req_fds[CAMERA_EXCHANGES] = { CAMERA_FDS, 0, 0 };
+static const unsigned int reply_size[CAMERA_EXCHANGES] = { 16, 128, 512 };
+
+void camera_msgs(struct bench_ctx *x)
+{
+	const unsigned int *size = x->parent ? req_size : reply_size;
+	unsigned int i;
+
+	for (i = 0; i < CAMERA_EXCHANGES; i++) {
+		x->msgs[i].len = size[i];
+		x->msgs[i].nr_fds = x->parent ? req_fds[i] : 0;
+		msg_hdr(x, i)->idx = i;
+	}
+}
+
+static void pipeline_rx(struct bench_chan *c, void *data, size_t len,
+			int *fds, unsigned int nr_fds)
+{
+	struct bench_ctx *x = c->rx_arg;
+	const struct bench_hdr *h = data;
+
+	bench_close_fds(fds, nr_fds);
+	if (len < sizeof(*h) || h->idx >= CAMERA_EXCHANGES ||
+	    len != reply_size[h->idx]) {
+		x->err = -EPROTO;
+		return;
+	}
+	x->got++;
+	x->got_flags = h->flags;
+}
+
+static int exchange(struct bench_ctx *x, unsigned int i, uint16_t flags)
+{
+	struct bench_hdr *h = msg_hdr(x, i);
+	int err;
+
+	h->seq++;
+	h->flags = flags;
+	x->got = 0;
+	err = ctx_send(x, i, 1);
+	if (err)
+		return err;
+	return ctx_wait_got(x, 1);
+}
+
+static int camera_parent(struct bench_ctx *x)
+{
+	const struct bench_cfg *cfg = x->cfg;
+	uint64_t period = 1000000000ull / cfg->fps, frame, t0, lat;
+	unsigned int f, i, frames = cfg->warm_frames + cfg->frames;
+	uint16_t flags;
+	int err;
+
+	x->chan.rx = pipeline_rx;
+	/* Reach the steady state quickly: unpaced frames first. */
+	for (f = 0; f * CAMERA_EXCHANGES < BENCH_WARMUP_MSGS; f++) {
+		for (i = 0; i < CAMERA_EXCHANGES; i++) {
+			err = exchange(x, i, 0);
+			if (err)
+				return err;
+		}
+	}
+	frame = now_ns();
+	for (f = 0; f < frames && x->nr_samples < x->cap_samples; f++) {
+		flags = 0;
+		if (f == cfg->warm_frames) {
+			window_begin(x);
+			flags = BENCH_F_MEASURE;
+		}
+		lat = 0;
+		for (i = 0; i < CAMERA_EXCHANGES; i++) {
+			sleep_until_ns(frame + i * period / CAMERA_EXCHANGES);
+			t0 = now_ns();
+			err = exchange(x, i, flags);
+			if (err)
+				return err;
+			lat += now_ns() - t0;
+			flags = 0;
+		}
+		if (f >= cfg->warm_frames)
+			x->samples[x->nr_samples++] =
+				lat > UINT32_MAX ? UINT32_MAX : lat;
+		frame += period;
+	}
+	window_end(x, 2 * CAMERA_EXCHANGES * x->nr_samples);
+	err = exchange(x, 1, BENCH_F_STOP);
+	if (!err && !(x->got_flags & BENCH_F_STOP))
+		err = -EPROTO;
+	return err;
+}
+
+static void ipa_rx(struct bench_chan *c, void *data, size_t len, int *fds,
+		   unsigned int nr_fds)
+{
+	struct bench_ctx *x = c->rx_arg;
+	const struct bench_hdr *h = data;
+	struct bench_hdr *r;
+	int err;
+
+	bench_close_fds(fds, nr_fds);
+	if (len < sizeof(*h) || h->idx >= CAMERA_EXCHANGES ||
+	    len != req_size[h->idx] || nr_fds != req_fds[h->idx]) {
+		x->err = -EPROTO;
+		return;
+	}
+	if (h->flags & BENCH_F_MEASURE) {
+		window_begin(x);
+		x->count = 0;
+	}
+	if (h->flags & BENCH_F_STOP) {
+		window_end(x, 2 * x->count);
+		x->stop = true;
+	} else {
+		x->count++;
+	}
+	r = msg_hdr(x, h->idx);
+	r->seq = h->seq;
+	r->flags = h->flags;
+	err = ctx_send(x, h->idx, 1);
+	if (err)
+		x->err = err;
+}
+
+static int camera_peer(struct bench_ctx *x)
+{
+	x->chan.rx = ipa_rx;
+	return ctx_wait_stop(x);
+}
+
+const struct bench_scenario_ops camera_ops = {
+	.name = "camera",
+	.parent = camera_parent,
+	.peer = camera_peer,
+};

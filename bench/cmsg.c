@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: MIT
+/*
+ * SCM_RIGHTS helpers of the baselines (the library does its own).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+void bench_close_fds(const int *fds, unsigned int n)
+{
+	while (n--)
+		close(*fds++);
+}
+
+/* @ctrl holds BENCH_CTRL_LEN bytes, aligned for struct cmsghdr. */
+void msghdr_set_fds(struct msghdr *mh, void *ctrl, const int *fds,
+		    unsigned int nr_fds)
+{
+	struct cmsghdr *cmsg;
+
+	if (!nr_fds) {
+		mh->msg_control = NULL;
+		mh->msg_controllen = 0;
+		return;
+	}
+	mh->msg_control = ctrl;
+	mh->msg_controllen = CMSG_SPACE(nr_fds * sizeof(int));
+	cmsg = CMSG_FIRSTHDR(mh);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(nr_fds * sizeof(int));
+	memcpy(CMSG_DATA(cmsg), fds, nr_fds * sizeof(int));
+}
+
+/*
+ * The fds a received message carried. On truncation the fds that did
+ * arrive are closed and an error returned: the benchmark never sends
+ * more than BENCH_MAX_FDS, so this only happens when something is broken.
+ */
+int msghdr_get_fds(struct msghdr *mh, int **fds, unsigned int *nr_fds)
+{
+	struct cmsghdr *cmsg;
+
+	*fds = NULL;
+	*nr_fds = 0;
+	for (cmsg = CMSG_FIRSTHDR(mh); cmsg; cmsg = CMSG_NXTHDR(mh, cmsg)) {
+		if (cmsg->cmsg_level != SOL_SOCKET ||
+		    cmsg->cmsg_type != SCM_RIGHTS)
+			continue;
+		*fds = (int *)CMSG_DATA(cmsg);
+		*nr_fds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+	}
+	if (mh->msg_flags & (MSG_CTRUNC | MSG_TRUNC)) {
+		bench_close_fds(*fds, *nr_fds);
+		*nr_fds = 0;
+		return -EMSGSIZE;
+	}
+	return 0;
+}

@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+/*
+ * floor-sendmsg: blocking sendmsg()/recvmsg() on a SOCK_SEQPACKET pair,
+ * one message per system call, nothing else. For ping-pong this is the
+ * system-call floor. The batch size is ignored: every message is its own
+ * sendmsg().
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+struct fs_priv {
+	unsigned char *rxbuf;
+	union {
+		struct cmsghdr align;
+		unsigned char buf[BENCH_CTRL_LEN];
+	} txctrl, rxctrl;
+};
+
+static int fs_open(struct bench_chan *c, int fd)
+{
+	struct fs_priv *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->rxbuf = malloc(c->max_len);
+	if (!p->rxbuf) {
+		free(p);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	c->priv = p;
+	return 0;
+}
+
+static void fs_close(struct bench_chan *c)
+{
+	struct fs_priv *p = c->priv;
+
+	if (!p)
+		return;
+	free(p->rxbuf);
+	free(p);
+	c->priv = NULL;
+	close(c->fd);
+	c->fd = -1;
+}
+
+static int fs_send(struct bench_chan *c, const struct bench_msg *msgs,
+		   unsigned int n)
+{
+	struct fs_priv *p = c->priv;
+	struct msghdr mh = { 0 };
+	struct iovec iov;
+	unsigned int i;
+
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	for (i = 0; i < n; i++) {
+		iov.iov_base = msgs[i].data;
+		iov.iov_len = msgs[i].len;
+		msghdr_set_fds(&mh, p->txctrl.buf, msgs[i].fds,
+			       msgs[i].nr_fds);
+		while (sendmsg(c->fd, &mh, MSG_NOSIGNAL) < 0) {
+			if (errno != EINTR)
+				return -errno;
+		}
+	}
+	return 0;
+}
+
+static int fs_wait(struct bench_chan *c)
+{
+	struct fs_priv *p = c->priv;
+	struct iovec iov = { .iov_base = p->rxbuf, .iov_len = c->max_len };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = p->rxctrl.buf,
+		.msg_controllen = sizeof(p->rxctrl.buf),
+	};
+	unsigned int nr_fds;
+	ssize_t n;
+	int *fds, err;
+
+	n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	if (n == 0)
+		return -EPIPE;
+	err = msghdr_get_fds(&mh, &fds, &nr_fds);
+	if (err)
+		return err;
+	c->rx(c, p->rxbuf, n, fds, nr_fds);
+	return c->err;
+}
+
+const struct bench_impl impl_floor_sendmsg = {
+	.name = "floor-sendmsg",
+	.sock_type = SOCK_SEQPACKET,
+	.open = fs_open,
+	.close = fs_close,
+	.send = fs_send,
+	.wait = fs_wait,
+};

@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: MIT
+/*
+ * libcamera-style: the IPCUnixSocket protocol as described in the
+ * benchmark's specification, written from that description. A
+ * SOCK_DGRAM | SOCK_NONBLOCK socket pair; a message is an 8-byte header
+ * datagram { u32 size, u8 nr_fds, 3 zero bytes } sent with send(),
+ * followed by a payload datagram sent with sendmsg(), carrying the fds as
+ * SCM_RIGHTS. The receiver waits in poll(), reads the header with recv(),
+ * polls for the payload with a zero timeout (and goes back to waiting if
+ * it is not there yet), then takes it with recvmsg(): one message per
+ * wake-up.
+ *
+ * The socket is non-blocking and AF_UNIX datagram sockets accept only
+ * net.unix.max_dgram_qlen datagrams (10 by default) into the peer's
+ * queue, so a flooding sender hits EAGAIN. It then waits in
+ * poll(POLLOUT) and retries, the cheapest correct thing to do; the
+ * protocol itself has no answer to it.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+struct lc_hdr {
+	uint32_t size;
+	uint8_t nr_fds;
+	uint8_t reserved[3];
+};
+
+_Static_assert(sizeof(struct lc_hdr) == 8, "8-byte header");
+
+struct lc_priv {
+	bool have_hdr;
+	struct lc_hdr hdr;
+	unsigned char *rxbuf;
+	union {
+		struct cmsghdr align;
+		unsigned char buf[BENCH_CTRL_LEN];
+	} txctrl, rxctrl;
+};
+
+static int lc_open(struct bench_chan *c, int fd)
+{
+	struct lc_priv *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return -ENOMEM;
+	p->rxbuf = malloc(c->max_len);
+	if (!p->rxbuf) {
+		free(p);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	c->priv = p;
+	return 0;
+}
+
+static void lc_close(struct bench_chan *c)
+{
+	struct lc_priv *p = c->priv;
+
+	if (!p)
+		return;
+	free(p->rxbuf);
+	free(p);
+	c->priv = NULL;
+	close(c->fd);
+	c->fd = -1;
+}
+
+static int wait_writable(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+	if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+static int lc_send_one(struct bench_chan *c, const struct bench_msg *m)
+{
+	struct lc_priv *p = c->priv;
+	struct lc_hdr hdr = { .size = m->len, .nr_fds = m->nr_fds };
+	struct iovec iov = { .iov_base = m->data, .iov_len = m->len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	int err;
+
+	while (send(c->fd, &hdr, sizeof(hdr), MSG_NOSIGNAL) < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		err = wait_writable(c->fd);
+		if (err)
+			return err;
+	}
+	msghdr_set_fds(&mh, p->txctrl.buf, m->fds, m->nr_fds);
+	while (sendmsg(c->fd, &mh, MSG_NOSIGNAL) < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			return -errno;
+		err = wait_writable(c->fd);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int lc_send(struct bench_chan *c, const struct bench_msg *msgs,
+		   unsigned int n)
+{
+	unsigned int i;
+	int err;
+
+	for (i = 0; i < n; i++) {
+		err = lc_send_one(c, &msgs[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static bool readable(int fd, int timeout_ms, int *err)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	int n = poll(&pfd, 1, timeout_ms);
+
+	*err = 0;
+	if (n < 0) {
+		*err = errno == EINTR ? 0 : -errno;
+		return false;
+	}
+	return n > 0 && (pfd.revents & POLLIN);
+}
+
+static int lc_wait(struct bench_chan *c)
+{
+	struct lc_priv *p = c->priv;
+	struct iovec iov = { .iov_base = p->rxbuf, .iov_len = c->max_len };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = p->rxctrl.buf,
+		.msg_controllen = sizeof(p->rxctrl.buf),
+	};
+	unsigned int nr_fds;
+	ssize_t n;
+	int *fds, err;
+
+	if (!readable(c->fd, -1, &err))
+		return err;
+	if (!p->have_hdr) {
+		n = recv(c->fd, &p->hdr, sizeof(p->hdr), 0);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		if (n != sizeof(p->hdr))
+			return -EPROTO;
+		p->have_hdr = true;
+	}
+	/* The payload may not be there yet: then wait for the next wake-up. */
+	if (!readable(c->fd, 0, &err))
+		return err;
+	n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+	p->have_hdr = false;
+	err = msghdr_get_fds(&mh, &fds, &nr_fds);
+	if (err)
+		return err;
+	if ((size_t)n != p->hdr.size || nr_fds != p->hdr.nr_fds) {
+		bench_close_fds(fds, nr_fds);
+		return -EPROTO;
+	}
+	c->rx(c, p->rxbuf, n, fds, nr_fds);
+	return c->err;
+}
+
+const struct bench_impl impl_libcamera = {
+	.name = "libcamera-style",
+	.sock_type = SOCK_DGRAM | SOCK_NONBLOCK,
+	.open = lc_open,
+	.close = lc_close,
+	.send = lc_send,
+	.wait = lc_wait,
+};

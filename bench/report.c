@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Results: per-round figures folded into one summary per row and
+ * implementation, printed as a table and written as JSON records.
+ *
+ * Rounds interleave the implementations, so a ratio is taken between two
+ * runs of the same round (close in time, same machine state), and the
+ * median of those per-round ratios is reported with their smallest and
+ * largest value. Medians are medians of the per-round medians; the tail
+ * percentiles come from the samples of all rounds pooled together.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+static const enum bench_impl_id ref_ids[BENCH_NR_REFS] = {
+	[REF_SENDMSG] = IMPL_FLOOR_SENDMSG,
+	[REF_MMSG] = IMPL_FLOOR_MMSG,
+	[REF_LIBCAMERA] = IMPL_LIBCAMERA,
+};
+
+const char *ref_impl_name(enum bench_ref ref)
+{
+	return bench_impls[ref_ids[ref]]->name;
+}
+
+static bool is_latency(const struct bench_cfg *cfg)
+{
+	return cfg->scenario != BENCH_STREAM;
+}
+
+static double per_msg(uint64_t v, uint64_t msgs)
+{
+	return msgs ? (double)v / msgs : NAN;
+}
+
+static double median_u32(uint32_t *v, size_t n)
+{
+	if (!n)
+		return NAN;
+	sort_u32(v, n);
+	return n % 2 ? v[n / 2] : ((double)v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void result_add_run(struct bench_result *r, const struct bench_cfg *cfg,
+		    unsigned int round, const struct bench_run *run)
+{
+	uint32_t *pool;
+
+	if (is_latency(cfg)) {
+		r->primary[round] = median_u32(run->samples,
+					       run->nr_samples) / 1000;
+		pool = realloc(r->pool, (r->nr_pool + run->nr_samples) *
+				       sizeof(*pool));
+		if (pool) {
+			memcpy(pool + r->nr_pool, run->samples,
+			       run->nr_samples * sizeof(*pool));
+			r->pool = pool;
+			r->nr_pool += run->nr_samples;
+		}
+	} else {
+		r->primary[round] = run->count_ns ?
+			run->count * 1e9 / run->count_ns : NAN;
+	}
+	r->cpu[round] = (per_msg(run->local.cpu_ns, run->local.msgs) +
+			 per_msg(run->peer.cpu_ns, run->peer.msgs)) / 1000;
+	r->csw[round] = per_msg(run->local.csw, run->local.msgs) +
+			per_msg(run->peer.csw, run->peer.msgs);
+	r->allocs[round] = alloc_count_works() ?
+		per_msg(run->local.allocs, run->local.msgs) +
+		per_msg(run->peer.allocs, run->peer.msgs) : NAN;
+	r->rss[round] = run->local.rss_kib + run->peer.rss_kib;
+	r->ok++;
+}
+
+static double max_double(const double *v, unsigned int n)
+{
+	double m = NAN;
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (!isnan(v[i]) && (isnan(m) || v[i] > m))
+			m = v[i];
+	return m;
+}
+
+void row_summarize(struct bench_row *row, unsigned int rounds)
+{
+	const struct bench_cfg *cfg = &row->cfg;
+	double ratios[BENCH_MAX_ROUNDS];
+	struct bench_result *r, *ref;
+	unsigned int i, k, j;
+
+	for (i = 0; i < BENCH_NR_IMPLS; i++) {
+		r = &row->res[i];
+		r->median_us = r->p90_us = r->p99_us = NAN;
+		r->p999_us = r->max_us = NAN;
+		r->msgs_per_s = r->mb_per_s = NAN;
+		if (is_latency(cfg)) {
+			r->median_us = median_double(r->primary, rounds,
+						     &r->round_min,
+						     &r->round_max);
+			sort_u32(r->pool, r->nr_pool);
+			r->p90_us = pct_u32(r->pool, r->nr_pool, 0.90) / 1000;
+			r->p99_us = pct_u32(r->pool, r->nr_pool, 0.99) / 1000;
+			r->p999_us = pct_u32(r->pool, r->nr_pool, 0.999) / 1000;
+			r->max_us = pct_u32(r->pool, r->nr_pool, 1.0) / 1000;
+		} else {
+			r->msgs_per_s = median_double(r->primary, rounds,
+						      &r->round_min,
+						      &r->round_max);
+			r->mb_per_s = r->msgs_per_s * cfg->size / 1e6;
+		}
+		r->cpu_us_per_msg = median_double(r->cpu, rounds, NULL, NULL);
+		r->csw_per_msg = median_double(r->csw, rounds, NULL, NULL);
+		/* The worst round: a target of zero must hold in every one. */
+		r->allocs_per_msg = max_double(r->allocs, rounds);
+		r->rss_kib = median_double(r->rss, rounds, NULL, NULL);
+
+		for (k = 0; k < BENCH_NR_REFS; k++) {
+			ref = &row->res[ref_ids[k]];
+			for (j = 0; j < rounds; j++)
+				ratios[j] = r->primary[j] / ref->primary[j];
+			r->vs[k].med = median_double(ratios, rounds,
+						     &r->vs[k].min,
+						     &r->vs[k].max);
+		}
+	}
+}
+
+/* ---- table ---- */
+
+static void put_num(FILE *f, int width, int prec, double v)
+{
+	if (isnan(v))
+		fprintf(f, " %*s", width, "-");
+	else
+		fprintf(f, " %*.*f", width, prec, v);
+}
+
+static void put_allocs(FILE *f, double v)
+{
+	if (isnan(v))
+		fprintf(f, " %7s", "-");
+	else if (v > 0 && v < 0.01)
+		fprintf(f, " %7s", "<0.01");
+	else
+		fprintf(f, " %7.2f", v);
+}
+
+static void put_ratio(FILE *f, const struct bench_ratio *q)
+{
+	char buf[40];
+
+	if (isnan(q->med))
+		snprintf(buf, sizeof(buf), "-");
+	else
+		snprintf(buf, sizeof(buf), "%.2f (%.2f-%.2f)", q->med, q->min,
+			 q->max);
+	fprintf(f, "  %-17s", buf);
+}
+
+static void put_size(FILE *f, unsigned int size)
+{
+	char buf[16];
+
+	if (size >= 1024 && !(size % 1024))
+		snprintf(buf, sizeof(buf), "%uK", size / 1024);
+	else
+		snprintf(buf, sizeof(buf), "%u", size);
+	fprintf(f, "%5s", buf);
+}
+
+static void table_head(FILE *f, enum bench_scenario sc)
+{
+	static const char * const what[] = {
+		[BENCH_PINGPONG] = "round-trip time in us",
+		[BENCH_STREAM] = "messages per second at the receiver",
+		[BENCH_CAMERA] = "IPC latency per frame in us",
+	};
+	unsigned int k;
+
+	fprintf(f, "\n%s: %s\n", bench_scenarios[sc]->name, what[sc]);
+	if (sc == BENCH_CAMERA)
+		fprintf(f, "%5s %3s %5s", "fps", "", "");
+	else
+		fprintf(f, "%5s %3s %5s", "size", "fds", "batch");
+	fprintf(f, " %-18s", "impl");
+	if (sc == BENCH_STREAM)
+		fprintf(f, " %10s %8s", "msgs/s", "MB/s");
+	else
+		fprintf(f, " %7s %7s %7s %7s %7s", "median", "p90", "p99",
+			"p99.9", "max");
+	fprintf(f, " %7s %6s %7s %7s", "cpu/msg", "cs/msg", "allocs",
+		"rss KiB");
+	for (k = 0; k < BENCH_NR_REFS; k++) {
+		char buf[32];
+
+		snprintf(buf, sizeof(buf), "x %s", ref_impl_name(k));
+		fprintf(f, "  %-17s", buf);
+	}
+	fprintf(f, "\n");
+}
+
+static void table_row(FILE *f, const struct bench_row *row, unsigned int i)
+{
+	const struct bench_cfg *cfg = &row->cfg;
+	const struct bench_result *r = &row->res[i];
+	unsigned int k;
+
+	if (cfg->scenario == BENCH_CAMERA) {
+		fprintf(f, "%5u %3s %5s", cfg->fps, "", "");
+	} else {
+		put_size(f, cfg->size);
+		fprintf(f, " %3u", cfg->nr_fds);
+		if (cfg->scenario == BENCH_STREAM)
+			fprintf(f, " %5u", cfg->batch);
+		else
+			fprintf(f, " %5s", "");
+	}
+	fprintf(f, " %-18s", bench_impls[i]->name);
+	if (!r->ok) {
+		fprintf(f, " %s: %s\n", bench_err_unsupported(r->err) ?
+			"unavailable" : "failed", strerror(-r->err));
+		return;
+	}
+	if (cfg->scenario == BENCH_STREAM) {
+		put_num(f, 10, 0, r->msgs_per_s);
+		put_num(f, 8, 1, r->mb_per_s);
+	} else {
+		put_num(f, 7, 1, r->median_us);
+		put_num(f, 7, 1, r->p90_us);
+		put_num(f, 7, 1, r->p99_us);
+		put_num(f, 7, 1, r->p999_us);
+		put_num(f, 7, 1, r->max_us);
+	}
+	put_num(f, 7, 2, r->cpu_us_per_msg);
+	put_num(f, 6, 2, r->csw_per_msg);
+	put_allocs(f, r->allocs_per_msg);
+	put_num(f, 7, 0, r->rss_kib);
+	for (k = 0; k < BENCH_NR_REFS; k++) {
+		if (ref_ids[k] == i)
+			fprintf(f, "  %-17s", "(reference)");
+		else
+			put_ratio(f, &r->vs[k]);
+	}
+	if (r->err)
+		fprintf(f, "  (%u rounds, last error: %s)", r->ok,
+			strerror(-r->err));
+	fprintf(f, "\n");
+}
+
+void report_table(FILE *f, const struct bench_row *rows, unsigned int n)
+{
+	enum bench_scenario sc;
+	unsigned int i, j;
+	bool head;
+
+	for (sc = 0; sc < BENCH_NR_SCENARIOS; sc++) {
+		head = false;
+		for (i = 0; i < n; i++) {
+			if (rows[i].cfg.scenario != sc)
+				continue;
+			if (!head)
+				table_head(f, sc);
+			head = true;
+			for (j = 0; j < BENCH_NR_IMPLS; j++)
+				if (rows[i].res[j].enabled)
+					table_row(f, &rows[i], j);
+		}
+	}
+}
+
+/* ---- JSON: an array, one record per line ---- */
+
+static void json_num(FILE *f, const char *key, double v, int prec)
+{
+	if (isnan(v) || isinf(v))
+		fprintf(f, ", \"%s\": null", key);
+	else
+		fprintf(f, ", \"%s\": %.*f", key, prec, v);
+}
+
+static void json_uint(FILE *f, const char *key, unsigned int v, bool valid)
+{
+	if (valid)
+		fprintf(f, ", \"%s\": %u", key, v);
+	else
+		fprintf(f, ", \"%s\": null", key);
+}
+
+static void json_record(FILE *f, const struct bench_row *row, unsigned int i)
+{
+	const struct bench_cfg *cfg = &row->cfg;
+	const struct bench_result *r = &row->res[i];
+	bool camera = cfg->scenario == BENCH_CAMERA;
+	static const char *const ref_key[BENCH_NR_REFS] = {
+		"vs_floor_sendmsg", "vs_floor_mmsg", "vs_libcamera",
+	};
+	unsigned int k;
+
+	fprintf(f, "{\"scenario\": \"%s\", \"impl\": \"%s\"",
+		bench_scenarios[cfg->scenario]->name, bench_impls[i]->name);
+	json_uint(f, "size", cfg->size, !camera);
+	json_uint(f, "fds", cfg->nr_fds, !camera);
+	json_uint(f, "batch", cfg->batch, cfg->scenario == BENCH_STREAM);
+	json_num(f, "median_us", r->median_us, 3);
+	json_num(f, "p90_us", r->p90_us, 3);
+	json_num(f, "p99_us", r->p99_us, 3);
+	json_num(f, "p999_us", r->p999_us, 3);
+	json_num(f, "msgs_per_s", r->msgs_per_s, 0);
+	json_num(f, "mb_per_s", r->mb_per_s, 3);
+	json_num(f, "cpu_us_per_msg", r->cpu_us_per_msg, 3);
+	json_num(f, "allocs_per_msg", r->allocs_per_msg, 6);
+	json_num(f, "rss_kib", r->rss_kib, 0);
+	json_num(f, "max_us", r->max_us, 3);
+	json_num(f, "ctxsw_per_msg", r->csw_per_msg, 4);
+	fprintf(f, ", \"%s_range\": ", is_latency(cfg) ? "median_us" :
+		"msgs_per_s");
+	if (isnan(r->round_min))
+		fprintf(f, "null");
+	else
+		fprintf(f, "[%.3f, %.3f]", r->round_min, r->round_max);
+	json_uint(f, "fps", cfg->fps, camera);
+	json_uint(f, "rounds", r->ok, true);
+	for (k = 0; k < BENCH_NR_REFS; k++) {
+		json_num(f, ref_key[k], r->vs[k].med, 4);
+		fprintf(f, ", \"%s_range\": ", ref_key[k]);
+		if (isnan(r->vs[k].med))
+			fprintf(f, "null");
+		else
+			fprintf(f, "[%.4f, %.4f]", r->vs[k].min, r->vs[k].max);
+	}
+	if (r->ok)
+		fprintf(f, ", \"error\": null}");
+	else
+		fprintf(f, ", \"error\": \"%s\"}", strerror(-r->err));
+}
+
+int report_json(const char *path, const struct bench_row *rows,
+		unsigned int n)
+{
+	bool first = true;
+	unsigned int i, j;
+	FILE *f;
+	int err = 0;
+
+	f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+	if (!f)
+		return -errno;
+	fprintf(f, "[\n");
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < BENCH_NR_IMPLS; j++) {
+			if (!rows[i].res[j].enabled)
+				continue;
+			if (!first)
+				fprintf(f, ",\n");
+			first = false;
+			json_record(f, &rows[i], j);
+		}
+	}
+	fprintf(f, "\n]\n");
+	if (fflush(f) || ferror(f))
+		err = -EIO;
+	if (f != stdout && fclose(f))
+		err = -errno;
+	return err;
+}
