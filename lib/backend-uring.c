@@ -161,6 +161,43 @@ static void uring_rx_stop(struct ipcsock_chan *ch)
 	op_start(ch, 1);
 }
 
+/* Wake the send side when the socket has room again. */
+static void uring_arm_pollout(struct ipcsock_chan *ch)
+{
+	struct io_uring_sqe *sqe = get_sqe(ch->loop);
+
+	if (!sqe)
+		return;
+	io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
+	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_POLLOUT));
+	ch->tx_chain = 1;
+	ch->tx_chain_poll = true;
+	ch->tx_chain_sends = 0;
+	op_start(ch, 1);
+}
+
+/*
+ * Send what is queued. By default with sendmmsg from here, as far as the
+ * socket takes it, and a POLL_ADD(POLLOUT) on the ring to continue when it
+ * has room: the syscall floor for a batch, and the ring still does the
+ * waiting. A closed channel does not wait.
+ */
+static void uring_tx_flush(struct ipcsock_chan *ch)
+{
+	int err = chan_tx_flush_direct(ch);
+
+	if (err == -EAGAIN) {
+		if (ch->sock)
+			uring_arm_pollout(ch);
+	} else if (err) {
+		chan_tx_error(ch, err);
+	}
+}
+
+/*
+ * With IPCSOCK_LOOP_RING_SENDS, one IOSQE_IO_LINK chain of SENDMSGs at a
+ * time, each MSG_DONTWAIT, behind a POLL_ADD(POLLOUT) head after -EAGAIN.
+ */
 static void uring_tx_start(struct ipcsock_chan *ch)
 {
 	struct ipcsock_loop *loop = ch->loop;
@@ -169,6 +206,10 @@ static void uring_tx_start(struct ipcsock_chan *ch)
 
 	if (ch->tx_chain || ch->tx_err || !chan_tx_queued(ch))
 		return;
+	if (!(loop->flags & IPCSOCK_LOOP_RING_SENDS)) {
+		uring_tx_flush(ch);
+		return;
+	}
 	n = chan_tx_queued(ch);
 	if (n > TX_CHAIN_MAX)
 		n = TX_CHAIN_MAX;

@@ -110,6 +110,7 @@ struct ipcsock_loop {
 	int evfd;
 
 	bool in_dispatch;
+	bool tx_progress;		/* a send queue shrank */
 	struct list_head ready;		/* channels with callbacks due */
 	struct list_head socks;		/* every handle, for loop_free */
 	struct list_head dead;		/* channels freed after dispatch */

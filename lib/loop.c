@@ -416,6 +416,7 @@ static int run_callbacks(struct ipcsock_loop *loop)
 
 int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 {
+	uint64_t deadline = 0, now;
 	eventfd_t cnt;
 	int err, ran;
 
@@ -427,9 +428,29 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		eventfd_read(loop->evfd, &cnt);
 	if (!list_empty(&loop->ready))
 		timeout_ms = 0;
-	err = loop->ops->poll(loop, timeout_ms);
-	if (err)
-		return err;
+	if (timeout_ms > 0)
+		deadline = loop_now_us() + timeout_ms * 1000ull;
+	/*
+	 * Wait until a callback is due or a send queue shrank (a sender that
+	 * got -ENOBUFS dispatches to wait for room). Other completions, such
+	 * as a receive buffer coming back, do not end the wait: returning
+	 * would only make the caller come back at once, a syscall wasted.
+	 */
+	for (;;) {
+		loop->tx_progress = false;
+		err = loop->ops->poll(loop, timeout_ms);
+		if (err)
+			return err;
+		if (!list_empty(&loop->ready) || loop->tx_progress ||
+		    !timeout_ms || loop->shared)
+			break;
+		if (timeout_ms > 0) {
+			now = loop_now_us();
+			if (now >= deadline)
+				break;
+			timeout_ms = (deadline - now + 999) / 1000;
+		}
+	}
 	ran = run_callbacks(loop);
 	/* Replies sent from callbacks go out together, here. */
 	loop->ops->submit(loop);

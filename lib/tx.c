@@ -48,8 +48,16 @@ void chan_tx_free(struct ipcsock_chan *ch)
 /* The oldest @n queued messages were sent (or are given up on). */
 void chan_tx_release(struct ipcsock_chan *ch, unsigned int n)
 {
+	if (n)
+		ch->loop->tx_progress = true;
 	while (n--)
 		slot_clear(chan_tx_slot(ch, ch->tx_head++));
+	/*
+	 * Empty: start again at slot 0, so that only as many slots as the
+	 * queue ever got deep hold buffers, not all of them in turn.
+	 */
+	if (ch->tx_head == ch->tx_tail)
+		ch->tx_head = ch->tx_tail = 0;
 }
 
 /* Drop queued messages from the newest back, keeping the oldest @keep. */
@@ -353,17 +361,24 @@ int ipcsock_send(struct ipcsock *sock, const struct ipcsock_payload *payload)
  */
 int chan_tx_flush_direct(struct ipcsock_chan *ch)
 {
-	ssize_t ret;
+	struct mmsghdr *mm = ch->loop->tx_mmsg;
+	unsigned int i, n;
+	int ret;
 
 	while (chan_tx_queued(ch)) {
-		ret = sendmsg(ch->fd, &chan_tx_slot(ch, ch->tx_head)->msg,
-			      MSG_DONTWAIT | MSG_NOSIGNAL);
+		n = chan_tx_queued(ch);
+		if (n > IPCSOCK_TX_DIRECT_BATCH)
+			n = IPCSOCK_TX_DIRECT_BATCH;
+		for (i = 0; i < n; i++)
+			mm[i].msg_hdr = chan_tx_slot(ch, ch->tx_head + i)->msg;
+		/* On a short count, the next call reports the error. */
+		ret = sendmmsg(ch->fd, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (ret < 0) {
 			if (errno == EINTR)
 				continue;
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		}
-		chan_tx_release(ch, 1);
+		chan_tx_release(ch, ret);
 	}
 	return 0;
 }
