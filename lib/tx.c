@@ -313,12 +313,17 @@ int ipcsock_send_batch(struct ipcsock *sock,
 				return err;
 		}
 		err = tx_direct(ch, payloads, count);
-		if (err < 0) {
-			if (err == -EBADF || err == -EINVAL || err == -ENOMEM)
-				return err;
+		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN) {
 			chan_tx_error(ch, err);
-			return ch->tx_err ? -EPIPE : err;
+			return -EPIPE;
 		}
+		/*
+		 * Nothing went out and nothing is queued: the caller learns
+		 * why (-ETOOMANYREFS over the in-flight fd limit, -ENOMEM)
+		 * and the channel stays usable.
+		 */
+		if (err < 0)
+			return err;
 		i = err;
 		if (i == count)
 			return count;

@@ -1,0 +1,239 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Faults from outside the library: a sender over its in-flight fd limit,
+ * a completion queue that overflows, a peer killed mid-batch.
+ */
+#include "helpers.h"
+
+#include <pwd.h>
+#include <sys/resource.h>
+
+FIXTURE(faults)
+{
+	int fds_before;
+};
+
+FIXTURE_VARIANT(faults)
+{
+	enum ipcsock_backend backend;
+};
+
+FIXTURE_VARIANT_ADD(faults, uring)
+{
+	.backend = IPCSOCK_BACKEND_URING,
+};
+
+FIXTURE_VARIANT_ADD(faults, epoll)
+{
+	.backend = IPCSOCK_BACKEND_EPOLL,
+};
+
+FIXTURE_SETUP(faults)
+{
+	self->fds_before = count_open_fds();
+}
+
+FIXTURE_TEARDOWN(faults)
+{
+	EXPECT_EQ(self->fds_before, count_open_fds());
+}
+
+/* Exit codes of the unprivileged child, one per check. */
+enum {
+	TMR_OK,
+	TMR_SETUP,
+	TMR_NO_EFFECT,
+	TMR_WRONG_ERROR,
+	TMR_NOT_USABLE,
+	TMR_LEAK,
+};
+
+#define TMR_LIMIT	32
+
+/*
+ * As an unprivileged user (CAP_SYS_RESOURCE lifts the limit) with
+ * RLIMIT_NOFILE at TMR_LIMIT, send one fd a message to a peer that does
+ * not read: once more fds are in flight than the limit, the kernel
+ * refuses with ETOOMANYREFS. send must say so, queue nothing, and leave
+ * the channel usable once the peer has read.
+ */
+static int toomanyrefs_child(enum ipcsock_backend backend)
+{
+	struct rlimit rl = { TMR_LIMIT, TMR_LIMIT };
+	struct ipcsock_payload p;
+	struct ipcsock_loop *loop;
+	struct ipcsock *sock;
+	int sv[2], mfd, fds, i, ret = 0, got = 0;
+	unsigned int nr;
+	int rfds[4];
+	char buf[64];
+
+	if (setgid(65534) || setuid(65534) || setrlimit(RLIMIT_NOFILE, &rl))
+		return TMR_SETUP;
+	fds = count_open_fds();
+	loop = loop_new(backend, 0, 0, 0);
+	sock = loop ? ipcsock_new(loop) : NULL;
+	mfd = memfd_with("inflight", "x");
+	if (!sock || mfd < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) ||
+	    ipcsock_bind(sock, sv[0]))
+		return TMR_SETUP;
+	p = msg_of("m", 1, &mfd, 1);
+	for (i = 0; i < 4 * TMR_LIMIT; i++) {
+		ret = ipcsock_send(sock, &p);
+		if (ret)
+			break;
+	}
+	if (!ret)
+		return TMR_NO_EFFECT;
+	if (ret != -ETOOMANYREFS)
+		return TMR_WRONG_ERROR;
+	/* The peer reads everything: nothing in flight any more. */
+	while (raw_recv(sv[1], buf, sizeof(buf), rfds, 4, &nr, NULL) > 0) {
+		close_fds_array(rfds, nr);
+		got++;
+	}
+	if (got != i)
+		return TMR_WRONG_ERROR;
+	for (i = 0; i < 10; i++)
+		if (ipcsock_send(sock, &p))
+			return TMR_NOT_USABLE;
+	for (i = 0; i < 10; i++) {
+		if (raw_recv(sv[1], buf, sizeof(buf), rfds, 4, &nr, NULL) <= 0)
+			return TMR_NOT_USABLE;
+		close_fds_array(rfds, nr);
+	}
+	ipcsock_free(sock);
+	ipcsock_loop_free(loop);
+	close(sv[1]);
+	close(mfd);
+	return count_open_fds() == fds ? TMR_OK : TMR_LEAK;
+}
+
+TEST_F(faults, sender_over_inflight_fd_limit)
+{
+	int status;
+	pid_t pid;
+
+	if (geteuid())
+		SKIP(return, "needs root to become an unprivileged user");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(toomanyrefs_child(variant->backend));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(TMR_OK, WEXITSTATUS(status));
+}
+
+/*
+ * A burst much larger than the completion queue: multishot RECVMSG stops
+ * when the CQ overflows; nothing may be lost and order must hold.
+ */
+TEST_F(faults, cq_overflow_burst)
+{
+	IPCSOCK_LOOP_OPTS(opts, .backend = variant->backend,
+			  .ring_entries = 4, .recv_buffers = 512,
+			  .max_msg_size = 64);
+	enum { BURST = 2000 };
+	struct ipcsock_payload in;
+	struct ipcsock_loop *loop;
+	struct ipcsock *sock;
+	uint32_t i, v, next = 0;
+	uint64_t deadline;
+	int remote;
+
+	loop = ipcsock_loop_new(&opts);
+	ASSERT_NE(NULL, loop);
+	sock = ipcsock_new(loop);
+	ASSERT_NE(NULL, sock);
+	remote = ipcsock_create(sock);
+	ASSERT_LE(0, remote);
+	/* Raise the peer's buffer so the whole burst sits in the socket. */
+	v = 4 << 20;
+	setsockopt(remote, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v));
+	for (i = 0; i < BURST; i++) {
+		ssize_t n = raw_send_msg(remote, &i, sizeof(i), NULL, 0);
+
+		if (n == -EAGAIN) {
+			/* Socket full: let the library take some. */
+			ipcsock_loop_dispatch(loop, 10);
+			while (!ipcsock_receive(sock, &in)) {
+				memcpy(&v, in.data, sizeof(v));
+				ASSERT_EQ(next, v);
+				next++;
+			}
+			i--;
+			continue;
+		}
+		ASSERT_EQ(TEST_WIRE_HDR_LEN + sizeof(i), n);
+	}
+	deadline = now_ms() + WAIT_MS;
+	while (next < BURST && now_ms() < deadline) {
+		ipcsock_loop_dispatch(loop, 10);
+		while (!ipcsock_receive(sock, &in)) {
+			ASSERT_EQ(sizeof(v), in.len);
+			memcpy(&v, in.data, sizeof(v));
+			ASSERT_EQ(next, v);
+			next++;
+		}
+	}
+	EXPECT_EQ(BURST, next);
+	ipcsock_free(sock);
+	close(remote);
+	ipcsock_loop_free(loop);
+}
+
+/*
+ * The peer is SIGKILLed while a batch is on its way: what it had
+ * received is gone with it, the sender gets hangup once, then -EPIPE,
+ * and the queued messages' fds are closed.
+ */
+TEST_F(faults, peer_killed_mid_batch)
+{
+	IPCSOCK_LOOP_OPTS(opts, .backend = variant->backend);
+	struct ipcsock_payload batch[32];
+	struct ipcsock_loop *loop;
+	struct ipcsock *sock;
+	struct rec rc;
+	int sv[2], mfd, status, i, ret = 0;
+	pid_t pid;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		/* A peer that never reads. */
+		close(sv[0]);
+		pause();
+		_exit(0);
+	}
+	close(sv[1]);
+	loop = ipcsock_loop_new(&opts);
+	ASSERT_NE(NULL, loop);
+	sock = ipcsock_new(loop);
+	ASSERT_NE(NULL, sock);
+	ASSERT_EQ(0, ipcsock_bind(sock, sv[0]));
+	rec_attach(&rc, sock);
+	mfd = memfd_with("batch", "b");
+	ASSERT_LE(0, mfd);
+	for (i = 0; i < 32; i++)
+		batch[i] = msg_of("0123456789abcdef", 16, &mfd, 1);
+	/* Fill the socket and the queue. */
+	while ((ret = ipcsock_send_batch(sock, batch, 32)) == 32)
+		;
+	EXPECT_EQ(-ENOBUFS, ret);
+	ASSERT_EQ(0, kill(pid, SIGKILL));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(dispatch_until(loop, rc.hangup, WAIT_MS));
+	dispatch_for(loop, 50);
+	EXPECT_EQ(1, rc.hangup);
+	EXPECT_EQ(-ECONNRESET, rc.hangup_err);
+	EXPECT_EQ(-EPIPE, ipcsock_send(sock, &batch[0]));
+	ipcsock_free(sock);
+	ipcsock_loop_free(loop);
+	close(mfd);
+}
+
+TEST_HARNESS_MAIN
