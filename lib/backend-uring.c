@@ -1,47 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * The io_uring backend.
- *
- * Receive: one multishot IORING_OP_RECVMSG per channel over a provided
- * buffer ring of the channel's own, so a channel whose messages are not
- * being received runs out of buffers and stops, throttling only its peer.
- * The multishot request ends on EOF, errors, CQ overflow and running out
- * of buffers; it is re-armed for as long as the channel lives.
- *
- * Send: several SENDMSGs in flight on one socket reorder once the socket
- * buffer fills (poll waiters wake in LIFO order and new requests overtake
- * parked ones), so a channel has one IOSQE_IO_LINK chain in flight at a
- * time. Every send carries MSG_DONTWAIT: on a full socket it fails with
- * -EAGAIN instead of parking, the rest of the chain comes back -ECANCELED,
- * and the next chain starts with a POLL_ADD(POLLOUT) link head from the
- * first unsent message.
+ * The io_uring backend: the ring (setup with the fastest flags the kernel
+ * has, submission, waiting, reaping), routing each completion to its
+ * channel by user_data, the life of a channel on the ring, and the ops
+ * table. Receiving is in uring-recv.c, sending in uring-send.c.
  */
 #include <errno.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "uring.h"
 
-/* Long chains waste work when the socket fills: everything after the
- * -EAGAIN comes back cancelled and is sent again.
- */
-#define TX_CHAIN_MAX	64u
-
-static void op_start(struct ipcsock_chan *ch, unsigned int n)
-{
-	ch->inflight += n;
-	ch->loop->inflight += n;
-}
-
-static void op_done(struct ipcsock_chan *ch)
-{
-	ch->inflight--;
-	ch->loop->inflight--;
-}
-
-static struct io_uring_sqe *get_sqe(struct ipcsock_loop *loop)
+struct io_uring_sqe *uring_get_sqe(struct ipcsock_loop *loop)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(loop->ring);
 
@@ -52,6 +22,18 @@ static struct io_uring_sqe *get_sqe(struct ipcsock_loop *loop)
 	if (sqe)
 		loop->sq_dirty = true;
 	return sqe;
+}
+
+/* Cancel the channel's request of kind @op (its user_data says which). */
+void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op)
+{
+	struct io_uring_sqe *sqe = uring_get_sqe(ch->loop);
+
+	if (!sqe)
+		return;
+	io_uring_prep_cancel64(sqe, ipcsock_ud(ch, op), 0);
+	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_CANCEL));
+	uring_op_start(ch, 1);
 }
 
 /* IPCSOCK_OP_SEND completions posted and not yet reaped. */
@@ -99,7 +81,7 @@ static int uring_drive_chains(struct io_uring *ring, unsigned int nowait)
 	return ret == -ETIME ? 0 : ret;
 }
 
-static int uring_submit(struct ipcsock_loop *loop)
+int uring_submit(struct ipcsock_loop *loop)
 {
 	bool drive = loop->defer_taskrun && !loop->shared;
 	int ret;
@@ -118,208 +100,6 @@ static int uring_submit(struct ipcsock_loop *loop)
 	if (drive && loop->tx_nowait)
 		return uring_drive_chains(loop->ring, loop->tx_nowait);
 	return 0;
-}
-
-static void uring_rx_arm(struct ipcsock_chan *ch)
-{
-	struct io_uring_sqe *sqe;
-
-	if (ch->rx_armed || ch->rx_done || !ch->sock ||
-	    chan_rx_busy(ch) >= ch->nr_rx)
-		return;
-	sqe = get_sqe(ch->loop);
-	if (!sqe)
-		return;	/* the SQ is full of ours: rearmed on a later CQE */
-	io_uring_prep_recvmsg_multishot(sqe, ch->fd, &ch->rx_tmpl,
-					MSG_CMSG_CLOEXEC | MSG_TRUNC);
-	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = ch->bgid;
-	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_RECV));
-	ch->rx_armed = true;
-	op_start(ch, 1);
-}
-
-static void uring_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
-{
-	io_uring_buf_ring_add(ch->br, rx_slot_buf(ch, slot), ch->rx_stride,
-			      slot, io_uring_buf_ring_mask(ch->nr_rx), 0);
-	io_uring_buf_ring_advance(ch->br, 1);
-	uring_rx_arm(ch);
-}
-
-static void uring_rx_stop(struct ipcsock_chan *ch)
-{
-	struct io_uring_sqe *sqe;
-
-	if (!ch->rx_armed)
-		return;
-	sqe = get_sqe(ch->loop);
-	if (!sqe)
-		return;
-	io_uring_prep_cancel64(sqe, ipcsock_ud(ch, IPCSOCK_OP_RECV), 0);
-	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_CANCEL));
-	op_start(ch, 1);
-}
-
-/* Wake the send side when the socket has room again. */
-static void uring_arm_pollout(struct ipcsock_chan *ch)
-{
-	struct io_uring_sqe *sqe = get_sqe(ch->loop);
-
-	if (!sqe)
-		return;
-	io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
-	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_POLLOUT));
-	ch->tx_chain = 1;
-	ch->tx_chain_poll = true;
-	ch->tx_chain_sends = 0;
-	op_start(ch, 1);
-}
-
-/*
- * Send what is queued. By default with sendmmsg from here, as far as the
- * socket takes it, and a POLL_ADD(POLLOUT) on the ring to continue when it
- * has room: the syscall floor for a batch, and the ring still does the
- * waiting. A closed channel does not wait.
- */
-static void uring_tx_flush(struct ipcsock_chan *ch)
-{
-	int err = chan_tx_flush_direct(ch);
-
-	if (err == -EAGAIN) {
-		if (ch->sock)
-			uring_arm_pollout(ch);
-	} else if (err) {
-		chan_tx_error(ch, err);
-	}
-}
-
-/*
- * With IPCSOCK_LOOP_RING_SENDS, one IOSQE_IO_LINK chain of SENDMSGs at a
- * time, each MSG_DONTWAIT, behind a POLL_ADD(POLLOUT) head after -EAGAIN.
- */
-static void uring_tx_start(struct ipcsock_chan *ch)
-{
-	struct ipcsock_loop *loop = ch->loop;
-	unsigned int i, n, head = ch->tx_need_pollout;
-	struct io_uring_sqe *sqe;
-
-	if (ch->tx_chain || ch->tx_err || !chan_tx_queued(ch))
-		return;
-	if (!(loop->flags & IPCSOCK_LOOP_RING_SENDS)) {
-		uring_tx_flush(ch);
-		return;
-	}
-	n = chan_tx_queued(ch);
-	if (n > TX_CHAIN_MAX)
-		n = TX_CHAIN_MAX;
-	/* A chain must sit whole in the SQ: it ends at the end of a submit. */
-	if (io_uring_sq_space_left(loop->ring) < n + head)
-		io_uring_submit(loop->ring);
-	if (io_uring_sq_space_left(loop->ring) < n + head)
-		n = io_uring_sq_space_left(loop->ring) - head;
-	if ((int)n <= 0)
-		return;
-	if (head) {
-		sqe = get_sqe(loop);
-		io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
-		sqe->flags |= IOSQE_IO_LINK;
-		io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_POLLOUT));
-	}
-	for (i = 0; i < n; i++) {
-		sqe = get_sqe(loop);
-		io_uring_prep_sendmsg(sqe, ch->fd,
-				      &chan_tx_slot(ch, ch->tx_head + i)->msg,
-				      MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (i + 1 < n)
-			sqe->flags |= IOSQE_IO_LINK;
-		io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, head ?
-					IPCSOCK_OP_SEND_POLLED :
-					IPCSOCK_OP_SEND));
-	}
-	if (!head)
-		loop->tx_nowait += n;
-	ch->tx_need_pollout = false;
-	ch->tx_chain_poll = head;
-	ch->tx_chain = n + head;
-	ch->tx_chain_sends = n;
-	op_start(ch, n + head);
-}
-
-/*
- * A closed channel still hands its queue to the kernel as far as the
- * socket takes it, without waiting for room; then its fd goes, which is
- * when the peer sees the hang-up.
- */
-static void uring_tx_linger(struct ipcsock_chan *ch)
-{
-	if (ch->tx_chain)
-		return;
-	if (!ch->tx_need_pollout && !ch->tx_err)
-		uring_tx_start(ch);
-	if (ch->tx_chain)
-		return;
-	chan_tx_drop(ch, 0);
-	if (ch->fd >= 0) {
-		/* SQEs naming the fd number must reach the kernel first. */
-		uring_submit(ch->loop);
-		close(ch->fd);
-		ch->fd = -1;
-	}
-}
-
-/* Completions of a chain arrive in chain order. */
-static void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
-{
-	ch->tx_chain--;
-	if (op != IPCSOCK_OP_POLLOUT) {
-		ch->tx_chain_sends--;
-		if (res >= 0 || ch->tx_err) {
-			chan_tx_release(ch, 1);
-		} else if (res == -EAGAIN) {
-			ch->tx_need_pollout = true;
-		} else if (res != -ECANCELED) {
-			/* Includes this message: it cannot be sent. */
-			chan_tx_release(ch, 1);
-			chan_tx_error(ch, res);
-		}
-	}
-	if (ch->tx_chain)
-		return;
-	ch->tx_chain_poll = false;
-	if (ch->sock)
-		uring_tx_start(ch);
-	else
-		uring_tx_linger(ch);
-}
-
-static void uring_rx_cqe(struct ipcsock_chan *ch,
-			 const struct io_uring_cqe *cqe)
-{
-	unsigned int slot;
-	unsigned char *buf;
-	struct io_uring_recvmsg_out *out;
-
-	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		ch->rx_armed = false;
-		op_done(ch);
-	}
-	if (cqe->flags & IORING_CQE_F_BUFFER) {
-		slot = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-		buf = rx_slot_buf(ch, slot);
-		out = io_uring_recvmsg_validate(buf, cqe->res, &ch->rx_tmpl);
-		if (slot >= ch->nr_rx || !out) {
-			chan_fail(ch, -EPROTO);
-			return;
-		}
-		chan_rx_datagram(ch, slot, out->payloadlen,
-				 buf + IPCSOCK_RX_CTRL_OFF, out->controllen,
-				 out->flags);
-	} else if (cqe->res < 0 && cqe->res != -ENOBUFS) {
-		chan_rx_error(ch, cqe->res);
-	}
-	/* Ended for want of buffers, CQ overflow or a reset: go on. */
-	uring_rx_arm(ch);
 }
 
 int uring_process_cqe(struct ipcsock_loop *loop,
@@ -348,11 +128,11 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 	case IPCSOCK_OP_SEND:
 	case IPCSOCK_OP_SEND_POLLED:
 	case IPCSOCK_OP_POLLOUT:
-		op_done(ch);
+		uring_op_done(ch);
 		uring_tx_cqe(ch, op, cqe->res);
 		break;
 	case IPCSOCK_OP_CANCEL:
-		op_done(ch);
+		uring_op_done(ch);
 		break;
 	}
 	chan_put(ch);
@@ -368,7 +148,7 @@ int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 }
 
 /* Turn the CQEs already posted into channel state; no syscall. */
-static void uring_reap(struct ipcsock_loop *loop)
+void uring_reap(struct ipcsock_loop *loop)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
@@ -439,91 +219,13 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	return 0;
 }
 
-/*
- * send() on a channel: a chain still in flight blocks the next one, but
- * often it has completed already and only its CQEs wait in the CQ (sends
- * run inline at submit). Reaping them lets this message go out before
- * send returns instead of at the next dispatch. A shared ring's CQEs are
- * the application's to reap, so there the message waits for them.
- */
-static void uring_tx_kick(struct ipcsock_chan *ch)
-{
-	struct ipcsock_loop *loop = ch->loop;
-	unsigned int head;
-
-	if (loop->shared) {
-		uring_tx_start(ch);
-		return;
-	}
-	if (ch->tx_chain)
-		uring_reap(loop);
-	uring_tx_start(ch);
-	/*
-	 * A queue longer than one chain goes out chain after chain while the
-	 * socket takes it; stop at the first chain that does not complete at
-	 * once (the socket is full: it waits for POLLOUT in the kernel).
-	 */
-	while (!loop->in_dispatch && ch->tx_chain && !ch->tx_chain_poll &&
-	       chan_tx_queued(ch) > ch->tx_chain_sends) {
-		head = ch->tx_head;
-		uring_submit(loop);
-		uring_reap(loop);
-		if (ch->tx_head == head)
-			break;
-	}
-}
-
-/*
- * The direct path must not overtake a chain: one that already completed
- * only has its CQEs waiting, so reap those first (own ring; a shared
- * ring's CQEs are the application's, there the message queues).
- */
-static bool uring_tx_direct_ok(struct ipcsock_chan *ch)
-{
-	if (ch->tx_chain && !ch->loop->shared)
-		uring_reap(ch->loop);
-	return !ch->tx_chain && !chan_tx_queued(ch);
-}
-
 static int uring_chan_open(struct ipcsock_chan *ch)
 {
-	struct ipcsock_loop *loop = ch->loop;
-	struct io_uring_buf_reg reg = { 0 };
-	unsigned int i, mask = io_uring_buf_ring_mask(ch->nr_rx);
-	long page = sysconf(_SC_PAGESIZE);
-	void *mem;
-	int err;
+	int err = uring_rx_open(ch);
 
-	if (loop->bgid_base + ch->id > 0xffff)
-		return -EMFILE;
-	ch->bgid = loop->bgid_base + ch->id;
-	ch->br_len = (ch->nr_rx * sizeof(struct io_uring_buf) + page - 1) &
-		     ~(page - 1);
-	mem = mmap(NULL, ch->br_len, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED)
-		return -errno;
-	ch->br = mem;
-	reg.ring_addr = (unsigned long)mem;
-	reg.ring_entries = ch->nr_rx;
-	reg.bgid = ch->bgid;
-	err = io_uring_register_buf_ring(loop->ring, &reg, 0);
-	if (err) {
-		munmap(mem, ch->br_len);
-		ch->br = NULL;
-		return err;
-	}
-	io_uring_buf_ring_init(ch->br);
-	for (i = 0; i < ch->nr_rx; i++)
-		io_uring_buf_ring_add(ch->br, rx_slot_buf(ch, i), ch->rx_stride,
-				      i, mask, i);
-	io_uring_buf_ring_advance(ch->br, ch->nr_rx);
-
-	memset(&ch->rx_tmpl, 0, sizeof(ch->rx_tmpl));
-	ch->rx_tmpl.msg_controllen = IPCSOCK_CTRL_LEN;
-	uring_rx_arm(ch);
-	loop_submit_if_outside(loop);
-	return 0;
+	if (!err)
+		loop_submit_if_outside(ch->loop);
+	return err;
 }
 
 /*
@@ -535,23 +237,10 @@ static int uring_chan_open(struct ipcsock_chan *ch)
 static void uring_chan_close(struct ipcsock_chan *ch)
 {
 	struct ipcsock_loop *loop = ch->loop;
-	struct io_uring_sqe *sqe;
 	int tries;
 
 	uring_rx_stop(ch);
-	if (ch->tx_chain_poll) {
-		/* Waiting for room is not ours to do any more. */
-		sqe = get_sqe(loop);
-		if (sqe) {
-			io_uring_prep_cancel64(sqe,
-					       ipcsock_ud(ch, IPCSOCK_OP_POLLOUT),
-					       0);
-			io_uring_sqe_set_data64(sqe,
-						ipcsock_ud(ch, IPCSOCK_OP_CANCEL));
-			op_start(ch, 1);
-		}
-	}
-	uring_tx_linger(ch);
+	uring_tx_close(ch);
 	uring_submit(loop);
 	for (tries = 0; !loop->shared && ch->inflight && tries < 500; tries++)
 		uring_poll(loop, tries ? 10 : 0);
@@ -559,12 +248,7 @@ static void uring_chan_close(struct ipcsock_chan *ch)
 
 static void uring_chan_destroy(struct ipcsock_chan *ch)
 {
-	if (ch->br) {
-		if (ch->loop->ring)
-			io_uring_unregister_buf_ring(ch->loop->ring, ch->bgid);
-		munmap(ch->br, ch->br_len);
-		ch->br = NULL;
-	}
+	uring_rx_destroy(ch);
 }
 
 /* A NOP with our tag wakes a shared ring's owner into dispatch. */
@@ -574,7 +258,7 @@ static void uring_wake(struct ipcsock_loop *loop)
 
 	if (!loop->shared || loop->wake_armed)
 		return;
-	sqe = get_sqe(loop);
+	sqe = uring_get_sqe(loop);
 	if (!sqe)
 		return;
 	io_uring_prep_nop(sqe);

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: MIT
+/*
+ * io_uring backend, send side, for what could not go out at once (the
+ * direct path in tx.c takes a send when nothing is queued before it).
+ *
+ * By default the queue drains with sendmmsg from user space as far as the
+ * socket takes it, and a POLL_ADD(POLLOUT) on the ring resumes it when the
+ * peer makes room: the syscall floor for a batch, with the ring doing the
+ * waiting.
+ *
+ * With IPCSOCK_LOOP_RING_SENDS every message is an IORING_OP_SENDMSG.
+ * Several SENDMSGs in flight on one socket reorder once the socket buffer
+ * fills (poll waiters wake in LIFO order and new requests overtake parked
+ * ones), so a channel has one IOSQE_IO_LINK chain in flight at a time.
+ * Every send carries MSG_DONTWAIT: on a full socket it fails with -EAGAIN
+ * instead of parking, the rest of the chain comes back -ECANCELED, and the
+ * next chain starts with a POLL_ADD(POLLOUT) link head from the first
+ * unsent message.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include "uring.h"
+
+/*
+ * Long chains waste work when the socket fills: everything after the
+ * -EAGAIN comes back cancelled and is sent again.
+ */
+#define TX_CHAIN_MAX	64u
+
+/* Wake the send side when the socket has room again. */
+static void uring_arm_pollout(struct ipcsock_chan *ch)
+{
+	struct io_uring_sqe *sqe = uring_get_sqe(ch->loop);
+
+	if (!sqe)
+		return;
+	io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
+	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_POLLOUT));
+	ch->tx_chain = 1;
+	ch->tx_chain_poll = true;
+	ch->tx_chain_sends = 0;
+	uring_op_start(ch, 1);
+}
+
+/* The default drain (see above). A closed channel does not wait. */
+static void uring_tx_flush(struct ipcsock_chan *ch)
+{
+	int err = chan_tx_flush_direct(ch);
+
+	if (err == -EAGAIN) {
+		if (ch->sock)
+			uring_arm_pollout(ch);
+	} else if (err) {
+		chan_tx_error(ch, err);
+	}
+}
+
+/*
+ * With IPCSOCK_LOOP_RING_SENDS, one IOSQE_IO_LINK chain of SENDMSGs at a
+ * time, each MSG_DONTWAIT, behind a POLL_ADD(POLLOUT) head after -EAGAIN.
+ */
+static void uring_tx_start(struct ipcsock_chan *ch)
+{
+	struct ipcsock_loop *loop = ch->loop;
+	unsigned int i, n, head = ch->tx_need_pollout;
+	struct io_uring_sqe *sqe;
+
+	if (ch->tx_chain || ch->tx_err || !chan_tx_queued(ch))
+		return;
+	if (!(loop->flags & IPCSOCK_LOOP_RING_SENDS)) {
+		uring_tx_flush(ch);
+		return;
+	}
+	n = chan_tx_queued(ch);
+	if (n > TX_CHAIN_MAX)
+		n = TX_CHAIN_MAX;
+	/* A chain must sit whole in the SQ: it ends at the end of a submit. */
+	if (io_uring_sq_space_left(loop->ring) < n + head)
+		io_uring_submit(loop->ring);
+	if (io_uring_sq_space_left(loop->ring) < n + head)
+		n = io_uring_sq_space_left(loop->ring) - head;
+	if ((int)n <= 0)
+		return;
+	if (head) {
+		sqe = uring_get_sqe(loop);
+		io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
+		sqe->flags |= IOSQE_IO_LINK;
+		io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_POLLOUT));
+	}
+	for (i = 0; i < n; i++) {
+		sqe = uring_get_sqe(loop);
+		io_uring_prep_sendmsg(sqe, ch->fd,
+				      &chan_tx_slot(ch, ch->tx_head + i)->msg,
+				      MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (i + 1 < n)
+			sqe->flags |= IOSQE_IO_LINK;
+		io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, head ?
+					IPCSOCK_OP_SEND_POLLED :
+					IPCSOCK_OP_SEND));
+	}
+	if (!head)
+		loop->tx_nowait += n;
+	ch->tx_need_pollout = false;
+	ch->tx_chain_poll = head;
+	ch->tx_chain = n + head;
+	ch->tx_chain_sends = n;
+	uring_op_start(ch, n + head);
+}
+
+/*
+ * A closed channel still hands its queue to the kernel as far as the
+ * socket takes it, without waiting for room; then its fd goes, which is
+ * when the peer sees the hang-up.
+ */
+static void uring_tx_linger(struct ipcsock_chan *ch)
+{
+	if (ch->tx_chain)
+		return;
+	if (!ch->tx_need_pollout && !ch->tx_err)
+		uring_tx_start(ch);
+	if (ch->tx_chain)
+		return;
+	chan_tx_drop(ch, 0);
+	if (ch->fd >= 0) {
+		/* SQEs naming the fd number must reach the kernel first. */
+		uring_submit(ch->loop);
+		close(ch->fd);
+		ch->fd = -1;
+	}
+}
+
+/*
+ * The channel was closed: waiting for room is not ours to do any more,
+ * but what the socket takes now still goes.
+ */
+void uring_tx_close(struct ipcsock_chan *ch)
+{
+	if (ch->tx_chain_poll)
+		uring_cancel(ch, IPCSOCK_OP_POLLOUT);
+	uring_tx_linger(ch);
+}
+
+/* Completions of a chain arrive in chain order. */
+void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
+{
+	ch->tx_chain--;
+	if (op != IPCSOCK_OP_POLLOUT) {
+		ch->tx_chain_sends--;
+		if (res >= 0 || ch->tx_err) {
+			chan_tx_release(ch, 1);
+		} else if (res == -EAGAIN) {
+			ch->tx_need_pollout = true;
+		} else if (res != -ECANCELED) {
+			/* Includes this message: it cannot be sent. */
+			chan_tx_release(ch, 1);
+			chan_tx_error(ch, res);
+		}
+	}
+	if (ch->tx_chain)
+		return;
+	ch->tx_chain_poll = false;
+	if (ch->sock)
+		uring_tx_start(ch);
+	else
+		uring_tx_linger(ch);
+}
+
+/*
+ * send() on a channel: a chain still in flight blocks the next one, but
+ * often it has completed already and only its CQEs wait in the CQ (sends
+ * run inline at submit). Reaping them lets this message go out before
+ * send returns instead of at the next dispatch. A shared ring's CQEs are
+ * the application's to reap, so there the message waits for them.
+ */
+void uring_tx_kick(struct ipcsock_chan *ch)
+{
+	struct ipcsock_loop *loop = ch->loop;
+	unsigned int head;
+
+	if (loop->shared) {
+		uring_tx_start(ch);
+		return;
+	}
+	if (ch->tx_chain)
+		uring_reap(loop);
+	uring_tx_start(ch);
+	/*
+	 * A queue longer than one chain goes out chain after chain while the
+	 * socket takes it; stop at the first chain that does not complete at
+	 * once (the socket is full: it waits for POLLOUT in the kernel).
+	 */
+	while (!loop->in_dispatch && ch->tx_chain && !ch->tx_chain_poll &&
+	       chan_tx_queued(ch) > ch->tx_chain_sends) {
+		head = ch->tx_head;
+		uring_submit(loop);
+		uring_reap(loop);
+		if (ch->tx_head == head)
+			break;
+	}
+}
+
+/*
+ * The direct path must not overtake a chain: one that already completed
+ * only has its CQEs waiting, so reap those first (own ring; a shared
+ * ring's CQEs are the application's, there the message queues).
+ */
+bool uring_tx_direct_ok(struct ipcsock_chan *ch)
+{
+	if (ch->tx_chain && !ch->loop->shared)
+		uring_reap(ch->loop);
+	return !ch->tx_chain && !chan_tx_queued(ch);
+}
