@@ -135,7 +135,7 @@ static int ep_poll(struct ipcsock_loop *loop, int timeout_ms)
 	if (!n)
 		n = epoll_wait(loop->epfd, evs, EP_EVENTS, timeout_ms);
 	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
+		return -errno;
 	for (i = 0; i < n; i++) {
 		if (evs[i].data.u64 == EP_EVFD_TAG) {
 			eventfd_read(loop->evfd, &cnt);

@@ -216,7 +216,7 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	    ret != -EBUSY)
 		return ret;
 	uring_reap(loop);
-	return 0;
+	return ret == -EINTR ? ret : 0;
 }
 
 static int uring_chan_open(struct ipcsock_chan *ch)
@@ -331,7 +331,7 @@ static int uring_attach_evfd(struct ipcsock_loop *loop)
 	err = io_uring_register_eventfd(loop->ring, loop->evfd);
 	/* What completed before there was an eventfd would never signal. */
 	if (!err)
-		err = uring_poll(loop, 0);
+		uring_poll(loop, 0);
 	return err;
 }
 

@@ -118,6 +118,7 @@ struct ipcsock_loop {
 	/* Channel table: user_data and epoll data carry an index into it. */
 	struct ipcsock_chan **chans;
 	unsigned int nr_chans;
+	unsigned int next_gen;
 	unsigned int inflight;		/* operations the kernel still holds */
 };
 

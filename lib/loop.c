@@ -22,6 +22,8 @@
 /* Bounded so that the receive slots fit the 16-bit buffer ids. */
 #define IPCSOCK_RECV_BUFFERS_MAX	4096u
 #define IPCSOCK_SEND_QUEUE_MAX		(1u << 20)
+/* The kernel allows 65536 CQ entries; the CQ is 4x the SQ. */
+#define IPCSOCK_RING_ENTRIES_MAX	16384u
 
 static unsigned int opt_or(const struct ipcsock_loop_opts *opts, size_t off,
 			   size_t size, unsigned int def)
@@ -97,8 +99,10 @@ static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 				 IPCSOCK_DEFAULT_MAX_MSG_SIZE);
 	loop->send_queue_len = OPT(opts, send_queue_len,
 				   IPCSOCK_DEFAULT_SEND_QUEUE);
-	loop->recv_buffers = roundup_pow2(OPT(opts, recv_buffers,
-					      IPCSOCK_DEFAULT_RECV_BUFFERS));
+	loop->recv_buffers = OPT(opts, recv_buffers,
+				 IPCSOCK_DEFAULT_RECV_BUFFERS);
+	if (loop->recv_buffers <= IPCSOCK_RECV_BUFFERS_MAX)
+		loop->recv_buffers = roundup_pow2(loop->recv_buffers);
 	loop->ring_entries = OPT(opts, ring_entries,
 				 IPCSOCK_DEFAULT_RING_ENTRIES);
 	loop->bgid_base = OPT(opts, bgid_base, IPCSOCK_DEFAULT_BGID_BASE);
@@ -107,6 +111,7 @@ static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 	if (loop->max_msg_size > IPCSOCK_MAX_MSG_SIZE_LIMIT ||
 	    loop->recv_buffers > IPCSOCK_RECV_BUFFERS_MAX ||
 	    loop->send_queue_len > IPCSOCK_SEND_QUEUE_MAX ||
+	    loop->ring_entries > IPCSOCK_RING_ENTRIES_MAX ||
 	    loop->bgid_base > 0xffff || loop->busy_poll_us > 1000000 ||
 	    (loop->flags & ~IPCSOCK_LOOP_RING_SENDS)) {
 		free(loop);
@@ -302,7 +307,6 @@ uint64_t loop_now_us(void)
 /* The channel table maps the id in user_data back to a channel. */
 int loop_chan_add(struct ipcsock_loop *loop, struct ipcsock_chan *ch)
 {
-	static unsigned int next_gen;
 	struct ipcsock_chan **chans;
 	unsigned int i, n;
 
@@ -321,7 +325,7 @@ int loop_chan_add(struct ipcsock_loop *loop, struct ipcsock_chan *ch)
 	}
 	loop->chans[i] = ch;
 	ch->id = i;
-	ch->gen = ++next_gen;
+	ch->gen = ++loop->next_gen;
 	return 0;
 }
 
@@ -375,12 +379,11 @@ static int run_chan_callbacks(struct ipcsock_chan *ch)
 	}
 	/* The callback may have closed, freed or rebound its socket. */
 	sock = ch->sock;
-	if (sock && ch->hup_due && !ch->hup_done) {
+	/* Kept for a hangup callback set later: the end is news only once. */
+	if (sock && ch->hup_due && !ch->hup_done && sock->hangup) {
 		ch->hup_done = true;
-		if (sock->hangup) {
-			sock->hangup(sock, ch->hup_err, sock->hangup_arg);
-			ran++;
-		}
+		sock->hangup(sock, ch->hup_err, sock->hangup_arg);
+		ran++;
 	}
 	/* Messages left unreceived: call again on the next dispatch. */
 	sock = ch->sock;
@@ -439,8 +442,13 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 	for (;;) {
 		loop->tx_progress = false;
 		err = loop->ops->poll(loop, timeout_ms);
-		if (err)
+		/* A signal ends the wait, as it does poll(2)'s. */
+		if (err == -EINTR && list_empty(&loop->ready))
 			return err;
+		if (err && err != -EINTR)
+			return err;
+		if (err)
+			break;
 		if (!list_empty(&loop->ready) || loop->tx_progress ||
 		    !timeout_ms || loop->shared)
 			break;

@@ -65,6 +65,10 @@ void ipcsock_set_hangup(struct ipcsock *sock, ipcsock_hangup_fn fn, void *arg)
 		return;
 	sock->hangup = fn;
 	sock->hangup_arg = arg;
+	if (fn && sock->ch && sock->ch->hup_due && !sock->ch->hup_done) {
+		loop_mark_ready(sock->ch);
+		loop_wake(sock->loop);
+	}
 }
 
 /*
