@@ -6,6 +6,7 @@
  */
 #include "helpers.h"
 
+#include <stdatomic.h>
 #include <sys/time.h>
 
 FIXTURE(dispatch)
@@ -38,7 +39,8 @@ FIXTURE_TEARDOWN(dispatch)
 	ctx_teardown(_metadata, &self->t);
 }
 
-static volatile sig_atomic_t alarms;
+/* Lock-free atomics are async-signal-safe. */
+static atomic_int alarms;
 
 static void on_alarm(int sig)
 {
