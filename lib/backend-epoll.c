@@ -47,6 +47,16 @@ static void ep_update(struct ipcsock_chan *ch)
 		ch->ep_events = ev.events;
 }
 
+static bool ep_data_after(struct ipcsock_chan *ch, unsigned int from,
+			  unsigned int n)
+{
+	for (; from < n; from++)
+		if (ch->rx_mmsg[from].msg_len ||
+		    ch->rx_mmsg[from].msg_hdr.msg_controllen)
+			return true;
+	return false;
+}
+
 static void ep_rx(struct ipcsock_chan *ch)
 {
 	unsigned int i, k, slot, tail;
@@ -87,12 +97,18 @@ static void ep_rx(struct ipcsock_chan *ch)
 
 			slot = (ch->rx_next) % ch->nr_rx;
 			tail = ch->rx_tail;
+			/*
+			 * recvmmsg already took what follows from the socket:
+			 * an empty datagram with data behind it is no EOF.
+			 */
+			ch->rx_more = ep_data_after(ch, i + 1, n);
 			chan_rx_datagram(ch, slot, ch->rx_mmsg[i].msg_len,
 					 mh->msg_control, mh->msg_controllen,
 					 mh->msg_flags);
 			if (ch->rx_tail != tail)
 				ch->rx_next++;
 		}
+		ch->rx_more = false;
 		if ((unsigned int)n < k)
 			break;
 	}

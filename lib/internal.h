@@ -191,6 +191,7 @@ struct ipcsock_chan {
 	bool rx_armed;			/* uring: multishot RECVMSG live */
 	bool rx_done;			/* EOF or failure seen: no more */
 	int rx_reset;			/* -ECONNRESET seen before EOF */
+	bool rx_more;			/* epoll: more data in this batch */
 	int hup_err;
 	bool hup_due;
 	bool hup_done;

@@ -13,8 +13,10 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#include <linux/sockios.h>
 
 #include "internal.h"
 
@@ -126,10 +128,16 @@ void chan_rx_error(struct ipcsock_chan *ch, int err)
 static int empty_datagram(struct ipcsock_chan *ch)
 {
 	struct pollfd pfd = { .fd = ch->fd, .events = POLLRDHUP };
+	int queued = 0;
 
-	if (poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLRDHUP | POLLHUP)))
-		return 0;
-	return -EPROTO;
+	if (ch->rx_more)
+		return -EPROTO;
+	if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & (POLLRDHUP | POLLHUP)))
+		return -EPROTO;
+	/* Bytes queued behind it: it was a datagram, the EOF comes later. */
+	if (!ioctl(ch->fd, SIOCINQ, &queued) && queued > 0)
+		return -EPROTO;
+	return 0;
 }
 
 /* Find the fds of a datagram; other control messages are protocol errors. */

@@ -303,15 +303,19 @@ int ipcsock_send_batch(struct ipcsock *sock,
 		if (count > loop->send_queue_len - chan_tx_queued(ch))
 			return -ENOBUFS;
 	}
+	/*
+	 * One message fails whole, in the kernel or in slot_fill; a batch
+	 * must too. Checking up front also stops a dup made for one payload
+	 * from taking the number of a closed fd in a later one.
+	 */
+	if (count > 1) {
+		err = batch_fds_check(payloads, count);
+		if (err)
+			return err;
+	}
 	i = 0;
 	if (!chan_tx_queued(ch) && !(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&
 	    loop->ops->tx_direct_ok(ch)) {
-		/* One message fails whole in the kernel; a batch must not. */
-		if (count > 1) {
-			err = batch_fds_check(payloads, count);
-			if (err)
-				return err;
-		}
 		err = tx_direct(ch, payloads, count);
 		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN) {
 			chan_tx_error(ch, err);

@@ -236,4 +236,77 @@ TEST_F(faults, peer_killed_mid_batch)
 	close(mfd);
 }
 
+/*
+ * A closed fd number in a batch on the queued path: the dup made for an
+ * earlier payload takes the lowest free number, which is the closed one;
+ * duping it next would succeed on our own copy. Found by fuzz-peer.
+ */
+TEST_F(faults, closed_fd_in_queued_batch)
+{
+	IPCSOCK_LOOP_OPTS(opts, .backend = variant->backend,
+			  .flags = variant->backend == IPCSOCK_BACKEND_URING ?
+				   IPCSOCK_LOOP_RING_SENDS : 0);
+	struct ipcsock_payload p[2];
+	struct ipcsock_loop *loop;
+	struct ipcsock *sock;
+	int remote, mfd, stale;
+	char buf[16];
+
+	loop = ipcsock_loop_new(&opts);
+	ASSERT_NE(NULL, loop);
+	sock = ipcsock_new(loop);
+	ASSERT_NE(NULL, sock);
+	remote = ipcsock_create(sock);
+	ASSERT_LE(0, remote);
+	mfd = memfd_with("secret", "s");
+	ASSERT_LE(0, mfd);
+	stale = dup(mfd);
+	ASSERT_LE(0, stale);
+	close(stale);
+	p[0] = msg_of("a", 1, &mfd, 1);
+	p[1] = msg_of("b", 1, &stale, 1);
+	EXPECT_EQ(-EBADF, ipcsock_send_batch(sock, p, 2));
+	dispatch_for(loop, 20);
+	/* Nothing went out, and the stale number stays closed. */
+	EXPECT_EQ(-EAGAIN, raw_recv(remote, buf, sizeof(buf), NULL, 0, NULL,
+				    NULL));
+	EXPECT_FALSE(fd_is_open(stale));
+	ipcsock_free(sock);
+	ipcsock_loop_free(loop);
+	close(remote);
+	close(mfd);
+}
+
+/*
+ * An empty datagram that the peer follows with a message and a close:
+ * it reads like EOF, but the message behind it shows it was a datagram,
+ * and so a protocol error, not an orderly close. Found by fuzz-peer.
+ */
+TEST_F(faults, empty_datagram_then_message_then_close)
+{
+	IPCSOCK_LOOP_OPTS(opts, .backend = variant->backend);
+	struct ipcsock_loop *loop;
+	struct ipcsock *sock;
+	uint32_t v = 7;
+	struct rec rc;
+	int remote;
+
+	loop = ipcsock_loop_new(&opts);
+	ASSERT_NE(NULL, loop);
+	sock = ipcsock_new(loop);
+	ASSERT_NE(NULL, sock);
+	remote = ipcsock_create(sock);
+	ASSERT_LE(0, remote);
+	rec_attach(&rc, sock);
+	ASSERT_EQ(0, send(remote, "", 0, 0));
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + sizeof(v),
+		  raw_send_msg(remote, &v, sizeof(v), NULL, 0));
+	close(remote);
+	ASSERT_TRUE(dispatch_until(loop, rc.hangup, WAIT_MS));
+	EXPECT_EQ(-EPROTO, rc.hangup_err);
+	EXPECT_EQ(0, rc.received);
+	ipcsock_free(sock);
+	ipcsock_loop_free(loop);
+}
+
 TEST_HARNESS_MAIN
