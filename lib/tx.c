@@ -216,6 +216,8 @@ static int direct_prepare(struct ipcsock_loop *loop,
 		mh->msg_control = loop->tx_ctrl + off;
 		mh->msg_controllen = CMSG_SPACE(p[i].nr_fds * sizeof(int));
 		off += mh->msg_controllen;
+		/* The kernel copies the CMSG_SPACE padding too: no stale bytes. */
+		memset(mh->msg_control, 0, mh->msg_controllen);
 		cmsg = CMSG_FIRSTHDR(mh);
 		cmsg->cmsg_level = SOL_SOCKET;
 		cmsg->cmsg_type = SCM_RIGHTS;
