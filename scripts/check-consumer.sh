@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# check-consumer.sh - build and run a program of a libipcsock user against
+# an installed tree, with nothing but the flags pkg-config gives.
+#
+# Usage: IPCSOCK_DESTDIR=dir check-consumer.sh
+#
+# dir is where `make install DESTDIR=dir` put the library; make check
+# installs into $(O)/consumer/destdir and runs this. pkg-config is pointed
+# at the installed ipcsock.pc with PKG_CONFIG_PATH, and at dir with
+# PKG_CONFIG_SYSROOT_DIR, so that the paths in that .pc resolve inside dir.
+# scripts/check-consumer.c is then built and run twice:
+#
+#   shared  cc ... $(pkg-config --cflags --libs ipcsock); the program must
+#           need libipcsock.so.0 and, run with LD_LIBRARY_PATH set to the
+#           -L directory pkg-config gave, load it from dir
+#   static  cc -static ... $(pkg-config --static --cflags --libs ipcsock),
+#           which links only if the .pc names every private dependency;
+#           the program must have no dynamic section
+#
+# Prints kselftest-style TAP ending in a "# Totals:" line, which
+# scripts/run-tests.sh adds up.
+#
+# Environment:
+#   IPCSOCK_DESTDIR         the install root (required)
+#   CC, PKG_CONFIG          compiler and pkg-config (default cc, pkg-config)
+#   IPCSOCK_CONSUMER_FLAGS  extra compiler flags, e.g. the sanitizer flags
+#                           the library was built with; with -fsanitize
+#                           the static build is skipped (sanitizer runtimes
+#                           cannot be linked statically)
+set -eu
+
+cd "$(dirname "$0")/.."
+src=$PWD/scripts/check-consumer.c
+cc=${CC:-cc}
+pkg_config=${PKG_CONFIG:-pkg-config}
+read -r -a extra <<<"${IPCSOCK_CONSUMER_FLAGS:-}"
+
+n=0
+pass=0
+fail=0
+skip=0
+
+ok()
+{
+	n=$((n + 1))
+	pass=$((pass + 1))
+	echo "ok $n $1"
+}
+
+not_ok()
+{
+	n=$((n + 1))
+	fail=$((fail + 1))
+	echo "not ok $n $1"
+}
+
+skipped()
+{
+	n=$((n + 1))
+	skip=$((skip + 1))
+	echo "ok $n $1 # SKIP $2"
+}
+
+finish()
+{
+	echo "1..$n"
+	echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
+	[ "$fail" -eq 0 ]
+	exit
+}
+
+echo "TAP version 13"
+
+destdir=${IPCSOCK_DESTDIR:-}
+if [ -z "$destdir" ] || [ ! -d "$destdir" ]; then
+	not_ok "consumer: IPCSOCK_DESTDIR='$destdir' is not an install root"
+	finish
+fi
+destdir=$(cd "$destdir" && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# 1. pkg-config finds the installed library, and only there.
+pc=$(find "$destdir" -name ipcsock.pc -print -quit)
+if [ -z "$pc" ]; then
+	not_ok "consumer: pkg-config # no ipcsock.pc under $destdir"
+	finish
+fi
+export PKG_CONFIG_PATH=${pc%/*}
+export PKG_CONFIG_SYSROOT_DIR=$destdir
+if ! version=$("$pkg_config" --modversion ipcsock 2>"$tmp/err") ||
+   ! cflags=$("$pkg_config" --cflags ipcsock 2>>"$tmp/err") ||
+   ! libs=$("$pkg_config" --libs ipcsock 2>>"$tmp/err") ||
+   ! static_libs=$("$pkg_config" --static --libs ipcsock 2>>"$tmp/err"); then
+	sed 's/^/# /' "$tmp/err"
+	not_ok "consumer: pkg-config # $pkg_config failed on $pc"
+	finish
+fi
+echo "# ipcsock $version: $pc"
+echo "# --cflags: $cflags"
+echo "# --libs: $libs"
+echo "# --static --libs: $static_libs"
+libdir=
+for flag in $libs; do
+	case $flag in
+	-L*) libdir=${flag#-L} ;;
+	esac
+done
+incdir=
+for flag in $cflags; do
+	case $flag in
+	-I*) [ -f "${flag#-I}/ipcsock.h" ] && incdir=${flag#-I} ;;
+	esac
+done
+case $incdir:$libdir in
+"$destdir"/*:"$destdir"/*)
+	ok "consumer: pkg-config"
+	;;
+*)
+	not_ok "consumer: pkg-config # header dir '$incdir' or library dir '$libdir' is not under $destdir"
+	finish
+	;;
+esac
+
+# 2. Build, inspect and run each way.
+read -r -a cflags_a <<<"$cflags"
+read -r -a libs_a <<<"$libs"
+read -r -a static_a <<<"$("$pkg_config" --static --cflags ipcsock) $static_libs"
+
+# run NAME PROGRAM: run it, its output as comments.
+run()
+{
+	local rc
+
+	set +e
+	LD_LIBRARY_PATH=$libdir timeout -k 5 30 "$2" >"$tmp/out" 2>&1
+	rc=$?
+	set -e
+	sed 's/^/# /' "$tmp/out"
+	if [ "$rc" -eq 0 ]; then
+		ok "consumer: $1 run"
+	else
+		not_ok "consumer: $1 run # exit status $rc"
+	fi
+}
+
+# Shared.
+prog=$tmp/consumer-shared
+if ! "$cc" ${extra[@]+"${extra[@]}"} "${cflags_a[@]}" -o "$prog" "$src" \
+     "${libs_a[@]}" >"$tmp/out" 2>&1; then
+	sed 's/^/# /' "$tmp/out"
+	not_ok "consumer: shared build"
+	not_ok "consumer: shared run # not built"
+else
+	why=
+	if ! readelf -d "$prog" | grep -q 'NEEDED.*\[libipcsock\.so\.0\]'; then
+		why="does not need libipcsock.so.0"
+	elif command -v ldd >/dev/null 2>&1; then
+		loaded=$(LD_LIBRARY_PATH=$libdir ldd "$prog" |
+			 sed -n 's/^[[:space:]]*libipcsock\.so\.0 => \([^ ]*\).*/\1/p')
+		echo "# libipcsock.so.0 => ${loaded:-not found}"
+		case $loaded in
+		"$destdir"/*) ;;
+		*) why="libipcsock.so.0 does not resolve under $destdir" ;;
+		esac
+	fi
+	if [ -n "$why" ]; then
+		not_ok "consumer: shared build # $why"
+	else
+		ok "consumer: shared build"
+	fi
+	run shared "$prog"
+fi
+
+# Static.
+prog=$tmp/consumer-static
+case " ${extra[*]-} " in
+*" -fsanitize="*)
+	skipped "consumer: static build" "sanitizer runtimes do not link statically"
+	skipped "consumer: static run" "not built"
+	finish
+	;;
+esac
+if ! "$cc" ${extra[@]+"${extra[@]}"} -static -o "$prog" "$src" \
+     "${static_a[@]}" >"$tmp/out" 2>&1; then
+	sed 's/^/# /' "$tmp/out"
+	not_ok "consumer: static build"
+	not_ok "consumer: static run # not built"
+	finish
+fi
+if readelf -d "$prog" | grep -q NEEDED; then
+	not_ok "consumer: static build # the program needs shared libraries"
+else
+	ok "consumer: static build"
+fi
+run static "$prog"
+finish
