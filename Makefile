@@ -4,9 +4,11 @@
 #
 # What gets built is listed in per-directory fragments that this file
 # includes: lib/Build (lib-y), selftests/Build (selftests-y), bench/Build
-# (bench-y) and examples/Build (examples-y). Everything the build writes goes
-# under $(O), build/ unless told otherwise; the kernel files that `make deps`
-# extracts go to $(IPCSOCK_CACHE), $(O)/.cache unless told otherwise.
+# (bench-y), examples/Build (examples-y) and fuzz/Build (fuzz-y, with its
+# own rules: the harness is built with clang and libFuzzer). Everything the
+# build writes goes under $(O), build/ unless told otherwise; the kernel
+# files that `make deps` extracts go to $(IPCSOCK_CACHE), $(O)/.cache unless
+# told otherwise.
 #
 # `make help` lists the targets and the variables that change the build.
 
@@ -134,6 +136,7 @@ include lib/Build
 include selftests/Build
 include bench/Build
 include examples/Build
+include fuzz/Build
 
 SONAME		:= libipcsock.so.$(VERSION_MAJOR)
 STATIC_LIB	:= $(O)/libipcsock.a
@@ -264,13 +267,29 @@ $(SELFTEST_PROGS): %: %.o $(SELFTEST_SUPPORT) $(STATIC_LIB)
 	$(call msg,LD,$@)$(CC) $(ALL_LDFLAGS) $(SELFTEST_LDFLAGS) -o $@ $< \
 		$(SELFTEST_SUPPORT) $(STATIC_LIB) $(LIBS)
 
+# Packaging checks, counted with the selftests: scripts/check-man.sh (every
+# exported function has a man page; the pages lint clean; their examples
+# build and run) and scripts/check-consumer.sh (a program built with nothing
+# but pkg-config's flags against `make install DESTDIR=$(CONSUMER_DESTDIR)`,
+# shared and static, runs). PACKAGING_TESTS= leaves them out.
+PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh
+CONSUMER_DESTDIR := $(abspath $(O))/consumer/destdir
+packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
+		  IPCSOCK_EXAMPLE_LIBS='$(abspath $(STATIC_LIB)) $(LIBS)' \
+		  IPCSOCK_EXAMPLE_FLAGS='$(san_flags)' \
+		  IPCSOCK_CONSUMER_FLAGS='$(san_flags)' \
+		  IPCSOCK_DESTDIR=$(CONSUMER_DESTDIR)
+
 # Order matters: the cache must exist before anything compiles against it,
 # so deps and the build are separate make runs.
 check:
 	$(Q)$(MAKE) deps
 	$(Q)$(MAKE) all selftests examples bench-build
-	$(Q)bash scripts/run-tests.sh $(if $(filter 1,$(VALGRIND)),--valgrind) \
-		$(addprefix $(O)/selftests/,$(TESTS))
+	$(Q)rm -rf $(CONSUMER_DESTDIR) && $(MAKE) install DESTDIR=$(CONSUMER_DESTDIR)
+	$(Q)$(packaging_env) bash scripts/run-tests.sh \
+		$(if $(filter 1,$(VALGRIND)),--valgrind) \
+		$(addprefix $(O)/selftests/,$(TESTS)) $(PACKAGING_TESTS) \
+		$(if $(filter 1,$(VALGRIND)),,$(EXAMPLE_RUNNER))
 
 # ---------------------------------------------------------------------------
 # Benchmark: every object in bench-y linked into $(O)/bench/ipcsock-bench,
@@ -295,6 +314,26 @@ else
 	@:
 endif
 
+# `make bench-plot` draws $(BENCH_JSON) with gnuplot into $(BENCH_SVG): the
+# round-trip time distribution per implementation and throughput against
+# batch size. Without that JSON file it runs the benchmark first, with
+# $(BENCH_ARGS). The gnuplot script is kept next to the SVG for tweaking.
+BENCH_JSON ?= $(O)/bench/bench.json
+BENCH_SVG ?= $(O)/bench/bench.svg
+
+bench-plot:
+	$(Q)command -v gnuplot >/dev/null 2>&1 || { \
+		echo 'bench-plot: needs gnuplot (apt-get install gnuplot-nox)' >&2; \
+		exit 1; }
+	$(Q)$(MAKE) all bench-build
+ifneq ($(bench-y),)
+	$(Q)if [ ! -f $(BENCH_JSON) ]; then \
+		$(call quiet_print,BENCH,$(strip $(BENCH_PROG) $(BENCH_ARGS) --json $(BENCH_JSON))) \
+		$(BENCH_PROG) $(BENCH_ARGS) --json $(BENCH_JSON) || exit 1; fi
+	$(call msg,PLOT,$(BENCH_SVG))$(BENCH_PROG) --plot $(BENCH_JSON) > $(BENCH_SVG:.svg=.gp)
+	$(Q)gnuplot $(BENCH_SVG:.svg=.gp) > $(BENCH_SVG).tmp && mv -f $(BENCH_SVG).tmp $(BENCH_SVG)
+endif
+
 $(BENCH_OBJS): $(O)/bench/%.o: bench/%.c $(FLAGS_FILE)
 	@mkdir -p $(@D)
 	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
@@ -306,9 +345,18 @@ $(BENCH_PROG): $(BENCH_OBJS) $(STATIC_LIB)
 # ---------------------------------------------------------------------------
 # Examples: examples/<name>.c -> $(O)/examples/<name>, against the shared
 # library (so they can use nothing but the exported API), found at run time
-# through an $ORIGIN rpath.
+# through an $ORIGIN rpath that leads back to $(O) from the program's
+# directory (.. for examples/foo, ../.. for examples/dir/foo). Per-program
+# EXAMPLE_CFLAGS and EXAMPLE_LDLIBS are set in examples/Build. `make check`
+# runs them all through $(EXAMPLE_RUNNER), a copy of
+# examples/run-examples.sh, which counts each as one test (not under
+# VALGRIND=1: timing-bound programs, and a thousand processes).
 
-examples: $(EXAMPLE_PROGS)
+EXAMPLE_RUNNER	:= $(if $(examples-y),$(O)/examples/run-examples)
+space		:= $(subst ,, )
+example_rpath	= $(subst $(space),/,$(patsubst %,..,$(subst /, ,$(patsubst $(O)/%,%,$(@D)))))
+
+examples: $(EXAMPLE_PROGS) $(EXAMPLE_RUNNER)
 ifeq ($(examples-y),)
 	@echo '  examples: not built yet (examples/Build lists none)'
 else
@@ -317,17 +365,22 @@ endif
 
 $(EXAMPLE_OBJS): $(O)/examples/%.o: examples/%.c $(FLAGS_FILE)
 	@mkdir -p $(@D)
-	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) $(EXAMPLE_CFLAGS) -MMD -MP -c -o $@ $<
 
 $(EXAMPLE_PROGS): %: %.o $(DEV_LINK)
 	$(call msg,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $< -L$(O) -lipcsock \
-		-Wl,-rpath,'$$ORIGIN/..'
+		$(EXAMPLE_LDLIBS) -Wl,-rpath,'$$ORIGIN/$(example_rpath)'
+
+$(EXAMPLE_RUNNER): examples/run-examples.sh
+	@mkdir -p $(@D)
+	$(call msg,GEN,$@)$(INSTALL) -m 755 $< $@
 
 # ---------------------------------------------------------------------------
 # Dependencies: packages and the files borrowed from the kernel tarball.
 
 deps:
 	$(Q)bash scripts/deps.sh
+	$(Q)if [ -f $(IPCSOCK_CACHE)/.clang-format ]; then $(MAKE) .clang-format; fi
 
 $(DEPS_STAMP):
 	$(Q)bash scripts/deps.sh
@@ -351,22 +404,47 @@ CHECKPATCH_IGNORE := PREFER_DEFINED_ATTRIBUTE_MACRO,SSCANF_TO_KSTRTO
 CHECKPATCH_FLAGS := --no-tree --file --terse --no-summary --show-types \
 		    --max-line-length=100 --ignore $(CHECKPATCH_IGNORE)
 CHECKPATCH_FILES = $(wildcard lib/*.c lib/*.h include/*.h selftests/*.c \
-			      selftests/*.h bench/*.c examples/*.c fuzz/*.c \
+			      selftests/*.h bench/*.c examples/*.c \
+			      examples/*/*.c examples/*/*.h fuzz/*.c \
 			      scripts/*.c)
 
 checkpatch: | $(DEPS_STAMP)
 	$(call msg,CHECK,$(words $(CHECKPATCH_FILES)) files)perl $(CHECKPATCH) \
 		$(CHECKPATCH_FLAGS) $(CHECKPATCH_FILES)
 
-SHELL_SCRIPTS := $(wildcard scripts/*.sh) .ci/run
+SHELL_SCRIPTS := $(wildcard scripts/*.sh examples/*.sh) .ci/run
 
 shellcheck:
 	$(call msg,CHECK,$(SHELL_SCRIPTS))shellcheck $(SHELL_SCRIPTS)
+
+# The kernel's .clang-format, extracted by deps, is GPL-2.0, so it is never
+# committed (.gitignore): deps links it at the top of the tree, where
+# clang-format, `git clang-format` and editors look for it. format-check
+# runs clang-format --dry-run over $(FORMAT_FILES) (the checkpatch set) and
+# fails on any change it would make. Advisory, not part of check or CI:
+# checkpatch is the enforced style, and the kernel's file is a guide the
+# kernel does not follow everywhere (it would undo tab-aligned #define
+# values, which checkpatch accepts).
+CLANG_FORMAT	?= clang-format
+FORMAT_FILES	?= $(CHECKPATCH_FILES)
+
+.clang-format: FORCE | $(DEPS_STAMP)
+	$(Q)[ -f $(IPCSOCK_CACHE)/.clang-format ] || { echo \
+		'$@: $(IPCSOCK_CACHE) has none (the kernel tarball had none)' >&2; \
+		exit 1; }
+	$(Q)[ "$$(readlink $@)" = $(IPCSOCK_CACHE)/.clang-format ] || { \
+		$(call quiet_print,LN,$@) \
+		ln -sfn $(IPCSOCK_CACHE)/.clang-format $@; }
+
+format-check: .clang-format
+	$(call msg,FORMAT,$(words $(FORMAT_FILES)) files)$(CLANG_FORMAT) \
+		--dry-run -Werror $(FORMAT_FILES)
 
 # ---------------------------------------------------------------------------
 # Install
 
 MAN3_PAGES = $(wildcard man/*.3)
+MAN7_PAGES = $(wildcard man/*.7)
 HEADERS = $(wildcard include/*.h)
 
 install: all
@@ -383,6 +461,10 @@ ifneq ($(MAN3_PAGES),)
 	$(call msg,INSTALL,man pages -> $(DESTDIR)$(MANDIR)/man3)$(INSTALL) -d -m 755 $(DESTDIR)$(MANDIR)/man3
 	$(Q)$(INSTALL) -m 644 $(MAN3_PAGES) $(DESTDIR)$(MANDIR)/man3/
 endif
+ifneq ($(MAN7_PAGES),)
+	$(call msg,INSTALL,man pages -> $(DESTDIR)$(MANDIR)/man7)$(INSTALL) -d -m 755 $(DESTDIR)$(MANDIR)/man7
+	$(Q)$(INSTALL) -m 644 $(MAN7_PAGES) $(DESTDIR)$(MANDIR)/man7/
+endif
 
 uninstall:
 	$(call msg,RM,installed files under $(DESTDIR)$(PREFIX))rm -f \
@@ -390,7 +472,8 @@ uninstall:
 		$(addprefix $(DESTDIR)$(LIBDIR)/,$(notdir $(STATIC_LIB) \
 			$(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK))) \
 		$(DESTDIR)$(PKGCONFIGDIR)/$(notdir $(PC_FILE)) \
-		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3_PAGES)))
+		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3_PAGES))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man7/,$(notdir $(MAN7_PAGES)))
 
 # ---------------------------------------------------------------------------
 # Cleaning. clean keeps the deps cache (extracting it takes a while),
@@ -403,14 +486,18 @@ clean:
 	$(Q)rm -f $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) \
 		$(PC_FILE) $(PC_FILE).tmp $(FLAGS_FILE) $(FLAGS_FILE).tmp \
 		$(ABI_STAMP) $(SELFTEST_PROGS) $(BENCH_PROG) $(EXAMPLE_PROGS) \
-		$(foreach d,selftests bench examples,$(O)/$(d)/*.o $(O)/$(d)/*.d)
-	$(Q)rm -rf $(O)/selftests/.support
-	$(Q)rmdir $(O)/selftests $(O)/bench $(O)/examples 2>/dev/null || true
+		$(foreach d,selftests bench examples,$(O)/$(d)/*.o $(O)/$(d)/*.d) \
+		$(EXAMPLE_OBJS) $(EXAMPLE_OBJS:.o=.d) $(EXAMPLE_RUNNER)
+	$(Q)rm -rf $(O)/selftests/.support $(O)/consumer
+	$(Q)rmdir $(filter-out $(O)/examples/,$(sort $(dir $(EXAMPLE_PROGS)))) \
+		$(O)/selftests $(O)/bench $(O)/examples 2>/dev/null || true
 
 distclean: clean
 	$(call msg,CLEAN,$(IPCSOCK_CACHE))rm -rf $(KSELFTEST_DIR) \
 		$(IPCSOCK_CACHE)/checkpatch $(IPCSOCK_CACHE)/.clang-format \
 		$(DEPS_STAMP) $(IPCSOCK_CACHE)/.lock
+	$(Q)[ "$$(readlink .clang-format)" != $(IPCSOCK_CACHE)/.clang-format ] || \
+		rm -f .clang-format
 	$(Q)rmdir $(IPCSOCK_CACHE) 2>/dev/null || true
 	$(Q)rmdir $(O) 2>/dev/null || true
 
@@ -424,19 +511,29 @@ help:
 	@echo '                 and the ABI check (header = version script = exports)'
 	@echo '  lib            only the libraries'
 	@echo '  deps           install missing packages (as root) and extract the'
-	@echo '                 kselftest harness and checkpatch into $$(IPCSOCK_CACHE)'
+	@echo '                 kselftest harness and checkpatch into $$(IPCSOCK_CACHE);'
+	@echo '                 link the kernel'"'"'s .clang-format at the top of the tree'
 	@echo '  selftests      build $$(O)/selftests/<name> for each name in selftests/Build'
 	@echo '  check          deps, then all + selftests + examples + bench, then run'
-	@echo '                 the selftests; last line "N passed, N failed, N skipped"'
+	@echo '                 the selftests and the packaging checks (man pages, an'
+	@echo '                 installed-tree consumer); last line "N passed, N failed,'
+	@echo '                 N skipped"'
 	@echo '  check-abi      only the ABI check'
 	@echo '  bench          deps, then build $$(O)/bench/ipcsock-bench from the objects'
 	@echo '                 in bench/Build and run it with $$(BENCH_ARGS)'
 	@echo '  bench-build    only build the benchmark'
+	@echo '  bench-plot     gnuplot SVG $$(BENCH_SVG) of $$(BENCH_JSON), running the'
+	@echo '                 benchmark first if that file does not exist'
 	@echo '  examples       $$(O)/examples/<name> for each name in examples/Build'
+	@echo '  fuzz           deps, then build the libFuzzer harness (clang) and run it'
+	@echo '                 $$(FUZZ_SECONDS) s (default 60) on a copy of fuzz/corpus/'
+	@echo '  fuzz-build     only build it; fuzz-seeds rewrites fuzz/corpus/'
 	@echo '  checkpatch     kernel checkpatch.pl over the C files of lib/ include/'
 	@echo '                 selftests/ bench/ examples/ fuzz/ scripts/; fails on any'
 	@echo '                 error or warning'
 	@echo '  shellcheck     shellcheck over scripts/*.sh and .ci/run'
+	@echo '  format-check   clang-format --dry-run with the kernel'"'"'s .clang-format over'
+	@echo '                 $$(FORMAT_FILES) (default: the checkpatch files); advisory'
 	@echo '  install        headers, libraries, ipcsock.pc, man pages under DESTDIR+PREFIX'
 	@echo '  uninstall      remove what install put there'
 	@echo '  clean          remove build outputs, keep the deps cache'
@@ -451,7 +548,11 @@ help:
 	@echo '  SANITIZE=list  e.g. address,undefined: -fsanitize=list everywhere'
 	@echo '  VALGRIND=1     make check runs every selftest under valgrind'
 	@echo '  TESTS="a b"    make check runs only these selftests'
+	@echo '  PACKAGING_TESTS=  make check leaves out the man page and consumer checks'
 	@echo '  BENCH_ARGS=... arguments make bench gives the benchmark; BENCH_LDLIBS (-lm)'
+	@echo '  FUZZ_SECONDS=n, FUZZ_ARGS=...  how long make fuzz runs, extra libFuzzer flags'
+	@echo '  BENCH_JSON=file, BENCH_SVG=file  bench-plot input and output'
+	@echo '                 (default: $$(O)/bench/bench.json, $$(O)/bench/bench.svg)'
 	@echo '  IPCSOCK_CACHE=dir  where deps puts the kernel files (default: $$(O)/.cache)'
 	@echo '  IPCSOCK_TEST_TIMEOUT=s  per-program time limit in make check (default: 600)'
 	@echo '  PREFIX (/usr/local), LIBDIR ($$(PREFIX)/lib), INCLUDEDIR ($$(PREFIX)/include),'
@@ -459,6 +560,7 @@ help:
 
 -include $(ALL_OBJS:.o=.d)
 
-.PHONY: default all lib selftests check check-abi bench bench-build examples deps \
-	checkpatch shellcheck install uninstall clean distclean help FORCE
+.PHONY: default all lib selftests check check-abi bench bench-build bench-plot \
+	examples deps \
+	checkpatch shellcheck format-check install uninstall clean distclean help FORCE
 FORCE:

@@ -3,11 +3,15 @@
 #
 # deps.sh - get what building and testing libipcsock needs.
 #
-# 1. Packages: liburing-dev, pkg-config and linux-source-6.12 (plus a C
-#    compiler and libc headers, should a bare machine lack them). Missing
+# 1. Packages: liburing-dev, pkg-config, linux-source-6.12 and
+#    libglib2.0-dev (for examples/glib-host; plus a C compiler and libc
+#    headers, should a bare machine lack them). Missing
 #    ones are installed with apt-get when running as root; otherwise the
 #    script names them and fails. perl, which only `make checkpatch` needs,
-#    is installed as root and only warned about otherwise.
+#    mandoc, which `make check` lints the man pages with (groff, or no
+#    lint, without it), gnuplot-nox for `make bench-plot`, and clang with
+#    its libFuzzer runtime, which only `make fuzz` needs, are installed as
+#    root and only warned about otherwise.
 # 2. Files borrowed from the kernel source tarball, extracted in one tar pass
 #    into the cache, once (a stamp names the tarball they came from):
 #      kselftest/kselftest_harness.h, kselftest/kselftest.h
@@ -47,6 +51,7 @@ missing_packages()
 	   ! pkg-config --exists liburing 2>/dev/null; then
 		pkgs+=(liburing-dev)
 	fi
+	pkg-config --exists glib-2.0 2>/dev/null || pkgs+=(libglib2.0-dev)
 	if [ ! -r "$tarball" ]; then
 		[ "$tarball" = "$default_tarball" ] ||
 			die "IPCSOCK_KERNEL_TARBALL=$tarball: no such file"
@@ -60,11 +65,39 @@ have_checkpatch_perl()
 	perl -MTerm::ANSIColor -MEncode -MGetopt::Long -e 1 >/dev/null 2>&1
 }
 
+# What `make fuzz` lacks: clang, and the libFuzzer runtime of that clang's
+# version (libclang-rt-N-dev; libclang-rt-dev goes with the clang package).
+missing_fuzz_packages()
+{
+	local rt major
+
+	if ! command -v clang >/dev/null 2>&1; then
+		echo "clang libclang-rt-dev"
+		return
+	fi
+	rt=$(clang -print-file-name="libclang_rt.fuzzer-$(uname -m).a")
+	if [ ! -f "$rt" ]; then
+		major=$(clang -dumpversion)
+		echo "libclang-rt-${major%%.*}-dev"
+	fi
+}
+
 missing=$(missing_packages)
-install=$missing
+optional=
 if ! have_checkpatch_perl; then
-	install="${install:+$install }perl"
+	optional=perl
 fi
+if ! command -v mandoc >/dev/null 2>&1; then
+	optional="${optional:+$optional }mandoc"
+fi
+if ! command -v gnuplot >/dev/null 2>&1; then
+	optional="${optional:+$optional }gnuplot-nox"
+fi
+fuzz_missing=$(missing_fuzz_packages)
+if [ -n "$fuzz_missing" ]; then
+	optional="${optional:+$optional }$fuzz_missing"
+fi
+install="$missing${missing:+${optional:+ }}$optional"
 
 if [ -n "$install" ]; then
 	if [ "$(id -u)" -ne 0 ]; then
@@ -82,7 +115,7 @@ if [ -n "$install" ]; then
 			EOF
 			exit 1
 		fi
-		echo "deps.sh: warning: \`make checkpatch\` needs perl (apt-get install perl)" >&2
+		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\`, mandoc for the man page lint of \`make check\`, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`)" >&2
 	else
 		echo "  APT     $install"
 		export DEBIAN_FRONTEND=noninteractive
