@@ -136,8 +136,9 @@ struct ipcsock {
  * One queued outgoing message. buf holds the control message (with the
  * library's own dup of every fd) followed by the wire header and a copy
  * of the bytes, so the caller's memory and fds are free once send returns.
- * buf grows to the largest message the slot carried and is then reused:
- * no allocation per message in steady state.
+ * buf starts in the channel's slot arena and moves to the heap only for a
+ * message larger than that; it is reused, so there is no allocation per
+ * message in steady state.
  */
 struct ipcsock_tx_slot {
 	struct msghdr msg;
@@ -166,6 +167,8 @@ struct ipcsock_chan {
 
 	/* Send queue: slots [tx_head, tx_tail), free-running counters. */
 	struct ipcsock_tx_slot *tx;
+	unsigned char *tx_arena;	/* the slots' first buffers */
+	size_t tx_arena_len;
 	unsigned int tx_head;
 	unsigned int tx_tail;
 	unsigned int tx_chain;		/* uring: SQEs of the chain in flight */
