@@ -152,7 +152,15 @@ static int slot_fill(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
 	int *fds;
 
 	if (slot->cap < need) {
-		unsigned char *buf = malloc(need);
+		unsigned char *buf;
+
+		/*
+		 * Grow in whole pages: growing by the few bytes another fd
+		 * needs would free and reallocate large buffers again and
+		 * again, and glibc's fragmentation creeps RSS up (soak).
+		 */
+		need = (need + 4095) & ~(size_t)4095;
+		buf = malloc(need);
 
 		if (!buf)
 			return -ENOMEM;
