@@ -280,6 +280,10 @@ packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
 		  IPCSOCK_CONSUMER_FLAGS='$(san_flags)' \
 		  IPCSOCK_DESTDIR=$(CONSUMER_DESTDIR)
 
+# The examples are left out under valgrind and ThreadSanitizer (see
+# Examples below).
+no_examples	:= $(filter 1,$(VALGRIND))$(filter thread,$(subst $(comma), ,$(SANITIZE)))
+
 # Order matters: the cache must exist before anything compiles against it,
 # so deps and the build are separate make runs.
 check:
@@ -289,7 +293,7 @@ check:
 	$(Q)$(packaging_env) bash scripts/run-tests.sh \
 		$(if $(filter 1,$(VALGRIND)),--valgrind) \
 		$(addprefix $(O)/selftests/,$(TESTS)) $(PACKAGING_TESTS) \
-		$(if $(filter 1,$(VALGRIND)),,$(EXAMPLE_RUNNER))
+		$(if $(no_examples),,$(EXAMPLE_RUNNER))
 
 # ---------------------------------------------------------------------------
 # Benchmark: every object in bench-y linked into $(O)/bench/ipcsock-bench,
@@ -350,7 +354,8 @@ $(BENCH_PROG): $(BENCH_OBJS) $(STATIC_LIB)
 # EXAMPLE_CFLAGS and EXAMPLE_LDLIBS are set in examples/Build. `make check`
 # runs them all through $(EXAMPLE_RUNNER), a copy of
 # examples/run-examples.sh, which counts each as one test (not under
-# VALGRIND=1: timing-bound programs, and a thousand processes).
+# VALGRIND=1 or SANITIZE=thread: timing-bound programs, and a thousand
+# processes, each of which ThreadSanitizer makes slow to start).
 
 EXAMPLE_RUNNER	:= $(if $(examples-y),$(O)/examples/run-examples)
 space		:= $(subst ,, )
@@ -374,6 +379,48 @@ $(EXAMPLE_PROGS): %: %.o $(DEV_LINK)
 $(EXAMPLE_RUNNER): examples/run-examples.sh
 	@mkdir -p $(@D)
 	$(call msg,GEN,$@)$(INSTALL) -m 755 $< $@
+
+# ---------------------------------------------------------------------------
+# Soak: soak/ipcsock-soak.c -> $(O)/soak/ipcsock-soak, against the static
+# library. `make soak` runs it for $(SOAK_SECONDS) (default 60), split into
+# rounds (io_uring against epoll and back, IPCSOCK_LOOP_RING_SENDS, large
+# messages with short queues): two processes exchange random messages and
+# fds both ways, every one checked, with fd count and RSS sampled each
+# second; any loss, reorder, corruption, fd leak or growth fails it. Runs
+# under SANITIZE= too. SOAK_ARGS adds arguments (--seed N, --rounds 1,3,
+# -v); the program's --help lists them.
+
+SOAK_SECONDS	?= 60
+SOAK_ARGS	?=
+SOAK_PROG	:= $(O)/soak/ipcsock-soak
+SOAK_OBJS	:= $(O)/soak/ipcsock-soak.o
+
+soak:
+	$(Q)$(MAKE) deps
+	$(Q)$(MAKE) soak-build
+	$(call msg,SOAK,$(SOAK_PROG) -s $(SOAK_SECONDS) $(SOAK_ARGS))$(SOAK_PROG) \
+		-s $(SOAK_SECONDS) $(SOAK_ARGS)
+
+soak-build: $(SOAK_PROG)
+	@:
+
+$(SOAK_OBJS): $(O)/soak/%.o: soak/%.c $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(SOAK_PROG): $(SOAK_OBJS) $(STATIC_LIB)
+	$(call msg,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $(SOAK_OBJS) $(STATIC_LIB) \
+		$(LIBS)
+
+soak-clean:
+	$(Q)rm -f $(SOAK_PROG) $(SOAK_OBJS) $(SOAK_OBJS:.o=.d)
+	$(Q)rmdir $(O)/soak 2>/dev/null || true
+
+clean: soak-clean
+
+-include $(SOAK_OBJS:.o=.d)
+
+.PHONY: soak soak-build soak-clean
 
 # ---------------------------------------------------------------------------
 # Dependencies: packages and the files borrowed from the kernel tarball.
@@ -406,7 +453,7 @@ CHECKPATCH_FLAGS := --no-tree --file --terse --no-summary --show-types \
 CHECKPATCH_FILES = $(wildcard lib/*.c lib/*.h include/*.h selftests/*.c \
 			      selftests/*.h bench/*.c examples/*.c \
 			      examples/*/*.c examples/*/*.h fuzz/*.c \
-			      scripts/*.c)
+			      scripts/*.c soak/*.c)
 
 checkpatch: | $(DEPS_STAMP)
 	$(call msg,CHECK,$(words $(CHECKPATCH_FILES)) files)perl $(CHECKPATCH) \
@@ -528,9 +575,13 @@ help:
 	@echo '  fuzz           deps, then build the libFuzzer harness (clang) and run it'
 	@echo '                 $$(FUZZ_SECONDS) s (default 60) on a copy of fuzz/corpus/'
 	@echo '  fuzz-build     only build it; fuzz-seeds rewrites fuzz/corpus/'
+	@echo '  soak           deps, then build $$(O)/soak/ipcsock-soak and run it'
+	@echo '                 $$(SOAK_SECONDS) s (default 60): two processes, both'
+	@echo '                 backends, every message checked, fds and RSS sampled'
+	@echo '  soak-build     only build it'
 	@echo '  checkpatch     kernel checkpatch.pl over the C files of lib/ include/'
-	@echo '                 selftests/ bench/ examples/ fuzz/ scripts/; fails on any'
-	@echo '                 error or warning'
+	@echo '                 selftests/ bench/ examples/ fuzz/ scripts/ soak/; fails'
+	@echo '                 on any error or warning'
 	@echo '  shellcheck     shellcheck over scripts/*.sh and .ci/run'
 	@echo '  format-check   clang-format --dry-run with the kernel'"'"'s .clang-format over'
 	@echo '                 $$(FORMAT_FILES) (default: the checkpatch files); advisory'
@@ -551,6 +602,7 @@ help:
 	@echo '  PACKAGING_TESTS=  make check leaves out the man page and consumer checks'
 	@echo '  BENCH_ARGS=... arguments make bench gives the benchmark; BENCH_LDLIBS (-lm)'
 	@echo '  FUZZ_SECONDS=n, FUZZ_ARGS=...  how long make fuzz runs, extra libFuzzer flags'
+	@echo '  SOAK_SECONDS=n, SOAK_ARGS=...  how long make soak runs, extra soak arguments'
 	@echo '  BENCH_JSON=file, BENCH_SVG=file  bench-plot input and output'
 	@echo '                 (default: $$(O)/bench/bench.json, $$(O)/bench/bench.svg)'
 	@echo '  IPCSOCK_CACHE=dir  where deps puts the kernel files (default: $$(O)/.cache)'

@@ -56,6 +56,14 @@ TEST_F(dispatch, signal_ends_wait)
 	uint64_t start;
 	int ret;
 
+	/*
+	 * Valgrind (3.19) runs io_uring_enter as a syscall that does not
+	 * block, with signals held until it returns: the wait never ends.
+	 */
+	if (variant->backend != IPCSOCK_BACKEND_EPOLL && getenv("LD_PRELOAD") &&
+	    strstr(getenv("LD_PRELOAD"), "vgpreload"))
+		SKIP(return, "valgrind holds signals during io_uring_enter");
+
 	ctx_pair(_metadata, &self->t, self->t.loop, &a, self->t.loop, &b);
 	/* No SA_RESTART; it would not matter: waits are never restarted. */
 	ASSERT_EQ(0, sigaction(SIGALRM, &sa, NULL));
