@@ -303,22 +303,59 @@ static int uring_setup(struct ipcsock_loop *loop)
 	return 0;
 }
 
-static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
-{
-	if (shared) {
-		loop->ring = shared;
-		loop->shared = true;
-		return 0;
-	}
-	return uring_setup(loop);
-}
-
 static void uring_loop_exit(struct ipcsock_loop *loop)
 {
 	if (!loop->shared && loop->ring) {
 		io_uring_queue_exit(loop->ring);
 		loop->ring = NULL;
 	}
+}
+
+/*
+ * A ring can be set up on kernels that lack what this backend needs: 5.18
+ * and 5.19 take the flags above but have no multishot RECVMSG, which has no
+ * feature bit of its own. IORING_OP_SEND_ZC came in the same release
+ * (6.0), so the opcode probe dates the kernel. A ring that cannot say what
+ * it supports is taken to be too old.
+ */
+static int uring_check_ops(struct io_uring *ring)
+{
+	static const unsigned char needed[] = {
+		IORING_OP_NOP, IORING_OP_POLL_ADD, IORING_OP_ASYNC_CANCEL,
+		IORING_OP_SENDMSG, IORING_OP_RECVMSG, IORING_OP_SEND_ZC,
+	};
+	struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+	unsigned int i;
+	int err = 0;
+
+	if (!probe)
+		return -EOPNOTSUPP;
+	for (i = 0; i < ARRAY_SIZE(needed); i++)
+		if (!io_uring_opcode_supported(probe, needed[i]))
+			err = -EOPNOTSUPP;
+	io_uring_free_probe(probe);
+	return err;
+}
+
+static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
+{
+	int err;
+
+	if (shared) {
+		err = uring_check_ops(shared);
+		if (err)
+			return err;
+		loop->ring = shared;
+		loop->shared = true;
+		return 0;
+	}
+	err = uring_setup(loop);
+	if (err)
+		return err;
+	err = uring_check_ops(loop->ring);
+	if (err)
+		uring_loop_exit(loop);
+	return err;
 }
 
 static int uring_attach_evfd(struct ipcsock_loop *loop)

@@ -9,9 +9,21 @@
 #include <linux/audit.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <liburing.h>
 #include <stddef.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+
+static int install_filter(struct sock_filter *filter, unsigned short len)
+{
+	struct sock_fprog prog = { .len = len, .filter = filter };
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+		return -errno;
+	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
+		return -errno;
+	return 0;
+}
 
 /* Make io_uring_setup fail with EPERM, as container runtimes do. */
 static int block_io_uring(void)
@@ -23,16 +35,36 @@ static int block_io_uring(void)
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
-	struct sock_fprog prog = {
-		.len = ARRAY_SIZE(filter),
-		.filter = filter,
+
+	return install_filter(filter, ARRAY_SIZE(filter));
+}
+
+/* The low 32 bits of syscall argument @n, whatever the byte order. */
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+#define ARG_LO(n) (offsetof(struct seccomp_data, args[n]) + 4)
+#else
+#define ARG_LO(n) offsetof(struct seccomp_data, args[n])
+#endif
+
+/*
+ * Make IORING_REGISTER_PROBE fail: the ring can be set up but cannot say
+ * which opcodes it has, as on a kernel too old for the library.
+ */
+static int block_probe(void)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
+			 offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_register,
+			 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG_LO(1)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, IORING_REGISTER_PROBE,
+			 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EINVAL),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
 	};
 
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
-		return -errno;
-	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog))
-		return -errno;
-	return 0;
+	return install_filter(filter, ARRAY_SIZE(filter));
 }
 
 /* A round trip of bytes and one fd on @loop; 0 when it worked. */
@@ -107,6 +139,58 @@ TEST(auto_falls_back_to_epoll_when_io_uring_is_blocked)
 	ASSERT_GE(pid, 0);
 	if (!pid)
 		_exit(blocked_child());
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+/*
+ * A ring that sets up but lacks what the backend needs (multishot RECVMSG
+ * came in 6.0) must not be used: the explicit and shared forms fail with
+ * EOPNOTSUPP, AUTO falls back to epoll.
+ */
+static int too_old_child(void)
+{
+	IPCSOCK_LOOP_OPTS(uring, .backend = IPCSOCK_BACKEND_URING);
+	struct ipcsock_loop *loop;
+	int fds = count_open_fds();
+	struct io_uring ring;
+
+	if (block_probe())
+		return 10;
+	if (io_uring_queue_init(8, &ring, 0))
+		return 11;
+	loop = ipcsock_loop_new(&uring);
+	if (loop || errno != EOPNOTSUPP)
+		return 12;
+	loop = ipcsock_loop_new_shared(&ring, NULL);
+	if (loop || errno != EOPNOTSUPP)
+		return 13;
+	io_uring_queue_exit(&ring);
+	loop = ipcsock_loop_new(NULL);
+	if (!loop)
+		return 14;
+	if (ipcsock_loop_backend(loop) != IPCSOCK_BACKEND_EPOLL)
+		return 15;
+	if (round_trip(loop))
+		return 16;
+	ipcsock_loop_free(loop);
+	if (count_open_fds() != fds)
+		return 17;
+	return 0;
+}
+
+TEST(auto_falls_back_to_epoll_when_io_uring_is_too_old)
+{
+	int status;
+	pid_t pid;
+
+	if (!uring_available())
+		SKIP(return, "io_uring cannot be set up here");
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (!pid)
+		_exit(too_old_child());
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(0, WEXITSTATUS(status));
