@@ -13,7 +13,7 @@
  *   alloc-count.c   the malloc-counting hook
  *   pingpong.c, stream.c, camera.c       the scenarios, both roles each
  *   impl-ipcsock.c, impl-floor-sendmsg.c, impl-floor-mmsg.c,
- *   impl-libcamera.c, cmsg.c             the implementations
+ *   impl-libcamera.c, baseline.c         the implementations
  *
  * Implementations: ipcsock-uring, ipcsock-epoll (the library), floor-sendmsg,
  * floor-mmsg (the system-call floors), libcamera-style (the design the
@@ -240,7 +240,17 @@ void *__libc_valloc(size_t size);
 void *__libc_pvalloc(size_t size);
 void __libc_free(void *p);
 
-/* cmsg.c */
+/*
+ * baseline.c: what the syscall baselines share. Their channel state starts
+ * with a struct raw_chan, allocated and freed with it.
+ */
+struct raw_chan {
+	unsigned char *rxbuf;
+};
+
+int raw_chan_open(struct bench_chan *c, int fd, size_t priv_size,
+		  size_t rxlen);
+void raw_chan_close(struct bench_chan *c);
 #define BENCH_CTRL_LEN	CMSG_SPACE(BENCH_MAX_FDS * sizeof(int))
 void bench_close_fds(const int *fds, unsigned int n);
 void msghdr_set_fds(struct msghdr *mh, void *ctrl, const int *fds,

@@ -21,8 +21,8 @@ struct fm_ctrl {
 };
 
 struct fm_priv {
+	struct raw_chan raw;
 	unsigned int vlen;
-	unsigned char *rxbuf;
 	struct mmsghdr tx[BENCH_MAX_BATCH];
 	struct mmsghdr rx[BENCH_MAX_BATCH];
 	struct iovec txiov[BENCH_MAX_BATCH];
@@ -33,45 +33,28 @@ struct fm_priv {
 
 static int fm_open(struct bench_chan *c, int fd)
 {
-	struct fm_priv *p = calloc(1, sizeof(*p));
-	unsigned int i;
+	unsigned int i, vlen = c->batch ? c->batch : 1;
+	struct fm_priv *p;
+	int err;
 
-	if (!p)
-		return -ENOMEM;
-	p->vlen = c->batch ? c->batch : 1;
-	if (p->vlen > BENCH_MAX_BATCH)
-		p->vlen = BENCH_MAX_BATCH;
-	p->rxbuf = malloc(c->max_len * p->vlen);
-	if (!p->rxbuf) {
-		free(p);
-		return -ENOMEM;
-	}
+	if (vlen > BENCH_MAX_BATCH)
+		vlen = BENCH_MAX_BATCH;
+	err = raw_chan_open(c, fd, sizeof(*p), c->max_len * vlen);
+	if (err)
+		return err;
+	p = c->priv;
+	p->vlen = vlen;
 	for (i = 0; i < BENCH_MAX_BATCH; i++) {
 		p->tx[i].msg_hdr.msg_iov = &p->txiov[i];
 		p->tx[i].msg_hdr.msg_iovlen = 1;
 		p->rx[i].msg_hdr.msg_iov = &p->rxiov[i];
 		p->rx[i].msg_hdr.msg_iovlen = 1;
 		if (i < p->vlen) {
-			p->rxiov[i].iov_base = p->rxbuf + i * c->max_len;
+			p->rxiov[i].iov_base = p->raw.rxbuf + i * c->max_len;
 			p->rxiov[i].iov_len = c->max_len;
 		}
 	}
-	c->fd = fd;
-	c->priv = p;
 	return 0;
-}
-
-static void fm_close(struct bench_chan *c)
-{
-	struct fm_priv *p = c->priv;
-
-	if (!p)
-		return;
-	free(p->rxbuf);
-	free(p);
-	c->priv = NULL;
-	close(c->fd);
-	c->fd = -1;
 }
 
 static int fm_send(struct bench_chan *c, const struct bench_msg *msgs,
@@ -129,7 +112,7 @@ const struct bench_impl impl_floor_mmsg = {
 	.name = "floor-mmsg",
 	.sock_type = SOCK_SEQPACKET,
 	.open = fm_open,
-	.close = fm_close,
+	.close = raw_chan_close,
 	.send = fm_send,
 	.wait = fm_wait,
 };

@@ -13,7 +13,7 @@
 #include "bench.h"
 
 struct fs_priv {
-	unsigned char *rxbuf;
+	struct raw_chan raw;
 	union {
 		struct cmsghdr align;
 		unsigned char buf[BENCH_CTRL_LEN];
@@ -22,31 +22,7 @@ struct fs_priv {
 
 static int fs_open(struct bench_chan *c, int fd)
 {
-	struct fs_priv *p = calloc(1, sizeof(*p));
-
-	if (!p)
-		return -ENOMEM;
-	p->rxbuf = malloc(c->max_len);
-	if (!p->rxbuf) {
-		free(p);
-		return -ENOMEM;
-	}
-	c->fd = fd;
-	c->priv = p;
-	return 0;
-}
-
-static void fs_close(struct bench_chan *c)
-{
-	struct fs_priv *p = c->priv;
-
-	if (!p)
-		return;
-	free(p->rxbuf);
-	free(p);
-	c->priv = NULL;
-	close(c->fd);
-	c->fd = -1;
+	return raw_chan_open(c, fd, sizeof(struct fs_priv), c->max_len);
 }
 
 static int fs_send(struct bench_chan *c, const struct bench_msg *msgs,
@@ -75,7 +51,7 @@ static int fs_send(struct bench_chan *c, const struct bench_msg *msgs,
 static int fs_wait(struct bench_chan *c)
 {
 	struct fs_priv *p = c->priv;
-	struct iovec iov = { .iov_base = p->rxbuf, .iov_len = c->max_len };
+	struct iovec iov = { .iov_base = p->raw.rxbuf, .iov_len = c->max_len };
 	struct msghdr mh = {
 		.msg_iov = &iov,
 		.msg_iovlen = 1,
@@ -94,7 +70,7 @@ static int fs_wait(struct bench_chan *c)
 	err = msghdr_get_fds(&mh, &fds, &nr_fds);
 	if (err)
 		return err;
-	c->rx(c, p->rxbuf, n, fds, nr_fds);
+	c->rx(c, p->raw.rxbuf, n, fds, nr_fds);
 	return c->err;
 }
 
@@ -102,7 +78,7 @@ const struct bench_impl impl_floor_sendmsg = {
 	.name = "floor-sendmsg",
 	.sock_type = SOCK_SEQPACKET,
 	.open = fs_open,
-	.close = fs_close,
+	.close = raw_chan_close,
 	.send = fs_send,
 	.wait = fs_wait,
 };

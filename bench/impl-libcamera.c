@@ -33,9 +33,9 @@ struct lc_hdr {
 _Static_assert(sizeof(struct lc_hdr) == 8, "8-byte header");
 
 struct lc_priv {
+	struct raw_chan raw;
 	bool have_hdr;
 	struct lc_hdr hdr;
-	unsigned char *rxbuf;
 	union {
 		struct cmsghdr align;
 		unsigned char buf[BENCH_CTRL_LEN];
@@ -44,31 +44,7 @@ struct lc_priv {
 
 static int lc_open(struct bench_chan *c, int fd)
 {
-	struct lc_priv *p = calloc(1, sizeof(*p));
-
-	if (!p)
-		return -ENOMEM;
-	p->rxbuf = malloc(c->max_len);
-	if (!p->rxbuf) {
-		free(p);
-		return -ENOMEM;
-	}
-	c->fd = fd;
-	c->priv = p;
-	return 0;
-}
-
-static void lc_close(struct bench_chan *c)
-{
-	struct lc_priv *p = c->priv;
-
-	if (!p)
-		return;
-	free(p->rxbuf);
-	free(p);
-	c->priv = NULL;
-	close(c->fd);
-	c->fd = -1;
+	return raw_chan_open(c, fd, sizeof(struct lc_priv), c->max_len);
 }
 
 static int wait_writable(int fd)
@@ -136,7 +112,7 @@ static bool readable(int fd, int timeout_ms, int *err)
 static int lc_wait(struct bench_chan *c)
 {
 	struct lc_priv *p = c->priv;
-	struct iovec iov = { .iov_base = p->rxbuf, .iov_len = c->max_len };
+	struct iovec iov = { .iov_base = p->raw.rxbuf, .iov_len = c->max_len };
 	struct msghdr mh = {
 		.msg_iov = &iov,
 		.msg_iovlen = 1,
@@ -171,7 +147,7 @@ static int lc_wait(struct bench_chan *c)
 		bench_close_fds(fds, nr_fds);
 		return -EPROTO;
 	}
-	c->rx(c, p->rxbuf, n, fds, nr_fds);
+	c->rx(c, p->raw.rxbuf, n, fds, nr_fds);
 	return c->err;
 }
 
@@ -179,7 +155,7 @@ const struct bench_impl impl_libcamera = {
 	.name = "libcamera-style",
 	.sock_type = SOCK_DGRAM | SOCK_NONBLOCK,
 	.open = lc_open,
-	.close = lc_close,
+	.close = raw_chan_close,
 	.send = lc_send,
 	.wait = lc_wait,
 };

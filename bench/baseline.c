@@ -1,13 +1,46 @@
 // SPDX-License-Identifier: MIT
 /*
- * SCM_RIGHTS helpers of the baselines (the library does its own).
+ * What the syscall baselines share: their channel state with its receive
+ * buffer, and SCM_RIGHTS packing (the library does its own).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "bench.h"
+
+/* @priv_size bytes of zeroed state, starting with a struct raw_chan. */
+int raw_chan_open(struct bench_chan *c, int fd, size_t priv_size,
+		  size_t rxlen)
+{
+	struct raw_chan *raw = calloc(1, priv_size);
+
+	if (!raw)
+		return -ENOMEM;
+	raw->rxbuf = malloc(rxlen);
+	if (!raw->rxbuf) {
+		free(raw);
+		return -ENOMEM;
+	}
+	c->fd = fd;
+	c->priv = raw;
+	return 0;
+}
+
+void raw_chan_close(struct bench_chan *c)
+{
+	struct raw_chan *raw = c->priv;
+
+	if (!raw)
+		return;
+	free(raw->rxbuf);
+	free(raw);
+	c->priv = NULL;
+	close(c->fd);
+	c->fd = -1;
+}
 
 void bench_close_fds(const int *fds, unsigned int n)
 {
