@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -71,6 +72,25 @@ static inline uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Raise the soft RLIMIT_NOFILE towards the hard one until @need fds can be
+ * open; false when the hard limit is lower (a test then skips: 1024 is a
+ * common default, and the library rightly fails with EMFILE there).
+ */
+static inline bool nofile_at_least(rlim_t need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return false;
+	if (rl.rlim_cur >= need)
+		return true;
+	if (rl.rlim_max < need)
+		return false;
+	rl.rlim_cur = need;
+	return !setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 /* Number of open descriptors of this process. */
