@@ -359,6 +359,7 @@ int ipcsock_send_batch(struct ipcsock *sock,
 	unsigned int i, queued, direct;
 	struct ipcsock_loop *loop;
 	struct ipcsock_chan *ch;
+	bool full;
 	int err;
 
 	if (!sock)
@@ -376,7 +377,21 @@ int ipcsock_send_batch(struct ipcsock *sock,
 	}
 	if (ch->tx_err)
 		return -EPIPE;
-	if (count > loop->send_queue_len - chan_tx_queued(ch)) {
+	full = count > loop->send_queue_len - chan_tx_queued(ch);
+	/*
+	 * One message fails whole, in the kernel or in slot_fill; a batch
+	 * must too. Checking up front also stops a dup made for one payload
+	 * from taking the number of a closed fd in a later one. And it must
+	 * come before the reap below, which can receive: the kernel installs
+	 * a peer's fds at the lowest free numbers, and a closed fd of the
+	 * caller's would then name a file the peer sent us.
+	 */
+	if (count > 1 || full) {
+		err = batch_fds_check(payloads, count);
+		if (err)
+			return err;
+	}
+	if (full) {
 		/* Completions not yet reaped may free slots: reap, no callbacks. */
 		loop->ops->poll(loop, 0);
 		if (sock->ch != ch)
@@ -385,16 +400,6 @@ int ipcsock_send_batch(struct ipcsock *sock,
 			return -EPIPE;
 		if (count > loop->send_queue_len - chan_tx_queued(ch))
 			return -ENOBUFS;
-	}
-	/*
-	 * One message fails whole, in the kernel or in slot_fill; a batch
-	 * must too. Checking up front also stops a dup made for one payload
-	 * from taking the number of a closed fd in a later one.
-	 */
-	if (count > 1) {
-		err = batch_fds_check(payloads, count);
-		if (err)
-			return err;
 	}
 	i = 0;
 	if (!chan_tx_queued(ch) && !(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&

@@ -232,6 +232,62 @@ TEST_F(send_recv, send_ebadf_lowest_free_number)
 	EXPECT_FALSE(fd_is_open(closed));
 }
 
+/*
+ * A send that finds the queue full first reaps completions, and reaping
+ * can receive: the kernel installs a peer's fds at the lowest free
+ * numbers. A closed fd of the caller's must be refused before that, or
+ * its number would name a file the peer sent, which would go back out.
+ */
+TEST_F(send_recv, send_ebadf_when_reaping_would_receive_fds)
+{
+	static char kib[1000], buf[1100];
+	struct ipcsock_payload p[2] = {
+		{ .data = kib, .len = sizeof(kib) },
+		{ .data = kib, .len = sizeof(kib) },
+	};
+	struct ipcsock_loop *loop;
+	struct ipcsock *s;
+	int sv[2], fds[4], memfd, closed, n = 0;
+	unsigned int nr_fds;
+
+	loop = ctx_loop(_metadata, &self->t, 1024, 2, 0);
+	s = ctx_sock(_metadata, &self->t, loop);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	ctx_fd(_metadata, &self->t, sv[1]);
+	ASSERT_EQ(0, ipcsock_bind(s, sv[0]));
+	/* Socket and queue full: the next send reaps first. */
+	while (!ipcsock_send(s, &p[0]))
+		ASSERT_GT(100000, ++n);
+	/* The peer makes room and sends an fd; the library saw neither. */
+	while (raw_recv(sv[1], buf, sizeof(buf), fds, 4, &nr_fds, NULL) > 0)
+		close_fds_array(fds, nr_fds);
+	memfd = memfd_with("peer-file", "p");
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + 1, raw_send_msg(sv[1], "p", 1, &memfd,
+						       1));
+	close(memfd);
+
+	closed = dup(0);
+	ASSERT_LE(0, closed);
+	close(closed);
+	p[1].fds = &closed;
+	p[1].nr_fds = 1;
+	EXPECT_EQ(-EBADF, ipcsock_send(s, &p[1]));
+	EXPECT_FALSE(fd_is_open(closed));
+	EXPECT_EQ(-EBADF, ipcsock_send_batch(s, p, 2));
+	EXPECT_FALSE(fd_is_open(closed));
+
+	/* The peer's message still arrives, and nothing of ours came back. */
+	ASSERT_EQ(0, receive_wait(loop, s, &p[0], WAIT_MS));
+	EXPECT_EQ(1, p[0].nr_fds);
+	close_fds_array(p[0].fds, p[0].nr_fds);
+	while (raw_wait_readable(loop, sv[1], 100) &&
+	       raw_recv(sv[1], buf, sizeof(buf), fds, 4, &nr_fds, NULL) > 0) {
+		EXPECT_EQ(0, nr_fds);
+		close_fds_array(fds, nr_fds);
+	}
+}
+
 TEST_F(send_recv, send_emsgsize_default_max)
 {
 	const size_t max = IPCSOCK_DEFAULT_MAX_MSG_SIZE;
