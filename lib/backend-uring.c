@@ -142,9 +142,14 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 			    const struct io_uring_cqe *cqe)
 {
+	int ret;
+
 	if (!loop || !cqe || loop->ops != &ipcsock_uring_ops)
 		return 0;
-	return uring_process_cqe(loop, cqe);
+	ret = uring_process_cqe(loop, cqe);
+	/* The application dispatches after its batch: no wake needed. */
+	loop->wake_pending = false;
+	return ret;
 }
 
 /* Turn the CQEs already posted into channel state; no syscall. */

@@ -109,7 +109,9 @@ struct ipcsock_loop {
 	/* eventfd behind ipcsock_loop_fd(), made on first request */
 	int evfd;
 
-	bool in_dispatch;
+	bool in_dispatch;		/* running callbacks */
+	bool dispatching;		/* anywhere inside dispatch */
+	bool wake_pending;		/* callbacks became due outside it */
 	bool tx_progress;		/* a send queue shrank */
 	struct list_head ready;		/* channels with callbacks due */
 	struct list_head socks;		/* every handle, for loop_free */
@@ -251,6 +253,7 @@ struct ipcsock_chan *loop_chan_lookup(struct ipcsock_loop *loop,
 int loop_chan_add(struct ipcsock_loop *loop, struct ipcsock_chan *ch);
 void loop_mark_ready(struct ipcsock_chan *ch);
 void loop_wake(struct ipcsock_loop *loop);
+void loop_wake_if_pending(struct ipcsock_loop *loop);
 void loop_submit_if_outside(struct ipcsock_loop *loop);
 
 /* sock.c */

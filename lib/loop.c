@@ -348,6 +348,13 @@ void loop_mark_ready(struct ipcsock_chan *ch)
 		return;
 	ch->on_ready = true;
 	list_add_tail(&ch->ready_node, &ch->loop->ready);
+	/*
+	 * Outside dispatch nothing would run it: a send that reaped or
+	 * failed its channel must leave the loop fd readable. The call
+	 * that got here wakes the loop on its way out.
+	 */
+	if (!ch->loop->dispatching)
+		ch->loop->wake_pending = true;
 }
 
 /*
@@ -360,6 +367,14 @@ void loop_wake(struct ipcsock_loop *loop)
 		eventfd_write(loop->evfd, 1);
 	if (loop->ops->wake)
 		loop->ops->wake(loop);
+}
+
+void loop_wake_if_pending(struct ipcsock_loop *loop)
+{
+	if (!loop->wake_pending)
+		return;
+	loop->wake_pending = false;
+	loop_wake(loop);
 }
 
 void loop_submit_if_outside(struct ipcsock_loop *loop)
@@ -427,6 +442,9 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		return -EINVAL;
 	if (loop->in_dispatch)
 		return -EBUSY;
+	/* Whatever became due so far runs in this call. */
+	loop->wake_pending = false;
+	loop->dispatching = true;
 	if (loop->evfd >= 0)
 		eventfd_read(loop->evfd, &cnt);
 	if (!list_empty(&loop->ready))
@@ -443,10 +461,10 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		loop->tx_progress = false;
 		err = loop->ops->poll(loop, timeout_ms);
 		/* A signal ends the wait, as it does poll(2)'s. */
-		if (err == -EINTR && list_empty(&loop->ready))
+		if (err && (err != -EINTR || list_empty(&loop->ready))) {
+			loop->dispatching = false;
 			return err;
-		if (err && err != -EINTR)
-			return err;
+		}
 		if (err)
 			break;
 		if (!list_empty(&loop->ready) || loop->tx_progress ||
@@ -462,6 +480,8 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 	ran = run_callbacks(loop);
 	/* Replies sent from callbacks go out together, here. */
 	loop->ops->submit(loop);
+	loop->dispatching = false;
+	loop->wake_pending = false;
 	if (!list_empty(&loop->ready))
 		loop_wake(loop);
 	return ran;

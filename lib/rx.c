@@ -254,6 +254,8 @@ int ipcsock_receive(struct ipcsock *sock, struct ipcsock_payload *payload)
 		ch->rx_held = -1;
 		ch->loop->ops->rx_recycle(ch, slot);
 		loop_submit_if_outside(ch->loop);
+		/* Recycling can receive more, or fail the channel. */
+		loop_wake_if_pending(ch->loop);
 	}
 	if (!chan_rx_pending(ch))
 		return -EAGAIN;

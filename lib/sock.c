@@ -55,7 +55,7 @@ void ipcsock_set_ready_read(struct ipcsock *sock, ipcsock_ready_read_fn fn,
 	sock->ready_read_arg = arg;
 	if (fn && sock->ch && chan_rx_pending(sock->ch)) {
 		loop_mark_ready(sock->ch);
-		loop_wake(sock->loop);
+		loop_wake_if_pending(sock->loop);
 	}
 }
 
@@ -67,7 +67,7 @@ void ipcsock_set_hangup(struct ipcsock *sock, ipcsock_hangup_fn fn, void *arg)
 	sock->hangup_arg = arg;
 	if (fn && sock->ch && sock->ch->hup_due && !sock->ch->hup_done) {
 		loop_mark_ready(sock->ch);
-		loop_wake(sock->loop);
+		loop_wake_if_pending(sock->loop);
 	}
 }
 

@@ -352,9 +352,9 @@ static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
 	return sent;
 }
 
-int ipcsock_send_batch(struct ipcsock *sock,
-		       const struct ipcsock_payload *payloads,
-		       unsigned int count)
+static int tx_send_batch(struct ipcsock *sock,
+			 const struct ipcsock_payload *payloads,
+			 unsigned int count)
 {
 	unsigned int i, queued, direct;
 	struct ipcsock_loop *loop;
@@ -440,8 +440,22 @@ int ipcsock_send_batch(struct ipcsock *sock,
 		ch->tx_tail++;
 	}
 	loop->ops->tx_start(ch);
-	loop_submit_if_outside(loop);
 	return count;
+}
+
+int ipcsock_send_batch(struct ipcsock *sock,
+		       const struct ipcsock_payload *payloads,
+		       unsigned int count)
+{
+	int ret = tx_send_batch(sock, payloads, count);
+
+	if (sock && sock->loop) {
+		/* What was queued, or a failed channel's cancel. */
+		loop_submit_if_outside(sock->loop);
+		/* Reaping for room, or a failed channel, made callbacks due. */
+		loop_wake_if_pending(sock->loop);
+	}
+	return ret;
 }
 
 int ipcsock_send(struct ipcsock *sock, const struct ipcsock_payload *payload)
