@@ -204,7 +204,12 @@ static int slot_fill(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
 	return 0;
 }
 
-/* Does poll see a closed fd among these? One syscall for many fds. */
+static bool fd_closed(int fd)
+{
+	return fcntl(fd, F_GETFD) < 0 && errno == EBADF;
+}
+
+/* Is one of these fds closed? One syscall for many fds. */
 static int fds_closed(struct pollfd *pfd, unsigned int n)
 {
 	unsigned int i;
@@ -213,10 +218,18 @@ static int fds_closed(struct pollfd *pfd, unsigned int n)
 	do {
 		ret = poll(pfd, n, 0);
 	} while (ret < 0 && errno == EINTR);
+	/* poll(2) takes no more fds than RLIMIT_NOFILE: ask each one. */
+	if (ret < 0 && errno == EINVAL) {
+		for (i = 0; i < n; i++)
+			if (fd_closed(pfd[i].fd))
+				return -EBADF;
+		return 0;
+	}
 	if (ret < 0)
 		return -errno;
+	/* O_PATH files poll as POLLNVAL too, and can be passed. */
 	for (i = 0; ret && i < n; i++)
-		if (pfd[i].revents & POLLNVAL)
+		if ((pfd[i].revents & POLLNVAL) && fd_closed(pfd[i].fd))
 			return -EBADF;
 	return 0;
 }
