@@ -326,24 +326,25 @@ static int direct_prepare(struct ipcsock_loop *loop,
  * hand the messages to the kernel at once with sendmmsg(MSG_DONTWAIT),
  * from the caller's memory. The kernel copies the bytes and takes its own
  * file references before the call returns, so neither copy nor dup is
- * needed. Returns how many went out (the rest are for the queue), or a
- * negative errno when the first could not be sent for a reason other
- * than a full socket.
+ * needed. *@sent says how many went out; the rest are for the queue when
+ * the socket is full (0 returned), or nothing more can go because of the
+ * negative errno returned.
  */
 static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
-		     unsigned int count)
+		     unsigned int count, unsigned int *sent)
 {
 	struct ipcsock_loop *loop = ch->loop;
-	unsigned int n, sent = 0;
+	unsigned int n;
 	int ret;
 
-	while (sent < count) {
-		n = count - sent;
+	*sent = 0;
+	while (*sent < count) {
+		n = count - *sent;
 		if (n > IPCSOCK_TX_DIRECT_BATCH)
 			n = IPCSOCK_TX_DIRECT_BATCH;
-		ret = direct_prepare(loop, p + sent, n);
+		ret = direct_prepare(loop, p + *sent, n);
 		if (ret)
-			return sent ? (int)sent : ret;
+			return ret;
 		if (n == 1)
 			ret = sendmsg(ch->fd, &loop->tx_mmsg[0].msg_hdr,
 				      MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -353,16 +354,18 @@ static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
 		if (ret < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK || sent)
-				return sent;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
 			return -errno;
 		}
-		/* sendmsg returned bytes, sendmmsg messages */
-		sent += n == 1 ? 1 : (unsigned int)ret;
-		if (n > 1 && (unsigned int)ret < n)
-			return sent;
+		/*
+		 * sendmsg returns bytes, sendmmsg messages. A short count
+		 * drops the error that stopped it (a full socket, or
+		 * ETOOMANYREFS, ...): the next round asks the kernel again.
+		 */
+		*sent += n == 1 ? 1 : (unsigned int)ret;
 	}
-	return sent;
+	return 0;
 }
 
 static int tx_send_batch(struct ipcsock *sock,
@@ -417,19 +420,22 @@ static int tx_send_batch(struct ipcsock *sock,
 	i = 0;
 	if (!chan_tx_queued(ch) && !(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&
 	    loop->ops->tx_direct_ok(ch)) {
-		err = tx_direct(ch, payloads, count);
+		err = tx_direct(ch, payloads, count, &i);
 		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN) {
 			chan_tx_error(ch, err);
 			return -EPIPE;
 		}
 		/*
-		 * Nothing went out and nothing is queued: the caller learns
-		 * why (-ETOOMANYREFS over the in-flight fd limit, -ENOMEM)
-		 * and the channel stays usable.
+		 * When nothing went out, the caller learns why (-ETOOMANYREFS
+		 * over the in-flight fd limit, -ENOMEM) and the channel stays
+		 * usable. After the head of a batch went out, the peer would
+		 * see a torn batch: the channel fails, as in slot_fill.
 		 */
-		if (err < 0)
+		if (err < 0) {
+			if (i)
+				chan_fail(ch, err);
 			return err;
-		i = err;
+		}
 		if (i == count)
 			return count;
 	}
