@@ -95,6 +95,36 @@ static int fit_sndbuf(int fd, unsigned int max_msg)
 	return cur >= need ? 0 : -EMSGSIZE;
 }
 
+/* Newer than some libc headers; Linux's numbers, the same on every arch. */
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD		76
+#endif
+#ifndef SO_TIMESTAMP_NEW
+#define SO_TIMESTAMP_NEW	63
+#define SO_TIMESTAMPNS_NEW	64
+#endif
+
+/*
+ * These make the kernel add control messages of its own to every datagram
+ * we receive (credentials, a security label, a pidfd - an fd of its own -,
+ * timestamps). The wire format has SCM_RIGHTS only, so the first message
+ * would fail the channel as a protocol error: the socket is the library's
+ * now, switch them off. A kernel without one of them refuses to set it,
+ * which is as good.
+ */
+static void no_kernel_cmsgs(int fd)
+{
+	static const int opts[] = {
+		SO_PASSCRED, SO_PASSSEC, SO_PASSPIDFD, SO_TIMESTAMP,
+		SO_TIMESTAMPNS, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW,
+	};
+	unsigned int i;
+	int off = 0;
+
+	for (i = 0; i < ARRAY_SIZE(opts); i++)
+		setsockopt(fd, SOL_SOCKET, opts[i], &off, sizeof(off));
+}
+
 void chan_destroy(struct ipcsock_chan *ch)
 {
 	struct ipcsock_loop *loop = ch->loop;
@@ -215,6 +245,7 @@ int ipcsock_bind(struct ipcsock *sock, int fd)
 	len = sizeof(peer);
 	if (getpeername(fd, (struct sockaddr *)&peer, &len))
 		return -errno;
+	no_kernel_cmsgs(fd);
 	err = chan_bind(sock, fd);
 	if (err)
 		return err;
