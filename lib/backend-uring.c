@@ -37,14 +37,14 @@ void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op)
 }
 
 /* IPCSOCK_OP_SEND completions posted and not yet reaped. */
-static unsigned int uring_nowait_posted(struct io_uring *ring)
+static unsigned int uring_nowait_posted(struct ipcsock_loop *loop)
 {
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
 
-	io_uring_for_each_cqe(ring, head, cqe)
-		if (IPCSOCK_USER_DATA_IS_OURS(cqe->user_data) &&
-		    ((cqe->user_data >> 40) & 0xff) == IPCSOCK_OP_SEND)
+	io_uring_for_each_cqe(loop->ring, head, cqe)
+		if (ipcsock_ud_of(loop, cqe->user_data) &&
+		    ipcsock_ud_op(cqe->user_data) == IPCSOCK_OP_SEND)
 			n++;
 	return n;
 }
@@ -57,15 +57,16 @@ static unsigned int uring_nowait_posted(struct io_uring *ring)
  * enter. MSG_DONTWAIT sends never park, so the wait is short; it is
  * bounded all the same.
  */
-static int uring_drive_chains(struct io_uring *ring, unsigned int nowait)
+static int uring_drive_chains(struct ipcsock_loop *loop, unsigned int nowait)
 {
+	struct io_uring *ring = loop->ring;
 	struct __kernel_timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
 	unsigned int posted, ready, want;
 	struct io_uring_cqe *cqe;
 	int ret = 0;
 
 	for (;;) {
-		posted = uring_nowait_posted(ring);
+		posted = uring_nowait_posted(loop);
 		if (posted >= nowait)
 			break;
 		ready = io_uring_cq_ready(ring);
@@ -98,7 +99,7 @@ int uring_submit(struct ipcsock_loop *loop)
 		return ret;
 	}
 	if (drive && loop->tx_nowait)
-		return uring_drive_chains(loop->ring, loop->tx_nowait);
+		return uring_drive_chains(loop, loop->tx_nowait);
 	return 0;
 }
 
@@ -106,10 +107,10 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 		      const struct io_uring_cqe *cqe)
 {
 	uint64_t ud = cqe->user_data;
-	unsigned int op = (ud >> 40) & 0xff;
+	enum ipcsock_op op = ipcsock_ud_op(ud);
 	struct ipcsock_chan *ch;
 
-	if (!IPCSOCK_USER_DATA_IS_OURS(ud))
+	if (!ipcsock_ud_of(loop, ud))
 		return 0;
 	if (op == IPCSOCK_OP_WAKE) {
 		loop->wake_armed = false;
@@ -118,7 +119,7 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 	}
 	if (op == IPCSOCK_OP_SEND)
 		loop->tx_nowait--;
-	ch = loop_chan_lookup(loop, (uint32_t)ud, (ud >> 32) & 0xff);
+	ch = loop_chan_lookup(loop, ud & 0xffff, (ud >> 32) & 0xff);
 	if (!ch)
 		return 1;
 	switch (op) {
@@ -133,6 +134,8 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 		break;
 	case IPCSOCK_OP_CANCEL:
 		uring_op_done(ch);
+		break;
+	case IPCSOCK_OP_WAKE:	/* handled above */
 		break;
 	}
 	chan_put(ch);
@@ -267,8 +270,8 @@ static void uring_wake(struct ipcsock_loop *loop)
 	if (!sqe)
 		return;
 	io_uring_prep_nop(sqe);
-	io_uring_sqe_set_data64(sqe, IPCSOCK_USER_DATA_TAG << 48 |
-				(uint64_t)IPCSOCK_OP_WAKE << 40);
+	io_uring_sqe_set_data64(sqe, ipcsock_ud_make(loop, IPCSOCK_OP_WAKE,
+						     0, 0));
 	loop->wake_armed = true;
 	loop->inflight++;
 	uring_submit(loop);

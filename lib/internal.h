@@ -109,6 +109,7 @@ struct ipcsock_loop {
 	/* eventfd behind ipcsock_loop_fd(), made on first request */
 	int evfd;
 
+	uint16_t uid;			/* tells loops on one ring apart */
 	bool in_dispatch;		/* running callbacks */
 	bool dispatching;		/* anywhere inside dispatch */
 	bool wake_pending;		/* callbacks became due outside it */
@@ -229,7 +230,13 @@ static inline unsigned char *rx_slot_buf(struct ipcsock_chan *ch,
 	return ch->rx_mem + (size_t)slot * ch->rx_stride;
 }
 
-/* user_data layout: [63:48] tag, [47:40] op, [39:32] generation, [31:0] id */
+/*
+ * user_data layout: [63:48] tag, [47:40] op, [39:32] generation, [31:16]
+ * loop, [15:0] channel id. The loop number keeps apart the completions of
+ * several loops on one shared ring, and those of a loop freed before it
+ * was idle; an io_uring channel's id fits in 16 bits, since its buffer
+ * group id, bgid_base + id, must.
+ */
 enum ipcsock_op {
 	IPCSOCK_OP_RECV = 1,
 	IPCSOCK_OP_SEND,		/* completes at once: MSG_DONTWAIT */
@@ -239,11 +246,32 @@ enum ipcsock_op {
 	IPCSOCK_OP_WAKE,
 };
 
+static inline uint64_t ipcsock_ud_make(const struct ipcsock_loop *loop,
+				       enum ipcsock_op op, unsigned int gen,
+				       unsigned int id)
+{
+	return IPCSOCK_USER_DATA_TAG << 48 | (uint64_t)op << 40 |
+	       (uint64_t)(gen & 0xff) << 32 | (uint64_t)loop->uid << 16 |
+	       (id & 0xffff);
+}
+
+static inline enum ipcsock_op ipcsock_ud_op(uint64_t ud)
+{
+	return (ud >> 40) & 0xff;
+}
+
+/* Is @ud a completion of @loop's? */
+static inline bool ipcsock_ud_of(const struct ipcsock_loop *loop,
+				 uint64_t ud)
+{
+	return IPCSOCK_USER_DATA_IS_OURS(ud) &&
+	       ((ud >> 16) & 0xffff) == loop->uid;
+}
+
 static inline uint64_t ipcsock_ud(const struct ipcsock_chan *ch,
 				  enum ipcsock_op op)
 {
-	return IPCSOCK_USER_DATA_TAG << 48 | (uint64_t)op << 40 |
-	       (uint64_t)(ch->gen & 0xff) << 32 | ch->id;
+	return ipcsock_ud_make(ch->loop, op, ch->gen, ch->id);
 }
 
 /* loop.c */

@@ -85,6 +85,8 @@ static enum ipcsock_backend backend_wanted(const struct ipcsock_loop_opts *o)
 
 static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 {
+	/* Numbers loops for user_data; wrapping after 65536 is harmless. */
+	static unsigned int next_uid;
 	struct ipcsock_loop *loop;
 	int err = opts_check(opts);
 
@@ -95,6 +97,7 @@ static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 	loop = calloc(1, sizeof(*loop));
 	if (!loop)
 		return NULL;
+	loop->uid = __atomic_add_fetch(&next_uid, 1, __ATOMIC_RELAXED);
 	loop->max_msg_size = OPT(opts, max_msg_size,
 				 IPCSOCK_DEFAULT_MAX_MSG_SIZE);
 	loop->send_queue_len = OPT(opts, send_queue_len,
