@@ -80,6 +80,7 @@ struct ipcsock_loop {
 	const struct ipcsock_backend_ops *ops;
 	unsigned int max_msg_size;
 	unsigned int send_queue_len;
+	unsigned int tx_slots;		/* send_queue_len up to a power of 2 */
 	unsigned int recv_buffers;
 	unsigned int ring_entries;
 	unsigned int bgid_base;
@@ -310,7 +311,11 @@ static inline unsigned int chan_tx_queued(const struct ipcsock_chan *ch)
 static inline struct ipcsock_tx_slot *chan_tx_slot(struct ipcsock_chan *ch,
 						   unsigned int seq)
 {
-	return &ch->tx[seq % ch->loop->send_queue_len];
+	/*
+	 * The counters run free and wrap at 2^32: only a power-of-two
+	 * count of slots keeps seq and seq + queued apart across the wrap.
+	 */
+	return &ch->tx[seq & (ch->loop->tx_slots - 1)];
 }
 
 /* rx.c */

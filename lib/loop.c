@@ -106,6 +106,8 @@ static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 				 IPCSOCK_DEFAULT_RECV_BUFFERS);
 	if (loop->recv_buffers <= IPCSOCK_RECV_BUFFERS_MAX)
 		loop->recv_buffers = roundup_pow2(loop->recv_buffers);
+	if (loop->send_queue_len <= IPCSOCK_SEND_QUEUE_MAX)
+		loop->tx_slots = roundup_pow2(loop->send_queue_len);
 	loop->ring_entries = OPT(opts, ring_entries,
 				 IPCSOCK_DEFAULT_RING_ENTRIES);
 	loop->bgid_base = OPT(opts, bgid_base, IPCSOCK_DEFAULT_BGID_BASE);

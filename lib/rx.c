@@ -36,6 +36,9 @@ int chan_rx_alloc(struct ipcsock_chan *ch)
 	ch->nr_rx = loop->recv_buffers;
 	ch->rx_stride = (IPCSOCK_RX_DATA_OFF + loop->max_msg_size +
 			 RX_SLOT_ALIGN - 1) & ~(size_t)(RX_SLOT_ALIGN - 1);
+	/* 16 MiB x 4096 buffers does not fit a 32-bit size_t. */
+	if (ch->rx_stride > SIZE_MAX / ch->nr_rx)
+		return -ENOMEM;
 	ch->rx_mem_len = ch->rx_stride * ch->nr_rx;
 	/*
 	 * Sized for the largest message, but only the pages a message

@@ -28,7 +28,7 @@
 
 int chan_tx_alloc(struct ipcsock_chan *ch)
 {
-	unsigned int i, n = ch->loop->send_queue_len;
+	unsigned int i, n = ch->loop->tx_slots;
 	void *mem;
 
 	ch->tx = calloc(n, sizeof(*ch->tx));
@@ -71,7 +71,7 @@ void chan_tx_free(struct ipcsock_chan *ch)
 	if (!ch->tx)
 		return;
 	chan_tx_drop(ch, 0);
-	for (i = 0; i < ch->loop->send_queue_len; i++)
+	for (i = 0; i < ch->loop->tx_slots; i++)
 		if (ch->tx[i].buf && slot_on_heap(ch, &ch->tx[i]))
 			free(ch->tx[i].buf);
 	if (ch->tx_arena)
