@@ -230,6 +230,9 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	} else {
 		ret = io_uring_submit(ring);
 	}
+	/* Out of resources for now: the SQEs stay for the next submit. */
+	if (ret == -EAGAIN || ret == -EBUSY)
+		loop->sq_dirty = true;
 	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN &&
 	    ret != -EBUSY)
 		return ret;
