@@ -215,21 +215,22 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 	    !(msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		/* EOF, unless a live peer sent an empty datagram. */
 		err = empty_datagram(ch);
-		ch->loop->ops->rx_recycle(ch, slot);
 		if (err)
 			chan_fail(ch, err);
 		else
 			chan_rx_end(ch, 0);
+		/* After the end: the buffer goes back, no receive is armed. */
+		ch->loop->ops->rx_recycle(ch, slot);
 		return;
 	}
 	if (!err)
 		err = check_datagram(ch, slot, len, nr_fds, msg_flags);
 	if (err) {
 		close_fds(fds, nr_fds);
-		if (ch->sock)
-			ch->loop->ops->rx_recycle(ch, slot);
 		if (err != -ECANCELED)
 			chan_fail(ch, err);
+		if (ch->sock)
+			ch->loop->ops->rx_recycle(ch, slot);
 		return;
 	}
 	m = &ch->rxq[ch->rx_tail++ % ch->nr_rx];
