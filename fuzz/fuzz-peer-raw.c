@@ -38,7 +38,7 @@ static int peer_sendmsg(struct fz *fz, const void *buf, size_t len,
 	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
 	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
 	struct cmsghdr *cmsg;
-	unsigned int i, tries;
+	unsigned int i, tries, convs = fz->convs;
 	size_t clen = 0;
 	int *fds;
 
@@ -79,6 +79,9 @@ static int peer_sendmsg(struct fz *fz, const void *buf, size_t len,
 		    (fz->broken_sent && tries >= 2))
 			return -errno;
 		fz_dispatch(fz, tries >= 12);
+		/* A callback began the next conversation: its fds are gone. */
+		if (fz->convs != convs)
+			return -ECONNABORTED;
 	}
 }
 

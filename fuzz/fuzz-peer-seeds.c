@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * fuzz-peer: the seed corpus. "fuzz-peer -seed=DIR" writes it to DIR and
- * exits (make fuzz-seeds).
+ * exits (make fuzz-seeds): for each of byte 0's backends the same set,
+ * then a few for the loops and channels behind byte 1 (seeds_write_ext()).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -78,6 +79,170 @@ static void seed_end(const char *dir, unsigned int e, const char *what,
 		seed_write(dir, name, s);
 	memset(s, 0, sizeof(*s));
 	PUT(s, e);
+}
+
+/* Byte 0 with backend code BE_EXT and the flags @conf, then byte 1. */
+static void seed_ext(struct fz_seed *s, unsigned int conf, unsigned int ext)
+{
+	memset(s, 0, sizeof(*s));
+	PUT(s, BE_EXT | conf, ext);
+}
+
+/* A few messages, fds among them, and the peer closes. */
+static void seed_valid_close(struct fz_seed *s)
+{
+	seed_msg(s, 5, 1, POOL_MEMFD_A, 1);
+	seed_msg(s, 0, 0, 0, 2);
+	seed_msg(s, 200, 3, POOL_PIPE_R, 3);
+	PUT(s, OP(OP_DISPATCH, 1), OP(OP_PEER_CLOSE, 0));
+}
+
+/* The library sends: one, a batch of three, then the peer reads. */
+static void seed_lib_send(struct fz_seed *s)
+{
+	PUT(s, OP(OP_LIB_SEND, 0), 0, 7, 1, 30);
+	PUT(s, OP(OP_LIB_SEND, 0), 1 | 3 << 2, 9,
+	    1 | 1 << 4, 10, 1, POOL_MEMFD_A, POOL_LIB,
+	    1, 20,
+	    1, 5);
+	PUT(s, OP(OP_DRAIN, 15));
+}
+
+/* The library's end fills: sends wait for room, in order. */
+static void seed_backpressure(struct fz_seed *s)
+{
+	unsigned int i, j;
+
+	for (i = 0; i < 2; i++) {
+		PUT(s, OP(OP_LIB_SEND, 0), 1 | 7 << 2, i);
+		for (j = 0; j < 7; j++)
+			PUT(s, 3 | 1 << 4, 0x20, 0x4e, 0, POOL_PIPE_W);
+	}
+	PUT(s, OP(OP_DRAIN, 3), OP(OP_DISPATCH, 0));
+	seed_msg(s, 20, 1, POOL_LIB, 1);
+}
+
+/*
+ * The loops and channels behind byte 1: shared rings (with the
+ * application's own requests), busy polling, ipcsock_create(), a handle
+ * kept from one input to the next, and rebinding mid-input and from
+ * callbacks.
+ */
+static void seeds_write_ext(const char *dir)
+{
+	struct fz_seed s;
+	unsigned int i;
+
+	seed_ext(&s, 0, KIND_SHARED);
+	seed_valid_close(&s);
+	seed_write(dir, "shared-valid-close", &s);
+
+	seed_ext(&s, 0, KIND_SHARED_DEFER);
+	seed_lib_send(&s);
+	seed_msg(&s, 9, 2, POOL_SOCK_A, 4);
+	seed_write(dir, "shared-defer-lib-send", &s);
+
+	seed_ext(&s, 0, KIND_SHARED_DEFER_RING);
+	seed_backpressure(&s);
+	seed_write(dir, "shared-defer-ring-backpressure", &s);
+
+	/* A 4-entry SQ, a small SO_SNDBUF and a 4-message queue. */
+	seed_ext(&s, CONF_SMALL | CONF_TIGHT, KIND_SHARED_RING);
+	for (i = 0; i < 3; i++) {
+		PUT(&s, OP(OP_LIB_SEND, 0), 1 | 4 << 2, i);
+		PUT(&s, 3, 0xe8, 0x03, 3, 0xe8, 0x03, 3, 0xe8, 0x03,
+		    3, 0xe8, 0x03);
+	}
+	PUT(&s, OP(OP_BURST, 7), 100, 0x9c, 3);
+	PUT(&s, OP(OP_DRAIN, 1), OP(OP_DISPATCH, 0));
+	seed_write(dir, "shared-ring-small-enobufs", &s);
+
+	/* Callbacks leave messages: the library must wake the ring. */
+	seed_ext(&s, CONSUMER_LAZY << 3 | CONF_PER_CALL3, KIND_SHARED);
+	PUT(&s, OP(OP_BURST, 7), 40, 0x24, 7);
+	PUT(&s, OP(OP_DISPATCH, 2));
+	seed_write(dir, "shared-lazy-wake", &s);
+
+	/* The application's NOP, TIMEOUT, POLL_ADD and linked NOPs. */
+	seed_ext(&s, CONSUMER_SOME << 3, KIND_SHARED_DEFER);
+	PUT(&s, OP(OP_APP, APP_NOP), 1);
+	seed_msg(&s, 3, 1, POOL_EVENTFD, 1);
+	PUT(&s, OP(OP_APP, APP_TIMEOUT | 4), 2);
+	PUT(&s, OP(OP_APP, APP_POLL), 3);
+	seed_msg(&s, 30, 0, 0, 2);
+	PUT(&s, OP(OP_APP, APP_LINKED | 8), 4 | 8);
+	PUT(&s, OP(OP_DISPATCH, 3), OP(OP_PEER_CLOSE, 1));
+	seed_write(dir, "shared-defer-app-requests", &s);
+
+	seed_ext(&s, CONF_SMALL | CONSUMER_SOME << 3, KIND_BUSY_URING);
+	PUT(&s, OP(OP_BURST, 15), 100, 0x9c, 3);
+	PUT(&s, OP(OP_DISPATCH, 3), OP(OP_PEER_CLOSE, 1));
+	seed_write(dir, "busy-uring-burst-small", &s);
+
+	seed_ext(&s, 0, KIND_BUSY_EPOLL);
+	seed_valid_close(&s);
+	seed_write(dir, "busy-epoll-valid-close", &s);
+
+	/* Replies left unread when the peer closes: -ECONNRESET. */
+	seed_ext(&s, 0, KIND_BUSY_URING_RING);
+	PUT(&s, OP(OP_FLAGS, 2));
+	seed_msg(&s, 3, 0, 0, 5);
+	seed_msg(&s, 6, 1, POOL_DEVNULL, 6);
+	PUT(&s, OP(OP_DISPATCH, 2), OP(OP_PEER_CLOSE, 0));
+	seed_write(dir, "busy-uring-ring-echo-reset", &s);
+
+	/* ipcsock_create(): both ends of the channel travel in it. */
+	seed_ext(&s, 0, KIND_URING | EXT_CREATE);
+	PUT(&s, OP(OP_SEND, 0), 1 << 4, 2, 2, POOL_LIB,
+	    POOL_LIB_DUP, POOL_REMOTE, 0);
+	seed_valid_close(&s);
+	seed_write(dir, "create-uring-own-ends", &s);
+
+	seed_ext(&s, 0, KIND_SHARED_DEFER | EXT_CREATE);
+	seed_lib_send(&s);
+	seed_valid_close(&s);
+	seed_write(dir, "create-shared-defer-lib-send", &s);
+
+	/* The loop's kept handle: bound, closed, bound again by each run. */
+	seed_ext(&s, CONSUMER_MANUAL << 3,
+		 KIND_EPOLL | EXT_KEEP | EXT_CB_FIRST);
+	seed_msg(&s, 9, 1, POOL_PIPE_W, 1);
+	PUT(&s, OP(OP_RECV, 0), OP(OP_LOCAL_CLOSE, 0));
+	PUT(&s, OP(OP_REBIND, 0), PROBE_BADF);
+	seed_valid_close(&s);
+	seed_write(dir, "keep-epoll-close-rebind", &s);
+
+	seed_ext(&s, 0, KIND_SHARED | EXT_KEEP | EXT_CREATE);
+	seed_lib_send(&s);
+	seed_msg(&s, 9, 1, POOL_LIB, 1);
+	seed_write(dir, "keep-shared-create", &s);
+
+	/* Settle, rebind after a bind that fails; create with one after. */
+	seed_ext(&s, 0, KIND_URING_RING);
+	seed_msg(&s, 4, 1, POOL_MEMFD_B, 1);
+	seed_lib_send(&s);
+	PUT(&s, OP(OP_REBIND, 2), PROBE_NOTSOCK);
+	seed_msg(&s, 5, 2, POOL_LIB, 2);
+	PUT(&s, OP(OP_REBIND, 1 | 4), PROBE_BUSY);
+	seed_valid_close(&s);
+	seed_write(dir, "rebind-uring-ring", &s);
+
+	/* From ready_read after two messages, on a shared ring. */
+	seed_ext(&s, 0, KIND_SHARED_DEFER);
+	PUT(&s, OP(OP_REBIND, 8 | 1), PROBE_UNCONNECTED | 1 << 3);
+	for (i = 0; i < 4; i++)
+		seed_msg(&s, 10 + i, i & 1, POOL_PIPE_R, i);
+	PUT(&s, OP(OP_DISPATCH, 3));
+	seed_valid_close(&s);
+	seed_write(dir, "rebind-shared-defer-in-ready-read", &s);
+
+	/* From the hangup callback: the peer closed, the next one talks. */
+	seed_ext(&s, 0, KIND_EPOLL);
+	PUT(&s, OP(OP_REBIND, 8), PROBE_STREAM | 0x80);
+	seed_msg(&s, 7, 1, POOL_SOCK_B, 1);
+	PUT(&s, OP(OP_PEER_CLOSE, 0), OP(OP_DISPATCH, 1));
+	seed_valid_close(&s);
+	seed_write(dir, "rebind-epoll-in-hangup", &s);
 }
 
 void seeds_write(const char *dir)
@@ -221,4 +386,5 @@ void seeds_write(const char *dir)
 		PUT(&s, OP(OP_DRAIN, 1), OP(OP_DISPATCH, 0));
 		seed_end(dir, e, "enobufs", &s, true);
 	}
+	seeds_write_ext(dir);
 }

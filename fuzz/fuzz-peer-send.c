@@ -27,6 +27,32 @@ static int payload_err(const struct ipcsock_payload *p, unsigned int max)
 }
 
 /*
+ * Could the kernel install a received fd at the lowest free number after
+ * op_lib_send() has closed it, before the library looks at it? Then the
+ * closed fd names a file again and no one can tell. On an io_uring
+ * without DEFER_TASKRUN a receive runs as task work at the return of any
+ * syscall, the harness's own close() included: so while a datagram with
+ * fds from the peer may wait, and, on a shared ring, while a channel
+ * closed earlier in the input may still receive (until the application
+ * reaps its cancellation). With DEFER_TASKRUN and on epoll, receives run
+ * only inside library calls, and the library checks the caller's fds
+ * before it reaps.
+ */
+static bool recv_may_install_fds(const struct fz *fz)
+{
+	unsigned int i;
+
+	if (!fz->fl->async_rx)
+		return false;
+	if (fz->fl->ring && fz->convs > 1)
+		return true;
+	for (i = fz->delivered; i < fz->nr_sent; i++)
+		if (sent[i].nr_fds)
+			return true;
+	return false;
+}
+
+/*
  * OP_LIB_SEND: [a] then per payload [b] [len: 0-2 bytes] [fd count: 0-1
  * byte] [fd picks] [bad fd: 2 bytes].
  *   a bits 0-1: ipcsock_send, send_batch, send_batch(NULL payloads),
@@ -105,6 +131,8 @@ void op_lib_send(struct fz *fz, struct fz_in *in)
 						   FZ_UNUSED_FD, 0 };
 
 			fdv[i][pos] = bad[in_u8(in) % 5];
+			if (!fdv[i][pos] && recv_may_install_fds(fz))
+				fdv[i][pos] = FZ_UNUSED_FD;
 			if (!fdv[i][pos]) {
 				/* The lowest free number: dups will take it. */
 				fdv[i][pos] = fcntl(pool[0].fd, F_DUPFD, 0);

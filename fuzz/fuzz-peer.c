@@ -2,16 +2,18 @@
 /*
  * fuzz-peer - a libFuzzer harness that plays a hostile peer.
  *
- * Each input is one conversation. The harness binds a library socket to
- * one end of a fresh AF_UNIX SOCK_SEQPACKET pair and keeps the other end
- * raw: from it, it sends whatever datagrams the input describes (valid
- * messages, broken headers, short and zero-length datagrams, up to the
- * kernel's size limit, 0-255 fds of every kind including both ends of the
- * channel itself, bursts, fds the receiver cannot install because its
+ * Each input is a conversation, or several in a row. The harness binds a
+ * library socket to one end of a fresh AF_UNIX SOCK_SEQPACKET pair (or has
+ * ipcsock_create() make the pair) and keeps the other end raw: from it,
+ * it sends whatever datagrams the input describes (valid messages, broken
+ * headers, short and zero-length datagrams, up to the kernel's size
+ * limit, 0-255 fds of every kind including both ends of the channel
+ * itself, bursts, fds the receiver cannot install because its
  * RLIMIT_NOFILE was lowered, peer shutdown and close), and it drives the
  * library's loop between them. It also calls the send side with arguments
  * from the input (bad lengths, fd counts, bad fds, NULLs) and reads what
- * the library sends back.
+ * the library sends back. The input may close the handle and bind it
+ * again, for a new conversation on a new channel, at any point.
  *
  * The harness keeps a model of what it sent and checks, after every input
  * (abort() on any violation, which libFuzzer reports as a crash):
@@ -28,22 +30,41 @@
  *    none after a local close; ready_read only with a message pending;
  *  - send and send_batch return what the documented checks say, and what
  *    they queue reaches the peer whole and in order;
+ *  - ipcsock_create() returns a connected SOCK_SEQPACKET end with
+ *    FD_CLOEXEC, ipcsock_bind() sets FD_CLOEXEC on the end it takes, a
+ *    bind that must fail gives the documented error and leaves the fd to
+ *    the caller and the handle unbound, a closed handle is unbound;
+ *  - a handle closed and bound again (OP_REBIND, or EXT_KEEP from one
+ *    input to the next) sees nothing of its old channel: every invariant
+ *    above holds for each conversation on its own;
+ *  - on a shared ring (see fuzz-peer-loop.c), handle_cqe takes exactly the
+ *    completions tagged as the library's, the application's own requests
+ *    come back to it untouched, dispatch never waits, a conversation that
+ *    must still settle makes the ring complete something, and an idle loop
+ *    has nothing left to complete;
  *  - after teardown the loop is idle and the process has exactly the
  *    descriptors it had before the input (/proc/self/fd).
  *
- * The loops (io_uring sending directly or always on the ring, and epoll;
- * each with default and with small options) and a pool of files to pass
- * live across inputs; the socket pair and the library socket are new for
+ * The loops (see fuzz-peer-loop.c) and a pool of files to pass live across
+ * inputs, and so does a handle per loop that EXT_KEEP inputs close and
+ * bind again; the socket pairs and the other library sockets are new for
  * every input, and everything of theirs is gone at its end.
  *
- * Input format: byte 0 is the configuration (see enum fz_conf), then
- * operations, each one byte (low 4 bits: operation, high 4 bits: its
- * argument) followed by the bytes that operation reads. Reads past the end
- * give 0. "fuzz-peer -seed=DIR" writes the seed corpus to DIR and exits.
+ * Input format: byte 0 is the configuration (see enum fz_conf). If its
+ * backend code is 3 (BE_EXT), byte 1 chooses the loop among all of them,
+ * the shared-ring and busy-polling ones included, and how the channel is
+ * made (see enum fz_ext); codes 0-2 mean what they always meant (code 3
+ * used to be plain io_uring again, which no seed used). Then operations,
+ * each one byte (low 4 bits: operation, high 4 bits: its argument)
+ * followed by the bytes that operation reads. Reads past the end give 0.
+ * "fuzz-peer -seed=DIR" writes the seed corpus to DIR and exits.
  *
- * This file has the model, the library's side and the input loop; the raw
- * peer end is in fuzz-peer-raw.c, the send side's argument checks in
- * fuzz-peer-send.c and the seed corpus in fuzz-peer-seeds.c.
+ * This file has the helpers, the checks at the end of a conversation and
+ * the input loop; the library's callbacks are in fuzz-peer-lib.c, the
+ * loops and the shared ring's application in fuzz-peer-loop.c, binding
+ * and rebinding in fuzz-peer-chan.c, the raw peer end in fuzz-peer-raw.c,
+ * the send side's argument checks in fuzz-peer-send.c and the seed corpus
+ * in fuzz-peer-seeds.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -66,10 +87,10 @@
 
 #include "fuzz-peer.h"
 
-static struct fz_loop fz_loops[NR_BE][2];
 struct fz_file pool[NR_POOL];
 struct fz_msg sent[FZ_MAX_SENT];
 struct fz_msg lib_sent[FZ_MAX_LIB_SENT];
+static struct fz the_fz;	/* callbacks of kept handles point here */
 static struct fz *cur;
 uint8_t *txbuf;
 uint8_t *rxbuf;
@@ -125,7 +146,7 @@ bool check_pattern(const uint8_t *buf, size_t len, unsigned int seed)
 	return true;
 }
 
-static uint64_t now_ms(void)
+uint64_t now_ms(void)
 {
 	struct timespec ts;
 
@@ -173,11 +194,20 @@ static void dump_fds(void)
 static void fz_state(const struct fz *fz)
 {
 	fprintf(stderr,
-		"fuzz-peer: state: backend %s, sent %u, delivered %u, broken %d, remote %s, hangup %u (err %d), lib sent %u read %u, local close %d\n",
+		"fuzz-peer: state: backend %s, sent %u, delivered %u, broken %d, remote %s, hangup %u (err %d), lib sent %u read %u, local close %d",
 		fz->fl->name, fz->nr_sent, fz->delivered, fz->broken_sent,
 		fz->remote_closed ? "closed" : fz->remote_shut ? "shut" : "open",
 		fz->hup_calls, fz->hup_err, fz->lib_sent, fz->lib_read,
 		fz->lib_closed);
+	if (fz->convs > 1 || fz->create || fz->keep || fz->fl->ring)
+		fprintf(stderr, ", conversation %u (%s%s)", fz->convs,
+			fz->created ? "create" : "bind",
+			fz->keep ? ", kept handle" : "");
+	if (fz->fl->ring)
+		fprintf(stderr, ", ring CQEs: library %lu, application %lu (%u out)",
+			fz->fl->lib_cqes, fz->fl->app_cqes,
+			fz->fl->app_inflight);
+	fputc('\n', stderr);
 }
 
 void fz_fail(const char *fmt, ...)
@@ -196,7 +226,7 @@ void fz_fail(const char *fmt, ...)
 	abort();
 }
 
-static void file_id(struct fz_file *f)
+void file_id(struct fz_file *f)
 {
 	struct stat st;
 
@@ -238,215 +268,12 @@ void pick_fds(struct fz *fz, struct fz_in *in, unsigned int nr,
 }
 
 /* libFuzzer's -timeout alarm (SIGALRM) may end a wait with -EINTR. */
-static void loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
+void loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 {
 	int ret = ipcsock_loop_dispatch(loop, timeout_ms);
 
 	if (ret < 0 && ret != -EINTR)
 		fz_fail("ipcsock_loop_dispatch: %d", ret);
-}
-
-void fz_dispatch(struct fz *fz, int timeout_ms)
-{
-	loop_dispatch(fz->fl->loop, timeout_ms);
-}
-
-/* ------------------------------------------------------------------ */
-/* The library's side: callbacks and what they receive */
-
-static void fz_local_close(struct fz *fz, bool do_free)
-{
-	fz->lib_closed = true;
-	if (do_free) {
-		ipcsock_free(fz->sock);
-		fz->sock = NULL;
-	} else {
-		ipcsock_close(fz->sock);
-	}
-}
-
-/* One delivered message: exactly the next one the peer sent, whole. */
-static void check_delivery(struct fz *fz, const struct ipcsock_payload *p)
-{
-	unsigned int idx = fz->delivered, i;
-	const struct fz_msg *m;
-	struct stat st;
-	int fl;
-
-	if (idx >= fz->nr_sent)
-		fz_fail("message %u delivered, but only %u sent", idx,
-			fz->nr_sent);
-	m = &sent[idx];
-	if (m->status == DG_INVALID)
-		fz_fail("datagram %u is broken but was delivered", idx);
-	if (p->len != m->len || p->nr_fds != m->nr_fds)
-		fz_fail("message %u: %zu bytes %u fds, sent %u bytes %u fds",
-			idx, p->len, p->nr_fds, m->len, m->nr_fds);
-	if ((p->len && !p->data) || (p->nr_fds && !p->fds))
-		fz_fail("message %u: NULL data or fds", idx);
-	if (!check_pattern(p->data, p->len, m->seed))
-		fz_fail("message %u: bytes differ from those sent", idx);
-	for (i = 0; i < p->nr_fds; i++) {
-		const struct fz_file *f = &pool[m->fds[i]];
-
-		if (fstat(p->fds[i], &st))
-			fz_fail("message %u fd %u (%d): %s", idx, i, p->fds[i],
-				strerror(errno));
-		if (st.st_dev != f->dev || st.st_ino != f->ino)
-			fz_fail("message %u fd %u is not the file sent (pool %u)",
-				idx, i, m->fds[i]);
-		fl = fcntl(p->fds[i], F_GETFD);
-		if (fl < 0 || !(fl & FD_CLOEXEC))
-			fz_fail("message %u fd %u without FD_CLOEXEC", idx, i);
-	}
-	for (i = 0; i < p->nr_fds; i++)
-		close(p->fds[i]);
-	fz->delivered++;
-}
-
-/* Sent from the library: bytes and fds the peer must read in order. */
-void lib_record(struct fz *fz, const struct ipcsock_payload *p,
-		       unsigned int seed, const uint8_t *idx)
-{
-	struct fz_msg *m = &lib_sent[fz->lib_sent++];
-
-	m->status = DG_VALID;
-	m->seed = seed;
-	m->len = p->len;
-	m->nr_fds = p->nr_fds;
-	if (p->nr_fds)
-		memcpy(m->fds, idx, p->nr_fds);
-}
-
-/*
- * What a send of @count messages may return besides success or the
- * argument errors: -EPIPE once the channel may have ended (and only that
- * after hangup), -ENOBUFS only if the queue may really be full.
- */
-bool send_state_ok(const struct fz *fz, int ret, unsigned int count)
-{
-	bool may_end = fz->hup_calls || fz->broken_sent || fz->remote_closed ||
-		       fz->remote_shut;
-	unsigned int unread = fz->lib_sent - fz->lib_read;
-
-	if (ret == -EPIPE)
-		return may_end;
-	if (fz->hup_calls)
-		return false;
-	if (ret == -ENOBUFS)
-		return count + unread > fz->fl->queue_len;
-	return false;
-}
-
-/* A reply from inside ready_read: goes out when dispatch returns. */
-static void fz_echo(struct fz *fz, size_t len)
-{
-	static uint8_t buf[32];
-	uint8_t idx = POOL_MEMFD_B;
-	int fd = pool[POOL_MEMFD_B].fd;
-	struct ipcsock_payload p = {
-		.data = buf,
-		.len = len > 32 ? 32 : len,
-		.fds = &fd,
-		.nr_fds = len & 1,
-	};
-	unsigned int seed = 0xe0 + fz->lib_sent;
-	int ret;
-
-	/* Its fd would not dup while RLIMIT_NOFILE is low. */
-	if (fz->lib_sent >= FZ_MAX_LIB_SENT || fz->nofile_low)
-		return;
-	if (!p.len && !p.nr_fds)
-		p.len = 1;
-	fill_pattern(buf, p.len, seed);
-	ret = ipcsock_send(fz->sock, &p);
-	if (!ret && fz->hup_calls)
-		fz_fail("send from ready_read succeeded after hangup");
-	if (!ret)
-		lib_record(fz, &p, seed, &idx);
-	else if (!send_state_ok(fz, ret, 1))
-		fz_fail("send from ready_read: %d", ret);
-}
-
-static int recv_one(struct fz *fz)
-{
-	struct ipcsock_payload p;
-	int ret;
-
-	if (!fz->sock)
-		return -ENOTCONN;
-	ret = ipcsock_receive(fz->sock, &p);
-	if (ret == -EAGAIN)
-		return ret;
-	if (ret == -ENOTCONN && fz->lib_closed)
-		return ret;
-	if (ret)
-		fz_fail("ipcsock_receive: %d", ret);
-	check_delivery(fz, &p);
-	if (fz->echo && !fz->lib_closed)
-		fz_echo(fz, p.len);
-	return 0;
-}
-
-static void on_ready(struct ipcsock *sock, void *arg)
-{
-	struct fz *fz = arg;
-	unsigned int n, max = 0;
-
-	if (sock != fz->sock || fz->lib_closed)
-		fz_fail("ready_read on a socket that is closed");
-	fz->ready_calls++;
-	if (fz->consumer == CONSUMER_SOME)
-		max = fz->per_call;
-	if (fz->consumer == CONSUMER_LAZY) {
-		if (fz->ready_calls & 1)
-			return;
-		max = fz->per_call;
-	}
-	for (n = 0; !max || n < max; n++) {
-		if (recv_one(fz)) {
-			if (!n)
-				fz_fail("ready_read with no message pending");
-			break;
-		}
-		if (fz->delivered == fz->close_at) {
-			fz_local_close(fz, fz->close_free);
-			break;
-		}
-	}
-}
-
-static void on_hangup(struct ipcsock *sock, int err, void *arg)
-{
-	struct fz *fz = arg;
-
-	if (sock != fz->sock || fz->lib_closed)
-		fz_fail("hangup on a socket that is closed");
-	if (++fz->hup_calls > 1)
-		fz_fail("hangup ran twice (now err %d)", err);
-	if (err > 0)
-		fz_fail("hangup with err %d > 0", err);
-	fz->hup_err = err;
-	fz->hup_unread = fz->lib_sent - fz->lib_read;
-	if (fz->close_in_hangup)
-		fz_local_close(fz, false);
-}
-
-/* OP_FLAGS: bit 0 close in hangup, bit 1 reply from ready_read, bits 2-3:
- * close (1) or free (2) the socket from ready_read after [n & 15] + 1 more
- * messages.
- */
-static void op_flags(struct fz *fz, struct fz_in *in, unsigned int arg)
-{
-	unsigned int n;
-
-	fz->close_in_hangup = arg & 1;
-	fz->echo = arg & 2;
-	if (arg & 12) {
-		n = in_u8(in);
-		fz->close_at = fz->delivered + 1 + (n & 15);
-		fz->close_free = (arg & 12) == 8;
-	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -486,7 +313,7 @@ static bool fz_settled(struct fz *fz)
 	return fz->delivered == fz->nr_sent;
 }
 
-static void fz_settle(struct fz *fz)
+void fz_settle(struct fz *fz)
 {
 	uint64_t end = now_ms() + FZ_SETTLE_MS;
 	unsigned int i;
@@ -495,7 +322,7 @@ static void fz_settle(struct fz *fz)
 		if (now_ms() > end)
 			fz_fail("stuck: %u of %u datagrams delivered, no hangup",
 				fz->delivered, fz->nr_sent);
-		fz_dispatch(fz, i >= 64);
+		fz_wait(fz, i, end);
 	}
 	/* A healthy channel: everything the library was given arrives. */
 	if (fz->lib_closed || fz->hup_calls || fz->remote_closed ||
@@ -508,7 +335,7 @@ static void fz_settle(struct fz *fz)
 		if (now_ms() > end)
 			fz_fail("library lost messages: %u of %u arrived",
 				fz->lib_read, fz->lib_sent);
-		fz_dispatch(fz, i >= 64);
+		fz_wait(fz, i, end);
 	}
 }
 
@@ -531,7 +358,7 @@ static bool reads_like_eof(const struct fz *fz, unsigned int bad)
 	return true;
 }
 
-static void fz_verify(struct fz *fz, bool settled)
+void fz_verify(struct fz *fz, bool settled)
 {
 	int bad = first_bad(fz, true);
 
@@ -580,24 +407,27 @@ static void fz_verify(struct fz *fz, bool settled)
 		fz_fail("hangup(0): the peer closed with our messages unread");
 }
 
+/*
+ * Free the handle, or close it if it is the loop's kept one: then it must
+ * be unbound and no callback may run for it any more.
+ */
 static void fz_teardown(struct fz *fz)
 {
-	struct ipcsock_loop *loop = fz->fl->loop;
-	uint64_t end;
 	int n;
 
-	if (fz->sock)
+	fz->lib_closed = true;
+	if (fz->sock && fz->sock == fz->fl->kept) {
+		ipcsock_close(fz->sock);
+		if (ipcsock_is_bound(fz->sock))
+			fz_fail("the kept handle is bound after ipcsock_close");
+	} else if (fz->sock) {
 		ipcsock_free(fz->sock);
+	}
 	fz->sock = NULL;
 	if (!fz->remote_closed)
 		close(fz->remote);
 	close(fz->lib_dup);
-	end = now_ms() + FZ_IDLE_MS;
-	while (!ipcsock_loop_idle(loop)) {
-		if (now_ms() > end)
-			fz_fail("loop not idle after every socket was freed");
-		loop_dispatch(loop, 1);
-	}
+	fz_loop_quiesce(fz->fl);
 	n = count_fds();
 	if (n != fd_baseline) {
 		dump_fds();
@@ -622,8 +452,9 @@ static void fz_run(struct fz *fz, struct fz_in *in)
 			op_burst(fz, in, arg);
 			break;
 		case OP_DISPATCH:
+			/* A busy-polling loop polls only if it may wait. */
 			for (i = 0; i <= arg; i++)
-				fz_dispatch(fz, 0);
+				fz_dispatch(fz, !i && fz->fl->busy);
 			break;
 		case OP_RECV:
 			for (i = 0; i <= arg && !recv_one(fz); i++)
@@ -652,6 +483,12 @@ static void fz_run(struct fz *fz, struct fz_in *in)
 			if (!fz->lib_closed)
 				fz_local_close(fz, arg & 1);
 			break;
+		case OP_APP:
+			op_app(fz, in, arg);
+			break;
+		case OP_REBIND:
+			op_rebind(fz, in, arg);
+			break;
 		default:
 			/* Spare codes: more plain sends, the common case. */
 			op_send(fz, in, false);
@@ -662,39 +499,6 @@ static void fz_run(struct fz *fz, struct fz_in *in)
 
 /* ------------------------------------------------------------------ */
 /* Set-up */
-
-static void loop_setup(struct fz_loop *fl, enum fz_backend be, bool small)
-{
-	static const char * const names[NR_BE][2] = {
-		[BE_URING] = { "io_uring", "io_uring-small" },
-		[BE_EPOLL] = { "epoll", "epoll-small" },
-		[BE_URING_RING] = { "io_uring-ring", "io_uring-ring-small" },
-	};
-	IPCSOCK_LOOP_OPTS(opts,
-		.backend = be == BE_EPOLL ? IPCSOCK_BACKEND_EPOLL :
-					    IPCSOCK_BACKEND_URING,
-		.max_msg_size = small ? FZ_SMALL_MSG : 0,
-		.send_queue_len = small ? FZ_SMALL_QUEUE : 0,
-		.recv_buffers = small ? FZ_SMALL_BUFFERS : 0,
-		.flags = be == BE_URING_RING ? IPCSOCK_LOOP_RING_SENDS : 0,
-	);
-
-	fl->name = names[be][small];
-	fl->loop = ipcsock_loop_new(&opts);
-	if (!fl->loop) {
-		fprintf(stderr, "fuzz-peer: ipcsock_loop_new(%s): %s\n",
-			fl->name, strerror(errno));
-		exit(1);
-	}
-	fl->unbound = ipcsock_new(fl->loop);
-	fl->fd = ipcsock_loop_fd(fl->loop);
-	if (!fl->unbound || fl->fd < 0) {
-		fprintf(stderr, "fuzz-peer: loop set-up failed\n");
-		exit(1);
-	}
-	fl->max_msg = small ? FZ_SMALL_MSG : IPCSOCK_DEFAULT_MAX_MSG_SIZE;
-	fl->queue_len = small ? FZ_SMALL_QUEUE : IPCSOCK_DEFAULT_SEND_QUEUE;
-}
 
 static void pool_setup(void)
 {
@@ -725,8 +529,6 @@ static void pool_setup(void)
 
 static void fz_setup_once(void)
 {
-	unsigned int i;
-
 	if (txbuf)
 		return;
 	txbuf = malloc(FZ_TXBUF_LEN);
@@ -738,66 +540,53 @@ static void fz_setup_once(void)
 	/* A hang-up must show as EPIPE, never as a signal. */
 	signal(SIGPIPE, SIG_IGN);
 	pool_setup();
-	for (i = 0; i < 2 * NR_BE; i++)
-		loop_setup(&fz_loops[i / 2][i & 1], i / 2, i & 1);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = { .p = data, .n = size };
-	unsigned int conf, i;
-	struct fz fz;
-	int sv[2], err;
-	socklen_t len = sizeof(int);
+	struct fz *fz = &the_fz;
+	unsigned int conf, ext = 0, kind;
 
 	fz_setup_once();
 	conf = in_u8(&in);
-	memset(&fz, 0, sizeof(fz));
-	/* Code 3 is plain io_uring again. */
-	fz.fl = &fz_loops[(conf & CONF_BACKEND) % NR_BE][!!(conf & CONF_SMALL)];
-	fz.consumer = (conf & CONF_CONSUMER) >> 3;
-	fz.per_call = conf & CONF_PER_CALL3 ? 3 : 1;
-	fz.drain = !(conf & CONF_NO_DRAIN);
-	fz.close_at = UINT_MAX;
-	cur = &fz;
+	kind = conf & CONF_BACKEND;
+	if (kind == BE_EXT) {
+		ext = in_u8(&in);
+		kind = (ext & EXT_KIND) % NR_KINDS;
+	}
+	memset(fz, 0, sizeof(*fz));
+	fz->fl = fz_loop_get(kind, conf & CONF_SMALL);
+	fz->consumer = (conf & CONF_CONSUMER) >> 3;
+	fz->per_call = conf & CONF_PER_CALL3 ? 3 : 1;
+	fz->drain = !(conf & CONF_NO_DRAIN);
+	fz->tight = conf & CONF_TIGHT;
+	fz->create = ext & EXT_CREATE;
+	fz->keep = ext & EXT_KEEP;
+	fz_conv_reset(fz);
+	cur = fz;
 
 	fd_baseline = count_fds();
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
-		fz_fail("socketpair: %s", strerror(errno));
-	/* Bind raises it again as far as the largest message needs. */
-	err = FZ_TIGHT_SNDBUF;
-	if ((conf & CONF_TIGHT) &&
-	    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &err, sizeof(err)))
-		fz_fail("SO_SNDBUF: %s", strerror(errno));
-	fz.sock = ipcsock_new(fz.fl->loop);
-	if (!fz.sock)
+	if (fz->keep && !fz->fl->kept)
+		fz->fl->kept = ipcsock_new(fz->fl->loop);
+	fz->sock = fz->keep ? fz->fl->kept : ipcsock_new(fz->fl->loop);
+	if (!fz->sock)
 		fz_fail("ipcsock_new failed");
-	err = ipcsock_bind(fz.sock, sv[0]);
-	if (err)
-		fz_fail("ipcsock_bind: %d", err);
-	fz.remote = sv[1];
-	fz.lib_dup = fcntl(sv[0], F_DUPFD_CLOEXEC, 0);
-	if (fz.lib_dup < 0 ||
-	    getsockopt(fz.remote, SOL_SOCKET, SO_SNDBUF, &fz.kmax, &len))
-		fz_fail("set-up: %s", strerror(errno));
-	fz.kmax -= 32;
-	pool[POOL_LOOP].fd = fz.fl->fd;
-	pool[POOL_LIB].fd = sv[0];
-	pool[POOL_LIB_DUP].fd = fz.lib_dup;
-	pool[POOL_REMOTE].fd = fz.remote;
-	for (i = POOL_LOOP; i < NR_POOL; i++)
-		file_id(&pool[i]);
-	if (fz.consumer != CONSUMER_MANUAL)
-		ipcsock_set_ready_read(fz.sock, on_ready, &fz);
-	ipcsock_set_hangup(fz.sock, on_hangup, &fz);
+	pool[POOL_LOOP].fd = fz->fl->fd;
+	file_id(&pool[POOL_LOOP]);
+	if (ext & EXT_CB_FIRST)
+		fz_set_callbacks(fz);
+	fz_chan_open(fz, fz->create, 0);
+	if (!(ext & EXT_CB_FIRST))
+		fz_set_callbacks(fz);
 
-	fz_run(&fz, &in);
-	if (fz.drain)
-		fz_settle(&fz);
-	fz_verify(&fz, fz.drain);
+	fz_run(fz, &in);
+	if (fz->drain)
+		fz_settle(fz);
+	fz_verify(fz, fz->drain);
 	if (verbose)
-		fz_state(&fz);
-	fz_teardown(&fz);
+		fz_state(fz);
+	fz_teardown(fz);
 	cur = NULL;
 	return 0;
 }

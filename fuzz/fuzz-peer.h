@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz-peer: what the files of the harness share. fuzz-peer.c has the
- * model, the library's side and the input loop; fuzz-peer-raw.c the raw
- * peer end; fuzz-peer-send.c the send side's argument checks;
- * fuzz-peer-seeds.c the seed corpus.
+ * helpers, the end-of-conversation checks and the input loop;
+ * fuzz-peer-lib.c the library's callbacks; fuzz-peer-loop.c the loops and
+ * the application that owns a shared ring; fuzz-peer-chan.c binding,
+ * creating and rebinding the channel; fuzz-peer-raw.c the raw peer end;
+ * fuzz-peer-send.c the send side's argument checks; fuzz-peer-seeds.c the
+ * seed corpus.
  */
 #ifndef FUZZ_PEER_H
 #define FUZZ_PEER_H
@@ -53,6 +56,13 @@ _Static_assert(sizeof(struct fz_wire_hdr) == 8, "wire header is 8 bytes");
 #define FZ_TIGHT_SNDBUF		4096
 /* An fd number that is never open (below the usual RLIMIT_NOFILE). */
 #define FZ_UNUSED_FD		19999
+/* busy_poll_us of the busy-polling loops: short, so that fuzzing stays fast. */
+#define FZ_BUSY_US		20
+/* SQ sizes of the shared rings; the small one fills at once. */
+#define FZ_SHARED_SQ		64
+#define FZ_SHARED_SQ_SMALL	4
+/* The application's own requests a shared ring holds at most. */
+#define FZ_APP_MAX		16
 
 enum fz_op {
 	OP_SEND,		/* one datagram, see op_send() */
@@ -66,6 +76,8 @@ enum fz_op {
 	OP_SNDBUF,		/* raise the peer's SO_SNDBUF */
 	OP_FLAGS,		/* callback behaviour, see op_flags() */
 	OP_LOCAL_CLOSE,		/* arg & 1: ipcsock_free, else ipcsock_close */
+	OP_APP,			/* the application's requests, op_app() */
+	OP_REBIND,		/* close and bind again, see op_rebind() */
 	NR_OPS
 };
 
@@ -79,11 +91,36 @@ enum fz_conf {
 	CONF_PER_CALL3	= 1 << 7,	/* 3 messages per callback, not 1 */
 };
 
+/* Byte 0's backend code; 3 (BE_EXT) says that byte 1 follows. */
 enum fz_backend {
 	BE_URING,		/* io_uring, direct sends when nothing waits */
 	BE_EPOLL,
 	BE_URING_RING,		/* io_uring, IPCSOCK_LOOP_RING_SENDS */
 	NR_BE,
+	BE_EXT = NR_BE,
+};
+
+/* Byte 1 of an input whose backend code is BE_EXT. */
+enum fz_ext {
+	EXT_KIND	= 15 << 0,	/* enum fz_kind, modulo NR_KINDS */
+	EXT_CREATE	= 1 << 4,	/* ipcsock_create(), not _bind() */
+	EXT_KEEP	= 1 << 5,	/* the loop's kept handle, rebound */
+	EXT_CB_FIRST	= 1 << 6,	/* callbacks set before binding */
+};
+
+/* Every loop the harness has: the first three are byte 0's backends too. */
+enum fz_kind {
+	KIND_URING = BE_URING,
+	KIND_EPOLL = BE_EPOLL,
+	KIND_URING_RING = BE_URING_RING,
+	KIND_SHARED,		/* the application's plain io_uring */
+	KIND_SHARED_DEFER,	/* one with SINGLE_ISSUER | DEFER_TASKRUN */
+	KIND_SHARED_RING,	/* plain, IPCSOCK_LOOP_RING_SENDS */
+	KIND_SHARED_DEFER_RING,	/* DEFER_TASKRUN, RING_SENDS */
+	KIND_BUSY_URING,	/* own io_uring, busy_poll_us */
+	KIND_BUSY_EPOLL,	/* epoll, busy_poll_us */
+	KIND_BUSY_URING_RING,	/* busy_poll_us, RING_SENDS */
+	NR_KINDS,
 };
 
 enum fz_consumer {
@@ -93,7 +130,27 @@ enum fz_consumer {
 	CONSUMER_LAZY,		/* every other ready_read receives nothing */
 };
 
-/* Files the harness passes around; the last four are per input. */
+/* OP_APP: the application's own requests on a shared ring. */
+enum fz_app_kind {
+	APP_NOP,
+	APP_TIMEOUT,		/* 1 us: completes with -ETIME */
+	APP_POLL,		/* POLLIN on the application's eventfd */
+	APP_LINKED,		/* two NOPs, the first linked */
+};
+
+/* OP_REBIND: a bind or create that must fail, see bind_probe(). */
+enum fz_probe {
+	PROBE_NONE,
+	PROBE_BADF,		/* -1 and a number that is not open */
+	PROBE_NOTSOCK,		/* a memfd */
+	PROBE_STREAM,		/* an AF_UNIX SOCK_STREAM socket */
+	PROBE_INET,		/* an AF_INET socket */
+	PROBE_UNCONNECTED,	/* a SOCK_SEQPACKET socket with no peer */
+	PROBE_BUSY,		/* the handle is bound already */
+	PROBE_NULL,		/* no handle at all */
+};
+
+/* Files the harness passes around; the last four are per conversation. */
 enum fz_pool {
 	POOL_MEMFD_A,
 	POOL_MEMFD_B,
@@ -132,32 +189,70 @@ struct fz_file {
 	ino_t ino;
 };
 
+/* One of the application's own requests on a shared ring. */
+struct fz_app_req {
+	uint64_t ud;
+	uint8_t kind;			/* enum fz_app_kind */
+	bool busy;
+};
+
 struct fz_loop {
 	struct ipcsock_loop *loop;
 	struct ipcsock *unbound;	/* never bound: -ENOTCONN */
+	struct ipcsock *kept;		/* EXT_KEEP: bound by each input */
 	unsigned int max_msg;
 	unsigned int queue_len;
 	int fd;
+	bool busy;			/* busy_poll_us set */
+	bool ring_sends;		/* IPCSOCK_LOOP_RING_SENDS */
+	bool async_rx;			/* receives run at any syscall */
 	const char *name;
+
+	/* A shared ring: the application's, which the harness drives. */
+	struct io_uring *ring;
+	int app_evfd;			/* what its POLL_ADDs wait for */
+	unsigned int app_inflight;
+	unsigned int app_gen;
+	unsigned long lib_cqes;		/* the library's, handed over */
+	unsigned long app_cqes;
+	struct fz_app_req app[FZ_APP_MAX];
 };
 
+/*
+ * One input. It is one conversation, or several when OP_REBIND closes the
+ * handle and binds it again: everything from the remote field on belongs
+ * to the conversation and starts over at zero (fz_conv_reset()).
+ */
 struct fz {
 	struct fz_loop *fl;
 	struct ipcsock *sock;		/* NULL once freed */
-	int remote;			/* -1 once closed */
-	int lib_dup;
-	int kmax;			/* largest datagram the peer can send */
 
 	unsigned int consumer;
 	unsigned int per_call;
-	unsigned int ready_calls;
 	bool drain;
+	bool tight;			/* CONF_TIGHT */
+	bool create;			/* EXT_CREATE */
+	bool keep;			/* EXT_KEEP */
+	unsigned int convs;		/* conversations so far */
 
 	/* Behaviour set by OP_FLAGS. */
 	bool close_in_hangup;
 	bool echo;
-	unsigned int close_at;		/* close when this many delivered */
 	bool close_free;
+
+	/* Per conversation, from here on. */
+	int remote;			/* -1 once closed */
+	int lib_fd;			/* the library's end */
+	int lib_dup;
+	int kmax;			/* largest datagram the peer can send */
+	bool created;			/* by ipcsock_create() */
+	unsigned int ready_calls;
+	unsigned int close_at;		/* close when this many delivered */
+
+	/* OP_REBIND from a callback. */
+	unsigned int rebind_at;		/* from ready_read at this count */
+	bool rebind_in_hangup;
+	unsigned int rebind_how;	/* op_rebind()'s arg and probe */
 
 	/* Peer -> library. */
 	unsigned int nr_sent;
@@ -173,6 +268,7 @@ struct fz {
 	/* Library -> peer. */
 	unsigned int lib_sent;
 	unsigned int lib_read;
+	unsigned int lib_reaped;	/* read, and every CQE handed over */
 	bool lib_eof;
 
 	/* What happened. */
@@ -195,6 +291,10 @@ struct fz_in {
 };
 
 /* fuzz-peer.c */
+uint64_t now_ms(void);
+void file_id(struct fz_file *f);
+void fz_settle(struct fz *fz);
+void fz_verify(struct fz *fz, bool settled);
 unsigned int in_u8(struct fz_in *in);
 unsigned int in_u16(struct fz_in *in);
 unsigned int in_u24(struct fz_in *in);
@@ -204,10 +304,29 @@ __attribute__((format(printf, 1, 2), noreturn))
 void fz_fail(const char *fmt, ...);
 unsigned int pool_pick(const struct fz *fz, unsigned int v);
 void pick_fds(struct fz *fz, struct fz_in *in, unsigned int nr, uint8_t *idx);
-void fz_dispatch(struct fz *fz, int timeout_ms);
+void loop_dispatch(struct ipcsock_loop *loop, int timeout_ms);
+
+/* fuzz-peer-lib.c */
+void fz_local_close(struct fz *fz, bool do_free);
 void lib_record(struct fz *fz, const struct ipcsock_payload *p,
 		unsigned int seed, const uint8_t *idx);
 bool send_state_ok(const struct fz *fz, int ret, unsigned int count);
+int recv_one(struct fz *fz);
+void fz_set_callbacks(struct fz *fz);
+void op_flags(struct fz *fz, struct fz_in *in, unsigned int arg);
+
+/* fuzz-peer-loop.c */
+struct fz_loop *fz_loop_get(unsigned int kind, bool small);
+void fz_dispatch(struct fz *fz, int timeout_ms);
+void fz_wait(struct fz *fz, unsigned int i, uint64_t end);
+void fz_loop_quiesce(struct fz_loop *fl);
+void op_app(struct fz *fz, struct fz_in *in, unsigned int arg);
+
+/* fuzz-peer-chan.c */
+void fz_conv_reset(struct fz *fz);
+void fz_chan_open(struct fz *fz, bool create, unsigned int probe);
+void fz_rebind(struct fz *fz, unsigned int how, bool in_callback);
+void op_rebind(struct fz *fz, struct fz_in *in, unsigned int arg);
 
 /* fuzz-peer-raw.c */
 void op_send(struct fz *fz, struct fz_in *in, bool maybe);
