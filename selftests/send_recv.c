@@ -5,9 +5,12 @@
  * format seen by a raw peer, data and fds arriving whole and unchanged,
  * fd ownership (the caller may close or reuse its fds and buffer as soon
  * as send returns), received fds being new FD_CLOEXEC descriptors of the
- * same files, and batches being all-or-nothing and ordered.
+ * same files, and batches being all-or-nothing and ordered, and taking
+ * every fd a single send takes, however many they carry in all.
  */
 #include "helpers.h"
+
+#include <sys/syscall.h>
 
 FIXTURE(send_recv) {
 	struct ipcsock_test t;
@@ -876,6 +879,155 @@ TEST_F(send_recv, send_batch_all_or_nothing)
 		ASSERT_EQ(1, p.nr_fds);
 		close(p.fds[0]);
 	}
+}
+
+/*
+ * An O_PATH descriptor can travel in SCM_RIGHTS (the kernel takes it with
+ * fget_raw()), and ipcsock_send() passes one. ipcsock_send_batch() must
+ * accept it just the same: its up-front check of the batch's fds may not
+ * refuse what sendmsg takes (poll(2) reports POLLNVAL for O_PATH files).
+ */
+TEST_F(send_recv, send_batch_o_path_fd)
+{
+	static const char *const data[] = { "single", "batch-0", "batch-1" };
+	struct ipcsock_payload p[2];
+	int pfd, ret;
+	unsigned int i;
+
+	pfd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	ctx_fd(_metadata, &self->t, pfd);
+
+	p[0] = msg_of(data[0], strlen(data[0]), &pfd, 1);
+	ASSERT_EQ(0, ipcsock_send(self->a, &p[0]));
+	p[0] = msg_of(data[1], strlen(data[1]), &pfd, 1);
+	p[1] = msg_of(data[2], strlen(data[2]), &pfd, 1);
+	ret = ipcsock_send_batch(self->a, p, 2);
+	ASSERT_EQ(2, ret) TH_LOG("send_batch: %s", strerror(-ret));
+
+	for (i = 0; i < ARRAY_SIZE(data); i++) {
+		ASSERT_EQ(0, receive_wait(self->t.loop, self->b, &p[0],
+					  WAIT_MS)) TH_LOG("message %u", i);
+		EXPECT_EQ(strlen(data[i]), p[0].len);
+		EXPECT_EQ(0, memcmp(p[0].data, data[i], p[0].len));
+		ASSERT_EQ(1, p[0].nr_fds);
+		EXPECT_TRUE(same_file(pfd, p[0].fds[0]));
+		EXPECT_EQ(O_PATH, fcntl(p[0].fds[0], F_GETFL) & O_PATH);
+		EXPECT_TRUE(fd_is_cloexec(p[0].fds[0]));
+		close(p[0].fds[0]);
+	}
+	EXPECT_TRUE(nothing_arrives(self->t.loop, self->b));
+}
+
+/* Exit codes of batch_over_rlimit_child(), one per check. */
+enum {
+	BRC_OK,
+	BRC_SETUP,
+	BRC_SEND,
+	BRC_NOT_DELIVERED,
+	BRC_LEAK,
+};
+
+#define BRC_LIMIT	48
+#define BRC_FDS		30
+
+/*
+ * The child of send_batch_more_fds_than_rlimit, which lowers its soft
+ * RLIMIT_NOFILE to BRC_LIMIT with every descriptor number below it. A
+ * batch of two messages with the same BRC_FDS descriptors each carries
+ * more fds in all than the limit; the kernel takes them (it limits fds in
+ * flight, and only an unprivileged sender, and only once more than the
+ * limit already are), so the library must too, and the peer gets both
+ * messages whole.
+ */
+static int batch_over_rlimit_child(struct __test_metadata *_metadata,
+				   enum ipcsock_backend backend)
+{
+	struct ipcsock_payload p[2];
+	struct ipcsock_loop *loop;
+	struct ipcsock *sock;
+	int remote, mfd, fds, ret, i, flags;
+	int dups[BRC_FDS], rfds[BRC_FDS + 1];
+	unsigned int j, nr;
+	struct rlimit rl;
+	char buf[64];
+	ssize_t n;
+
+	/* Only stdio: the parent's descriptors would use up numbers. */
+	syscall(SYS_close_range, 3, ~0u, 0);
+	fds = count_open_fds();
+	loop = loop_new(backend, 0, 0, 0);
+	sock = loop ? ipcsock_new(loop) : NULL;
+	remote = sock ? ipcsock_create(sock) : -1;
+	mfd = memfd_with("over-rlimit", "o");
+	if (remote < 0 || mfd < 0)
+		return BRC_SETUP;
+	for (i = 0; i < BRC_FDS; i++) {
+		dups[i] = fcntl(mfd, F_DUPFD_CLOEXEC, 0);
+		if (dups[i] < 0)
+			return BRC_SETUP;
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) ||
+	    max_open_fd(rl.rlim_cur) >= BRC_LIMIT)
+		return BRC_SETUP;
+	rl.rlim_cur = BRC_LIMIT;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		return BRC_SETUP;
+
+	p[0] = msg_of("first", 5, dups, BRC_FDS);
+	p[1] = msg_of("second", 6, dups, BRC_FDS);
+	ret = ipcsock_send_batch(sock, p, 2);
+	if (ret != 2) {
+		TH_LOG("send_batch of 2 x %d fds under RLIMIT_NOFILE %d: %d (%s)",
+		       BRC_FDS, BRC_LIMIT, ret, strerror(-ret));
+		return BRC_SEND;
+	}
+	/* The kernel (or the library) has its own references now. */
+	close_fds_array(dups, BRC_FDS);
+	for (i = 0; i < 2; i++) {
+		if (!raw_wait_readable(loop, remote, WAIT_MS))
+			return BRC_NOT_DELIVERED;
+		n = raw_recv(remote, buf, sizeof(buf), rfds, BRC_FDS + 1, &nr,
+			     &flags);
+		ret = n == (ssize_t)(TEST_WIRE_HDR_LEN + p[i].len) &&
+		      !memcmp(buf + TEST_WIRE_HDR_LEN, p[i].data, p[i].len) &&
+		      nr == BRC_FDS && !(flags & MSG_CTRUNC);
+		for (j = 0; j < nr; j++)
+			ret = ret && same_file(mfd, rfds[j]);
+		close_fds_array(rfds, nr);
+		if (!ret) {
+			TH_LOG("message %d: %zd bytes, %u fds, flags %#x", i,
+			       n, nr, flags);
+			return BRC_NOT_DELIVERED;
+		}
+	}
+	ipcsock_free(sock);
+	ipcsock_loop_free(loop);
+	close(remote);
+	close(mfd);
+	return count_open_fds() == fds ? BRC_OK : BRC_LEAK;
+}
+
+TEST_F(send_recv, send_batch_more_fds_than_rlimit)
+{
+	int status;
+	pid_t pid;
+
+	/*
+	 * With ring sends every message is queued, and the library's own
+	 * duplicate of each fd needs a number below the limit.
+	 */
+	if (variant->backend == BACKEND_URING_RING_SENDS)
+		SKIP(return, "ring sends duplicate every fd");
+	/* Valgrind emulates RLIMIT_NOFILE: the kernel never sees the limit. */
+	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+		SKIP(return, "RLIMIT_NOFILE is emulated under valgrind");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(batch_over_rlimit_child(_metadata, variant->backend));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(BRC_OK, WEXITSTATUS(status));
 }
 
 /* Received data stays valid until the next receive on that socket. */
