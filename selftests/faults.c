@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Faults from outside the library: a sender over its in-flight fd limit,
- * a completion queue that overflows, a peer killed mid-batch.
+ * Faults from outside the library: a sender over its in-flight fd limit
+ * (on a single message and in the middle of a batch), a completion queue
+ * that overflows, a peer killed mid-batch.
  */
 #include "helpers.h"
 
@@ -130,6 +131,112 @@ TEST_F(faults, sender_over_inflight_fd_limit)
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
 	EXPECT_EQ(TMR_OK, WEXITSTATUS(status));
+}
+
+/* Exit codes of the unprivileged child of the mid-batch test. */
+enum {
+	TMB_OK,
+	TMB_SETUP,
+	TMB_RETURNED_COUNT,
+	TMB_WRONG_ERROR,
+	TMB_NO_HANGUP,
+	TMB_NOT_FAILED,
+	TMB_DELIVERY,
+	TMB_LEAK,
+};
+
+#define TMB_SINGLES	(TMR_LIMIT - 2)
+#define TMB_BATCH	10
+
+/*
+ * As toomanyrefs_child, but the limit strikes inside a batch that goes
+ * out directly: TMB_SINGLES one-fd messages in flight first, then a batch
+ * of TMB_BATCH, whose head the kernel takes before it refuses the rest.
+ * The head cannot be taken back, so the peer would be left with a torn
+ * batch: the channel must fail (hangup with -ETOOMANYREFS, then -EPIPE)
+ * and send_batch must say so instead of returning the count.
+ */
+static int toomanyrefs_batch_child(struct __test_metadata *_metadata,
+				   enum ipcsock_backend backend)
+{
+	struct rlimit rl = { TMR_LIMIT, TMR_LIMIT };
+	struct ipcsock_payload p[TMB_BATCH];
+	struct ipcsock_loop *loop;
+	struct ipcsock *sock;
+	int sv[2], mfd, fds, i, ret, got = 0;
+	unsigned int nr;
+	struct rec rc;
+	int rfds[4];
+	char buf[64];
+
+	if (setgid(65534) || setuid(65534) || setrlimit(RLIMIT_NOFILE, &rl))
+		return TMB_SETUP;
+	fds = count_open_fds();
+	loop = loop_new(backend, 0, 0, 0);
+	sock = loop ? ipcsock_new(loop) : NULL;
+	mfd = memfd_with("inflight", "x");
+	if (!sock || mfd < 0 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) ||
+	    ipcsock_bind(sock, sv[0]))
+		return TMB_SETUP;
+	rec_attach(&rc, sock);
+	for (i = 0; i < TMB_BATCH; i++)
+		p[i] = msg_of("m", 1, &mfd, 1);
+	for (i = 0; i < TMB_SINGLES; i++)
+		if (ipcsock_send(sock, &p[0]))
+			return TMB_SETUP;
+
+	ret = ipcsock_send_batch(sock, p, TMB_BATCH);
+	if (ret == TMB_BATCH) {
+		TH_LOG("send_batch returned the count with the batch torn");
+		return TMB_RETURNED_COUNT;
+	}
+	if (ret != -ETOOMANYREFS) {
+		TH_LOG("send_batch: %d, not -ETOOMANYREFS", ret);
+		return TMB_WRONG_ERROR;
+	}
+	if (!dispatch_until(loop, rc.hangup, WAIT_MS) ||
+	    rc.hangup_err != -ETOOMANYREFS) {
+		TH_LOG("hangup %d, err %d", rc.hangup, rc.hangup_err);
+		return TMB_NO_HANGUP;
+	}
+	ret = ipcsock_send(sock, &p[0]);
+	if (ret != -EPIPE) {
+		TH_LOG("send after the failure: %d, not -EPIPE", ret);
+		return TMB_NOT_FAILED;
+	}
+	while (raw_recv(sv[1], buf, sizeof(buf), rfds, 4, &nr, NULL) > 0) {
+		close_fds_array(rfds, nr);
+		got++;
+	}
+	/* The singles and the head of the batch, not all of it. */
+	if (got <= TMB_SINGLES || got >= TMB_SINGLES + TMB_BATCH) {
+		TH_LOG("the peer received %d messages", got);
+		return TMB_DELIVERY;
+	}
+	ipcsock_free(sock);
+	ipcsock_loop_free(loop);
+	close(sv[1]);
+	close(mfd);
+	return count_open_fds() == fds ? TMB_OK : TMB_LEAK;
+}
+
+TEST_F(faults, sender_over_inflight_fd_limit_mid_batch)
+{
+	int status;
+	pid_t pid;
+
+	if (geteuid())
+		SKIP(return, "needs root to become an unprivileged user");
+	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+		SKIP(return, "RLIMIT_NOFILE is emulated under valgrind");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(toomanyrefs_batch_child(_metadata, variant->backend));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(TMB_OK, WEXITSTATUS(status));
 }
 
 /*
