@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Object life cycle: loops, ipcsock_new/free, create/bind/close/is_bound,
- * bind errors (the fd stays the caller's), close semantics (idempotent,
+ * bind errors (the fd stays the caller's), binding a socket with options
+ * already set, close semantics (idempotent,
  * queued messages handed over, unreceived fds closed), rebinding, the
  * per-thread default loop, and CLOEXEC on everything the library opens.
  */
@@ -260,6 +261,118 @@ TEST_F(lifecycle, bind_takes_ownership)
 	EXPECT_TRUE(raw_wait_eof(self->t.loop, sv[1], WAIT_MS));
 	/* fd count: setup + the raw end only (sv[0] is gone). */
 	EXPECT_EQ(self->t.fd_loop + 1, count_open_fds());
+}
+
+/* Send message @seq of a stream checked by struct rec, with @nr_fds fds. */
+static int send_seq_fds(struct ipcsock *sock, uint32_t seq, int *fds,
+			unsigned int nr_fds)
+{
+	struct ipcsock_payload p = msg_of(&seq, sizeof(seq), fds, nr_fds);
+
+	return ipcsock_send(sock, &p);
+}
+
+/*
+ * A pair bound to the two ends of a socketpair that has SO_PASSCRED and,
+ * where the kernel lets us, SO_PASSSEC set on both ends, with recorders
+ * that check the sequence numbers.
+ */
+static void passcred_pair(struct __test_metadata *_metadata,
+			  struct ipcsock_test *t, struct ipcsock **a,
+			  struct ipcsock **b, struct rec *ra, struct rec *rb)
+{
+	int sv[2], one = 1, ret, i;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv));
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(0, setsockopt(sv[i], SOL_SOCKET, SO_PASSCRED, &one,
+					sizeof(one)));
+		if (setsockopt(sv[i], SOL_SOCKET, SO_PASSSEC, &one,
+			       sizeof(one)))
+			TH_LOG("SO_PASSSEC: %s", strerror(errno));
+	}
+	*a = ctx_sock(_metadata, t, t->loop);
+	*b = ctx_sock(_metadata, t, t->loop);
+	ret = ipcsock_bind(*a, sv[0]);
+	if (ret) {
+		close(sv[0]);
+		close(sv[1]);
+	}
+	ASSERT_EQ(0, ret);
+	ret = ipcsock_bind(*b, sv[1]);
+	if (ret)
+		close(sv[1]);
+	ASSERT_EQ(0, ret);
+	rec_attach(ra, *a);
+	rec_attach(rb, *b);
+	ra->check_seq = true;
+	rb->check_seq = true;
+}
+
+/*
+ * A socket handed to ipcsock_bind() may come with SO_PASSCRED (and
+ * SO_PASSSEC) set, by a launcher say. The kernel then adds
+ * SCM_CREDENTIALS (SCM_SECURITY, where an LSM labels sockets) to every
+ * datagram it delivers there: that is no protocol error of the peer's.
+ * Messages with and without fds still arrive normally, both ways, and the
+ * channel stays up.
+ */
+TEST_F(lifecycle, bind_socket_with_passcred)
+{
+	struct ipcsock *a, *b;
+	struct rec ra, rb;
+	int mfd;
+
+	passcred_pair(_metadata, &self->t, &a, &b, &ra, &rb);
+	mfd = memfd_with("passcred", "p");
+	ctx_fd(_metadata, &self->t, mfd);
+	EXPECT_EQ(0, send_seq_fds(a, 0, NULL, 0));
+	EXPECT_EQ(0, send_seq_fds(a, 1, &mfd, 1));
+	EXPECT_EQ(0, send_seq_fds(b, 0, NULL, 0));
+	EXPECT_EQ(0, send_seq_fds(b, 1, &mfd, 1));
+
+	EXPECT_TRUE(dispatch_until(self->t.loop,
+				   (rb.received == 2 && ra.received == 2) ||
+				   ra.hangup || rb.hangup, WAIT_MS));
+	dispatch_for(self->t.loop, 20);
+	EXPECT_EQ(0, rb.hangup) TH_LOG("hangup err %d", rb.hangup_err);
+	EXPECT_EQ(0, ra.hangup) TH_LOG("hangup err %d", ra.hangup_err);
+	EXPECT_EQ(2, rb.received);
+	EXPECT_EQ(1, rb.fds);
+	EXPECT_EQ(2, ra.received);
+	EXPECT_EQ(1, ra.fds);
+	EXPECT_EQ(0, ra.bad + rb.bad + ra.recv_err + rb.recv_err);
+}
+
+/*
+ * The same with a message of IPCSOCK_MAX_FDS fds: the credentials come
+ * first in the control data, and the fds after them must still all fit
+ * (the receive side sized for SCM_RIGHTS alone would truncate them).
+ */
+TEST_F(lifecycle, bind_socket_with_passcred_max_fds)
+{
+	int mfd, many[IPCSOCK_MAX_FDS], i;
+	struct ipcsock *a, *b;
+	struct rec ra, rb;
+
+	/* The receiver holds a whole message's fds, ring sends a copy. */
+	if (!nofile_at_least(1024))
+		SKIP(return, "RLIMIT_NOFILE hard limit below 1024");
+	passcred_pair(_metadata, &self->t, &a, &b, &ra, &rb);
+	mfd = memfd_with("passcred", "p");
+	ctx_fd(_metadata, &self->t, mfd);
+	for (i = 0; i < IPCSOCK_MAX_FDS; i++)
+		many[i] = mfd;
+	EXPECT_EQ(0, send_seq_fds(a, 0, many, IPCSOCK_MAX_FDS));
+	EXPECT_EQ(0, send_seq_fds(a, 1, NULL, 0));
+
+	EXPECT_TRUE(dispatch_until(self->t.loop, rb.received == 2 || rb.hangup,
+				   WAIT_MS));
+	dispatch_for(self->t.loop, 20);
+	EXPECT_EQ(0, rb.hangup) TH_LOG("hangup err %d", rb.hangup_err);
+	EXPECT_EQ(2, rb.received);
+	EXPECT_EQ(IPCSOCK_MAX_FDS, rb.fds);
+	EXPECT_EQ(0, rb.bad + rb.recv_err);
 }
 
 TEST_F(lifecycle, close_idempotent)
