@@ -122,7 +122,7 @@ TEST_F(faults, sender_over_inflight_fd_limit)
 	 * Valgrind emulates RLIMIT_NOFILE (and refuses a new hard limit):
 	 * the kernel's in-flight check never sees the limit.
 	 */
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+	if (under_valgrind())
 		SKIP(return, "RLIMIT_NOFILE is emulated under valgrind");
 	pid = fork();
 	ASSERT_LE(0, pid);
@@ -228,7 +228,7 @@ TEST_F(faults, sender_over_inflight_fd_limit_mid_batch)
 
 	if (geteuid())
 		SKIP(return, "needs root to become an unprivileged user");
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+	if (under_valgrind())
 		SKIP(return, "RLIMIT_NOFILE is emulated under valgrind");
 	pid = fork();
 	ASSERT_LE(0, pid);

@@ -1019,7 +1019,7 @@ TEST_F(send_recv, send_batch_more_fds_than_rlimit)
 	if (variant->backend == BACKEND_URING_RING_SENDS)
 		SKIP(return, "ring sends duplicate every fd");
 	/* Valgrind emulates RLIMIT_NOFILE: the kernel never sees the limit. */
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+	if (under_valgrind())
 		SKIP(return, "RLIMIT_NOFILE is emulated under valgrind");
 	pid = fork();
 	ASSERT_LE(0, pid);

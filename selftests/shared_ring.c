@@ -463,7 +463,7 @@ TEST_F(shared, late_cqes_of_freed_loop)
 	 * is told to ignore them below; valgrind cannot be, and would fail
 	 * the test for them.
 	 */
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+	if (under_valgrind())
 		SKIP(return, "the freed loop's channels stay allocated");
 	/* The old loop, with a and b; what it allocates is no leak. */
 	app_close(_metadata, app);

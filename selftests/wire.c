@@ -201,7 +201,7 @@ TEST_F(wire, fds_truncated_at_rlimit)
 	 * Valgrind emulates RLIMIT_NOFILE for the calls it sees; the fds the
 	 * kernel installs in recvmsg() are not among them.
 	 */
-	if (getenv("LD_PRELOAD") && strstr(getenv("LD_PRELOAD"), "vgpreload"))
+	if (under_valgrind())
 		SKIP(return, "RLIMIT_NOFILE is emulated under valgrind");
 
 	for (i = 0; i < 8; i++) {
