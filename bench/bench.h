@@ -267,6 +267,8 @@ extern bool bench_pin;
 
 /* Helpers the scenarios share (run.c). */
 int ctx_send(struct bench_ctx *x, unsigned int first, unsigned int n);
+void ctx_echo(struct bench_ctx *x, const struct bench_hdr *h,
+	      unsigned int idx);
 int ctx_wait_got(struct bench_ctx *x, unsigned int want);
 int ctx_wait_stop(struct bench_ctx *x);
 struct bench_hdr *msg_hdr(struct bench_ctx *x, unsigned int i);

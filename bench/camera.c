@@ -116,8 +116,6 @@ static void ipa_rx(struct bench_chan *c, void *data, size_t len, int *fds,
 {
 	struct bench_ctx *x = c->rx_arg;
 	const struct bench_hdr *h = data;
-	struct bench_hdr *r;
-	int err;
 
 	bench_close_fds(fds, nr_fds);
 	if (len < sizeof(*h) || h->idx >= CAMERA_EXCHANGES ||
@@ -125,22 +123,7 @@ static void ipa_rx(struct bench_chan *c, void *data, size_t len, int *fds,
 		x->err = -EPROTO;
 		return;
 	}
-	if (h->flags & BENCH_F_MEASURE) {
-		window_begin(x);
-		x->count = 0;
-	}
-	if (h->flags & BENCH_F_STOP) {
-		window_end(x, 2 * x->count);
-		x->stop = true;
-	} else {
-		x->count++;
-	}
-	r = msg_hdr(x, h->idx);
-	r->seq = h->seq;
-	r->flags = h->flags;
-	err = ctx_send(x, h->idx, 1);
-	if (err)
-		x->err = err;
+	ctx_echo(x, h, h->idx);
 }
 
 static int camera_peer(struct bench_ctx *x)

@@ -86,29 +86,13 @@ static void echo_rx(struct bench_chan *c, void *data, size_t len, int *fds,
 {
 	struct bench_ctx *x = c->rx_arg;
 	const struct bench_hdr *h = data;
-	struct bench_hdr *r = msg_hdr(x, 0);
-	int err;
 
 	bench_close_fds(fds, nr_fds);
 	if (len < sizeof(*h)) {
 		x->err = -EPROTO;
 		return;
 	}
-	if (h->flags & BENCH_F_MEASURE) {
-		window_begin(x);
-		x->count = 0;
-	}
-	if (h->flags & BENCH_F_STOP) {
-		window_end(x, 2 * x->count);
-		x->stop = true;
-	} else {
-		x->count++;
-	}
-	r->seq = h->seq;
-	r->flags = h->flags;
-	err = ctx_send(x, 0, 1);
-	if (err)
-		x->err = err;
+	ctx_echo(x, h, 0);
 }
 
 static int pingpong_peer(struct bench_ctx *x)
