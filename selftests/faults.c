@@ -51,67 +51,67 @@ enum {
 
 #define TMR_LIMIT	32
 
-/*
- * As an unprivileged user (CAP_SYS_RESOURCE lifts the limit) with
- * RLIMIT_NOFILE at TMR_LIMIT, send one fd a message to a peer that does
- * not read: once more fds are in flight than the limit, the kernel
- * refuses with ETOOMANYREFS. send must say so, queue nothing, and leave
- * the channel usable once the peer has read.
- */
-static int toomanyrefs_child(enum ipcsock_backend backend)
-{
-	struct rlimit rl = { TMR_LIMIT, TMR_LIMIT };
-	struct ipcsock_payload p;
+/* What both unprivileged children set up: a library end and a raw peer. */
+struct nobody_chan {
 	struct ipcsock_loop *loop;
 	struct ipcsock *sock;
-	int sv[2], mfd, fds, i, ret = 0, got = 0;
-	unsigned int nr;
-	int rfds[4];
-	char buf[64];
+	int sv[2];		/* sv[0] the library's, sv[1] the raw peer */
+	int mfd;		/* the memfd every message carries */
+	int fds;		/* open fds before, for the leak check */
+};
+
+/*
+ * As an unprivileged user (CAP_SYS_RESOURCE lifts the limit) with
+ * RLIMIT_NOFILE at TMR_LIMIT; false when any step fails.
+ */
+static bool nobody_chan_open(struct nobody_chan *c,
+			     enum ipcsock_backend backend)
+{
+	struct rlimit rl = { TMR_LIMIT, TMR_LIMIT };
 
 	if (setgid(65534) || setuid(65534) || setrlimit(RLIMIT_NOFILE, &rl))
-		return TMR_SETUP;
-	fds = count_open_fds();
-	loop = loop_new(backend, 0, 0, 0);
-	sock = loop ? ipcsock_new(loop) : NULL;
-	mfd = memfd_with("inflight", "x");
-	if (!sock || mfd < 0 ||
-	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) ||
-	    ipcsock_bind(sock, sv[0]))
-		return TMR_SETUP;
-	p = msg_of("m", 1, &mfd, 1);
-	for (i = 0; i < 4 * TMR_LIMIT; i++) {
-		ret = ipcsock_send(sock, &p);
-		if (ret)
-			break;
-	}
-	if (!ret)
-		return TMR_NO_EFFECT;
-	if (ret != -ETOOMANYREFS)
-		return TMR_WRONG_ERROR;
-	/* The peer reads everything: nothing in flight any more. */
-	while (raw_recv(sv[1], buf, sizeof(buf), rfds, 4, &nr, NULL) > 0) {
+		return false;
+	c->fds = count_open_fds();
+	c->loop = loop_new(backend, 0, 0, 0);
+	c->sock = c->loop ? ipcsock_new(c->loop) : NULL;
+	c->mfd = memfd_with("inflight", "x");
+	return c->sock && c->mfd >= 0 &&
+	       !socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, c->sv) &&
+	       !ipcsock_bind(c->sock, c->sv[0]);
+}
+
+/* The raw peer reads everything there is; returns how many messages. */
+static int nobody_chan_drain(struct nobody_chan *c)
+{
+	unsigned int nr;
+	int rfds[4], got = 0;
+	char buf[64];
+
+	while (raw_recv(c->sv[1], buf, sizeof(buf), rfds, 4, &nr, NULL) > 0) {
 		close_fds_array(rfds, nr);
 		got++;
 	}
-	if (got != i)
-		return TMR_WRONG_ERROR;
-	for (i = 0; i < 10; i++)
-		if (ipcsock_send(sock, &p))
-			return TMR_NOT_USABLE;
-	for (i = 0; i < 10; i++) {
-		if (raw_recv(sv[1], buf, sizeof(buf), rfds, 4, &nr, NULL) <= 0)
-			return TMR_NOT_USABLE;
-		close_fds_array(rfds, nr);
-	}
-	ipcsock_free(sock);
-	ipcsock_loop_free(loop);
-	close(sv[1]);
-	close(mfd);
-	return count_open_fds() == fds ? TMR_OK : TMR_LEAK;
+	return got;
 }
 
-TEST_F(faults, sender_over_inflight_fd_limit)
+/* Frees it all; true when no fd was left behind. */
+static bool nobody_chan_close(struct nobody_chan *c)
+{
+	ipcsock_free(c->sock);
+	ipcsock_loop_free(c->loop);
+	close(c->sv[1]);
+	close(c->mfd);
+	return count_open_fds() == c->fds;
+}
+
+/*
+ * Runs @child for the variant's backend in a forked process, since it
+ * changes uid and limits for good, and expects it to exit with 0.
+ */
+static void run_as_nobody(struct __test_metadata *_metadata,
+			  int (*child)(struct __test_metadata *,
+				       enum ipcsock_backend),
+			  enum ipcsock_backend backend)
 {
 	int status;
 	pid_t pid;
@@ -127,10 +127,59 @@ TEST_F(faults, sender_over_inflight_fd_limit)
 	pid = fork();
 	ASSERT_LE(0, pid);
 	if (!pid)
-		_exit(toomanyrefs_child(variant->backend));
+		_exit(child(_metadata, backend));
 	ASSERT_EQ(pid, waitpid(pid, &status, 0));
 	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(TMR_OK, WEXITSTATUS(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+/*
+ * As an unprivileged user (CAP_SYS_RESOURCE lifts the limit) with
+ * RLIMIT_NOFILE at TMR_LIMIT, send one fd a message to a peer that does
+ * not read: once more fds are in flight than the limit, the kernel
+ * refuses with ETOOMANYREFS. send must say so, queue nothing, and leave
+ * the channel usable once the peer has read.
+ */
+static int toomanyrefs_child(struct __test_metadata *_metadata,
+			     enum ipcsock_backend backend)
+{
+	struct nobody_chan c;
+	struct ipcsock_payload p;
+	unsigned int nr;
+	int i, ret = 0;
+	int rfds[4];
+	char buf[64];
+
+	if (!nobody_chan_open(&c, backend))
+		return TMR_SETUP;
+	p = msg_of("m", 1, &c.mfd, 1);
+	for (i = 0; i < 4 * TMR_LIMIT; i++) {
+		ret = ipcsock_send(c.sock, &p);
+		if (ret)
+			break;
+	}
+	if (!ret)
+		return TMR_NO_EFFECT;
+	if (ret != -ETOOMANYREFS)
+		return TMR_WRONG_ERROR;
+	/* The peer reads everything: nothing in flight any more. */
+	if (nobody_chan_drain(&c) != i)
+		return TMR_WRONG_ERROR;
+	for (i = 0; i < 10; i++)
+		if (ipcsock_send(c.sock, &p))
+			return TMR_NOT_USABLE;
+	for (i = 0; i < 10; i++) {
+		if (raw_recv(c.sv[1], buf, sizeof(buf), rfds, 4, &nr,
+			     NULL) <= 0)
+			return TMR_NOT_USABLE;
+		close_fds_array(rfds, nr);
+	}
+	return nobody_chan_close(&c) ? TMR_OK : TMR_LEAK;
+}
+
+TEST_F(faults, sender_over_inflight_fd_limit)
+{
+	run_as_nobody(_metadata, toomanyrefs_child, variant->backend);
 }
 
 /* Exit codes of the unprivileged child of the mid-batch test. */
@@ -159,34 +208,21 @@ enum {
 static int toomanyrefs_batch_child(struct __test_metadata *_metadata,
 				   enum ipcsock_backend backend)
 {
-	struct rlimit rl = { TMR_LIMIT, TMR_LIMIT };
 	struct ipcsock_payload p[TMB_BATCH];
-	struct ipcsock_loop *loop;
-	struct ipcsock *sock;
-	int sv[2], mfd, fds, i, ret, got = 0;
-	unsigned int nr;
+	struct nobody_chan c;
+	int i, ret, got;
 	struct rec rc;
-	int rfds[4];
-	char buf[64];
 
-	if (setgid(65534) || setuid(65534) || setrlimit(RLIMIT_NOFILE, &rl))
+	if (!nobody_chan_open(&c, backend))
 		return TMB_SETUP;
-	fds = count_open_fds();
-	loop = loop_new(backend, 0, 0, 0);
-	sock = loop ? ipcsock_new(loop) : NULL;
-	mfd = memfd_with("inflight", "x");
-	if (!sock || mfd < 0 ||
-	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) ||
-	    ipcsock_bind(sock, sv[0]))
-		return TMB_SETUP;
-	rec_attach(&rc, sock);
+	rec_attach(&rc, c.sock);
 	for (i = 0; i < TMB_BATCH; i++)
-		p[i] = msg_of("m", 1, &mfd, 1);
+		p[i] = msg_of("m", 1, &c.mfd, 1);
 	for (i = 0; i < TMB_SINGLES; i++)
-		if (ipcsock_send(sock, &p[0]))
+		if (ipcsock_send(c.sock, &p[0]))
 			return TMB_SETUP;
 
-	ret = ipcsock_send_batch(sock, p, TMB_BATCH);
+	ret = ipcsock_send_batch(c.sock, p, TMB_BATCH);
 	if (ret == TMB_BATCH) {
 		TH_LOG("send_batch returned the count with the batch torn");
 		return TMB_RETURNED_COUNT;
@@ -195,48 +231,28 @@ static int toomanyrefs_batch_child(struct __test_metadata *_metadata,
 		TH_LOG("send_batch: %d, not -ETOOMANYREFS", ret);
 		return TMB_WRONG_ERROR;
 	}
-	if (!dispatch_until(loop, rc.hangup, WAIT_MS) ||
+	if (!dispatch_until(c.loop, rc.hangup, WAIT_MS) ||
 	    rc.hangup_err != -ETOOMANYREFS) {
 		TH_LOG("hangup %d, err %d", rc.hangup, rc.hangup_err);
 		return TMB_NO_HANGUP;
 	}
-	ret = ipcsock_send(sock, &p[0]);
+	ret = ipcsock_send(c.sock, &p[0]);
 	if (ret != -EPIPE) {
 		TH_LOG("send after the failure: %d, not -EPIPE", ret);
 		return TMB_NOT_FAILED;
 	}
-	while (raw_recv(sv[1], buf, sizeof(buf), rfds, 4, &nr, NULL) > 0) {
-		close_fds_array(rfds, nr);
-		got++;
-	}
+	got = nobody_chan_drain(&c);
 	/* The singles and the head of the batch, not all of it. */
 	if (got <= TMB_SINGLES || got >= TMB_SINGLES + TMB_BATCH) {
 		TH_LOG("the peer received %d messages", got);
 		return TMB_DELIVERY;
 	}
-	ipcsock_free(sock);
-	ipcsock_loop_free(loop);
-	close(sv[1]);
-	close(mfd);
-	return count_open_fds() == fds ? TMB_OK : TMB_LEAK;
+	return nobody_chan_close(&c) ? TMB_OK : TMB_LEAK;
 }
 
 TEST_F(faults, sender_over_inflight_fd_limit_mid_batch)
 {
-	int status;
-	pid_t pid;
-
-	if (geteuid())
-		SKIP(return, "needs root to become an unprivileged user");
-	if (under_valgrind())
-		SKIP(return, "RLIMIT_NOFILE is emulated under valgrind");
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid)
-		_exit(toomanyrefs_batch_child(_metadata, variant->backend));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(TMB_OK, WEXITSTATUS(status));
+	run_as_nobody(_metadata, toomanyrefs_batch_child, variant->backend);
 }
 
 /*
