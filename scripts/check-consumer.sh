@@ -37,37 +37,12 @@ cc=${CC:-cc}
 pkg_config=${PKG_CONFIG:-pkg-config}
 read -r -a extra <<<"${IPCSOCK_CONSUMER_FLAGS:-}"
 
-n=0
-pass=0
-fail=0
-skip=0
-
-ok()
-{
-	n=$((n + 1))
-	pass=$((pass + 1))
-	echo "ok $n $1"
-}
-
-not_ok()
-{
-	n=$((n + 1))
-	fail=$((fail + 1))
-	echo "not ok $n $1"
-}
-
-skipped()
-{
-	n=$((n + 1))
-	skip=$((skip + 1))
-	echo "ok $n $1 # SKIP $2"
-}
+# shellcheck source=scripts/tap.sh
+. scripts/tap.sh
 
 finish()
 {
-	echo "1..$n"
-	echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:$skip error:0"
-	[ "$fail" -eq 0 ]
+	tap_finish
 	exit
 }
 

@@ -47,23 +47,8 @@ mandir="man"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-n=0
-pass=0
-fail=0
-
-ok()
-{
-	n=$((n + 1))
-	pass=$((pass + 1))
-	echo "ok $n $1"
-}
-
-not_ok()
-{
-	n=$((n + 1))
-	fail=$((fail + 1))
-	echo "not ok $n $1"
-}
+# shellcheck source=scripts/tap.sh
+. scripts/tap.sh
 
 # Print a file's lines as TAP comments.
 diag()
@@ -237,6 +222,4 @@ else
 	not_ok "man: no stray pages # documented but not exported: $stray"
 fi
 
-echo "1..$n"
-echo "# Totals: pass:$pass fail:$fail xfail:0 xpass:0 skip:0 error:0"
-[ "$fail" -eq 0 ]
+tap_finish
