@@ -199,19 +199,9 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	struct io_uring_cqe *cqe;
 	int ret = 0;
 
-	/*
-	 * A shared ring's completions are the application's to reap. Under
-	 * DEFER_TASKRUN its task work runs only when someone enters for
-	 * completions, and an application that finds one of our wake NOPs
-	 * posted does not: dispatch enters then, or nothing on the ring,
-	 * the application's own requests included, would progress.
-	 */
-	if (loop->shared) {
-		if (loop->defer_taskrun && loop->wake_posted)
-			loop->sq_dirty = true;
-		loop->wake_posted = false;
+	/* A shared ring's completions are the application's to reap. */
+	if (loop->shared)
 		return uring_submit(loop);
-	}
 	loop->sq_dirty = false;
 	if (timeout_ms && loop->busy_poll_us && uring_busy_poll(loop))
 		return 0;
@@ -286,7 +276,6 @@ static void uring_wake(struct ipcsock_loop *loop)
 	io_uring_sqe_set_data64(sqe, ipcsock_ud_make(loop, IPCSOCK_OP_WAKE,
 						     0, 0));
 	loop->wake_armed = true;
-	loop->wake_posted = true;
 	loop->inflight++;
 	uring_submit(loop);
 }
@@ -369,6 +358,13 @@ static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 			return err;
 		loop->ring = shared;
 		loop->shared = true;
+		/*
+		 * Such a ring runs its task work only when someone enters
+		 * for completions, so the library's submits do (see
+		 * uring_submit). Were they plain, an application whose wait
+		 * found one of our wake NOPs already posted would never
+		 * enter, and nothing on the ring would progress.
+		 */
 		loop->defer_taskrun = shared->flags &
 				      IORING_SETUP_DEFER_TASKRUN;
 		return 0;

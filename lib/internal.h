@@ -100,7 +100,6 @@ struct ipcsock_loop {
 	bool shared;
 	bool defer_taskrun;	/* completions need io_uring_get_events */
 	bool wake_armed;	/* shared ring: a wake NOP is in flight */
-	bool wake_posted;	/* ... and was posted since the last poll */
 	bool sq_dirty;		/* SQEs prepared and not yet submitted */
 	bool reaping;		/* inside the CQE loop: do not recurse */
 	unsigned int tx_nowait;	/* IPCSOCK_OP_SEND CQEs not yet reaped */
