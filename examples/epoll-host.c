@@ -1,24 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * epoll-host - libipcsock inside an application's own epoll loop.
+ * epoll-host - libipcsock inside an application's own epoll loop: the
+ * library's ipcsock_loop_fd() next to the application's timerfd and
+ * signalfd, and ipcsock_loop_dispatch(loop, 0) when it polls readable.
+ * See examples/README.md.
  *
- * The application keeps its event loop: one epoll_wait() over everything
- * it waits for - here a timerfd that paces its work and a signalfd for
- * SIGINT and SIGTERM - and ipcsock_loop_fd(), which polls readable whenever
- * the library has work to do. Then ipcsock_loop_dispatch(loop, 0), which
- * never blocks, runs the library's callbacks.
- *
- * The peer is a forked child that echoes every message back, with its own
- * loop (a child must not touch its parent's loop). On every tick the host
- * sends a burst of requests; every eighth carries a memfd holding the
- * request's sequence number, which the child reads back through the fd
- * it received. The host checks that every reply arrives, in order, with
- * the right contents.
- *
- * Runs once per backend (io_uring, then epoll) unless --backend says
- * which. Exit status 0 when every reply was right, 1 otherwise.
- *
- * Usage: epoll-host [--duration MS] [--backend io_uring|epoll]
+ * Usage: epoll-host [--duration MS]
  */
 #include <errno.h>
 #include <signal.h>
@@ -28,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -37,111 +23,17 @@
 
 #include <ipcsock.h>
 
+#include "echo.h"
+
 #define TICK_US		1000	/* the application's timer */
 #define BURST		16	/* requests per tick */
-#define FD_EVERY	8	/* every n-th request carries a memfd */
-
-/* Every message, both ways. */
-struct echo_msg {
-	uint64_t seq;
-	uint64_t fd_value;	/* reply: what the child read from the fd */
-	char text[48];
-};
-
-/* ------------------------------------------------------------------ */
-/* The peer: a plain loop of its own, echoing until the host hangs up. */
-
-struct echo_peer {
-	bool done;
-	int err;
-};
-
-static void peer_on_ready_read(struct ipcsock *sock, void *arg)
-{
-	struct echo_peer *peer = arg;
-	struct ipcsock_payload msg, reply;
-	struct echo_msg m;
-	unsigned int i;
-
-	while (!ipcsock_receive(sock, &msg)) {
-		if (msg.len != sizeof(m) || msg.nr_fds > 1) {
-			peer->err = -EPROTO;
-			peer->done = true;
-		}
-		memcpy(&m, msg.data, sizeof(m) < msg.len ? sizeof(m) : msg.len);
-		m.fd_value = 0;
-		if (msg.nr_fds == 1 &&
-		    pread(msg.fds[0], &m.fd_value, sizeof(m.fd_value), 0) !=
-		    sizeof(m.fd_value))
-			m.fd_value = UINT64_MAX;
-		for (i = 0; i < msg.nr_fds; i++)
-			close(msg.fds[i]);
-		reply = (struct ipcsock_payload){ .data = &m, .len = sizeof(m) };
-		if (!peer->done && ipcsock_send(sock, &reply)) {
-			peer->err = -EIO;
-			peer->done = true;
-		}
-	}
-}
-
-static void peer_on_hangup(struct ipcsock *sock, int err, void *arg)
-{
-	struct echo_peer *peer = arg;
-
-	(void)sock;
-	peer->done = true;
-	if (err)
-		peer->err = err;
-}
-
-/* The child: fd 3 is its end of the channel, nothing else is open. */
-static int echo_peer_main(enum ipcsock_backend backend)
-{
-	IPCSOCK_LOOP_OPTS(opts, .backend = backend);
-	struct echo_peer peer = { 0 };
-	struct ipcsock_loop *loop = ipcsock_loop_new(&opts);
-	struct ipcsock *sock = ipcsock_new(loop);
-
-	if (!sock || ipcsock_bind(sock, 3))
-		return 1;
-	ipcsock_set_ready_read(sock, peer_on_ready_read, &peer);
-	ipcsock_set_hangup(sock, peer_on_hangup, &peer);
-	/* The host closing its end, or dying, ends this with a hangup. */
-	while (!peer.done)
-		if (ipcsock_loop_dispatch(loop, -1) < 0)
-			return 1;
-	ipcsock_free(sock);
-	ipcsock_loop_free(loop);
-	return peer.err ? 1 : 0;
-}
-
-/* fork the peer with the channel's far end as its fd 3, and only that. */
-static pid_t spawn_peer(int fd, enum ipcsock_backend backend)
-{
-	pid_t pid;
-
-	/* Or the child would inherit, and may flush, what is buffered. */
-	fflush(stdout);
-	pid = fork();
-
-	if (pid)
-		return pid;
-	if (dup2(fd, 3) < 0)
-		_exit(1);
-	close_range(4, ~0u, 0);
-	_exit(echo_peer_main(backend));
-}
-
-/* ------------------------------------------------------------------ */
-/* The host. */
 
 struct host {
 	struct ipcsock_loop *loop;
 	struct ipcsock *sock;
 	uint64_t next_seq;	/* next request to send */
-	uint64_t next_reply;	/* next reply expected */
-	uint64_t bad;		/* replies out of order or wrong */
-	uint64_t fds_sent;
+	uint64_t next_reply;	/* next echo expected */
+	uint64_t bad;		/* echoes out of order or wrong */
 	bool hung_up;
 };
 
@@ -149,77 +41,30 @@ static void host_on_ready_read(struct ipcsock *sock, void *arg)
 {
 	struct host *h = arg;
 	struct ipcsock_payload msg;
-	struct echo_msg m;
-	char text[sizeof(m.text)];
 
-	while (!ipcsock_receive(sock, &msg)) {
-		if (msg.len != sizeof(m) || msg.nr_fds) {
+	while (!ipcsock_receive(sock, &msg))
+		if (!echo_ok(&msg, 0, h->next_reply++))
 			h->bad++;
-			continue;
-		}
-		memcpy(&m, msg.data, sizeof(m));
-		snprintf(text, sizeof(text), "request %llu",
-			 (unsigned long long)h->next_reply);
-		if (m.seq != h->next_reply || strcmp(m.text, text) ||
-		    m.fd_value != (m.seq % FD_EVERY ? 0 : m.seq))
-			h->bad++;
-		h->next_reply++;
-	}
 }
 
 static void host_on_hangup(struct ipcsock *sock, int err, void *arg)
 {
-	struct host *h = arg;
-
 	(void)sock;
 	(void)err;
-	h->hung_up = true;
-}
-
-/* A memfd holding @value: the peer reads it through the fd it receives. */
-static int value_fd(uint64_t value)
-{
-	int fd = memfd_create("echo-value", MFD_CLOEXEC);
-
-	if (fd < 0)
-		return -errno;
-	if (pwrite(fd, &value, sizeof(value), 0) != sizeof(value)) {
-		close(fd);
-		return -EIO;
-	}
-	return fd;
+	((struct host *)arg)->hung_up = true;
 }
 
 /* One timer tick's work: a burst of requests, as far as the queue takes. */
 static int send_burst(struct host *h)
 {
-	struct ipcsock_payload p;
-	struct echo_msg m;
-	int fd, ret, i;
+	int i, ret;
 
 	for (i = 0; i < BURST; i++) {
-		memset(&m, 0, sizeof(m));
-		m.seq = h->next_seq;
-		snprintf(m.text, sizeof(m.text), "request %llu",
-			 (unsigned long long)m.seq);
-		p = (struct ipcsock_payload){ .data = &m, .len = sizeof(m) };
-		fd = -1;
-		if (m.seq % FD_EVERY == 0) {
-			fd = value_fd(m.seq);
-			if (fd < 0)
-				return fd;
-			p.fds = &fd;
-			p.nr_fds = 1;
-		}
-		ret = ipcsock_send(h->sock, &p);
-		/* The library took its own reference: ours can go now. */
-		if (fd >= 0)
-			close(fd);
+		ret = echo_send(h->sock, 0, h->next_seq);
 		if (ret == -ENOBUFS)
 			return 0;	/* the queue is full: more next tick */
 		if (ret)
 			return ret;
-		h->fds_sent += fd >= 0;
 		h->next_seq++;
 	}
 	return 0;
@@ -234,36 +79,33 @@ static int add_fd(int epfd, int fd, uint64_t tag)
 
 enum { TAG_IPCSOCK = 1, TAG_TIMER, TAG_SIGNAL };
 
-static const char *backend_name(enum ipcsock_backend b)
+static uint64_t now_ms(void)
 {
-	return b == IPCSOCK_BACKEND_URING ? "io_uring" : "epoll";
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000ull + ts.tv_nsec / 1000000;
 }
 
 /*
  * The application's loop: send on timer ticks for @duration_ms, then
- * stop sending and wait until every reply is in (at most a second more).
+ * stop sending and wait until every echo is in (at most a second more).
  */
 static int host_run(struct host *h, int epfd, int tfd, int sfd,
 		    int duration_ms)
 {
-	struct timespec t0, now;
+	uint64_t ticks, elapsed, t0 = now_ms();
 	struct signalfd_siginfo si;
 	struct epoll_event ev[8];
-	uint64_t ticks, elapsed_ms, wakeups = 0;
-	bool sending = true;
 	int n, i, ret;
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		elapsed_ms = (now.tv_sec - t0.tv_sec) * 1000 +
-			     (now.tv_nsec - t0.tv_nsec) / 1000000;
-		if (elapsed_ms >= (uint64_t)duration_ms)
-			sending = false;
-		if (!sending && h->next_reply == h->next_seq)
+		elapsed = now_ms() - t0;
+		if (elapsed >= (uint64_t)duration_ms &&
+		    h->next_reply == h->next_seq)
 			break;
-		if (elapsed_ms >= (uint64_t)duration_ms + 1000) {
-			fprintf(stderr, "epoll-host: %llu replies missing\n",
+		if (elapsed >= (uint64_t)duration_ms + 1000) {
+			fprintf(stderr, "epoll-host: %llu echoes missing\n",
 				(unsigned long long)(h->next_seq - h->next_reply));
 			return -ETIMEDOUT;
 		}
@@ -279,7 +121,6 @@ static int host_run(struct host *h, int epfd, int tfd, int sfd,
 		for (i = 0; i < n; i++) {
 			switch (ev[i].data.u64) {
 			case TAG_IPCSOCK:
-				wakeups++;
 				ret = ipcsock_loop_dispatch(h->loop, 0);
 				if (ret < 0)
 					return ret;
@@ -287,24 +128,25 @@ static int host_run(struct host *h, int epfd, int tfd, int sfd,
 			case TAG_TIMER:
 				if (read(tfd, &ticks, sizeof(ticks)) < 0)
 					break;
-				ret = sending ? send_burst(h) : 0;
+				ret = elapsed < (uint64_t)duration_ms ?
+				      send_burst(h) : 0;
 				if (ret < 0)
 					return ret;
 				break;
 			case TAG_SIGNAL:
-				if (read(sfd, &si, sizeof(si)) != sizeof(si))
-					break;
-				fprintf(stderr, "epoll-host: %s\n",
-					strsignal(si.ssi_signo));
+				if (read(sfd, &si, sizeof(si)) == sizeof(si))
+					fprintf(stderr, "epoll-host: %s\n",
+						strsignal(si.ssi_signo));
 				return -EINTR;
 			}
 		}
 	}
-	printf("  %s: %llu requests echoed in order (%llu with an fd), %llu loop-fd wake-ups\n",
-	       backend_name(ipcsock_loop_backend(h->loop)),
-	       (unsigned long long)h->next_reply,
-	       (unsigned long long)h->fds_sent, (unsigned long long)wakeups);
 	return h->bad ? -EPROTO : 0;
+}
+
+static const char *backend_name(enum ipcsock_backend b)
+{
+	return b == IPCSOCK_BACKEND_URING ? "io_uring" : "epoll";
 }
 
 static int run_backend(enum ipcsock_backend backend, int sfd, int duration_ms)
@@ -333,7 +175,7 @@ static int run_backend(enum ipcsock_backend backend, int sfd, int duration_ms)
 		ipcsock_loop_free(h.loop);
 		return fd;
 	}
-	pid = spawn_peer(fd, backend);
+	pid = echo_peer_fork(fd, backend);
 	close(fd);
 	if (pid < 0) {
 		ret = -errno;
@@ -358,6 +200,10 @@ static int run_backend(enum ipcsock_backend backend, int sfd, int duration_ms)
 		ret = add_fd(epfd, sfd, TAG_SIGNAL);
 	if (!ret)
 		ret = host_run(&h, epfd, tfd, sfd, duration_ms);
+	if (!ret)
+		printf("  %s: %llu requests echoed in order, every %dth with an fd\n",
+		       backend_name(backend), (unsigned long long)h.next_reply,
+		       ECHO_FD_EVERY);
 out:
 	/* Closing our end is the peer's signal to exit. */
 	ipcsock_free(h.sock);
@@ -379,29 +225,18 @@ out:
 
 int main(int argc, char **argv)
 {
-	enum ipcsock_backend backends[2] = {
+	enum ipcsock_backend backends[] = {
 		IPCSOCK_BACKEND_URING, IPCSOCK_BACKEND_EPOLL,
 	};
-	unsigned int i, nr = 2;
-	int duration_ms = 1000, ret = 0, sfd, opt;
+	int duration_ms = 1000, ret = 0, sfd;
+	unsigned int i;
 	sigset_t mask;
-	char *end;
 
-	for (opt = 1; opt < argc; opt++) {
-		if (!strcmp(argv[opt], "--duration") && opt + 1 < argc) {
-			duration_ms = strtol(argv[++opt], &end, 10);
-			if (*end || duration_ms <= 0 || duration_ms > 3600000)
-				goto usage;
-		} else if (!strcmp(argv[opt], "--backend") && opt + 1 < argc) {
-			opt++;
-			nr = 1;
-			if (!strcmp(argv[opt], "epoll"))
-				backends[0] = IPCSOCK_BACKEND_EPOLL;
-			else if (strcmp(argv[opt], "io_uring"))
-				goto usage;
-		} else {
-			goto usage;
-		}
+	if (argc == 3 && !strcmp(argv[1], "--duration"))
+		duration_ms = atoi(argv[2]);
+	if ((argc != 1 && argc != 3) || duration_ms <= 0) {
+		fprintf(stderr, "usage: %s [--duration MS]\n", argv[0]);
+		return 2;
 	}
 
 	/* SIGINT and SIGTERM become events of the application's loop. */
@@ -417,7 +252,7 @@ int main(int argc, char **argv)
 
 	printf("epoll-host: %d ms per backend, %d requests every %d us\n",
 	       duration_ms, BURST, TICK_US);
-	for (i = 0; i < nr && !ret; i++) {
+	for (i = 0; i < 2 && !ret; i++) {
 		ret = run_backend(backends[i], sfd, duration_ms);
 		if (ret)
 			fprintf(stderr, "epoll-host: %s: %s\n",
@@ -426,8 +261,4 @@ int main(int argc, char **argv)
 	close(sfd);
 	printf("epoll-host: %s\n", ret ? "FAILED" : "ok");
 	return ret ? 1 : 0;
-usage:
-	fprintf(stderr, "usage: %s [--duration MS] [--backend io_uring|epoll]\n",
-		argv[0]);
-	return 2;
 }
