@@ -28,7 +28,7 @@ all=(
 	"camera-pipeline-crash:camera-pipeline/pipeline-handler --duration 3 --kill-worker-after 240"
 	"epoll-host:epoll-host --duration 1000"
 	"glib-host:glib-host --duration 1000"
-	"uring-server:uring-server --messages 100 --rounds 2 --timeout 120"
+	"uring-server:uring-server --clients 16"
 )
 
 selected=()
