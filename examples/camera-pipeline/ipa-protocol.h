@@ -1,24 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The messages between the camera pipeline handler and its IPA worker.
- *
- * Every message starts with struct ipa_hdr. A request carries a command and
- * a cookie the caller picked; the reply carries the same command with
- * IPA_REPLY set, the same cookie and a status (0 or a negative errno), so
- * the caller can match a reply to its call and throw away a late reply to
- * a call that already timed out. Both ends are on one host: native byte
- * order, fixed-size little structs.
- *
- * Per frame the handler makes two calls:
- *
- *   FILL_PARAMS    (20 B)  -> reply (24 B): the worker wrote the ISP
- *                             parameters for the frame into a params buffer
- *   PROCESS_STATS  (292 B) -> reply (1012 B): the worker read the frame's
- *                             statistics buffer; the reply is the frame's
- *                             metadata (the "metadata back" message)
- *
- * The buffers are memfds that MAP_BUFFERS hands over once, all in one
- * message, as libcamera's mapBuffers() does.
+ * Every message starts with struct ipa_hdr; a reply carries the request's
+ * command | IPA_REPLY, its cookie and a status (0 or -errno). Both ends
+ * are on one host: native byte order. See examples/README.md.
  */
 #ifndef IPA_PROTOCOL_H
 #define IPA_PROTOCOL_H

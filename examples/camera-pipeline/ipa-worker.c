@@ -1,18 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * ipa-worker - the isolated image processing algorithm (IPA) process of the
- * camera-pipeline example.
- *
- * pipeline-handler starts it with fork+exec and its end of the channel as
- * argv[1]. It answers the handler's calls (ipa-protocol.h) until the handler
- * says STOP or goes away. In libcamera an IPA may be closed-source,
- * third-party code: that is why it runs in a process of its own, and why
- * the handler must cope with it crashing.
- *
- * Usage: ipa-worker FD
+ * ipa-worker - the camera-pipeline example's isolated IPA process: it
+ * answers pipeline-handler's calls (ipa-protocol.h) on the channel end
+ * whose fd is argv[1], until STOP or a hangup. See examples/README.md.
  */
 #include <errno.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,33 +237,17 @@ int main(int argc, char **argv)
 {
 	struct ipa ipa = { .exposure_us = 10000, .gain = 0x100 };
 	struct ipcsock_loop *loop;
-	char *end;
-	long fd;
 	int ret;
 
 	if (argc != 2) {
 		fprintf(stderr, "usage: %s FD\n", argv[0]);
 		return 2;
 	}
-	errno = 0;
-	fd = strtol(argv[1], &end, 10);
-	if (errno || *end || end == argv[1] || fd < 0 || fd > INT_MAX) {
-		fprintf(stderr, "ipa-worker: bad fd '%s'\n", argv[1]);
-		return 2;
-	}
 	loop = ipcsock_loop_new(NULL);
-	if (!loop) {
-		perror("ipa-worker: ipcsock_loop_new");
-		return 1;
-	}
-	ipa.sock = ipcsock_new(loop);
-	if (!ipa.sock) {
-		perror("ipa-worker: ipcsock_new");
-		return 1;
-	}
-	ret = ipcsock_bind(ipa.sock, fd);
+	ipa.sock = loop ? ipcsock_new(loop) : NULL;
+	ret = ipa.sock ? ipcsock_bind(ipa.sock, atoi(argv[1])) : -errno;
 	if (ret) {
-		fprintf(stderr, "ipa-worker: bind fd %ld: %s\n", fd,
+		fprintf(stderr, "ipa-worker: channel fd %s: %s\n", argv[1],
 			strerror(-ret));
 		return 1;
 	}

@@ -1,35 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * pipeline-handler - the camera-pipeline example: libipcsock's main use.
+ * pipeline-handler - the camera-pipeline example: a pipeline handler that
+ * starts its IPA as an isolated worker process (ipa-worker) and makes two
+ * calls to it per frame at 240 fps, reporting the per-frame IPC time and
+ * the frames that were late or dropped. See examples/README.md.
  *
- * A camera "pipeline handler" starts its image processing algorithm (IPA)
- * as an isolated worker process (fork+exec of ipa-worker, the channel's
- * remote fd on argv), hands it its buffers as memfds in one message at
- * setup, as libcamera's mapBuffers() does, and then for every frame at
- * 240 fps makes two calls:
- *
- *   FILL_PARAMS    the worker writes the frame's ISP parameters into a
- *                  params buffer
- *   PROCESS_STATS  the worker reads the frame's statistics buffer and
- *                  answers with the frame's metadata
- *
- * The calls go through a small request/reply layer on top of the library
- * (struct ipa_proxy below): a command id and a cookie in every message,
- * and a synchronous call with a timeout built on ipcsock_loop_dispatch().
- * It prints the per-frame IPC time (both calls: four messages) as
- * percentiles and counts the frames that were late or dropped.
- *
- * A crashed worker must be noticed at once, not after a call timeout:
- * with --kill-worker-after N the handler SIGKILLs the worker just before
- * the calls of frame N and checks that the hangup callback ends the
- * pipeline well within the call timeout.
- *
- * Exit status: 0 when every frame's results were right (and, with
- * --kill-worker-after, the crash was reported promptly), 1 otherwise.
+ * Usage: pipeline-handler [--duration S] [--max-late PERCENT]
+ *                         [--kill-worker-after FRAME]
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -48,6 +28,8 @@
 
 #define NSEC_PER_SEC	1000000000ull
 #define NSEC_PER_MSEC	1000000ull
+#define FPS		240
+#define CALL_TIMEOUT_MS	1000
 
 static uint64_t now_ns(void)
 {
@@ -131,15 +113,15 @@ static void ipa_on_hangup(struct ipcsock *sock, int err, void *arg)
 }
 
 /*
- * Call the worker: send @cmd with @args (and @fds), wait up to @timeout_ms
- * for the reply, copy its body to @reply. Returns the body's length,
+ * Call the worker: send @cmd with @args (and @fds), wait up to
+ * CALL_TIMEOUT_MS for the reply, copy its body to @reply. Returns the body's length,
  * the worker's negative status, -ETIMEDOUT, or -EPIPE once the worker is
  * gone - as soon as the hangup is seen, whatever the timeout. Not from
  * inside a callback: it runs dispatch itself.
  */
 static int ipa_call(struct ipa_proxy *ipa, uint16_t cmd, const void *args,
 		    size_t args_len, const int *fds, unsigned int nr_fds,
-		    void *reply, size_t reply_size, int timeout_ms)
+		    void *reply, size_t reply_size)
 {
 	unsigned char buf[IPA_MAX_MSG];
 	struct ipa_hdr hdr = { .cmd = cmd, .cookie = ++ipa->next_cookie };
@@ -171,7 +153,7 @@ static int ipa_call(struct ipa_proxy *ipa, uint16_t cmd, const void *args,
 	if (ret)
 		return ret;
 
-	deadline = now_ns() + timeout_ms * NSEC_PER_MSEC;
+	deadline = now_ns() + CALL_TIMEOUT_MS * NSEC_PER_MSEC;
 	while (!ipa->answered && !ipa->dead) {
 		now = now_ns();
 		if (now >= deadline)
@@ -243,35 +225,26 @@ static int ipa_spawn(struct ipa_proxy *ipa, const char *path)
 	return 0;
 }
 
-/* Reap the worker, waiting up to @ms; kill it if it will not go. */
-static int ipa_reap(struct ipa_proxy *ipa, int ms)
+/* Reap the worker; one still there after a second is killed. */
+static int ipa_reap(struct ipa_proxy *ipa)
 {
-	struct timespec ts = { .tv_nsec = NSEC_PER_MSEC };
-	int status = 0;
-	pid_t ret;
+	int status = 0, ms;
 
-	if (!ipa->pid)
-		return 0;
-	while ((ret = waitpid(ipa->pid, &status, WNOHANG)) == 0 && ms-- > 0)
-		nanosleep(&ts, NULL);
-	if (ret == 0) {
+	for (ms = 0; ms < 1000 && !waitpid(ipa->pid, &status, WNOHANG); ms++)
+		usleep(1000);
+	if (ms == 1000) {
 		kill(ipa->pid, SIGKILL);
 		waitpid(ipa->pid, &status, 0);
 	}
-	ipa->pid = 0;
 	return status;
 }
 
 /* The pipeline: options, buffers, results. */
 struct pipeline {
 	/* Options. */
-	unsigned int fps;
 	double duration_s;
-	int timeout_ms;
-	unsigned int kill_after;	/* 0: never */
-	unsigned int busy_poll_us;
 	double max_late_pct;
-	const char *worker;
+	unsigned int kill_after;	/* 0: never */
 
 	struct ipa_proxy ipa;
 	int buf_fd[IPA_NR_BUFS];
@@ -283,7 +256,6 @@ struct pipeline {
 	unsigned int done;
 	unsigned int late;
 	unsigned int dropped;
-	uint64_t map_ns;
 	uint64_t kill_ns;		/* when the worker was killed */
 	unsigned int kill_frame;	/* and before which frame */
 	int kill_call_ret;		/* what the call after the kill gave */
@@ -336,15 +308,13 @@ static void free_buffers(struct pipeline *pl)
 static int map_buffers(struct pipeline *pl)
 {
 	struct ipa_map_buffers mb = { .nr_bufs = IPA_NR_BUFS };
-	uint64_t t = now_ns();
 	unsigned int i;
 	int ret;
 
 	for (i = 0; i < IPA_NR_BUFS; i++)
 		mb.size[i] = pl->buf_size[i];
 	ret = ipa_call(&pl->ipa, IPA_CMD_MAP_BUFFERS, &mb, sizeof(mb),
-		       pl->buf_fd, IPA_NR_BUFS, NULL, 0, pl->timeout_ms);
-	pl->map_ns = now_ns() - t;
+		       pl->buf_fd, IPA_NR_BUFS, NULL, 0);
 	return ret < 0 ? ret : 0;
 }
 
@@ -361,18 +331,6 @@ static uint64_t fake_isp_stats(struct pipeline *pl, unsigned int buf,
 		sum += hist[i];
 	}
 	return sum;
-}
-
-static const char *cmd_name(uint16_t cmd)
-{
-	switch (cmd) {
-	case IPA_CMD_FILL_PARAMS:
-		return "FILL_PARAMS";
-	case IPA_CMD_PROCESS_STATS:
-		return "PROCESS_STATS";
-	default:
-		return "?";
-	}
 }
 
 /*
@@ -400,7 +358,7 @@ static int run_frame(struct pipeline *pl, uint32_t frame, uint64_t *ipc_ns)
 
 	t = now_ns();
 	ret = ipa_call(&pl->ipa, cmd, &fp, sizeof(fp), NULL, 0,
-		       &done, sizeof(done), pl->timeout_ms);
+		       &done, sizeof(done));
 	if (ret < 0)
 		goto fail;
 	*ipc_ns = now_ns() - t;
@@ -422,7 +380,7 @@ static int run_frame(struct pipeline *pl, uint32_t frame, uint64_t *ipc_ns)
 	cmd = IPA_CMD_PROCESS_STATS;
 	t = now_ns();
 	ret = ipa_call(&pl->ipa, cmd, &ps, sizeof(ps), NULL, 0,
-		       &md, sizeof(md), pl->timeout_ms);
+		       &md, sizeof(md));
 	if (ret < 0)
 		goto fail;
 	*ipc_ns += now_ns() - t;
@@ -437,7 +395,8 @@ static int run_frame(struct pipeline *pl, uint32_t frame, uint64_t *ipc_ns)
 fail:
 	if (ret == -EPIPE && pl->kill_ns)
 		return ret;	/* expected; the caller reports it */
-	fprintf(stderr, "frame %u: %s: %s\n", frame, cmd_name(cmd),
+	fprintf(stderr, "frame %u: %s: %s\n", frame,
+		cmd == IPA_CMD_FILL_PARAMS ? "FILL_PARAMS" : "PROCESS_STATS",
 		ret == -EPIPE ? "the worker is gone" : strerror(-ret));
 	return ret;
 }
@@ -449,7 +408,7 @@ fail:
  */
 static int run_pipeline(struct pipeline *pl)
 {
-	uint64_t period = NSEC_PER_SEC / pl->fps;
+	uint64_t period = NSEC_PER_SEC / FPS;
 	uint64_t start, due, now, ipc_ns;
 	unsigned int frame = 0, skip;
 	int ret;
@@ -511,8 +470,6 @@ static void report_latency(struct pipeline *pl)
 	uint64_t *v = pl->frame_ns;
 	unsigned int n = pl->done;
 
-	printf("  mapBuffers: %u memfds in one message, answered in %.1f ms (the first call: includes the worker's start-up)\n",
-	       IPA_NR_BUFS, pl->map_ns / 1e6);
 	if (!n)
 		return;
 	qsort(v, n, sizeof(*v), cmp_u64);
@@ -523,14 +480,14 @@ static void report_latency(struct pipeline *pl)
 	printf("  %7.1f us %7.1f us %7.1f us %7.1f us\n", pct_us(v, n, 50),
 	       pct_us(v, n, 90), pct_us(v, n, 99), v[n - 1] / 1000.0);
 	printf("  frames: %u done, %u late (finished after their %.2f ms slot), %u dropped\n",
-	       n, pl->late, 1000.0 / pl->fps, pl->dropped);
+	       n, pl->late, 1000.0 / FPS, pl->dropped);
 }
 
 /* With --kill-worker-after: was the crash seen at once? */
 static bool report_kill(struct pipeline *pl, int status)
 {
 	struct ipa_proxy *ipa = &pl->ipa;
-	uint64_t limit_ns = pl->timeout_ms * NSEC_PER_MSEC / 10;
+	uint64_t limit_ns = CALL_TIMEOUT_MS * NSEC_PER_MSEC / 10;
 	bool ok = true;
 
 	if (!pl->kill_ns) {
@@ -549,7 +506,7 @@ static bool report_kill(struct pipeline *pl, int status)
 		printf("  the call in flight failed with %s after %.3f ms (call timeout %d ms)\n",
 		       pl->kill_call_ret == -EPIPE ? "EPIPE (worker gone)" :
 		       strerror(-pl->kill_call_ret),
-		       (pl->kill_call_ns - pl->kill_ns) / 1e6, pl->timeout_ms);
+		       (pl->kill_call_ns - pl->kill_ns) / 1e6, CALL_TIMEOUT_MS);
 	if (pl->kill_call_ns && pl->kill_call_ret != -EPIPE) {
 		printf("  FAIL: the call should have failed through the hangup\n");
 		ok = false;
@@ -566,128 +523,46 @@ static bool report_kill(struct pipeline *pl, int status)
 	return ok;
 }
 
-static void print_usage(const char *prog)
-{
-	fprintf(stderr,
-		"usage: %s [options]\n"
-		"  --fps N                 frame rate (default 240)\n"
-		"  --duration SECONDS      how long to stream (default 10)\n"
-		"  --timeout-ms MS         call timeout (default 1000)\n"
-		"  --kill-worker-after N   SIGKILL the worker before frame N and check\n"
-		"                          that the crash is reported at once\n"
-		"  --max-late PERCENT      fail if more frames are late or dropped\n"
-		"                          (default 1)\n"
-		"  --busy-poll US          the loop's busy_poll_us (default 0: off)\n"
-		"  --backend NAME          io_uring or epoll (default: auto)\n"
-		"  --worker PATH           the IPA worker (default: ipa-worker next to\n"
-		"                          this program)\n",
-		prog);
-}
-
-/* ipa-worker in the directory this program is in. */
-static const char *default_worker(void)
+/* ipa-worker, in the directory this program is in. */
+static const char *worker_path(void)
 {
 	static char path[PATH_MAX];
-	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
-	char *slash;
+	ssize_t n = readlink("/proc/self/exe", path,
+			    sizeof(path) - sizeof("ipa-worker"));
 
 	if (n <= 0)
 		return "ipa-worker";
 	path[n] = '\0';
-	slash = strrchr(path, '/');
-	if (!slash)
-		return "ipa-worker";
-	n = slash - path;
-	if ((size_t)snprintf(slash, sizeof(path) - n, "/ipa-worker") >=
-	    sizeof(path) - n)
-		return "ipa-worker";
+	memcpy(strrchr(path, '/') + 1, "ipa-worker", sizeof("ipa-worker"));
 	return path;
 }
 
 static int parse_args(struct pipeline *pl, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "fps", required_argument, NULL, 'f' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "timeout-ms", required_argument, NULL, 't' },
-		{ "kill-worker-after", required_argument, NULL, 'k' },
-		{ "max-late", required_argument, NULL, 'l' },
-		{ "busy-poll", required_argument, NULL, 'b' },
-		{ "backend", required_argument, NULL, 'B' },
-		{ "worker", required_argument, NULL, 'w' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 }
-	};
-	char *end;
-	long v;
-	int c;
+	int i;
 
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-		errno = 0;
-		end = NULL;
-		switch (c) {
-		case 'f':
-		case 't':
-		case 'k':
-		case 'b':
-			v = strtol(optarg, &end, 10);
-			if (errno || *end || v < 0 || v > INT_MAX ||
-			    (c == 'f' && (v < 1 || v > 10000)) ||
-			    (c == 't' && v < 1))
-				goto bad;
-			if (c == 'f')
-				pl->fps = v;
-			else if (c == 't')
-				pl->timeout_ms = v;
-			else if (c == 'k')
-				pl->kill_after = v;
-			else
-				pl->busy_poll_us = v;
+	for (i = 1; i + 1 < argc; i += 2) {
+		if (!strcmp(argv[i], "--duration"))
+			pl->duration_s = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--max-late"))
+			pl->max_late_pct = atof(argv[i + 1]);
+		else if (!strcmp(argv[i], "--kill-worker-after"))
+			pl->kill_after = atoi(argv[i + 1]);
+		else
 			break;
-		case 'd':
-			pl->duration_s = strtod(optarg, &end);
-			if (errno || *end || pl->duration_s <= 0 ||
-			    pl->duration_s > 3600)
-				goto bad;
-			break;
-		case 'l':
-			pl->max_late_pct = strtod(optarg, &end);
-			if (errno || *end || pl->max_late_pct < 0)
-				goto bad;
-			break;
-		case 'B':
-			if (strcmp(optarg, "epoll") && strcmp(optarg, "io_uring"))
-				goto bad;
-			/* Chooses for the worker too, which inherits it. */
-			setenv("IPCSOCK_BACKEND", optarg, 1);
-			break;
-		case 'w':
-			pl->worker = optarg;
-			break;
-		default:
-			print_usage(argv[0]);
-			return -1;
-		}
 	}
-	if (optind != argc) {
-		print_usage(argv[0]);
-		return -1;
-	}
-	return 0;
-bad:
-	fprintf(stderr, "%s: bad value '%s'\n", argv[0], optarg);
+	if (i == argc && pl->duration_s > 0 && pl->duration_s <= 3600 &&
+	    pl->max_late_pct >= 0)
+		return 0;
+	fprintf(stderr, "usage: %s [--duration S] [--max-late PERCENT] [--kill-worker-after FRAME]\n",
+		argv[0]);
 	return -1;
 }
 
 int main(int argc, char **argv)
 {
-	struct pipeline pl = {
-		.fps = 240,
-		.duration_s = 10,
-		.timeout_ms = 1000,
-		.max_late_pct = 1,
-	};
 	IPCSOCK_LOOP_OPTS(opts, .max_msg_size = 4096);
+	struct pipeline pl = { .duration_s = 10, .max_late_pct = 1 };
 	unsigned int i, missed;
 	int ret, status;
 	bool ok;
@@ -696,13 +571,10 @@ int main(int argc, char **argv)
 		pl.buf_fd[i] = -1;
 	if (parse_args(&pl, argc, argv))
 		return 2;
-	if (!pl.worker)
-		pl.worker = default_worker();
-	pl.nr_frames = pl.duration_s * pl.fps;
+	pl.nr_frames = pl.duration_s * FPS;
 	if (!pl.nr_frames)
 		pl.nr_frames = 1;
 	pl.frame_ns = calloc(pl.nr_frames, sizeof(*pl.frame_ns));
-	opts.busy_poll_us = pl.busy_poll_us;
 	pl.ipa.loop = ipcsock_loop_new(&opts);
 	if (!pl.frame_ns || !pl.ipa.loop) {
 		perror("camera-pipeline: setup");
@@ -715,8 +587,7 @@ int main(int argc, char **argv)
 	}
 
 	printf("camera-pipeline: %u frames at %u fps (%.1f s), call timeout %d ms, backend %s\n",
-	       pl.nr_frames, pl.fps, pl.nr_frames / (double)pl.fps,
-	       pl.timeout_ms,
+	       pl.nr_frames, FPS, pl.nr_frames / (double)FPS, CALL_TIMEOUT_MS,
 	       ipcsock_loop_backend(pl.ipa.loop) == IPCSOCK_BACKEND_URING ?
 	       "io_uring" : "epoll");
 	fflush(stdout);
@@ -726,10 +597,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "camera-pipeline: buffers: %s\n", strerror(-ret));
 		return 1;
 	}
-	ret = ipa_spawn(&pl.ipa, pl.worker);
+	ret = ipa_spawn(&pl.ipa, worker_path());
 	if (ret) {
-		fprintf(stderr, "camera-pipeline: starting %s: %s\n",
-			pl.worker, strerror(-ret));
+		fprintf(stderr, "camera-pipeline: starting the worker: %s\n",
+			strerror(-ret));
 		return 1;
 	}
 	ret = map_buffers(&pl);
@@ -741,12 +612,11 @@ int main(int argc, char **argv)
 		ret = run_pipeline(&pl);
 
 	/* A clean stop: STOP, then close, then the worker exits. */
-	if (!ret && ipa_call(&pl.ipa, IPA_CMD_STOP, NULL, 0, NULL, 0, NULL, 0,
-			     pl.timeout_ms) < 0)
+	if (!ret && ipa_call(&pl.ipa, IPA_CMD_STOP, NULL, 0, NULL, 0, NULL, 0) < 0)
 		ret = -EPIPE;
 	ipcsock_free(pl.ipa.sock);
 	ipcsock_loop_free(pl.ipa.loop);
-	status = ipa_reap(&pl.ipa, 2000);
+	status = ipa_reap(&pl.ipa);
 
 	report_latency(&pl);
 	if (pl.ipa.stale_replies || pl.ipa.bad_messages)
