@@ -244,30 +244,11 @@ static pid_t fork_client(const struct sockaddr_un *addr, socklen_t len)
 	_exit(echo_peer_run(fd, IPCSOCK_BACKEND_AUTO));
 }
 
-/* The server's ring, DEFER_TASKRUN where the kernel has it, and the loop. */
-static int ring_setup(struct server *srv)
-{
-	struct io_uring_params p = {
-		.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-	};
-	int ret;
-
-	ret = io_uring_queue_init_params(256, &srv->ring, &p);
-	if (ret == -EINVAL)
-		ret = io_uring_queue_init(256, &srv->ring, 0);
-	if (ret)
-		return ret;
-	/* The clients, forked next, do not need a copy of it. */
-	io_uring_ring_dontfork(&srv->ring);
-	srv->loop = ipcsock_loop_new_shared(&srv->ring, NULL);
-	if (!srv->loop) {
-		ret = -errno;
-		io_uring_queue_exit(&srv->ring);
-	}
-	return ret;
-}
-
-/* The listening socket, the clients, the signalfd, the server's requests. */
+/*
+ * The listening socket, the clients and the signalfd. The clients are
+ * forked before the ring exists, so that they get no copy of it; they wait
+ * in the listen backlog until the ring accepts them.
+ */
 static int server_setup(struct server *srv)
 {
 	struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -295,9 +276,31 @@ static int server_setup(struct server *srv)
 		if (fork_client(&addr, len) < 0)
 			return -errno;
 	srv->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
-	if (srv->signal_fd < 0)
-		return -errno;
+	return srv->signal_fd < 0 ? -errno : 0;
+}
 
+/*
+ * The server's ring, DEFER_TASKRUN where the kernel has it, the library's
+ * loop on it, and the server's own requests.
+ */
+static int ring_setup(struct server *srv)
+{
+	struct io_uring_params p = {
+		.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	};
+	int ret;
+
+	ret = io_uring_queue_init_params(256, &srv->ring, &p);
+	if (ret == -EINVAL)
+		ret = io_uring_queue_init(256, &srv->ring, 0);
+	if (ret)
+		return ret;
+	srv->loop = ipcsock_loop_new_shared(&srv->ring, NULL);
+	if (!srv->loop) {
+		ret = -errno;
+		io_uring_queue_exit(&srv->ring);
+		return ret;
+	}
 	srv->tick.tv_nsec = 100 * 1000 * 1000;
 	arm(srv, UD_ACCEPT);
 	arm(srv, UD_SIGNAL);
@@ -345,19 +348,20 @@ int main(int argc, char **argv)
 			MAX_CLIENTS);
 		return 2;
 	}
-	ret = ring_setup(&srv);
-	if (ret && ret != -ENOMEM) {
-		/* Missing, forbidden (seccomp, io_uring_disabled), too old. */
-		printf("uring-server: no usable io_uring here (%s): skipped\n",
-		       strerror(-ret));
-		return 4;
-	}
-
 	printf("uring-server: %u clients x %d messages, %d in flight each\n",
 	       srv.nr_clients, NR_MSGS, WINDOW);
 	srv.deadline = time(NULL) + DEADLINE_S;
-	if (!ret)
-		ret = server_setup(&srv);
+	ret = server_setup(&srv);
+	if (!ret) {
+		ret = ring_setup(&srv);
+		/* Missing, forbidden (seccomp, io_uring_disabled), too old. */
+		if (ret && ret != -ENOMEM) {
+			printf("  no usable io_uring here (%s): skipped\n",
+			       strerror(-ret));
+			server_teardown(&srv);
+			return 4;
+		}
+	}
 	/* Until every client has had all its echoes and has exited. */
 	while (!ret && !srv.failed &&
 	       (srv.done < srv.nr_clients || srv.reaped < srv.nr_clients))
