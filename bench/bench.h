@@ -315,8 +315,8 @@ void result_add_run(struct bench_result *r, const struct bench_cfg *cfg,
 		    unsigned int round, const struct bench_run *run);
 void row_summarize(struct bench_row *row, unsigned int rounds);
 void report_table(FILE *f, const struct bench_row *rows, unsigned int n);
-int report_json(const char *path, const struct bench_row *rows,
-		unsigned int n);
+int report_records(const char *path, bool csv, const struct bench_row *rows,
+		   unsigned int n);
 const char *ref_impl_name(enum bench_ref ref);
 
 /* plot.c */

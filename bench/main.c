@@ -40,6 +40,7 @@ struct opts {
 	unsigned int fds[MAX_LIST], nr_fds;
 	unsigned int batches[MAX_LIST], nr_batches;
 	const char *json;
+	const char *csv;
 	bool progress;
 };
 
@@ -99,6 +100,7 @@ static void print_usage(FILE *f)
 "  --pin              parent on CPU 0, peer on CPU 1 (ipcsock-uring-busy\n"
 "                     is always pinned so)\n"
 "  --json FILE        write the results as JSON records (- for stdout)\n"
+"  --csv FILE         the same records as CSV, with a header line\n"
 "  --plot FILE        print a gnuplot script for a JSON file, and exit\n"
 "  -h, --help         this text\n",
 		BENCH_MAX_FDS, BENCH_MAX_BATCH);
@@ -173,7 +175,7 @@ static const char *impl_name(unsigned int i)
 enum {
 	OPT_QUICK = 256, OPT_FULL, OPT_SCENARIO, OPT_IMPL, OPT_SIZE, OPT_FDS,
 	OPT_BATCH, OPT_ROUNDS, OPT_DURATION, OPT_WARMUP, OPT_FPS, OPT_FRAMES,
-	OPT_PIN, OPT_JSON, OPT_PLOT, OPT_BUSY_POLL,
+	OPT_PIN, OPT_JSON, OPT_PLOT, OPT_BUSY_POLL, OPT_CSV,
 };
 
 static const struct option long_opts[] = {
@@ -193,6 +195,7 @@ static const struct option long_opts[] = {
 	{ "json", required_argument, NULL, OPT_JSON },
 	{ "plot", required_argument, NULL, OPT_PLOT },
 	{ "busy-poll", required_argument, NULL, OPT_BUSY_POLL },
+	{ "csv", required_argument, NULL, OPT_CSV },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -275,6 +278,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_JSON:
 			o->json = optarg;
+			break;
+		case OPT_CSV:
+			o->csv = optarg;
 			break;
 		case OPT_PLOT:
 			err = plot_script(optarg, stdout);
@@ -534,10 +540,12 @@ int main(int argc, char **argv)
 	if (!alloc_count_works())
 		printf("allocs: not counted (a sanitizer owns malloc).\n");
 
-	if (o.json) {
-		ret = report_json(o.json, rows, nr_rows);
+	for (i = 0; i < 2; i++) {
+		const char *path = i ? o.csv : o.json;
+
+		ret = path ? report_records(path, i, rows, nr_rows) : 0;
 		if (ret) {
-			fprintf(stderr, "ipcsock-bench: %s: %s\n", o.json,
+			fprintf(stderr, "ipcsock-bench: %s: %s\n", path,
 				strerror(-ret));
 			return 1;
 		}
