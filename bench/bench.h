@@ -6,8 +6,7 @@
  * The program is split by job:
  *   main.c          options, the suite, rounds, progress
  *   run.c           one run: socket pair, peer process, window, results
- *   report.c        the table and the JSON records
- *   plot.c          the JSON turned into a gnuplot script
+ *   report.c        the table and the JSON and CSV records
  *   stats.c         clocks, sorting, medians and percentiles
  *   meter.c         CPU time, allocations and resident memory of a window
  *   alloc-count.c   the malloc-counting hook
@@ -318,8 +317,5 @@ void report_table(FILE *f, const struct bench_row *rows, unsigned int n);
 int report_records(const char *path, bool csv, const struct bench_row *rows,
 		   unsigned int n);
 const char *ref_impl_name(enum bench_ref ref);
-
-/* plot.c */
-int plot_script(const char *json_path, FILE *out);
 
 #endif /* IPCSOCK_BENCH_H */

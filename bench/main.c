@@ -76,7 +76,6 @@ static void print_usage(FILE *f)
 {
 	fprintf(f,
 "usage: ipcsock-bench [options]\n"
-"       ipcsock-bench --plot FILE.json | gnuplot > bench.svg\n"
 "\n"
 "libipcsock (io_uring and epoll backends) against blocking sendmsg,\n"
 "sendmmsg/recvmmsg and a libcamera-style protocol, between two processes.\n"
@@ -100,8 +99,7 @@ static void print_usage(FILE *f)
 "  --pin              parent on CPU 0, peer on CPU 1 (ipcsock-uring-busy\n"
 "                     is always pinned so)\n"
 "  --json FILE        write the results as JSON records (- for stdout)\n"
-"  --csv FILE         the same records as CSV, with a header line\n"
-"  --plot FILE        print a gnuplot script for a JSON file, and exit\n"
+"  --csv FILE         the same records as CSV (bench/plot.gp draws them)\n"
 "  -h, --help         this text\n",
 		BENCH_MAX_FDS, BENCH_MAX_BATCH);
 }
@@ -175,7 +173,7 @@ static const char *impl_name(unsigned int i)
 enum {
 	OPT_QUICK = 256, OPT_FULL, OPT_SCENARIO, OPT_IMPL, OPT_SIZE, OPT_FDS,
 	OPT_BATCH, OPT_ROUNDS, OPT_DURATION, OPT_WARMUP, OPT_FPS, OPT_FRAMES,
-	OPT_PIN, OPT_JSON, OPT_PLOT, OPT_BUSY_POLL, OPT_CSV,
+	OPT_PIN, OPT_JSON, OPT_CSV, OPT_BUSY_POLL,
 };
 
 static const struct option long_opts[] = {
@@ -193,14 +191,13 @@ static const struct option long_opts[] = {
 	{ "frames", required_argument, NULL, OPT_FRAMES },
 	{ "pin", no_argument, NULL, OPT_PIN },
 	{ "json", required_argument, NULL, OPT_JSON },
-	{ "plot", required_argument, NULL, OPT_PLOT },
-	{ "busy-poll", required_argument, NULL, OPT_BUSY_POLL },
 	{ "csv", required_argument, NULL, OPT_CSV },
+	{ "busy-poll", required_argument, NULL, OPT_BUSY_POLL },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Returns 0 to run, 1 when done (help, plot), -1 on a usage error. */
+/* Returns 0 to run, 1 when done (help), -1 on a usage error. */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	unsigned int rounds = 0, duration = 0, warmup = 0, frames = 0;
@@ -282,14 +279,6 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case OPT_CSV:
 			o->csv = optarg;
 			break;
-		case OPT_PLOT:
-			err = plot_script(optarg, stdout);
-			if (err) {
-				fprintf(stderr, "ipcsock-bench: %s: %s\n",
-					optarg, strerror(-err));
-				return -1;
-			}
-			return 1;
 		case 'h':
 			print_usage(stdout);
 			return 1;
