@@ -187,6 +187,11 @@ struct bench_ctx {
 	int64_t rss0;
 	struct bench_side side;
 
+	/* What message idx of the other side looks like (echo.c). */
+	unsigned int nr_rx;
+	unsigned int rx_len[CAMERA_EXCHANGES];
+	unsigned int rx_fds[CAMERA_EXCHANGES];
+
 	/* Scenario state. */
 	unsigned int got;		/* replies received */
 	uint16_t got_flags;
@@ -211,6 +216,12 @@ extern const struct bench_scenario_ops *const bench_scenarios[BENCH_NR_SCENARIOS
 
 /* camera.c: sizes and fds of the three requests (parent) or replies. */
 void camera_msgs(struct bench_ctx *x);
+
+/* echo.c: request and reply, for pingpong and camera. */
+void reply_rx(struct bench_chan *c, void *data, size_t len, int *fds,
+	      unsigned int nr_fds);
+int ctx_exchange(struct bench_ctx *x, unsigned int i, uint16_t flags);
+int echo_peer(struct bench_ctx *x);
 
 /* stats.c */
 uint64_t now_ns(void);
@@ -266,9 +277,6 @@ extern bool bench_pin;
 
 /* Helpers the scenarios share (run.c). */
 int ctx_send(struct bench_ctx *x, unsigned int first, unsigned int n);
-void ctx_echo(struct bench_ctx *x, const struct bench_hdr *h,
-	      unsigned int idx);
-int ctx_wait_got(struct bench_ctx *x, unsigned int want);
 int ctx_wait_stop(struct bench_ctx *x);
 struct bench_hdr *msg_hdr(struct bench_ctx *x, unsigned int i);
 
