@@ -262,6 +262,11 @@ int raw_chan_open(struct bench_chan *c, int fd, size_t priv_size,
 		  size_t rxlen);
 void raw_chan_close(struct bench_chan *c);
 #define BENCH_CTRL_LEN	CMSG_SPACE(BENCH_MAX_FDS * sizeof(int))
+/* A control buffer for up to BENCH_MAX_FDS fds. */
+union bench_ctrl {
+	struct cmsghdr align;
+	unsigned char buf[BENCH_CTRL_LEN];
+};
 void bench_close_fds(const int *fds, unsigned int n);
 void msghdr_set_fds(struct msghdr *mh, void *ctrl, const int *fds,
 		    unsigned int nr_fds);

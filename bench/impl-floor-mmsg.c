@@ -13,13 +13,6 @@
 
 #include "bench.h"
 
-struct fm_ctrl {
-	union {
-		struct cmsghdr align;
-		unsigned char buf[BENCH_CTRL_LEN];
-	};
-};
-
 struct fm_priv {
 	struct raw_chan raw;
 	unsigned int vlen;
@@ -27,8 +20,8 @@ struct fm_priv {
 	struct mmsghdr rx[BENCH_MAX_BATCH];
 	struct iovec txiov[BENCH_MAX_BATCH];
 	struct iovec rxiov[BENCH_MAX_BATCH];
-	struct fm_ctrl txctrl[BENCH_MAX_BATCH];
-	struct fm_ctrl rxctrl[BENCH_MAX_BATCH];
+	union bench_ctrl txctrl[BENCH_MAX_BATCH];
+	union bench_ctrl rxctrl[BENCH_MAX_BATCH];
 };
 
 static int fm_open(struct bench_chan *c, int fd)

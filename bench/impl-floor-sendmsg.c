@@ -14,10 +14,7 @@
 
 struct fs_priv {
 	struct raw_chan raw;
-	union {
-		struct cmsghdr align;
-		unsigned char buf[BENCH_CTRL_LEN];
-	} txctrl, rxctrl;
+	union bench_ctrl txctrl, rxctrl;
 };
 
 static int fs_open(struct bench_chan *c, int fd)

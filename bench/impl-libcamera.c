@@ -36,10 +36,7 @@ struct lc_priv {
 	struct raw_chan raw;
 	bool have_hdr;
 	struct lc_hdr hdr;
-	union {
-		struct cmsghdr align;
-		unsigned char buf[BENCH_CTRL_LEN];
-	} txctrl, rxctrl;
+	union bench_ctrl txctrl, rxctrl;
 };
 
 static int lc_open(struct bench_chan *c, int fd)
