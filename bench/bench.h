@@ -1,28 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ipcsock-bench: libipcsock against the syscall floor and a libcamera-style
- * protocol, two processes, one channel.
- *
- * The program is split by job:
- *   main.c          options, the suite, rounds, progress
- *   run.c           one run: socket pair, peer process, window, results
- *   report.c        the table and the JSON and CSV records
- *   stats.c         clocks, sorting, medians and percentiles
- *   meter.c         CPU time, allocations and resident memory of a window
- *   alloc-count.c   the malloc-counting hook
- *   pingpong.c, stream.c, camera.c       the scenarios, both roles each
- *   impl-ipcsock.c, impl-floor-sendmsg.c, impl-floor-mmsg.c,
- *   impl-libcamera.c, baseline.c         the implementations
- *
- * Implementations: ipcsock-uring, ipcsock-epoll (the library), floor-sendmsg,
- * floor-mmsg (the system-call floors), libcamera-style (the design the
- * library replaces) and ipcsock-uring-busy (the library's low-latency
- * mode, in ping-pong rows unless asked for).
- *
- * An implementation is a struct bench_impl: open a channel on a socket,
- * send messages, wait for messages (handing each to the scenario's rx
- * callback). A scenario is a struct bench_scenario_ops with a role for the
- * measuring parent and one for the peer it spawned.
+ * ipcsock-bench's shared types: implementations, scenarios, the context a
+ * role works in, and results. What the program measures: README.md.
  */
 #ifndef IPCSOCK_BENCH_H
 #define IPCSOCK_BENCH_H

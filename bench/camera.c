@@ -1,22 +1,8 @@
 // SPDX-License-Identifier: MIT
-/*
- * camera: the IPC of a camera pipeline talking to its image processing
- * algorithms in another process, at a fixed frame rate. Every frame has
- * three events, a third of a frame apart, and each event is one request
- * and one reply:
- *
- *   queue request    1024 B + 2 fds (buffers)  ->  16 B acknowledgement
- *   fill parameters    64 B                    -> 128 B parameters ready
- *   process stats     256 B                    -> 512 B metadata
- *
- * Six messages of 16-1024 B, one with 2 fds. The frame's IPC latency is
- * the sum of its three round trips. Between events both processes sleep,
- * so every event starts from an idle process, as in a real pipeline.
- * Warm-up is BENCH_WARMUP_MSGS requests back to back, then warm_frames
- * paced frames.
- */
+/* camera: three request/reply events per frame, at a fixed frame rate. */
 #include "bench.h"
 
+/* Request i is answered by reply i. */
 static const unsigned int req_size[CAMERA_EXCHANGES] = { 1024, 64, 256 };
 static const unsigned int req_fds[CAMERA_EXCHANGES] = { CAMERA_FDS, 0, 0 };
 static const unsigned int reply_size[CAMERA_EXCHANGES] = { 16, 128, 512 };

@@ -1,11 +1,5 @@
 // SPDX-License-Identifier: MIT
-/*
- * floor-mmsg: sendmmsg()/recvmmsg() on a blocking SOCK_SEQPACKET pair,
- * with the scenario's batch size both ways: a batch is one sendmmsg(),
- * and the receiver takes up to a batch per recvmmsg(MSG_WAITFORONE),
- * which blocks for the first message only. For streaming this is the
- * batched system-call floor.
- */
+/* floor-mmsg: blocking sendmmsg()/recvmmsg(), the streaming floor. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>

@@ -1,13 +1,5 @@
 // SPDX-License-Identifier: MIT
-/*
- * ipcsock-bench: options, the suite, and the rounds.
- *
- * A row is one scenario with one message size, fd count and batch size.
- * Each row runs R rounds; a round runs every implementation once, in an
- * order that rotates from round to round, so that pairs compared in one
- * round were measured seconds apart, and no implementation always runs
- * first or last. See report.c for how rounds become one figure.
- */
+/* ipcsock-bench: options, the suite of rows, and the rotating rounds. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>

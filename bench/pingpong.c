@@ -1,11 +1,5 @@
 // SPDX-License-Identifier: MIT
-/*
- * pingpong: the parent sends a message, the peer sends one back of the
- * same size with as many fds of its own, and the parent times the round
- * trip. Warm-up round trips first (for the warm-up time, and at least
- * BENCH_WARMUP_MSGS), then the measured ones, then a STOP round trip that
- * ends the peer's window.
- */
+/* pingpong: timed round trips, one message each way. */
 #include "bench.h"
 
 static int pingpong_parent(struct bench_ctx *x)

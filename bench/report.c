@@ -1,13 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Results: per-round figures folded into one summary per row and
- * implementation, printed as a table and written as JSON records.
- *
- * Rounds interleave the implementations, so a ratio is taken between two
- * runs of the same round (close in time, same machine state), and the
- * median of those per-round ratios is reported with their smallest and
- * largest value. Medians are medians of the per-round medians; the tail
- * percentiles come from the samples of all rounds pooled together.
+ * Per-round figures folded into one summary per row and implementation
+ * (ratios between runs of one round), and the table, JSON and CSV.
  */
 #include <errno.h>
 #include <math.h>
@@ -276,14 +270,10 @@ void report_table(FILE *f, const struct bench_row *rows, unsigned int n)
 }
 
 /*
- * ---- Records: JSON (an array, one record per line) or CSV ----
- *
- * One emitter for both. A field is "key": value in JSON, a cell in CSV
- * (its name, on the CSV header line). Not measured: null, or an empty
- * cell. A range is [min, max] in JSON, two cells KEY_range_min and
- * KEY_range_max in CSV. A range that does not apply to the row's
- * scenario is left out of JSON and empty in CSV, so that every CSV line
- * has the same columns.
+ * ---- Records: JSON (an array, one record per line) or CSV, one emitter ----
+ * Not measured is null, or an empty cell. A range that does not apply to
+ * the row is left out of JSON but empty in CSV, so that every CSV line
+ * has the same columns (README.md lists them).
  */
 
 enum rec_mode { REC_JSON, REC_CSV_HEAD, REC_CSV };

@@ -1,15 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * One run: one implementation, one row of the suite, two processes.
- *
- * The parent makes the socket pair the implementation wants and a control
- * socket pair, then fork+execs itself as the peer (hidden --peer mode),
- * passing both remote fd numbers on argv as libcamera passes its IPC
- * socket; FD_CLOEXEC is cleared on exactly those two in the child. Each
- * process prepares its buffers and memfds, notes its resident memory,
- * opens the channel, and plays its role of the scenario. The peer then
- * writes its struct bench_side to the control socket and waits for the
- * parent to close it, so that nothing it sent is cut short.
+ * One run: the socket pairs, the peer (this program, fork+exec'd in --peer
+ * mode), and the context both roles work in.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: MIT
-/*
- * Clocks, sorting, medians and percentiles.
- */
+/* Clocks, sorting, medians and percentiles. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
