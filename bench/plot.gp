@@ -2,6 +2,8 @@
 #
 # Draws the CSV that `ipcsock-bench --csv FILE` writes (`make bench-plot`):
 #   gnuplot -c bench/plot.gp FILE.csv [TERMINAL] > bench.svg
+# TERMINAL (default svg) is a gnuplot terminal and its options but the size,
+# e.g. pngcairo.
 # Left: round-trip time percentiles of each implementation in the ping-pong
 # row with 64-byte messages and no fds (else the first ping-pong row).
 # Right: stream throughput against batch size, in the stream rows with
