@@ -318,11 +318,11 @@ else
 	@:
 endif
 
-# `make bench-plot` draws $(BENCH_JSON) with gnuplot into $(BENCH_SVG): the
-# round-trip time distribution per implementation and throughput against
-# batch size. Without that JSON file it runs the benchmark first, with
-# $(BENCH_ARGS). The gnuplot script is kept next to the SVG for tweaking.
-BENCH_JSON ?= $(O)/bench/bench.json
+# `make bench-plot` draws $(BENCH_CSV) with bench/plot.gp into $(BENCH_SVG):
+# the round-trip time distribution per implementation and throughput
+# against batch size. Without that CSV file it runs the benchmark first,
+# with $(BENCH_ARGS).
+BENCH_CSV ?= $(O)/bench/bench.csv
 BENCH_SVG ?= $(O)/bench/bench.svg
 
 bench-plot:
@@ -331,11 +331,11 @@ bench-plot:
 		exit 1; }
 	$(Q)$(MAKE) all bench-build
 ifneq ($(bench-y),)
-	$(Q)if [ ! -f $(BENCH_JSON) ]; then \
-		$(call quiet_print,BENCH,$(strip $(BENCH_PROG) $(BENCH_ARGS) --json $(BENCH_JSON))) \
-		$(BENCH_PROG) $(BENCH_ARGS) --json $(BENCH_JSON) || exit 1; fi
-	$(call msg,PLOT,$(BENCH_SVG))$(BENCH_PROG) --plot $(BENCH_JSON) > $(BENCH_SVG:.svg=.gp)
-	$(Q)gnuplot $(BENCH_SVG:.svg=.gp) > $(BENCH_SVG).tmp && mv -f $(BENCH_SVG).tmp $(BENCH_SVG)
+	$(Q)if [ ! -f $(BENCH_CSV) ]; then \
+		$(call quiet_print,BENCH,$(strip $(BENCH_PROG) $(BENCH_ARGS) --csv $(BENCH_CSV))) \
+		$(BENCH_PROG) $(BENCH_ARGS) --csv $(BENCH_CSV) || exit 1; fi
+	$(call msg,PLOT,$(BENCH_SVG))gnuplot -c bench/plot.gp $(BENCH_CSV) > $(BENCH_SVG).tmp
+	$(Q)mv -f $(BENCH_SVG).tmp $(BENCH_SVG)
 endif
 
 $(BENCH_OBJS): $(O)/bench/%.o: bench/%.c $(FLAGS_FILE)
@@ -569,7 +569,7 @@ help:
 	@echo '  bench          deps, then build $$(O)/bench/ipcsock-bench from the objects'
 	@echo '                 in bench/Build and run it with $$(BENCH_ARGS)'
 	@echo '  bench-build    only build the benchmark'
-	@echo '  bench-plot     gnuplot SVG $$(BENCH_SVG) of $$(BENCH_JSON), running the'
+	@echo '  bench-plot     gnuplot SVG $$(BENCH_SVG) of $$(BENCH_CSV), running the'
 	@echo '                 benchmark first if that file does not exist'
 	@echo '  examples       $$(O)/examples/<name> for each name in examples/Build'
 	@echo '  fuzz           deps, then build the libFuzzer harness (clang) and run it'
@@ -603,8 +603,8 @@ help:
 	@echo '  BENCH_ARGS=... arguments make bench gives the benchmark; BENCH_LDLIBS (-lm)'
 	@echo '  FUZZ_SECONDS=n, FUZZ_ARGS=...  how long make fuzz runs, extra libFuzzer flags'
 	@echo '  SOAK_SECONDS=n, SOAK_ARGS=...  how long make soak runs, extra soak arguments'
-	@echo '  BENCH_JSON=file, BENCH_SVG=file  bench-plot input and output'
-	@echo '                 (default: $$(O)/bench/bench.json, $$(O)/bench/bench.svg)'
+	@echo '  BENCH_CSV=file, BENCH_SVG=file  bench-plot input and output'
+	@echo '                 (default: $$(O)/bench/bench.csv, $$(O)/bench/bench.svg)'
 	@echo '  IPCSOCK_CACHE=dir  where deps puts the kernel files (default: $$(O)/.cache)'
 	@echo '  IPCSOCK_TEST_TIMEOUT=s  per-program time limit in make check (default: 600)'
 	@echo '  PREFIX (/usr/local), LIBDIR ($$(PREFIX)/lib), INCLUDEDIR ($$(PREFIX)/include),'

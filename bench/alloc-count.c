@@ -1,21 +1,12 @@
 // SPDX-License-Identifier: MIT
-/*
- * The malloc-counting hook: the program's own malloc family, counting
- * every allocation and handing it to glibc's allocator underneath.
- *
- * The library is linked statically into the program, so its calls bind
- * to these functions; default visibility also puts them in the dynamic
- * symbol table, where they interpose on calls made from shared libraries
- * (liburing, glibc itself). Sanitizer runtimes replace malloc themselves:
- * under one the hook stays out of the way and counts are reported as
- * unknown.
- */
+/* The malloc-counting hook: count every allocation, let glibc make it. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "bench.h"
 
+/* A sanitizer runtime owns malloc: stay out of its way, count nothing. */
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define BENCH_NO_ALLOC_HOOK 1
 #elif defined(__has_feature)
@@ -39,6 +30,7 @@ bool alloc_count_works(void)
 
 #else
 
+/* In the dynamic symbol table, so that shared libraries' calls come here. */
 #define HOOK __attribute__((visibility("default")))
 
 

@@ -1,29 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ipcsock-bench: libipcsock against the syscall floor and a libcamera-style
- * protocol, two processes, one channel.
- *
- * The program is split by job:
- *   main.c          options, the suite, rounds, progress
- *   run.c           one run: socket pair, peer process, window, results
- *   report.c        the table and the JSON records
- *   plot.c          the JSON turned into a gnuplot script
- *   stats.c         clocks, sorting, medians and percentiles
- *   meter.c         CPU time, allocations and resident memory of a window
- *   alloc-count.c   the malloc-counting hook
- *   pingpong.c, stream.c, camera.c       the scenarios, both roles each
- *   impl-ipcsock.c, impl-floor-sendmsg.c, impl-floor-mmsg.c,
- *   impl-libcamera.c, baseline.c         the implementations
- *
- * Implementations: ipcsock-uring, ipcsock-epoll (the library), floor-sendmsg,
- * floor-mmsg (the system-call floors), libcamera-style (the design the
- * library replaces) and ipcsock-uring-busy (the library's low-latency
- * mode, in ping-pong rows unless asked for).
- *
- * An implementation is a struct bench_impl: open a channel on a socket,
- * send messages, wait for messages (handing each to the scenario's rx
- * callback). A scenario is a struct bench_scenario_ops with a role for the
- * measuring parent and one for the peer it spawned.
+ * ipcsock-bench's shared types: implementations, scenarios, the context a
+ * role works in, and results. What the program measures: README.md.
  */
 #ifndef IPCSOCK_BENCH_H
 #define IPCSOCK_BENCH_H
@@ -188,6 +166,11 @@ struct bench_ctx {
 	int64_t rss0;
 	struct bench_side side;
 
+	/* What message idx of the other side looks like (echo.c). */
+	unsigned int nr_rx;
+	unsigned int rx_len[CAMERA_EXCHANGES];
+	unsigned int rx_fds[CAMERA_EXCHANGES];
+
 	/* Scenario state. */
 	unsigned int got;		/* replies received */
 	uint16_t got_flags;
@@ -212,6 +195,12 @@ extern const struct bench_scenario_ops *const bench_scenarios[BENCH_NR_SCENARIOS
 
 /* camera.c: sizes and fds of the three requests (parent) or replies. */
 void camera_msgs(struct bench_ctx *x);
+
+/* echo.c: request and reply, for pingpong and camera. */
+void reply_rx(struct bench_chan *c, void *data, size_t len, int *fds,
+	      unsigned int nr_fds);
+int ctx_exchange(struct bench_ctx *x, unsigned int i, uint16_t flags);
+int echo_peer(struct bench_ctx *x);
 
 /* stats.c */
 uint64_t now_ns(void);
@@ -252,6 +241,11 @@ int raw_chan_open(struct bench_chan *c, int fd, size_t priv_size,
 		  size_t rxlen);
 void raw_chan_close(struct bench_chan *c);
 #define BENCH_CTRL_LEN	CMSG_SPACE(BENCH_MAX_FDS * sizeof(int))
+/* A control buffer for up to BENCH_MAX_FDS fds. */
+union bench_ctrl {
+	struct cmsghdr align;
+	unsigned char buf[BENCH_CTRL_LEN];
+};
 void bench_close_fds(const int *fds, unsigned int n);
 void msghdr_set_fds(struct msghdr *mh, void *ctrl, const int *fds,
 		    unsigned int nr_fds);
@@ -267,9 +261,6 @@ extern bool bench_pin;
 
 /* Helpers the scenarios share (run.c). */
 int ctx_send(struct bench_ctx *x, unsigned int first, unsigned int n);
-void ctx_echo(struct bench_ctx *x, const struct bench_hdr *h,
-	      unsigned int idx);
-int ctx_wait_got(struct bench_ctx *x, unsigned int want);
 int ctx_wait_stop(struct bench_ctx *x);
 struct bench_hdr *msg_hdr(struct bench_ctx *x, unsigned int i);
 
@@ -315,11 +306,8 @@ void result_add_run(struct bench_result *r, const struct bench_cfg *cfg,
 		    unsigned int round, const struct bench_run *run);
 void row_summarize(struct bench_row *row, unsigned int rounds);
 void report_table(FILE *f, const struct bench_row *rows, unsigned int n);
-int report_json(const char *path, const struct bench_row *rows,
-		unsigned int n);
+int report_records(const char *path, bool csv, const struct bench_row *rows,
+		   unsigned int n);
 const char *ref_impl_name(enum bench_ref ref);
-
-/* plot.c */
-int plot_script(const char *json_path, FILE *out);
 
 #endif /* IPCSOCK_BENCH_H */

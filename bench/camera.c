@@ -1,68 +1,24 @@
 // SPDX-License-Identifier: MIT
-/*
- * camera: the IPC of a camera pipeline talking to its image processing
- * algorithms in another process, at a fixed frame rate. Every frame has
- * three events, a third of a frame apart, and each event is one request
- * and one reply:
- *
- *   queue request    1024 B + 2 fds (buffers)  ->  16 B acknowledgement
- *   fill parameters    64 B                    -> 128 B parameters ready
- *   process stats     256 B                    -> 512 B metadata
- *
- * Six messages of 16-1024 B, one with 2 fds. The frame's IPC latency is
- * the sum of its three round trips. Between events both processes sleep,
- * so every event starts from an idle process, as in a real pipeline.
- * Warm-up is BENCH_WARMUP_MSGS requests back to back, then warm_frames
- * paced frames.
- */
-#include <errno.h>
-
+/* camera: three request/reply events per frame, at a fixed frame rate. */
 #include "bench.h"
 
+/* Request i is answered by reply i. */
 static const unsigned int req_size[CAMERA_EXCHANGES] = { 1024, 64, 256 };
 static const unsigned int req_fds[CAMERA_EXCHANGES] = { CAMERA_FDS, 0, 0 };
 static const unsigned int reply_size[CAMERA_EXCHANGES] = { 16, 128, 512 };
 
 void camera_msgs(struct bench_ctx *x)
 {
-	const unsigned int *size = x->parent ? req_size : reply_size;
 	unsigned int i;
 
+	x->nr_rx = CAMERA_EXCHANGES;
 	for (i = 0; i < CAMERA_EXCHANGES; i++) {
-		x->msgs[i].len = size[i];
+		x->msgs[i].len = x->parent ? req_size[i] : reply_size[i];
 		x->msgs[i].nr_fds = x->parent ? req_fds[i] : 0;
+		x->rx_len[i] = x->parent ? reply_size[i] : req_size[i];
+		x->rx_fds[i] = x->parent ? 0 : req_fds[i];
 		msg_hdr(x, i)->idx = i;
 	}
-}
-
-static void pipeline_rx(struct bench_chan *c, void *data, size_t len,
-			int *fds, unsigned int nr_fds)
-{
-	struct bench_ctx *x = c->rx_arg;
-	const struct bench_hdr *h = data;
-
-	bench_close_fds(fds, nr_fds);
-	if (len < sizeof(*h) || h->idx >= CAMERA_EXCHANGES ||
-	    len != reply_size[h->idx]) {
-		x->err = -EPROTO;
-		return;
-	}
-	x->got++;
-	x->got_flags = h->flags;
-}
-
-static int exchange(struct bench_ctx *x, unsigned int i, uint16_t flags)
-{
-	struct bench_hdr *h = msg_hdr(x, i);
-	int err;
-
-	h->seq++;
-	h->flags = flags;
-	x->got = 0;
-	err = ctx_send(x, i, 1);
-	if (err)
-		return err;
-	return ctx_wait_got(x, 1);
 }
 
 static int camera_parent(struct bench_ctx *x)
@@ -73,11 +29,11 @@ static int camera_parent(struct bench_ctx *x)
 	uint16_t flags;
 	int err;
 
-	x->chan.rx = pipeline_rx;
+	x->chan.rx = reply_rx;
 	/* Reach the steady state quickly: unpaced frames first. */
 	for (f = 0; f * CAMERA_EXCHANGES < BENCH_WARMUP_MSGS; f++) {
 		for (i = 0; i < CAMERA_EXCHANGES; i++) {
-			err = exchange(x, i, 0);
+			err = ctx_exchange(x, i, 0);
 			if (err)
 				return err;
 		}
@@ -93,7 +49,7 @@ static int camera_parent(struct bench_ctx *x)
 		for (i = 0; i < CAMERA_EXCHANGES; i++) {
 			sleep_until_ns(frame + i * period / CAMERA_EXCHANGES);
 			t0 = now_ns();
-			err = exchange(x, i, flags);
+			err = ctx_exchange(x, i, flags);
 			if (err)
 				return err;
 			lat += now_ns() - t0;
@@ -105,35 +61,11 @@ static int camera_parent(struct bench_ctx *x)
 		frame += period;
 	}
 	window_end(x, 2 * CAMERA_EXCHANGES * x->nr_samples);
-	err = exchange(x, 1, BENCH_F_STOP);
-	if (!err && !(x->got_flags & BENCH_F_STOP))
-		err = -EPROTO;
-	return err;
-}
-
-static void ipa_rx(struct bench_chan *c, void *data, size_t len, int *fds,
-		   unsigned int nr_fds)
-{
-	struct bench_ctx *x = c->rx_arg;
-	const struct bench_hdr *h = data;
-
-	bench_close_fds(fds, nr_fds);
-	if (len < sizeof(*h) || h->idx >= CAMERA_EXCHANGES ||
-	    len != req_size[h->idx] || nr_fds != req_fds[h->idx]) {
-		x->err = -EPROTO;
-		return;
-	}
-	ctx_echo(x, h, h->idx);
-}
-
-static int camera_peer(struct bench_ctx *x)
-{
-	x->chan.rx = ipa_rx;
-	return ctx_wait_stop(x);
+	return ctx_exchange(x, 1, BENCH_F_STOP);
 }
 
 const struct bench_scenario_ops camera_ops = {
 	.name = "camera",
 	.parent = camera_parent,
-	.peer = camera_peer,
+	.peer = echo_peer,
 };

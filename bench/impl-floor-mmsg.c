@@ -1,24 +1,11 @@
 // SPDX-License-Identifier: MIT
-/*
- * floor-mmsg: sendmmsg()/recvmmsg() on a blocking SOCK_SEQPACKET pair,
- * with the scenario's batch size both ways: a batch is one sendmmsg(),
- * and the receiver takes up to a batch per recvmmsg(MSG_WAITFORONE),
- * which blocks for the first message only. For streaming this is the
- * batched system-call floor.
- */
+/* floor-mmsg: blocking sendmmsg()/recvmmsg(), the streaming floor. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "bench.h"
-
-struct fm_ctrl {
-	union {
-		struct cmsghdr align;
-		unsigned char buf[BENCH_CTRL_LEN];
-	};
-};
 
 struct fm_priv {
 	struct raw_chan raw;
@@ -27,8 +14,8 @@ struct fm_priv {
 	struct mmsghdr rx[BENCH_MAX_BATCH];
 	struct iovec txiov[BENCH_MAX_BATCH];
 	struct iovec rxiov[BENCH_MAX_BATCH];
-	struct fm_ctrl txctrl[BENCH_MAX_BATCH];
-	struct fm_ctrl rxctrl[BENCH_MAX_BATCH];
+	union bench_ctrl txctrl[BENCH_MAX_BATCH];
+	union bench_ctrl rxctrl[BENCH_MAX_BATCH];
 };
 
 static int fm_open(struct bench_chan *c, int fd)

@@ -1,10 +1,5 @@
 // SPDX-License-Identifier: MIT
-/*
- * floor-sendmsg: blocking sendmsg()/recvmsg() on a SOCK_SEQPACKET pair,
- * one message per system call, nothing else. For ping-pong this is the
- * system-call floor. The batch size is ignored: every message is its own
- * sendmsg().
- */
+/* floor-sendmsg: blocking sendmsg()/recvmsg(), the ping-pong floor. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -14,10 +9,7 @@
 
 struct fs_priv {
 	struct raw_chan raw;
-	union {
-		struct cmsghdr align;
-		unsigned char buf[BENCH_CTRL_LEN];
-	} txctrl, rxctrl;
+	union bench_ctrl txctrl, rxctrl;
 };
 
 static int fs_open(struct bench_chan *c, int fd)

@@ -1,14 +1,5 @@
 // SPDX-License-Identifier: MIT
-/*
- * ipcsock-uring and ipcsock-epoll: the library, as an application that
- * cares about speed would use it, with the default loop options but the
- * backend; ipcsock-uring-busy adds the low-latency mode (busy_poll_us). One loop and one socket per process;
- * received messages arrive through the ready_read callback, which drains
- * every pending message; waiting is ipcsock_loop_dispatch(loop, -1).
- * Batches go through ipcsock_send_batch(); when the send queue is full
- * (-ENOBUFS) the sender dispatches, which reaps send completions, and
- * tries again.
- */
+/* ipcsock-uring, ipcsock-epoll, ipcsock-uring-busy: the library. */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>

@@ -1,20 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * libcamera-style: the IPCUnixSocket protocol as described in the
- * benchmark's specification, written from that description. A
- * SOCK_DGRAM | SOCK_NONBLOCK socket pair; a message is an 8-byte header
- * datagram { u32 size, u8 nr_fds, 3 zero bytes } sent with send(),
- * followed by a payload datagram sent with sendmsg(), carrying the fds as
- * SCM_RIGHTS. The receiver waits in poll(), reads the header with recv(),
- * polls for the payload with a zero timeout (and goes back to waiting if
- * it is not there yet), then takes it with recvmsg(): one message per
- * wake-up.
- *
- * The socket is non-blocking and AF_UNIX datagram sockets accept only
- * net.unix.max_dgram_qlen datagrams (10 by default) into the peer's
- * queue, so a flooding sender hits EAGAIN. It then waits in
- * poll(POLLOUT) and retries, the cheapest correct thing to do; the
- * protocol itself has no answer to it.
+ * libcamera-style: a header datagram, then the payload datagram with the
+ * fds, on a non-blocking SOCK_DGRAM pair; poll() before each.
  */
 #include <errno.h>
 #include <poll.h>
@@ -36,10 +23,7 @@ struct lc_priv {
 	struct raw_chan raw;
 	bool have_hdr;
 	struct lc_hdr hdr;
-	union {
-		struct cmsghdr align;
-		unsigned char buf[BENCH_CTRL_LEN];
-	} txctrl, rxctrl;
+	union bench_ctrl txctrl, rxctrl;
 };
 
 static int lc_open(struct bench_chan *c, int fd)
@@ -47,6 +31,10 @@ static int lc_open(struct bench_chan *c, int fd)
 	return raw_chan_open(c, fd, sizeof(struct lc_priv), c->max_len);
 }
 
+/*
+ * The receiver queues only net.unix.max_dgram_qlen datagrams: a flooding
+ * sender waits for room, which the protocol itself has no answer to.
+ */
 static int wait_writable(int fd)
 {
 	struct pollfd pfd = { .fd = fd, .events = POLLOUT };

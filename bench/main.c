@@ -1,13 +1,5 @@
 // SPDX-License-Identifier: MIT
-/*
- * ipcsock-bench: options, the suite, and the rounds.
- *
- * A row is one scenario with one message size, fd count and batch size.
- * Each row runs R rounds; a round runs every implementation once, in an
- * order that rotates from round to round, so that pairs compared in one
- * round were measured seconds apart, and no implementation always runs
- * first or last. See report.c for how rounds become one figure.
- */
+/* ipcsock-bench: options, the suite of rows, and the rotating rounds. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -40,6 +32,7 @@ struct opts {
 	unsigned int fds[MAX_LIST], nr_fds;
 	unsigned int batches[MAX_LIST], nr_batches;
 	const char *json;
+	const char *csv;
 	bool progress;
 };
 
@@ -75,7 +68,6 @@ static void print_usage(FILE *f)
 {
 	fprintf(f,
 "usage: ipcsock-bench [options]\n"
-"       ipcsock-bench --plot FILE.json | gnuplot > bench.svg\n"
 "\n"
 "libipcsock (io_uring and epoll backends) against blocking sendmsg,\n"
 "sendmmsg/recvmmsg and a libcamera-style protocol, between two processes.\n"
@@ -99,7 +91,7 @@ static void print_usage(FILE *f)
 "  --pin              parent on CPU 0, peer on CPU 1 (ipcsock-uring-busy\n"
 "                     is always pinned so)\n"
 "  --json FILE        write the results as JSON records (- for stdout)\n"
-"  --plot FILE        print a gnuplot script for a JSON file, and exit\n"
+"  --csv FILE         the same records as CSV (bench/plot.gp draws them)\n"
 "  -h, --help         this text\n",
 		BENCH_MAX_FDS, BENCH_MAX_BATCH);
 }
@@ -173,7 +165,7 @@ static const char *impl_name(unsigned int i)
 enum {
 	OPT_QUICK = 256, OPT_FULL, OPT_SCENARIO, OPT_IMPL, OPT_SIZE, OPT_FDS,
 	OPT_BATCH, OPT_ROUNDS, OPT_DURATION, OPT_WARMUP, OPT_FPS, OPT_FRAMES,
-	OPT_PIN, OPT_JSON, OPT_PLOT, OPT_BUSY_POLL,
+	OPT_PIN, OPT_JSON, OPT_CSV, OPT_BUSY_POLL,
 };
 
 static const struct option long_opts[] = {
@@ -191,13 +183,13 @@ static const struct option long_opts[] = {
 	{ "frames", required_argument, NULL, OPT_FRAMES },
 	{ "pin", no_argument, NULL, OPT_PIN },
 	{ "json", required_argument, NULL, OPT_JSON },
-	{ "plot", required_argument, NULL, OPT_PLOT },
+	{ "csv", required_argument, NULL, OPT_CSV },
 	{ "busy-poll", required_argument, NULL, OPT_BUSY_POLL },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
 
-/* Returns 0 to run, 1 when done (help, plot), -1 on a usage error. */
+/* Returns 0 to run, 1 when done (help), -1 on a usage error. */
 static int parse_opts(int argc, char **argv, struct opts *o)
 {
 	unsigned int rounds = 0, duration = 0, warmup = 0, frames = 0;
@@ -276,14 +268,9 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		case OPT_JSON:
 			o->json = optarg;
 			break;
-		case OPT_PLOT:
-			err = plot_script(optarg, stdout);
-			if (err) {
-				fprintf(stderr, "ipcsock-bench: %s: %s\n",
-					optarg, strerror(-err));
-				return -1;
-			}
-			return 1;
+		case OPT_CSV:
+			o->csv = optarg;
+			break;
 		case 'h':
 			print_usage(stdout);
 			return 1;
@@ -534,10 +521,12 @@ int main(int argc, char **argv)
 	if (!alloc_count_works())
 		printf("allocs: not counted (a sanitizer owns malloc).\n");
 
-	if (o.json) {
-		ret = report_json(o.json, rows, nr_rows);
+	for (i = 0; i < 2; i++) {
+		const char *path = i ? o.csv : o.json;
+
+		ret = path ? report_records(path, i, rows, nr_rows) : 0;
 		if (ret) {
-			fprintf(stderr, "ipcsock-bench: %s: %s\n", o.json,
+			fprintf(stderr, "ipcsock-bench: %s: %s\n", path,
 				strerror(-ret));
 			return 1;
 		}

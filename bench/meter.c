@@ -1,15 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The measured window of one process: wall time, CPU time and context
- * switches (getrusage: user + system time, voluntary + involuntary
- * switches), heap allocations (alloc-count.c) and the resident
- * memory the channel added.
- *
- * Resident memory counts anonymous mappings (heap, mmap'd buffers) and
- * kernel objects mapped into the process (the io_uring rings show as
- * anon_inode:[io_uring]); file mappings are left out, because code pages
- * of the program and its libraries are shared and get touched at random
- * moments, and so is the stack, which the program itself moves.
+ * The measured window of one process: time, CPU, context switches,
+ * allocations, and the resident memory the channel added.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -21,11 +13,8 @@
 #include "bench.h"
 
 /*
- * Under valgrind --tool=callgrind (--trace-children=yes for the peer),
- * each process zeroes its counts when its window begins and dumps them
- * when it ends: the dump ending in .1 holds exactly the measured window,
- * to be divided by the message count. Outside valgrind these are a few
- * no-op instructions.
+ * Under callgrind each window's counts are dumped on their own (README.md);
+ * outside valgrind these are a few no-op instructions.
  */
 #if defined(__has_include)
 #if __has_include("valgrind/callgrind.h")

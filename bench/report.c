@@ -1,13 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Results: per-round figures folded into one summary per row and
- * implementation, printed as a table and written as JSON records.
- *
- * Rounds interleave the implementations, so a ratio is taken between two
- * runs of the same round (close in time, same machine state), and the
- * median of those per-round ratios is reported with their smallest and
- * largest value. Medians are medians of the per-round medians; the tail
- * percentiles come from the samples of all rounds pooled together.
+ * Per-round figures folded into one summary per row and implementation
+ * (ratios between runs of one round), and the table, JSON and CSV.
  */
 #include <errno.h>
 #include <math.h>
@@ -275,98 +269,152 @@ void report_table(FILE *f, const struct bench_row *rows, unsigned int n)
 	}
 }
 
-/* ---- JSON: an array, one record per line ---- */
+/*
+ * ---- Records: JSON (an array, one record per line) or CSV, one emitter ----
+ * Not measured is null, or an empty cell. A range that does not apply to
+ * the row is left out of JSON but empty in CSV, so that every CSV line
+ * has the same columns (README.md lists them).
+ */
 
-static void json_num(FILE *f, const char *key, double v, int prec)
+enum rec_mode { REC_JSON, REC_CSV_HEAD, REC_CSV };
+
+struct rec {
+	FILE *f;
+	enum rec_mode mode;
+	unsigned int nr;	/* fields written in this record */
+};
+
+/* Starts a field; false when the CSV header took only its name. */
+static bool rec_key(struct rec *o, const char *key)
 {
-	if (isnan(v) || isinf(v))
-		fprintf(f, ", \"%s\": null", key);
-	else
-		fprintf(f, ", \"%s\": %.*f", key, prec, v);
+	if (o->mode == REC_JSON) {
+		fprintf(o->f, "%s\"%s\": ", o->nr++ ? ", " : "{", key);
+		return true;
+	}
+	if (o->nr++)
+		fputc(',', o->f);
+	if (o->mode == REC_CSV_HEAD)
+		fputs(key, o->f);
+	return o->mode == REC_CSV;
 }
 
-static void json_uint(FILE *f, const char *key, unsigned int v, bool valid)
+static void rec_num(struct rec *o, const char *key, double v, int prec)
 {
-	if (valid)
-		fprintf(f, ", \"%s\": %u", key, v);
-	else
-		fprintf(f, ", \"%s\": null", key);
+	if (!rec_key(o, key))
+		return;
+	if (!isnan(v) && !isinf(v))
+		fprintf(o->f, "%.*f", prec, v);
+	else if (o->mode == REC_JSON)
+		fputs("null", o->f);
 }
 
-static void json_record(FILE *f, const struct bench_row *row, unsigned int i)
+/* Names and strerror() texts have neither commas nor quotes. */
+static void rec_str(struct rec *o, const char *key, const char *v)
+{
+	if (!rec_key(o, key))
+		return;
+	if (o->mode == REC_JSON && v)
+		fprintf(o->f, "\"%s\"", v);
+	else
+		fputs(v ? v : o->mode == REC_JSON ? "null" : "", o->f);
+}
+
+static void rec_range(struct rec *o, const char *stem, double min,
+		      double max, int prec, bool valid)
+{
+	char key[48];
+
+	if (o->mode != REC_JSON) {
+		snprintf(key, sizeof(key), "%s_range_min", stem);
+		rec_num(o, key, valid ? min : NAN, prec);
+		snprintf(key, sizeof(key), "%s_range_max", stem);
+		rec_num(o, key, valid ? max : NAN, prec);
+		return;
+	}
+	if (!valid)
+		return;
+	snprintf(key, sizeof(key), "%s_range", stem);
+	rec_key(o, key);
+	if (isnan(min))
+		fputs("null", o->f);
+	else
+		fprintf(o->f, "[%.*f, %.*f]", prec, min, prec, max);
+}
+
+static void rec_write(struct rec *o, const struct bench_row *row,
+		      unsigned int i)
 {
 	const struct bench_cfg *cfg = &row->cfg;
 	const struct bench_result *r = &row->res[i];
 	bool camera = cfg->scenario == BENCH_CAMERA;
+	bool stream = cfg->scenario == BENCH_STREAM;
 	static const char *const ref_key[BENCH_NR_REFS] = {
 		"vs_floor_sendmsg", "vs_floor_mmsg", "vs_libcamera",
 	};
 	unsigned int k;
 
-	fprintf(f, "{\"scenario\": \"%s\", \"impl\": \"%s\"",
-		bench_scenarios[cfg->scenario]->name, bench_impls[i]->name);
-	json_uint(f, "size", cfg->size, !camera);
-	json_uint(f, "fds", cfg->nr_fds, !camera);
-	json_uint(f, "batch", cfg->batch, cfg->scenario == BENCH_STREAM);
-	json_num(f, "median_us", r->median_us, 3);
-	json_num(f, "p90_us", r->p90_us, 3);
-	json_num(f, "p99_us", r->p99_us, 3);
-	json_num(f, "p999_us", r->p999_us, 3);
-	json_num(f, "msgs_per_s", r->msgs_per_s, 0);
-	json_num(f, "mb_per_s", r->mb_per_s, 3);
-	json_num(f, "cpu_us_per_msg", r->cpu_us_per_msg, 3);
-	json_num(f, "allocs_per_msg", r->allocs_per_msg, 6);
-	json_num(f, "rss_kib", r->rss_kib, 0);
-	json_num(f, "max_us", r->max_us, 3);
-	json_num(f, "ctxsw_per_msg", r->csw_per_msg, 4);
-	fprintf(f, ", \"%s_range\": ", is_latency(cfg) ? "median_us" :
-		"msgs_per_s");
-	if (isnan(r->round_min))
-		fprintf(f, "null");
-	else
-		fprintf(f, "[%.3f, %.3f]", r->round_min, r->round_max);
-	json_uint(f, "fps", cfg->fps, camera);
-	json_uint(f, "rounds", r->ok, true);
+	o->nr = 0;
+	rec_str(o, "scenario", bench_scenarios[cfg->scenario]->name);
+	rec_str(o, "impl", bench_impls[i]->name);
+	rec_num(o, "size", camera ? NAN : cfg->size, 0);
+	rec_num(o, "fds", camera ? NAN : cfg->nr_fds, 0);
+	rec_num(o, "batch", stream ? cfg->batch : NAN, 0);
+	rec_num(o, "median_us", r->median_us, 3);
+	rec_num(o, "p90_us", r->p90_us, 3);
+	rec_num(o, "p99_us", r->p99_us, 3);
+	rec_num(o, "p999_us", r->p999_us, 3);
+	rec_num(o, "msgs_per_s", r->msgs_per_s, 0);
+	rec_num(o, "mb_per_s", r->mb_per_s, 3);
+	rec_num(o, "cpu_us_per_msg", r->cpu_us_per_msg, 3);
+	rec_num(o, "allocs_per_msg", r->allocs_per_msg, 6);
+	rec_num(o, "rss_kib", r->rss_kib, 0);
+	rec_num(o, "max_us", r->max_us, 3);
+	rec_num(o, "ctxsw_per_msg", r->csw_per_msg, 4);
+	rec_range(o, "median_us", r->round_min, r->round_max, 3, !stream);
+	rec_range(o, "msgs_per_s", r->round_min, r->round_max, 3, stream);
+	rec_num(o, "fps", camera ? cfg->fps : NAN, 0);
+	rec_num(o, "rounds", r->ok, 0);
 	for (k = 0; k < BENCH_NR_REFS; k++) {
-		json_num(f, ref_key[k], r->vs[k].med, 4);
-		fprintf(f, ", \"%s_range\": ", ref_key[k]);
-		if (isnan(r->vs[k].med))
-			fprintf(f, "null");
-		else
-			fprintf(f, "[%.4f, %.4f]", r->vs[k].min, r->vs[k].max);
+		rec_num(o, ref_key[k], r->vs[k].med, 4);
+		rec_range(o, ref_key[k], r->vs[k].min, r->vs[k].max, 4, true);
 	}
-	if (r->ok)
-		fprintf(f, ", \"error\": null}");
-	else
-		fprintf(f, ", \"error\": \"%s\"}", strerror(-r->err));
+	rec_str(o, "error", r->ok ? NULL : strerror(-r->err));
+	fputs(o->mode == REC_JSON ? "}" : "\n", o->f);
 }
 
-int report_json(const char *path, const struct bench_row *rows,
-		unsigned int n)
+/* @path "-" is stdout. */
+int report_records(const char *path, bool csv, const struct bench_row *rows,
+		   unsigned int n)
 {
+	struct rec o = { .mode = csv ? REC_CSV_HEAD : REC_JSON };
 	bool first = true;
 	unsigned int i, j;
-	FILE *f;
 	int err = 0;
 
-	f = strcmp(path, "-") ? fopen(path, "w") : stdout;
-	if (!f)
+	o.f = strcmp(path, "-") ? fopen(path, "w") : stdout;
+	if (!o.f)
 		return -errno;
-	fprintf(f, "[\n");
+	if (csv && n) {
+		rec_write(&o, &rows[0], 0);
+		o.mode = REC_CSV;
+	} else if (!csv) {
+		fputs("[\n", o.f);
+	}
 	for (i = 0; i < n; i++) {
 		for (j = 0; j < BENCH_NR_IMPLS; j++) {
 			if (!rows[i].res[j].enabled)
 				continue;
-			if (!first)
-				fprintf(f, ",\n");
+			if (!first && !csv)
+				fputs(",\n", o.f);
 			first = false;
-			json_record(f, &rows[i], j);
+			rec_write(&o, &rows[i], j);
 		}
 	}
-	fprintf(f, "\n]\n");
-	if (fflush(f) || ferror(f))
+	if (!csv)
+		fputs("\n]\n", o.f);
+	if (fflush(o.f) || ferror(o.f))
 		err = -EIO;
-	if (f != stdout && fclose(f))
+	if (o.f != stdout && fclose(o.f))
 		err = -errno;
 	return err;
 }

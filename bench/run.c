@@ -1,15 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * One run: one implementation, one row of the suite, two processes.
- *
- * The parent makes the socket pair the implementation wants and a control
- * socket pair, then fork+execs itself as the peer (hidden --peer mode),
- * passing both remote fd numbers on argv as libcamera passes its IPC
- * socket; FD_CLOEXEC is cleared on exactly those two in the child. Each
- * process prepares its buffers and memfds, notes its resident memory,
- * opens the channel, and plays its role of the scenario. The peer then
- * writes its struct bench_side to the control socket and waits for the
- * parent to close it, so that nothing it sent is cut short.
+ * One run: the socket pairs, the peer (this program, fork+exec'd in --peer
+ * mode), and the context both roles work in.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -74,46 +66,6 @@ struct bench_hdr *msg_hdr(struct bench_ctx *x, unsigned int i)
 int ctx_send(struct bench_ctx *x, unsigned int first, unsigned int n)
 {
 	return x->chan.impl->send(&x->chan, &x->msgs[first], n);
-}
-
-/*
- * The peer's side of a request/reply scenario: message @idx came with
- * header @h; follow its measurement flags (count the replies inside the
- * window, end the window and stop on BENCH_F_STOP) and echo it back.
- */
-void ctx_echo(struct bench_ctx *x, const struct bench_hdr *h,
-	      unsigned int idx)
-{
-	struct bench_hdr *r = msg_hdr(x, idx);
-	int err;
-
-	if (h->flags & BENCH_F_MEASURE) {
-		window_begin(x);
-		x->count = 0;
-	}
-	if (h->flags & BENCH_F_STOP) {
-		window_end(x, 2 * x->count);
-		x->stop = true;
-	} else {
-		x->count++;
-	}
-	r->seq = h->seq;
-	r->flags = h->flags;
-	err = ctx_send(x, idx, 1);
-	if (err)
-		x->err = err;
-}
-
-int ctx_wait_got(struct bench_ctx *x, unsigned int want)
-{
-	int err;
-
-	while (x->got < want && !x->err) {
-		err = x->chan.impl->wait(&x->chan);
-		if (err)
-			return err;
-	}
-	return x->err;
 }
 
 int ctx_wait_stop(struct bench_ctx *x)
@@ -183,6 +135,9 @@ static int ctx_init(struct bench_ctx *x, const struct bench_impl *impl,
 		x->msgs[i].nr_fds = nr_fds;
 		memset(x->msgs[i].data, 0, sizeof(struct bench_hdr));
 	}
+	x->nr_rx = 1;
+	x->rx_len[0] = cfg->size;
+	x->rx_fds[0] = nr_fds;
 	if (camera)
 		camera_msgs(x);
 

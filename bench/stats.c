@@ -1,7 +1,5 @@
 // SPDX-License-Identifier: MIT
-/*
- * Clocks, sorting, medians and percentiles.
- */
+/* Clocks, sorting, medians and percentiles. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -43,9 +41,11 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* An implementation that never ran has no samples, and qsort(NULL, 0) is UB. */
 void sort_u32(uint32_t *v, size_t n)
 {
-	qsort(v, n, sizeof(*v), cmp_u32);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_u32);
 }
 
 void sort_double(double *v, size_t n)

@@ -1,10 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * stream: the peer floods the parent with batches of messages for the
- * warm-up time (and at least BENCH_WARMUP_MSGS messages), flags the first message of the measured window, keeps
- * going for the duration and ends with a STOP message. The parent counts
- * what arrives between the flagged message and STOP, and answers STOP
- * with DONE, so that the sender knows everything was delivered.
+ * stream: the peer floods; the parent counts what arrives in the window and
+ * answers STOP with DONE.
  */
 #include <errno.h>
 
