@@ -271,8 +271,9 @@ $(SELFTEST_PROGS): %: %.o $(SELFTEST_SUPPORT) $(STATIC_LIB)
 # exported function has a man page; the pages lint clean; their examples
 # build and run) and scripts/check-consumer.sh (a program built with nothing
 # but pkg-config's flags against `make install DESTDIR=$(CONSUMER_DESTDIR)`,
-# shared and static, runs). PACKAGING_TESTS= leaves them out.
-PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh
+# shared and static, runs), scripts/check-cxx.sh (the header and the
+# README's example build as C and C++). PACKAGING_TESTS= leaves them out.
+PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh scripts/check-cxx.sh
 CONSUMER_DESTDIR := $(abspath $(O))/consumer/destdir
 packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
 		  IPCSOCK_EXAMPLE_LIBS='$(abspath $(STATIC_LIB)) $(LIBS)' \

@@ -111,9 +111,9 @@ struct io_uring_cqe;
  * descriptors (FD_CLOEXEC) that the caller owns.
  */
 struct ipcsock_payload {
-	void *data;
+	const void *data;
 	size_t len;
-	int *fds;
+	const int *fds;
 	unsigned int nr_fds;
 };
 

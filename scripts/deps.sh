@@ -9,9 +9,11 @@
 #    ones are installed with apt-get when running as root; otherwise the
 #    script names them and fails. perl, which only `make checkpatch` needs,
 #    mandoc, which `make check` lints the man pages with (groff, or no
-#    lint, without it), gnuplot-nox for `make bench-plot`, and clang with
-#    its libFuzzer runtime, which only `make fuzz` needs, are installed as
-#    root and only warned about otherwise.
+#    lint, without it), g++, which `make check` builds the header and the
+#    README's example with as C++ (skipped without it), gnuplot-nox for
+#    `make bench-plot`, and clang with its libFuzzer runtime, which only
+#    `make fuzz` needs, are installed as root and only warned about
+#    otherwise.
 # 2. Files borrowed from the kernel source tarball, extracted in one tar pass
 #    into the cache, once (a stamp names the tarball they came from):
 #      kselftest/kselftest_harness.h, kselftest/kselftest.h
@@ -93,6 +95,9 @@ fi
 if ! command -v gnuplot >/dev/null 2>&1; then
 	optional="${optional:+$optional }gnuplot-nox"
 fi
+if ! command -v "${CXX:-c++}" >/dev/null 2>&1; then
+	optional="${optional:+$optional }g++"
+fi
 fuzz_missing=$(missing_fuzz_packages)
 if [ -n "$fuzz_missing" ]; then
 	optional="${optional:+$optional }$fuzz_missing"
@@ -115,7 +120,7 @@ if [ -n "$install" ]; then
 			EOF
 			exit 1
 		fi
-		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\`, mandoc for the man page lint of \`make check\`, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`)" >&2
+		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\`, mandoc for the man page lint of \`make check\`, g++ for its C++ build of the header, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`)" >&2
 	else
 		echo "  APT     $install"
 		export DEBIAN_FRONTEND=noninteractive
