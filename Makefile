@@ -272,8 +272,11 @@ $(SELFTEST_PROGS): %: %.o $(SELFTEST_SUPPORT) $(STATIC_LIB)
 # build and run) and scripts/check-consumer.sh (a program built with nothing
 # but pkg-config's flags against `make install DESTDIR=$(CONSUMER_DESTDIR)`,
 # shared and static, runs), scripts/check-cxx.sh (the header and the
-# README's example build as C and C++). PACKAGING_TESTS= leaves them out.
-PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh scripts/check-cxx.sh
+# README's example build as C and C++) and scripts/check-kerneldoc.sh (the
+# kernel's kernel-doc finds the header's comments complete).
+# PACKAGING_TESTS= leaves them out.
+PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh scripts/check-cxx.sh \
+		   scripts/check-kerneldoc.sh
 CONSUMER_DESTDIR := $(abspath $(O))/consumer/destdir
 packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
 		  IPCSOCK_EXAMPLE_LIBS='$(abspath $(STATIC_LIB)) $(LIBS)' \
@@ -542,7 +545,8 @@ clean:
 
 distclean: clean
 	$(call msg,CLEAN,$(IPCSOCK_CACHE))rm -rf $(KSELFTEST_DIR) \
-		$(IPCSOCK_CACHE)/checkpatch $(IPCSOCK_CACHE)/.clang-format \
+		$(IPCSOCK_CACHE)/checkpatch $(IPCSOCK_CACHE)/kernel-doc \
+		$(IPCSOCK_CACHE)/.clang-format \
 		$(DEPS_STAMP) $(IPCSOCK_CACHE)/.lock
 	$(Q)[ "$$(readlink .clang-format)" != $(IPCSOCK_CACHE)/.clang-format ] || \
 		rm -f .clang-format

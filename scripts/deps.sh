@@ -7,7 +7,8 @@
 #    libglib2.0-dev (for examples/glib-host; plus a C compiler and libc
 #    headers, should a bare machine lack them). Missing
 #    ones are installed with apt-get when running as root; otherwise the
-#    script names them and fails. perl, which only `make checkpatch` needs,
+#    script names them and fails. perl, for `make checkpatch` and the
+#    kernel-doc check of `make check` (skipped without it),
 #    mandoc, which `make check` lints the man pages with (groff, or no
 #    lint, without it), g++, which `make check` builds the header and the
 #    README's example with as C++ (skipped without it), gnuplot-nox for
@@ -19,6 +20,8 @@
 #      kselftest/kselftest_harness.h, kselftest/kselftest.h
 #      checkpatch/checkpatch.pl, checkpatch/spelling.txt,
 #      checkpatch/const_structs.checkpatch   (the layout checkpatch expects)
+#      kernel-doc/kernel-doc                 (make check runs it over the
+#                                            public header)
 #      .clang-format                         (if the tarball has one)
 #
 # Environment:
@@ -62,9 +65,11 @@ missing_packages()
 	echo "${pkgs[*]}"
 }
 
+# The modules checkpatch.pl and kernel-doc load that perl-base lacks.
 have_checkpatch_perl()
 {
-	perl -MTerm::ANSIColor -MEncode -MGetopt::Long -e 1 >/dev/null 2>&1
+	perl -MTerm::ANSIColor -MEncode -MGetopt::Long -MPod::Usage -e 1 \
+		>/dev/null 2>&1
 }
 
 # What `make fuzz` lacks: clang, and the libFuzzer runtime of that clang's
@@ -120,7 +125,7 @@ if [ -n "$install" ]; then
 			EOF
 			exit 1
 		fi
-		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\`, mandoc for the man page lint of \`make check\`, g++ for its C++ build of the header, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`)" >&2
+		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\` and the kernel-doc check, mandoc for the man page lint of \`make check\`, g++ for its C++ build of the header, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`)" >&2
 	else
 		echo "  APT     $install"
 		export DEBIAN_FRONTEND=noninteractive
@@ -144,6 +149,7 @@ required=(
 	checkpatch/checkpatch.pl
 	checkpatch/spelling.txt
 	checkpatch/const_structs.checkpatch
+	kernel-doc/kernel-doc
 )
 stamp=$cache/.stamp
 
@@ -178,7 +184,7 @@ if command -v flock >/dev/null 2>&1; then
 	fi
 fi
 
-echo "  EXTRACT kselftest harness, checkpatch from ${tarball##*/} into $cache"
+echo "  EXTRACT kselftest harness, checkpatch, kernel-doc from ${tarball##*/} into $cache"
 tmp=$(mktemp -d "$cache/.extract.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
@@ -192,6 +198,7 @@ if ! tar -xJf "$tarball" -C "$tmp" --strip-components=1 \
 	 '*/scripts/checkpatch.pl' \
 	 '*/scripts/spelling.txt' \
 	 '*/scripts/const_structs.checkpatch' \
+	 '*/scripts/kernel-doc' \
 	 "$optional" 2>"$tmp/tar.err"; then
 	# Only the optional member may be absent; anything else is an error.
 	if grep -v -F -e "$optional: Not found in archive" \
@@ -201,12 +208,14 @@ if ! tar -xJf "$tarball" -C "$tmp" --strip-components=1 \
 	fi
 fi
 
-rm -rf "$cache/kselftest" "$cache/checkpatch" "$cache/.clang-format"
-mkdir "$cache/kselftest" "$cache/checkpatch"
+rm -rf "$cache/kselftest" "$cache/checkpatch" "$cache/kernel-doc" \
+       "$cache/.clang-format"
+mkdir "$cache/kselftest" "$cache/checkpatch" "$cache/kernel-doc"
 mv "$tmp/tools/testing/selftests/kselftest_harness.h" \
    "$tmp/tools/testing/selftests/kselftest.h" "$cache/kselftest/"
 mv "$tmp/scripts/checkpatch.pl" "$tmp/scripts/spelling.txt" \
    "$tmp/scripts/const_structs.checkpatch" "$cache/checkpatch/"
+mv "$tmp/scripts/kernel-doc" "$cache/kernel-doc/"
 if [ -f "$tmp/.clang-format" ]; then
 	mv "$tmp/.clang-format" "$cache/.clang-format"
 fi
