@@ -24,6 +24,12 @@
 #                                            public header)
 #      .clang-format                         (if the tarball has one)
 #
+# deps.sh --check-apt PACKAGE... does only the check that runs before
+# apt-get install: every PACKAGE has an installable version in apt's lists
+# as they are (no update); if not, it says which apt suite has it and how to
+# add that suite, and fails. scripts/check-deps.sh tests it with an apt
+# configuration of its own (APT_CONFIG).
+#
 # Environment:
 #   IPCSOCK_CACHE          cache directory (default: build/.cache in the
 #                          source tree; the Makefile passes $(O)/.cache)
@@ -89,6 +95,64 @@ missing_fuzz_packages()
 	fi
 }
 
+# Debian 12 has linux-source-6.12 in the bookworm-security suite only, the
+# security updates: a standard install lists that suite in its apt sources,
+# but a minimal system (debootstrap, some chroots and images) may have
+# bookworm alone, where apt-get fails with "Unable to locate package".
+security_line='deb http://deb.debian.org/debian-security bookworm-security main'
+security_list=/etc/apt/sources.list.d/bookworm-security.list
+
+# Succeed if apt has an installable version of every package named; else
+# say what to do and fail. Reads apt's lists as they are.
+check_apt()
+{
+	local pkg unknown=()
+
+	for pkg in "$@"; do
+		LC_ALL=C apt-cache policy "$pkg" 2>/dev/null |
+			grep -q '^ *Candidate: [^(]' || unknown+=("$pkg")
+	done
+	[ ${#unknown[@]} -gt 0 ] || return 0
+	echo "deps.sh: apt has no installable version of: ${unknown[*]}" >&2
+	for pkg in "${unknown[@]}"; do
+		case $pkg in
+		linux-source-6.12)
+			cat >&2 <<-EOF
+
+			Debian 12 (bookworm) has linux-source-6.12 in its bookworm-security
+			suite (the security updates). A standard install has that suite in
+			its apt sources; this system's sources lack it. Add it, as root:
+
+			    echo '$security_line' > $security_list
+			    apt-get update
+
+			(or, where the sources are in the deb822 style of
+			/etc/apt/sources.list.d/debian.sources, append this stanza there,
+			after a blank line:
+
+			    Types: deb
+			    URIs: http://deb.debian.org/debian-security
+			    Suites: bookworm-security
+			    Components: main
+			    Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+			and run apt-get update), then run \`make deps\` again.
+			EOF
+			;;
+		*)
+			echo "$pkg: Debian 12 has it in bookworm, component main: check the apt sources (apt-cache policy $pkg)." >&2
+			;;
+		esac
+	done
+	return 1
+}
+
+if [ "${1:-}" = --check-apt ]; then
+	shift
+	check_apt "$@"
+	exit
+fi
+
 missing=$(missing_packages)
 optional=
 if ! have_checkpatch_perl; then
@@ -123,6 +187,13 @@ if [ -n "$install" ]; then
 
 			or run \`make deps\` as root, which does that.
 			EOF
+			# Lists that know libc6 are not merely empty: a package
+			# they lack is in a suite the sources do not name.
+			if LC_ALL=C apt-cache policy libc6 2>/dev/null |
+			   grep -q '^ *Candidate: [^(]'; then
+				# shellcheck disable=SC2086
+				check_apt $missing || true
+			fi
 			exit 1
 		fi
 		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\` and the kernel-doc check, mandoc for the man page lint of \`make check\`, g++ for its C++ build of the header, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`)" >&2
@@ -132,6 +203,8 @@ if [ -n "$install" ]; then
 		apt-get update -q ||
 			die "apt-get update failed"
 		# Word splitting of the list is intended.
+		# shellcheck disable=SC2086
+		check_apt $install || exit 1
 		# shellcheck disable=SC2086
 		apt-get install -q -y --no-install-recommends $install ||
 			die "apt-get could not install: $install"
