@@ -271,8 +271,13 @@ $(SELFTEST_PROGS): %: %.o $(SELFTEST_SUPPORT) $(STATIC_LIB)
 # exported function has a man page; the pages lint clean; their examples
 # build and run) and scripts/check-consumer.sh (a program built with nothing
 # but pkg-config's flags against `make install DESTDIR=$(CONSUMER_DESTDIR)`,
-# shared and static, runs). PACKAGING_TESTS= leaves them out.
-PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh
+# shared and static, runs), scripts/check-cxx.sh (the header and the
+# README's example build as C and C++), scripts/check-kerneldoc.sh (the
+# kernel's kernel-doc finds the header's comments complete) and
+# scripts/check-deps.sh (deps.sh's advice for apt sources that lack
+# linux-source-6.12). PACKAGING_TESTS= leaves them out.
+PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh scripts/check-cxx.sh \
+		   scripts/check-kerneldoc.sh scripts/check-deps.sh
 CONSUMER_DESTDIR := $(abspath $(O))/consumer/destdir
 packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
 		  IPCSOCK_EXAMPLE_LIBS='$(abspath $(STATIC_LIB)) $(LIBS)' \
@@ -541,7 +546,8 @@ clean:
 
 distclean: clean
 	$(call msg,CLEAN,$(IPCSOCK_CACHE))rm -rf $(KSELFTEST_DIR) \
-		$(IPCSOCK_CACHE)/checkpatch $(IPCSOCK_CACHE)/.clang-format \
+		$(IPCSOCK_CACHE)/checkpatch $(IPCSOCK_CACHE)/kernel-doc \
+		$(IPCSOCK_CACHE)/.clang-format \
 		$(DEPS_STAMP) $(IPCSOCK_CACHE)/.lock
 	$(Q)[ "$$(readlink .clang-format)" != $(IPCSOCK_CACHE)/.clang-format ] || \
 		rm -f .clang-format

@@ -19,7 +19,7 @@ static void ipc_ready_read(struct ipcsock *sock, void *arg)
 	struct ipcsock_payload p;
 
 	while (!ipcsock_receive(sock, &p))
-		c->rx(c, p.data, p.len, p.fds, p.nr_fds);
+		c->rx(c, (void *)p.data, p.len, (int *)p.fds, p.nr_fds);
 }
 
 static void ipc_hangup(struct ipcsock *sock, int err, void *arg)

@@ -49,37 +49,57 @@ extern "C" {
 #define IPCSOCK_USER_DATA_IS_OURS(ud)	(((uint64_t)(ud) >> 48) == \
 					 IPCSOCK_USER_DATA_TAG)
 
+/**
+ * enum ipcsock_backend - what drives a loop
+ * @IPCSOCK_BACKEND_AUTO: io_uring, else epoll when the ring cannot be set up
+ *	for any reason but lack of memory; the environment variable
+ *	IPCSOCK_BACKEND (epoll, io_uring) chooses instead when set
+ * @IPCSOCK_BACKEND_URING: io_uring or fail
+ * @IPCSOCK_BACKEND_EPOLL: epoll
+ *
+ * Both behave the same towards the application and on the wire, so the two
+ * ends of a channel may use different ones.
+ */
 enum ipcsock_backend {
-	IPCSOCK_BACKEND_AUTO = 0,	/* io_uring, else epoll; env IPCSOCK_BACKEND */
+	IPCSOCK_BACKEND_AUTO = 0,
 	IPCSOCK_BACKEND_URING,
 	IPCSOCK_BACKEND_EPOLL,
 };
 
-/*
- * Loop options, libbpf style: set .sz = sizeof(struct ipcsock_loop_opts)
- * (IPCSOCK_LOOP_OPTS does it) so that fields can be added later without
- * breaking callers built against an older header. A 0 field means default.
+/**
+ * struct ipcsock_loop_opts - options of a new loop
+ * @sz: sizeof(struct ipcsock_loop_opts), as IPCSOCK_LOOP_OPTS() sets it
+ * @backend: see &enum ipcsock_backend; default %IPCSOCK_BACKEND_AUTO
+ * @max_msg_size: largest payload, in bytes, a message may carry either way;
+ *	default %IPCSOCK_DEFAULT_MAX_MSG_SIZE, at most
+ *	%IPCSOCK_MAX_MSG_SIZE_LIMIT; both ends should agree
+ * @send_queue_len: messages a socket may hold queued for sending, after
+ *	which sending fails with -ENOBUFS; default %IPCSOCK_DEFAULT_SEND_QUEUE
+ * @recv_buffers: received messages a socket holds before it stops reading,
+ *	which throttles the peer; default %IPCSOCK_DEFAULT_RECV_BUFFERS
+ * @ring_entries: submission queue size of the loop's own io_uring; default
+ *	%IPCSOCK_DEFAULT_RING_ENTRIES
+ * @bgid_base: first io_uring provided-buffer group id the library may use,
+ *	one per bound socket; matters on a shared ring; default
+ *	%IPCSOCK_DEFAULT_BGID_BASE
+ * @busy_poll_us: low-latency mode: before dispatch sleeps, poll for
+ *	completions for up to this many microseconds, burning CPU to skip a
+ *	sleep and a wake-up; worth it only with a core to spare; 0: off
+ * @flags: IPCSOCK_LOOP_* flags
+ *
+ * libbpf style: @sz lets fields be added later without breaking callers
+ * built against an older header. A field left 0 takes its default.
+ * ipcsock_loop_new(3) gives the limits of each field.
  */
 struct ipcsock_loop_opts {
 	size_t sz;
 	enum ipcsock_backend backend;
-	/* Largest payload (bytes) a message may carry. */
 	unsigned int max_msg_size;
-	/* Messages a socket may hold queued for sending; then -ENOBUFS. */
 	unsigned int send_queue_len;
-	/* Received messages a socket buffers before the peer is throttled. */
 	unsigned int recv_buffers;
-	/* io_uring submission queue size (own ring only). */
 	unsigned int ring_entries;
-	/* Shared ring: first provided-buffer group id the library may use. */
 	unsigned int bgid_base;
-	/*
-	 * Low-latency mode: before dispatch sleeps, poll for completions for
-	 * up to this many microseconds, burning CPU to skip a sleep and a
-	 * wake-up. Worth it only with a core to spare. 0: off.
-	 */
 	unsigned int busy_poll_us;
-	/* IPCSOCK_LOOP_* flags. */
 	unsigned int flags;
 };
 
@@ -93,6 +113,11 @@ struct ipcsock_loop_opts {
  */
 #define IPCSOCK_LOOP_RING_SENDS		(1u << 0)
 
+/**
+ * IPCSOCK_LOOP_OPTS() - declare loop options with their size set
+ * @name: the variable to declare, a struct ipcsock_loop_opts
+ * @...: designated initialisers of the other fields, e.g. .flags = ...
+ */
 #define IPCSOCK_LOOP_OPTS(name, ...)					\
 	struct ipcsock_loop_opts name = {				\
 		.sz = sizeof(struct ipcsock_loop_opts),			\
@@ -104,56 +129,357 @@ struct ipcsock_loop;
 struct io_uring;
 struct io_uring_cqe;
 
-/*
- * One message: bytes plus file descriptors, sent as one datagram.
- * On send, the library copies the bytes and takes its own references to
- * the fds; on receive, data points into library memory and fds are new
- * descriptors (FD_CLOEXEC) that the caller owns.
+/**
+ * struct ipcsock_payload - one message: bytes and file descriptors
+ * @data: the bytes; may be NULL if @len is 0
+ * @len: how many bytes, at most the loop's max_msg_size
+ * @fds: the descriptors; may be NULL if @nr_fds is 0
+ * @nr_fds: how many descriptors, at most %IPCSOCK_MAX_FDS
+ *
+ * A message travels as one datagram and arrives whole or not at all; it has
+ * bytes, descriptors or both. The structure is a view: on send, the library
+ * copies the bytes and takes its own references to the descriptors before
+ * the call returns; on receive, @data and @fds point into library memory,
+ * read-only and valid until the next receive on the socket, while the
+ * descriptors themselves (new ones, close-on-exec) are the caller's to
+ * close.
  */
 struct ipcsock_payload {
-	void *data;
+	const void *data;
 	size_t len;
-	int *fds;
+	const int *fds;
 	unsigned int nr_fds;
 };
 
+/**
+ * typedef ipcsock_ready_read_fn - a socket has received messages
+ * @sock: the socket
+ * @arg: the argument given to ipcsock_set_ready_read()
+ *
+ * Should receive until ipcsock_receive() returns -EAGAIN; if it leaves
+ * messages, it runs again on a later dispatch.
+ *
+ * Context: Called from ipcsock_loop_dispatch() only. May call any function
+ * of the library on any socket of the loop, including ipcsock_close() and
+ * ipcsock_free() of @sock, but not ipcsock_loop_dispatch() or
+ * ipcsock_loop_free() of its loop.
+ */
 typedef void (*ipcsock_ready_read_fn)(struct ipcsock *sock, void *arg);
+
+/**
+ * typedef ipcsock_hangup_fn - a socket's channel has ended
+ * @sock: the socket, still bound until closed or freed
+ * @err: 0 if the peer closed its end in order, -ECONNRESET if it closed
+ *	with messages of ours unread, another negative errno if the channel
+ *	failed (-EMSGSIZE, -EMFILE, -EPROTO, ...)
+ * @arg: the argument given to ipcsock_set_hangup()
+ *
+ * Runs once per binding, after every message the peer sent before the end
+ * has become receivable; messages not taken yet can still be received.
+ *
+ * Context: As &typedef ipcsock_ready_read_fn.
+ */
 typedef void (*ipcsock_hangup_fn)(struct ipcsock *sock, int err, void *arg);
 
-/* Loops. */
+/**
+ * ipcsock_loop_new() - create an event loop with its own io_uring or epoll
+ * @opts: options, or NULL for every default
+ *
+ * The loop drives the sockets made on it with ipcsock_new() and runs their
+ * callbacks from ipcsock_loop_dispatch().
+ *
+ * Context: Any thread; the loop then belongs to the thread that uses it.
+ * Return: The new loop, or NULL with errno set (EINVAL for bad options,
+ * ENOMEM, ENOSYS, EPERM or EOPNOTSUPP when io_uring was demanded and is
+ * unusable, EMFILE, ...).
+ */
 IPCSOCK_API struct ipcsock_loop *
 ipcsock_loop_new(const struct ipcsock_loop_opts *opts);
+
+/**
+ * ipcsock_loop_new_shared() - create a loop inside the application's io_uring
+ * @ring: the application's ring, which it keeps submitting to and reaping
+ * @opts: options, or NULL for every default; ring_entries and busy_poll_us
+ *	are ignored, the backend must be AUTO or URING
+ *
+ * The application hands every completion of @ring to
+ * ipcsock_loop_handle_cqe(), must not use user_data values tagged with
+ * %IPCSOCK_USER_DATA_TAG, and leaves buffer group ids from bgid_base up to
+ * the library; ipcsock_loop_new_shared(3) has the full rules.
+ *
+ * Context: The thread that submits to @ring, which the loop then belongs to.
+ * Return: The new loop, or NULL with errno set (EINVAL, EOPNOTSUPP on a
+ * kernel before 6.0, ENOMEM).
+ */
 IPCSOCK_API struct ipcsock_loop *
 ipcsock_loop_new_shared(struct io_uring *ring,
 			const struct ipcsock_loop_opts *opts);
+
+/**
+ * ipcsock_loop_default() - the calling thread's default loop
+ *
+ * Created on the first call in each thread, as by ipcsock_loop_new(NULL);
+ * freed when a thread other than the initial one exits.
+ *
+ * Context: Any thread; each gets its own loop.
+ * Return: The loop, or NULL with errno set if it could not be created (a
+ * later call tries again).
+ */
 IPCSOCK_API struct ipcsock_loop *ipcsock_loop_default(void);
+
+/**
+ * ipcsock_loop_free() - destroy a loop
+ * @loop: the loop, or NULL
+ *
+ * Sockets still bound on @loop are closed; their handles must still be
+ * freed with ipcsock_free(). A loop on a shared ring must be idle first
+ * (ipcsock_loop_idle()).
+ *
+ * Context: The loop's thread, not from a callback running on @loop.
+ */
 IPCSOCK_API void ipcsock_loop_free(struct ipcsock_loop *loop);
+
+/**
+ * ipcsock_loop_fd() - a descriptor to watch a loop from another event loop
+ * @loop: the loop
+ *
+ * The descriptor polls readable (level-triggered) whenever
+ * ipcsock_loop_dispatch() has work; call that with a timeout of 0 then.
+ * It belongs to the loop: do not read from it or close it.
+ *
+ * Context: The loop's thread.
+ * Return: The descriptor, the same one on every call, or a negative errno
+ * (-EINVAL, -EMFILE, -ENOMEM, ...).
+ */
 IPCSOCK_API int ipcsock_loop_fd(struct ipcsock_loop *loop);
+
+/**
+ * ipcsock_loop_dispatch() - wait for events and run the callbacks that are due
+ * @loop: the loop
+ * @timeout_ms: how long to wait: -1 without a limit, 0 not at all
+ *
+ * Submits what the library prepared, waits until a socket has messages or
+ * its channel ended or a send queue shrank, then runs the ready_read and
+ * hangup callbacks that are due. Never waits on a shared ring. A program
+ * must keep calling it for its channels to make progress.
+ *
+ * Context: The loop's thread, not from a callback running on @loop. May
+ * sleep up to @timeout_ms.
+ * Return: The number of callbacks run (0 on a timeout or when a send queue
+ * shrank), or a negative errno: -EINVAL, -EBUSY from a callback, -EINTR if
+ * a signal came before callbacks were due, or an error of
+ * io_uring_enter(2) or epoll_wait(2).
+ */
 IPCSOCK_API int ipcsock_loop_dispatch(struct ipcsock_loop *loop,
 				      int timeout_ms);
+
+/**
+ * ipcsock_loop_flush() - submit the requests the library has prepared
+ * @loop: the loop
+ *
+ * Never needed for progress; lets a callback start a reply before it
+ * returns, and a shared ring's owner submit without dispatching.
+ *
+ * Context: The loop's thread, also from callbacks. Does not wait.
+ * Return: 0, or a negative errno (-EINVAL, an error of io_uring_enter(2)).
+ */
 IPCSOCK_API int ipcsock_loop_flush(struct ipcsock_loop *loop);
+
+/**
+ * ipcsock_loop_handle_cqe() - hand a shared ring's completion to a loop
+ * @loop: a loop made with ipcsock_loop_new_shared()
+ * @cqe: a completion reaped from the ring, read during the call only
+ *
+ * Runs no callback: call ipcsock_loop_dispatch() with a timeout of 0 after a
+ * batch of completions.
+ *
+ * Context: The loop's thread, which reaps the ring.
+ * Return: 1 if @cqe was @loop's and has been handled (the application must
+ * ignore it), 0 if it is not (the application's, or another loop's when
+ * IPCSOCK_USER_DATA_IS_OURS()), also for a NULL argument. Never fails.
+ */
 IPCSOCK_API int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 					const struct io_uring_cqe *cqe);
+
+/**
+ * ipcsock_loop_idle() - whether a loop has nothing in flight and nothing due
+ * @loop: the loop
+ *
+ * Tells a shared ring's owner when a loop whose sockets are closed may be
+ * freed. A bound socket on io_uring always has a receive in flight.
+ *
+ * Context: The loop's thread.
+ * Return: true if no operation is in flight and no callback is due, or
+ * @loop is NULL; false otherwise.
+ */
 IPCSOCK_API bool ipcsock_loop_idle(const struct ipcsock_loop *loop);
+
+/**
+ * ipcsock_loop_backend() - the backend a loop actually uses
+ * @loop: the loop
+ *
+ * Context: The loop's thread.
+ * Return: %IPCSOCK_BACKEND_URING or %IPCSOCK_BACKEND_EPOLL;
+ * %IPCSOCK_BACKEND_AUTO only if @loop is NULL.
+ */
 IPCSOCK_API enum ipcsock_backend
 ipcsock_loop_backend(const struct ipcsock_loop *loop);
 
-/* Sockets. */
+/**
+ * ipcsock_new() - allocate an unbound socket handle
+ * @loop: the loop it runs on, or NULL for ipcsock_loop_default()
+ *
+ * Bind it with ipcsock_create() or ipcsock_bind(); it can be closed and
+ * bound again any number of times.
+ *
+ * Context: The loop's thread.
+ * Return: The handle, or NULL with errno set (ENOMEM, or the errors of
+ * creating the default loop).
+ */
 IPCSOCK_API struct ipcsock *ipcsock_new(struct ipcsock_loop *loop);
+
+/**
+ * ipcsock_free() - close a socket handle and free it
+ * @sock: the handle, or NULL
+ *
+ * Context: The loop's thread, also from the socket's own callbacks.
+ */
 IPCSOCK_API void ipcsock_free(struct ipcsock *sock);
+
+/**
+ * ipcsock_create() - make a new channel and bind a handle to one end
+ * @sock: an unbound handle
+ *
+ * The other end, close-on-exec, is the caller's to hand to the peer (e.g.
+ * a worker started with fork and exec) and then to close: while the caller
+ * holds both ends, the channel cannot end.
+ *
+ * Context: The loop's thread, also from callbacks.
+ * Return: The peer's end, a descriptor, or a negative errno (-EINVAL,
+ * -EBUSY if bound, -EMSGSIZE, -EMFILE, -EEXIST on a shared ring whose
+ * application uses the buffer group id, -ENOMEM, ...); on failure the handle
+ * stays unbound.
+ */
 IPCSOCK_API int ipcsock_create(struct ipcsock *sock);
+
+/**
+ * ipcsock_bind() - bind a handle to an existing channel end
+ * @sock: an unbound handle
+ * @fd: a connected AF_UNIX SOCK_SEQPACKET socket, e.g. the end a worker got
+ *
+ * On success the library owns @fd and closes it on ipcsock_close(); on
+ * failure @fd stays the caller's.
+ *
+ * Context: The loop's thread, also from callbacks.
+ * Return: 0, or a negative errno: as ipcsock_create(), and -EBADF,
+ * -ENOTSOCK, -EAFNOSUPPORT, -EPROTOTYPE, -ENOTCONN for an unsuitable @fd.
+ */
 IPCSOCK_API int ipcsock_bind(struct ipcsock *sock, int fd);
+
+/**
+ * ipcsock_close() - unbind a handle from its channel
+ * @sock: the handle, or NULL; closing an unbound one does nothing
+ *
+ * Queued messages go to the kernel as far as the socket buffer takes them,
+ * the rest are dropped; received messages not taken are discarded and their
+ * descriptors closed. The peer's hangup callback gets 0, or -ECONNRESET if
+ * messages it sent were left unread. No hangup callback of @sock runs; its
+ * callbacks stay set for the next binding.
+ *
+ * Context: The loop's thread, also from the socket's own callbacks. On a
+ * loop with its own io_uring, waits one kernel round trip for the channel's
+ * buffers.
+ */
 IPCSOCK_API void ipcsock_close(struct ipcsock *sock);
+
+/**
+ * ipcsock_is_bound() - whether a handle is bound to a channel
+ * @sock: the handle
+ *
+ * A handle whose channel has ended stays bound until it is closed.
+ *
+ * Context: The loop's thread.
+ * Return: true if @sock is bound, false if not or NULL.
+ */
 IPCSOCK_API bool ipcsock_is_bound(const struct ipcsock *sock);
+
+/**
+ * ipcsock_send() - queue one message
+ * @sock: a bound handle
+ * @payload: the message; the caller may reuse its memory and close its
+ *	descriptors as soon as the call returns
+ *
+ * Never blocks and never raises SIGPIPE. Success means queued, not
+ * delivered: if the channel ends first, the hangup callback says so.
+ *
+ * Context: The loop's thread, also from callbacks.
+ * Return: 0, or a negative errno; nothing is queued on failure: -EINVAL,
+ * -ENOTCONN, -EMSGSIZE, -EPIPE once the channel has ended, -ETOOMANYREFS
+ * (the channel stays usable), -ENOBUFS with the send queue full, -EBADF,
+ * -EMFILE, -ENOMEM.
+ */
 IPCSOCK_API int ipcsock_send(struct ipcsock *sock,
 			     const struct ipcsock_payload *payload);
+
+/**
+ * ipcsock_send_batch() - queue several messages, all or none
+ * @sock: a bound handle
+ * @payloads: the messages, in order
+ * @count: how many, at least 1
+ *
+ * As ipcsock_send(); every message is checked before any is queued.
+ *
+ * Context: The loop's thread, also from callbacks.
+ * Return: @count, or a negative errno as for ipcsock_send(), -ENOBUFS if
+ * the send queue has room for fewer than @count. An error after the head
+ * of the batch reached the kernel fails the channel too.
+ */
 IPCSOCK_API int ipcsock_send_batch(struct ipcsock *sock,
 				   const struct ipcsock_payload *payloads,
 				   unsigned int count);
+
+/**
+ * ipcsock_receive() - take the oldest message received
+ * @sock: a bound handle
+ * @payload: filled in with a view of the message (see &struct
+ *	ipcsock_payload): the descriptors are the caller's to close, the
+ *	memory behind @payload->data and @payload->fds the library's, valid
+ *	until the next receive, close or free of @sock
+ *
+ * Context: The loop's thread, usually from the ready_read callback until it
+ * returns -EAGAIN.
+ * Return: 0, or a negative errno: -EAGAIN when no message is waiting,
+ * -EINVAL, -ENOTCONN.
+ */
 IPCSOCK_API int ipcsock_receive(struct ipcsock *sock,
 				struct ipcsock_payload *payload);
+
+/**
+ * ipcsock_set_ready_read() - set the callback for received messages
+ * @sock: the handle, or NULL (then nothing happens)
+ * @fn: the callback, or NULL to remove it
+ * @arg: passed to @fn
+ *
+ * Set while messages are waiting, it runs on the next dispatch. It stays
+ * set across close and a new bind.
+ *
+ * Context: The loop's thread, also from callbacks.
+ */
 IPCSOCK_API void ipcsock_set_ready_read(struct ipcsock *sock,
 					ipcsock_ready_read_fn fn, void *arg);
+
+/**
+ * ipcsock_set_hangup() - set the callback for the end of the channel
+ * @sock: the handle, or NULL (then nothing happens)
+ * @fn: the callback, or NULL to remove it
+ * @arg: passed to @fn
+ *
+ * An end that came while no hangup callback was set is reported to the
+ * first one set later, on the next dispatch. It stays set across close and
+ * a new bind.
+ *
+ * Context: The loop's thread, also from callbacks.
+ */
 IPCSOCK_API void ipcsock_set_hangup(struct ipcsock *sock,
 				    ipcsock_hangup_fn fn, void *arg);
 

@@ -299,7 +299,7 @@ static int direct_prepare(struct ipcsock_loop *loop,
 		hdr->flags = 0;
 		iov[0].iov_base = hdr;
 		iov[0].iov_len = sizeof(*hdr);
-		iov[1].iov_base = p[i].data;
+		iov[1].iov_base = (void *)p[i].data; /* sendmsg only reads */
 		iov[1].iov_len = p[i].len;
 		mh = &loop->tx_mmsg[i].msg_hdr;
 		memset(mh, 0, sizeof(*mh));

@@ -7,17 +7,28 @@
 #    libglib2.0-dev (for examples/glib-host; plus a C compiler and libc
 #    headers, should a bare machine lack them). Missing
 #    ones are installed with apt-get when running as root; otherwise the
-#    script names them and fails. perl, which only `make checkpatch` needs,
+#    script names them and fails. perl, for `make checkpatch` and the
+#    kernel-doc check of `make check` (skipped without it),
 #    mandoc, which `make check` lints the man pages with (groff, or no
-#    lint, without it), gnuplot-nox for `make bench-plot`, and clang with
-#    its libFuzzer runtime, which only `make fuzz` needs, are installed as
-#    root and only warned about otherwise.
+#    lint, without it), g++, which `make check` builds the header and the
+#    README's example with as C++ (skipped without it), gnuplot-nox for
+#    `make bench-plot`, and clang with its libFuzzer runtime, which only
+#    `make fuzz` needs, are installed as root and only warned about
+#    otherwise.
 # 2. Files borrowed from the kernel source tarball, extracted in one tar pass
 #    into the cache, once (a stamp names the tarball they came from):
 #      kselftest/kselftest_harness.h, kselftest/kselftest.h
 #      checkpatch/checkpatch.pl, checkpatch/spelling.txt,
 #      checkpatch/const_structs.checkpatch   (the layout checkpatch expects)
+#      kernel-doc/kernel-doc                 (make check runs it over the
+#                                            public header)
 #      .clang-format                         (if the tarball has one)
+#
+# deps.sh --check-apt PACKAGE... does only the check that runs before
+# apt-get install: every PACKAGE has an installable version in apt's lists
+# as they are (no update); if not, it says which apt suite has it and how to
+# add that suite, and fails. scripts/check-deps.sh tests it with an apt
+# configuration of its own (APT_CONFIG).
 #
 # Environment:
 #   IPCSOCK_CACHE          cache directory (default: build/.cache in the
@@ -60,9 +71,11 @@ missing_packages()
 	echo "${pkgs[*]}"
 }
 
+# The modules checkpatch.pl and kernel-doc load that perl-base lacks.
 have_checkpatch_perl()
 {
-	perl -MTerm::ANSIColor -MEncode -MGetopt::Long -e 1 >/dev/null 2>&1
+	perl -MTerm::ANSIColor -MEncode -MGetopt::Long -MPod::Usage -e 1 \
+		>/dev/null 2>&1
 }
 
 # What `make fuzz` lacks: clang, and the libFuzzer runtime of that clang's
@@ -82,6 +95,64 @@ missing_fuzz_packages()
 	fi
 }
 
+# Debian 12 has linux-source-6.12 in the bookworm-security suite only, the
+# security updates: a standard install lists that suite in its apt sources,
+# but a minimal system (debootstrap, some chroots and images) may have
+# bookworm alone, where apt-get fails with "Unable to locate package".
+security_line='deb http://deb.debian.org/debian-security bookworm-security main'
+security_list=/etc/apt/sources.list.d/bookworm-security.list
+
+# Succeed if apt has an installable version of every package named; else
+# say what to do and fail. Reads apt's lists as they are.
+check_apt()
+{
+	local pkg unknown=()
+
+	for pkg in "$@"; do
+		LC_ALL=C apt-cache policy "$pkg" 2>/dev/null |
+			grep -q '^ *Candidate: [^(]' || unknown+=("$pkg")
+	done
+	[ ${#unknown[@]} -gt 0 ] || return 0
+	echo "deps.sh: apt has no installable version of: ${unknown[*]}" >&2
+	for pkg in "${unknown[@]}"; do
+		case $pkg in
+		linux-source-6.12)
+			cat >&2 <<-EOF
+
+			Debian 12 (bookworm) has linux-source-6.12 in its bookworm-security
+			suite (the security updates). A standard install has that suite in
+			its apt sources; this system's sources lack it. Add it, as root:
+
+			    echo '$security_line' > $security_list
+			    apt-get update
+
+			(or, where the sources are in the deb822 style of
+			/etc/apt/sources.list.d/debian.sources, append this stanza there,
+			after a blank line:
+
+			    Types: deb
+			    URIs: http://deb.debian.org/debian-security
+			    Suites: bookworm-security
+			    Components: main
+			    Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+			and run apt-get update), then run \`make deps\` again.
+			EOF
+			;;
+		*)
+			echo "$pkg: Debian 12 has it in bookworm, component main: check the apt sources (apt-cache policy $pkg)." >&2
+			;;
+		esac
+	done
+	return 1
+}
+
+if [ "${1:-}" = --check-apt ]; then
+	shift
+	check_apt "$@"
+	exit
+fi
+
 missing=$(missing_packages)
 optional=
 if ! have_checkpatch_perl; then
@@ -92,6 +163,9 @@ if ! command -v mandoc >/dev/null 2>&1; then
 fi
 if ! command -v gnuplot >/dev/null 2>&1; then
 	optional="${optional:+$optional }gnuplot-nox"
+fi
+if ! command -v "${CXX:-c++}" >/dev/null 2>&1; then
+	optional="${optional:+$optional }g++"
 fi
 fuzz_missing=$(missing_fuzz_packages)
 if [ -n "$fuzz_missing" ]; then
@@ -113,15 +187,24 @@ if [ -n "$install" ]; then
 
 			or run \`make deps\` as root, which does that.
 			EOF
+			# Lists that know libc6 are not merely empty: a package
+			# they lack is in a suite the sources do not name.
+			if LC_ALL=C apt-cache policy libc6 2>/dev/null |
+			   grep -q '^ *Candidate: [^(]'; then
+				# shellcheck disable=SC2086
+				check_apt $missing || true
+			fi
 			exit 1
 		fi
-		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\`, mandoc for the man page lint of \`make check\`, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`)" >&2
+		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\` and the kernel-doc check, mandoc for the man page lint of \`make check\`, g++ for its C++ build of the header, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`)" >&2
 	else
 		echo "  APT     $install"
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -q ||
 			die "apt-get update failed"
 		# Word splitting of the list is intended.
+		# shellcheck disable=SC2086
+		check_apt $install || exit 1
 		# shellcheck disable=SC2086
 		apt-get install -q -y --no-install-recommends $install ||
 			die "apt-get could not install: $install"
@@ -139,6 +222,7 @@ required=(
 	checkpatch/checkpatch.pl
 	checkpatch/spelling.txt
 	checkpatch/const_structs.checkpatch
+	kernel-doc/kernel-doc
 )
 stamp=$cache/.stamp
 
@@ -173,7 +257,7 @@ if command -v flock >/dev/null 2>&1; then
 	fi
 fi
 
-echo "  EXTRACT kselftest harness, checkpatch from ${tarball##*/} into $cache"
+echo "  EXTRACT kselftest harness, checkpatch, kernel-doc from ${tarball##*/} into $cache"
 tmp=$(mktemp -d "$cache/.extract.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
@@ -187,6 +271,7 @@ if ! tar -xJf "$tarball" -C "$tmp" --strip-components=1 \
 	 '*/scripts/checkpatch.pl' \
 	 '*/scripts/spelling.txt' \
 	 '*/scripts/const_structs.checkpatch' \
+	 '*/scripts/kernel-doc' \
 	 "$optional" 2>"$tmp/tar.err"; then
 	# Only the optional member may be absent; anything else is an error.
 	if grep -v -F -e "$optional: Not found in archive" \
@@ -196,12 +281,14 @@ if ! tar -xJf "$tarball" -C "$tmp" --strip-components=1 \
 	fi
 fi
 
-rm -rf "$cache/kselftest" "$cache/checkpatch" "$cache/.clang-format"
-mkdir "$cache/kselftest" "$cache/checkpatch"
+rm -rf "$cache/kselftest" "$cache/checkpatch" "$cache/kernel-doc" \
+       "$cache/.clang-format"
+mkdir "$cache/kselftest" "$cache/checkpatch" "$cache/kernel-doc"
 mv "$tmp/tools/testing/selftests/kselftest_harness.h" \
    "$tmp/tools/testing/selftests/kselftest.h" "$cache/kselftest/"
 mv "$tmp/scripts/checkpatch.pl" "$tmp/scripts/spelling.txt" \
    "$tmp/scripts/const_structs.checkpatch" "$cache/checkpatch/"
+mv "$tmp/scripts/kernel-doc" "$cache/kernel-doc/"
 if [ -f "$tmp/.clang-format" ]; then
 	mv "$tmp/.clang-format" "$cache/.clang-format"
 fi
