@@ -429,12 +429,15 @@ static int tx_send_batch(struct ipcsock *sock,
 		 * When nothing went out, the caller learns why (-ETOOMANYREFS
 		 * over the in-flight fd limit, -ENOMEM) and the channel stays
 		 * usable. After the head of a batch went out, the peer would
-		 * see a torn batch: the channel fails, as in slot_fill.
+		 * see a torn batch: the channel fails with the error, and the
+		 * call says -EPIPE, so that any other error keeps meaning
+		 * "nothing happened, try again".
 		 */
 		if (err < 0) {
-			if (i)
-				chan_fail(ch, err);
-			return err;
+			if (!i)
+				return err;
+			chan_fail(ch, err);
+			return -EPIPE;
 		}
 		if (i == count)
 			return count;
@@ -450,11 +453,12 @@ static int tx_send_batch(struct ipcsock *sock,
 			/*
 			 * Out of memory or fds halfway through a batch whose
 			 * head is already out: the peer would see a torn
-			 * batch, so the channel fails instead.
+			 * batch, so the channel fails instead (see above).
 			 */
-			if (direct)
-				chan_fail(ch, err);
-			return err;
+			if (!direct)
+				return err;
+			chan_fail(ch, err);
+			return -EPIPE;
 		}
 		ch->tx_tail++;
 	}
