@@ -320,10 +320,12 @@ int ipcsock_bind(struct ipcsock *sock, int fd)
 void ipcsock_close(struct ipcsock *sock)
 {
 	struct ipcsock_chan *ch;
+	bool unreceived;
 
 	if (!sock || !sock->ch)
 		return;
 	ch = sock->ch;
+	unreceived = chan_rx_unreceived(ch);
 	sock->ch = NULL;
 	ch->sock = NULL;
 	if (ch->on_ready) {
@@ -331,6 +333,13 @@ void ipcsock_close(struct ipcsock *sock)
 		ch->on_ready = false;
 	}
 	chan_rx_drop_pending(ch);
+	/*
+	 * The peer's messages are out of the socket, in our buffers: the
+	 * kernel sees an empty receive queue and would report an orderly
+	 * close. Tell the peer ourselves.
+	 */
+	if (unreceived)
+		chan_tx_reset_notice(ch);
 	/* Reaping completions inside chan_close must not free the channel. */
 	ch->closing = true;
 	ch->loop->ops->chan_close(ch);
