@@ -37,8 +37,9 @@ static void check_delivery(struct fz *fz, const struct ipcsock_payload *p)
 		fz_fail("message %u delivered, but only %u sent", idx,
 			fz->nr_sent);
 	m = &sent[idx];
-	if (m->status == DG_INVALID)
-		fz_fail("datagram %u is broken but was delivered", idx);
+	if (m->status == DG_INVALID || m->status == DG_RESET)
+		fz_fail("datagram %u is broken or a reset notice but was delivered",
+			idx);
 	if (p->len != m->len || p->nr_fds != m->nr_fds)
 		fz_fail("message %u: %zu bytes %u fds, sent %u bytes %u fds",
 			idx, p->len, p->nr_fds, m->len, m->nr_fds);

@@ -85,6 +85,17 @@ static int peer_sendmsg(struct fz *fz, const void *buf, size_t len,
 	}
 }
 
+static bool dgram_reset(const uint8_t *buf, size_t dlen, unsigned int nr_fds)
+{
+	struct fz_wire_hdr h;
+
+	if (dlen != FZ_HDR || nr_fds)
+		return false;
+	memcpy(&h, buf, sizeof(h));
+	return h.version == FZ_WIRE_VERSION && h.flags == FZ_WIRE_F_RESET &&
+	       !h.len && !h.nr_fds;
+}
+
 static void peer_record(struct fz *fz, size_t dlen, uint8_t seed,
 			const uint8_t *idx, unsigned int nr_fds, bool maybe)
 {
@@ -93,6 +104,13 @@ static void peer_record(struct fz *fz, size_t dlen, uint8_t seed,
 
 	m->status = dgram_valid(fz, txbuf, dlen, nr_fds) ?
 		    (maybe && nr_fds ? DG_MAYBE : DG_VALID) : DG_INVALID;
+	/* Nothing is believable after a reset notice. */
+	if (fz->reset_at) {
+		m->status = DG_INVALID;
+	} else if (dgram_reset(txbuf, dlen, nr_fds)) {
+		m->status = DG_RESET;
+		fz->reset_at = fz->nr_sent;
+	}
 	m->seed = seed;
 	m->empty = !dlen;
 	m->len = dlen >= FZ_HDR ? dlen - FZ_HDR : 0;
@@ -352,6 +370,22 @@ int peer_read_one(struct fz *fz)
 			fz_fail("library sent an empty datagram or hung up");
 		fz->lib_eof = true;
 		return 0;
+	}
+	if (fz->lib_reset)
+		fz_fail("library sent a datagram after its reset notice");
+	/*
+	 * Closing with our messages unreceived, after all it had queued:
+	 * only a closed library does, and only with ours undelivered.
+	 */
+	if (dgram_reset(rxbuf, n, nr)) {
+		if (!fz->lib_closed || fz->delivered >= fz->nr_sent ||
+		    fz->lib_read != fz->lib_sent)
+			fz_fail("library sent a reset notice: %s, %u of %u delivered, %u of %u of its messages read",
+				fz->lib_closed ? "closed" : "open",
+				fz->delivered, fz->nr_sent, fz->lib_read,
+				fz->lib_sent);
+		fz->lib_reset = true;
+		return 1;
 	}
 	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
 		fz_fail("library sent a datagram too large: flags %#x",

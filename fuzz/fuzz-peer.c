@@ -289,9 +289,16 @@ static int first_bad(const struct fz *fz, bool maybe)
 
 	for (i = fz->delivered; i < fz->nr_sent; i++)
 		if (sent[i].status == DG_INVALID ||
+		    (sent[i].status == DG_RESET && i + 1 < fz->nr_sent) ||
 		    (maybe && sent[i].status == DG_MAYBE))
 			return i;
 	return -1;
+}
+
+/* What must be delivered: all, or what came before our reset notice. */
+static unsigned int deliverable(const struct fz *fz)
+{
+	return fz->reset_at ? fz->reset_at - 1 : fz->nr_sent;
 }
 
 /*
@@ -310,7 +317,7 @@ static bool fz_settled(struct fz *fz)
 	/* The end of file, or the failure, is still to come. */
 	if (fz->remote_closed || fz->remote_shut || first_bad(fz, true) >= 0)
 		return false;
-	return fz->delivered == fz->nr_sent;
+	return fz->delivered == deliverable(fz);
 }
 
 void fz_settle(struct fz *fz)
@@ -352,7 +359,8 @@ static bool reads_like_eof(const struct fz *fz, unsigned int bad)
 
 	if ((!fz->remote_closed && !fz->remote_shut) || sent[bad].nr_fds)
 		return false;
-	for (i = bad; i < fz->nr_sent; i++)
+	/* After a reset notice too: the notice, then the end. */
+	for (i = bad + (sent[bad].status == DG_RESET); i < fz->nr_sent; i++)
 		if (!sent[i].empty)
 			return false;
 	return true;
@@ -363,9 +371,10 @@ void fz_verify(struct fz *fz, bool settled)
 	int bad = first_bad(fz, true);
 
 	if (!fz->hup_calls) {
-		if (settled && !fz->lib_closed && fz->delivered != fz->nr_sent)
+		if (settled && !fz->lib_closed &&
+		    fz->delivered != deliverable(fz))
 			fz_fail("settled with %u of %u delivered",
-				fz->delivered, fz->nr_sent);
+				fz->delivered, deliverable(fz));
 		return;
 	}
 	if (fz->hup_err < 0 && fz->hup_err != -ECONNRESET) {
@@ -398,12 +407,13 @@ void fz_verify(struct fz *fz, bool settled)
 			sent[bad].empty ? " (zero-length)" : "");
 	if (!fz->remote_closed && !fz->remote_shut)
 		fz_fail("hangup(%d) while the peer is open", fz->hup_err);
-	if (settled && !fz->lib_closed && fz->delivered != fz->nr_sent)
+	if (settled && !fz->lib_closed && fz->delivered != deliverable(fz))
 		fz_fail("hangup(%d) with %u of %u delivered", fz->hup_err,
-			fz->delivered, fz->nr_sent);
-	if (fz->hup_err == -ECONNRESET && !fz->hup_unread && !fz->must_reset)
+			fz->delivered, deliverable(fz));
+	if (fz->hup_err == -ECONNRESET && !fz->hup_unread && !fz->must_reset &&
+	    !fz->reset_at)
 		fz_fail("hangup(-ECONNRESET) with nothing of ours unread");
-	if (!fz->hup_err && fz->must_reset)
+	if (!fz->hup_err && (fz->must_reset || fz->reset_at))
 		fz_fail("hangup(0): the peer closed with our messages unread");
 }
 

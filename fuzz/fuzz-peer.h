@@ -31,6 +31,8 @@ _Static_assert(sizeof(struct fz_wire_hdr) == 8, "wire header is 8 bytes");
 
 #define FZ_WIRE_VERSION		1
 #define FZ_HDR			sizeof(struct fz_wire_hdr)
+/* The reset notice: a header alone, the last datagram before the end. */
+#define FZ_WIRE_F_RESET		0x01
 
 /* More than SCM_MAX_FD: the kernel must refuse those. */
 #define FZ_PEER_MAX_FDS		255
@@ -171,6 +173,7 @@ enum fz_status {
 	DG_VALID,		/* must be delivered */
 	DG_MAYBE,		/* valid, but its fds may not all arrive */
 	DG_INVALID,		/* must never be delivered */
+	DG_RESET,		/* a reset notice: only the end may follow */
 };
 
 /* One datagram the peer sent, or one message the library sent. */
@@ -262,6 +265,7 @@ struct fz {
 	bool remote_closed;
 	bool remote_shut;
 	bool must_reset;		/* closed with our reads pending */
+	unsigned int reset_at;		/* 1 + index of our reset notice */
 	bool nofile_low;
 	struct rlimit nofile;
 
@@ -270,6 +274,7 @@ struct fz {
 	unsigned int lib_read;
 	unsigned int lib_reaped;	/* read, and every CQE handed over */
 	bool lib_eof;
+	bool lib_reset;			/* the library's reset notice came */
 
 	/* What happened. */
 	unsigned int hup_calls;

@@ -198,6 +198,7 @@ struct ipcsock_chan {
 	bool rx_armed;			/* uring: multishot RECVMSG live */
 	bool rx_done;			/* EOF or failure seen: no more */
 	int rx_reset;			/* -ECONNRESET seen before EOF */
+	bool rx_reset_notice;		/* the peer's reset notice came */
 	bool rx_more;			/* epoll: more data in this batch */
 	int hup_err;
 	bool hup_due;
@@ -301,6 +302,7 @@ void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep);
 void chan_tx_fail(struct ipcsock_chan *ch, int err);
 void chan_tx_error(struct ipcsock_chan *ch, int err);
 int chan_tx_flush_direct(struct ipcsock_chan *ch);
+void chan_tx_reset_notice(struct ipcsock_chan *ch);
 
 static inline unsigned int chan_tx_queued(const struct ipcsock_chan *ch)
 {
@@ -326,6 +328,7 @@ void chan_rx_error(struct ipcsock_chan *ch, int err);
 void chan_rx_end(struct ipcsock_chan *ch, int err);
 void chan_fail(struct ipcsock_chan *ch, int err);
 void chan_rx_drop_pending(struct ipcsock_chan *ch);
+bool chan_rx_unreceived(struct ipcsock_chan *ch);
 unsigned int chan_rx_busy(const struct ipcsock_chan *ch);
 void close_fds(const int *fds, unsigned int n);
 

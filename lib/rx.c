@@ -81,6 +81,44 @@ void chan_rx_drop_pending(struct ipcsock_chan *ch)
 	}
 }
 
+/*
+ * Is the application closing with messages of the peer's it never
+ * received? Those pending, and on the loop's own ring also those whose
+ * completions are posted and not yet reaped: a submit that waits for
+ * completions (ring sends under DEFER_TASKRUN), or any syscall on a ring
+ * without it, lets the receive take messages in with nobody reaping them.
+ * A shared ring's completions are the application's to hand over, and
+ * which of those still in its ring it already handed over, the library
+ * cannot tell: there only what was handed over counts.
+ */
+bool chan_rx_unreceived(struct ipcsock_chan *ch)
+{
+	struct ipcsock_loop *loop = ch->loop;
+	struct io_uring_recvmsg_out *out;
+	struct io_uring_cqe *cqe;
+	unsigned int head, slot;
+	uint64_t ud;
+
+	if (chan_rx_pending(ch))
+		return true;
+	if (loop->ops != &ipcsock_uring_ops || loop->shared || !ch->br)
+		return false;
+	ud = ipcsock_ud(ch, IPCSOCK_OP_RECV);
+	io_uring_for_each_cqe(loop->ring, head, cqe) {
+		if (cqe->user_data != ud || !(cqe->flags & IORING_CQE_F_BUFFER))
+			continue;
+		slot = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		if (slot >= ch->nr_rx)
+			continue;
+		out = io_uring_recvmsg_validate(rx_slot_buf(ch, slot), cqe->res,
+						&ch->rx_tmpl);
+		/* Not the end of file, which carries nothing. */
+		if (out && (out->payloadlen || out->controllen))
+			return true;
+	}
+	return false;
+}
+
 /* No more messages will come; report it after those already queued. */
 void chan_rx_end(struct ipcsock_chan *ch, int err)
 {
@@ -186,9 +224,14 @@ static int check_datagram(struct ipcsock_chan *ch, unsigned int slot,
 	if (len < sizeof(*hdr))
 		return -EPROTO;
 	hdr = (const void *)(rx_slot_buf(ch, slot) + IPCSOCK_RX_HDR_OFF);
-	if (hdr->version != IPCSOCK_WIRE_VERSION || hdr->flags ||
+	if (hdr->version != IPCSOCK_WIRE_VERSION ||
 	    hdr->len != len - sizeof(*hdr) || hdr->nr_fds != nr_fds ||
 	    nr_fds > IPCSOCK_MAX_FDS)
+		return -EPROTO;
+	/* The one flag there is, on a header that carries nothing. */
+	if (hdr->flags == IPCSOCK_WIRE_F_RESET && !hdr->len && !nr_fds)
+		return 1;
+	if (hdr->flags)
 		return -EPROTO;
 	/* The slot may have room to spare; the limit is the option. */
 	if (hdr->len > ch->loop->max_msg_size)
@@ -223,8 +266,22 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 		ch->loop->ops->rx_recycle(ch, slot);
 		return;
 	}
+	/* The peer said it was closing: only the end may follow. */
+	if (!err && ch->rx_reset_notice)
+		err = -EPROTO;
 	if (!err)
 		err = check_datagram(ch, slot, len, nr_fds, msg_flags);
+	if (err > 0) {
+		/*
+		 * A reset notice: the peer closes with messages of ours its
+		 * application never received. Say so at the end of file,
+		 * after every message before it, as for the kernel's reset.
+		 */
+		ch->rx_reset_notice = true;
+		ch->rx_reset = -ECONNRESET;
+		ch->loop->ops->rx_recycle(ch, slot);
+		return;
+	}
 	if (err) {
 		close_fds(fds, nr_fds);
 		if (err != -ECANCELED)

@@ -111,18 +111,71 @@ static int fit_sndbuf(int fd, unsigned int max_msg)
  * would fail the channel as a protocol error: the socket is the library's
  * now, switch them off. A kernel without one of them refuses to set it,
  * which is as good.
+ *
+ * The kernel keeps one kind of timestamp: setting one on chooses its kind
+ * (old or new layout, with or without nanoseconds), and each layout's
+ * nanosecond option reads as on together with its plain one. Listing
+ * the plain one first lets sock_opts_restore() turn the options back on
+ * in this order and end with the kind the caller had.
  */
+static const int kernel_cmsg_opts[] = {
+	SO_PASSCRED, SO_PASSSEC, SO_PASSPIDFD, SO_TIMESTAMP,
+	SO_TIMESTAMPNS, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW,
+};
+
 static void no_kernel_cmsgs(int fd)
 {
-	static const int opts[] = {
-		SO_PASSCRED, SO_PASSSEC, SO_PASSPIDFD, SO_TIMESTAMP,
-		SO_TIMESTAMPNS, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW,
-	};
 	unsigned int i;
 	int off = 0;
 
-	for (i = 0; i < ARRAY_SIZE(opts); i++)
-		setsockopt(fd, SOL_SOCKET, opts[i], &off, sizeof(off));
+	for (i = 0; i < ARRAY_SIZE(kernel_cmsg_opts); i++)
+		setsockopt(fd, SOL_SOCKET, kernel_cmsg_opts[i], &off,
+			   sizeof(off));
+}
+
+/*
+ * What binding changes on the caller's socket before it can still fail
+ * (a buffer group id taken, the send buffer capped by wmem_max, ...): a
+ * failed bind puts it back, as the fd stays the caller's.
+ */
+struct sock_opts {
+	int on[ARRAY_SIZE(kernel_cmsg_opts)];
+	int sndbuf;
+};
+
+static void sock_opts_save(int fd, struct sock_opts *so)
+{
+	socklen_t len;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(kernel_cmsg_opts); i++) {
+		len = sizeof(int);
+		if (getsockopt(fd, SOL_SOCKET, kernel_cmsg_opts[i], &so->on[i],
+			       &len))
+			so->on[i] = 0;
+	}
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &so->sndbuf, &len))
+		so->sndbuf = 0;
+}
+
+static void sock_opts_restore(int fd, const struct sock_opts *so)
+{
+	socklen_t len = sizeof(int);
+	unsigned int i;
+	int one = 1, cur, half;
+
+	for (i = 0; i < ARRAY_SIZE(kernel_cmsg_opts); i++)
+		if (so->on[i])
+			setsockopt(fd, SOL_SOCKET, kernel_cmsg_opts[i], &one,
+				   sizeof(one));
+	if (!so->sndbuf || getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &len) ||
+	    cur == so->sndbuf)
+		return;
+	/* The kernel doubles what it is given, and reports the double. */
+	half = so->sndbuf / 2;
+	if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &half, sizeof(half)))
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &half, sizeof(half));
 }
 
 void chan_destroy(struct ipcsock_chan *ch)
@@ -221,6 +274,7 @@ int ipcsock_bind(struct ipcsock *sock, int fd)
 {
 	struct sockaddr_un peer;
 	socklen_t len = sizeof(int);
+	struct sock_opts saved;
 	struct stat st;
 	int val, err;
 
@@ -245,10 +299,13 @@ int ipcsock_bind(struct ipcsock *sock, int fd)
 	len = sizeof(peer);
 	if (getpeername(fd, (struct sockaddr *)&peer, &len))
 		return -errno;
+	sock_opts_save(fd, &saved);
 	no_kernel_cmsgs(fd);
 	err = chan_bind(sock, fd);
-	if (err)
+	if (err) {
+		sock_opts_restore(fd, &saved);
 		return err;
+	}
 	/* Ours now: it must not leak into the caller's children. */
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	return 0;
@@ -263,10 +320,12 @@ int ipcsock_bind(struct ipcsock *sock, int fd)
 void ipcsock_close(struct ipcsock *sock)
 {
 	struct ipcsock_chan *ch;
+	bool unreceived;
 
 	if (!sock || !sock->ch)
 		return;
 	ch = sock->ch;
+	unreceived = chan_rx_unreceived(ch);
 	sock->ch = NULL;
 	ch->sock = NULL;
 	if (ch->on_ready) {
@@ -274,6 +333,13 @@ void ipcsock_close(struct ipcsock *sock)
 		ch->on_ready = false;
 	}
 	chan_rx_drop_pending(ch);
+	/*
+	 * The peer's messages are out of the socket, in our buffers: the
+	 * kernel sees an empty receive queue and would report an orderly
+	 * close. Tell the peer ourselves.
+	 */
+	if (unreceived)
+		chan_tx_reset_notice(ch);
 	/* Reaping completions inside chan_close must not free the channel. */
 	ch->closing = true;
 	ch->loop->ops->chan_close(ch);

@@ -142,7 +142,7 @@ static bool dup_took_later_fd(const struct ipcsock_payload *p, unsigned int i,
 }
 
 static int slot_fill(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
-		     const struct ipcsock_payload *p)
+		     const struct ipcsock_payload *p, uint8_t flags)
 {
 	size_t ctrl = p->nr_fds ? CMSG_SPACE(p->nr_fds * sizeof(int)) : 0;
 	size_t need = ctrl + sizeof(struct ipcsock_wire_hdr) + p->len;
@@ -194,7 +194,7 @@ static int slot_fill(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
 	hdr->len = p->len;
 	hdr->nr_fds = p->nr_fds;
 	hdr->version = IPCSOCK_WIRE_VERSION;
-	hdr->flags = 0;
+	hdr->flags = flags;
 	if (p->len)
 		memcpy(hdr + 1, p->data, p->len);
 	slot->iov.iov_base = hdr;
@@ -429,12 +429,15 @@ static int tx_send_batch(struct ipcsock *sock,
 		 * When nothing went out, the caller learns why (-ETOOMANYREFS
 		 * over the in-flight fd limit, -ENOMEM) and the channel stays
 		 * usable. After the head of a batch went out, the peer would
-		 * see a torn batch: the channel fails, as in slot_fill.
+		 * see a torn batch: the channel fails with the error, and the
+		 * call says -EPIPE, so that any other error keeps meaning
+		 * "nothing happened, try again".
 		 */
 		if (err < 0) {
-			if (i)
-				chan_fail(ch, err);
-			return err;
+			if (!i)
+				return err;
+			chan_fail(ch, err);
+			return -EPIPE;
 		}
 		if (i == count)
 			return count;
@@ -443,18 +446,19 @@ static int tx_send_batch(struct ipcsock *sock,
 	direct = i;
 	for (; i < count; i++) {
 		err = slot_fill(ch, chan_tx_slot(ch, ch->tx_tail),
-				&payloads[i]);
+				&payloads[i], 0);
 		if (err) {
 			/* All or nothing: unqueue what this call queued. */
 			chan_tx_drop(ch, queued);
 			/*
 			 * Out of memory or fds halfway through a batch whose
 			 * head is already out: the peer would see a torn
-			 * batch, so the channel fails instead.
+			 * batch, so the channel fails instead (see above).
 			 */
-			if (direct)
-				chan_fail(ch, err);
-			return err;
+			if (!direct)
+				return err;
+			chan_fail(ch, err);
+			return -EPIPE;
 		}
 		ch->tx_tail++;
 	}
@@ -512,6 +516,26 @@ int chan_tx_flush_direct(struct ipcsock_chan *ch)
 		chan_tx_release(ch, ret);
 	}
 	return 0;
+}
+
+/*
+ * The channel is closing with messages of the peer's that the application
+ * never received: queue the reset notice (see wire.h) behind whatever is
+ * still queued, so that it goes out last as close flushes the queue, on
+ * whichever path the queue takes. Best effort: nothing goes after a send
+ * error; a queue that fills every slot has no room for it, and the socket
+ * would not take it then either. The kernel's own reset still applies to
+ * what the socket holds unread.
+ */
+void chan_tx_reset_notice(struct ipcsock_chan *ch)
+{
+	static const struct ipcsock_payload none;
+
+	if (ch->tx_err || chan_tx_queued(ch) >= ch->loop->tx_slots)
+		return;
+	if (!slot_fill(ch, chan_tx_slot(ch, ch->tx_tail), &none,
+		       IPCSOCK_WIRE_F_RESET))
+		ch->tx_tail++;
 }
 
 /*

@@ -22,8 +22,19 @@ struct ipcsock_wire_hdr {
 	uint32_t len;		/* payload bytes after this header */
 	uint16_t nr_fds;	/* fds in the SCM_RIGHTS control message */
 	uint8_t version;	/* IPCSOCK_WIRE_VERSION */
-	uint8_t flags;		/* none defined; must be 0 */
+	uint8_t flags;		/* 0, or IPCSOCK_WIRE_F_RESET alone */
 };
+
+/*
+ * The reset notice: the sender is closing with messages of the receiver's
+ * that its application never received. It comes last, after every message
+ * the sender still had queued, has len 0 and nr_fds 0, and nothing but the
+ * end of the socket may follow it. The receiver reports hangup with
+ * -ECONNRESET, which the kernel cannot tell it: the sender's library took
+ * those messages out of the socket, so at close its receive queue was
+ * empty. 0.1 peers know no flag and fail the channel with -EPROTO.
+ */
+#define IPCSOCK_WIRE_F_RESET	0x01
 
 _Static_assert(sizeof(struct ipcsock_wire_hdr) == 8, "wire header is ABI");
 

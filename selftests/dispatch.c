@@ -150,7 +150,8 @@ static int *use_up_fd_numbers(unsigned int *nr)
  * minimum, the message as large as that allows) and goes out directly,
  * the second carries an fd and must be queued, and duplicating that fd
  * fails with EMFILE. The head is out, so the channel fails inside
- * ipcsock_send_batch(): hangup is due although no dispatch ran, and
+ * ipcsock_send_batch() (which says -EPIPE, the hangup -EMFILE): hangup
+ * is due although no dispatch ran, and
  * ipcsock_loop_fd() must poll readable for it.
  */
 static int send_fail_child(struct __test_metadata *_metadata,
@@ -196,8 +197,8 @@ static int send_fail_child(struct __test_metadata *_metadata,
 	ret = ipcsock_send_batch(sock, p, 2);
 	close_fds_array(fillers, nr_fillers);
 	free(fillers);
-	if (ret != -EMFILE) {
-		TH_LOG("send_batch: %d, not -EMFILE", ret);
+	if (ret != -EPIPE) {
+		TH_LOG("send_batch: %d, not -EPIPE", ret);
 		return SFC_WRONG_ERROR;
 	}
 	/* The head went out, the tail did not: a torn batch. */

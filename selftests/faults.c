@@ -203,7 +203,8 @@ enum {
  * of TMB_BATCH, whose head the kernel takes before it refuses the rest.
  * The head cannot be taken back, so the peer would be left with a torn
  * batch: the channel must fail (hangup with -ETOOMANYREFS, then -EPIPE)
- * and send_batch must say so instead of returning the count.
+ * and send_batch must say so instead of returning the count. It says
+ * -EPIPE, not -ETOOMANYREFS: that one promises a channel still usable.
  */
 static int toomanyrefs_batch_child(struct __test_metadata *_metadata,
 				   enum ipcsock_backend backend)
@@ -227,8 +228,8 @@ static int toomanyrefs_batch_child(struct __test_metadata *_metadata,
 		TH_LOG("send_batch returned the count with the batch torn");
 		return TMB_RETURNED_COUNT;
 	}
-	if (ret != -ETOOMANYREFS) {
-		TH_LOG("send_batch: %d, not -ETOOMANYREFS", ret);
+	if (ret != -EPIPE) {
+		TH_LOG("send_batch: %d, not -EPIPE", ret);
 		return TMB_WRONG_ERROR;
 	}
 	if (!dispatch_until(c.loop, rc.hangup, WAIT_MS) ||
@@ -436,6 +437,200 @@ TEST_F(faults, empty_datagram_then_message_then_close)
 	EXPECT_EQ(0, rc.received);
 	ipcsock_free(sock);
 	ipcsock_loop_free(loop);
+}
+
+/*
+ * -ETOOMANYREFS on every send path, as ipcsock_send(3) states it: the
+ * channel survives exactly when send returned the error, which it does
+ * when the kernel refused the call's first message before anything of
+ * the call went out or was queued; a message send accepted and the kernel
+ * refuses later fails the channel with hangup(-ETOOMANYREFS), and sends
+ * give -EPIPE from then on.
+ *
+ * The fds in flight are set up exactly: one datagram carrying
+ * TMR_LIMIT + 1 fds on a pair of the test's own that nobody reads puts
+ * the user over its limit, so the kernel refuses the next fd this user
+ * sends, whatever the channel holds; closing that pair ends it.
+ */
+enum {
+	TMP_OK,
+	TMP_SETUP,
+	TMP_WRONG_RETURN,
+	TMP_HANGUP,
+	TMP_DELIVERY,
+	TMP_NOT_USABLE,
+	TMP_NOT_FAILED,
+	TMP_LEAK,
+};
+
+static bool ballast_load(int bl[2], int fd)
+{
+	int fds[TMR_LIMIT + 1], i;
+
+	for (i = 0; i < TMR_LIMIT + 1; i++)
+		fds[i] = fd;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, bl))
+		return false;
+	return raw_send_hdr(bl[0], NULL, "b", 1, fds, TMR_LIMIT + 1) == 1;
+}
+
+static void ballast_unload(int bl[2])
+{
+	close(bl[0]);
+	close(bl[1]);
+}
+
+/*
+ * Nothing queued: send and send_batch meet the refusal themselves, return
+ * it, and neither sent nor queued anything; the channel works on once
+ * the fds in flight are gone.
+ */
+static int toomany_direct_child(struct __test_metadata *_metadata,
+				enum ipcsock_backend backend)
+{
+	struct ipcsock_payload p[3];
+	struct nobody_chan c;
+	struct rec rc;
+	int bl[2], ret, i;
+
+	if (!nobody_chan_open(&c, backend) || !ballast_load(bl, c.mfd))
+		return TMP_SETUP;
+	rec_attach(&rc, c.sock);
+	for (i = 0; i < 3; i++)
+		p[i] = msg_of("m", 1, &c.mfd, 1);
+	ret = ipcsock_send(c.sock, &p[0]);
+	if (ret != -ETOOMANYREFS) {
+		TH_LOG("send: %d, not -ETOOMANYREFS", ret);
+		return TMP_WRONG_RETURN;
+	}
+	ret = ipcsock_send_batch(c.sock, p, 3);
+	if (ret != -ETOOMANYREFS) {
+		TH_LOG("send_batch: %d, not -ETOOMANYREFS", ret);
+		return TMP_WRONG_RETURN;
+	}
+	dispatch_for(c.loop, 50);
+	if (rc.hangup) {
+		TH_LOG("hangup(%d) after a refused send", rc.hangup_err);
+		return TMP_HANGUP;
+	}
+	if (nobody_chan_drain(&c))
+		return TMP_DELIVERY;
+	ballast_unload(bl);
+	ret = ipcsock_send_batch(c.sock, p, 3);
+	if (ret != 3) {
+		TH_LOG("send_batch once the fds are gone: %d", ret);
+		return TMP_NOT_USABLE;
+	}
+	dispatch_for(c.loop, 20);
+	if (rc.hangup || nobody_chan_drain(&c) != 3)
+		return TMP_NOT_USABLE;
+	return nobody_chan_close(&c) ? TMP_OK : TMP_LEAK;
+}
+
+TEST_F(faults, toomanyrefs_direct)
+{
+	run_as_nobody(_metadata, toomany_direct_child, variant->backend);
+}
+
+/*
+ * The socket is full, so send queues the message and returns 0; the
+ * kernel refuses it once the peer made room. Order forbids sending what
+ * came after it: the channel fails.
+ */
+static int toomany_queued_child(struct __test_metadata *_metadata,
+				enum ipcsock_backend backend)
+{
+	static char fill[4096];
+	struct ipcsock_payload p;
+	struct nobody_chan c;
+	int bl[2], ret, nr_fill = 0;
+	struct rec rc;
+
+	if (!nobody_chan_open(&c, backend) || !ballast_load(bl, c.mfd))
+		return TMP_SETUP;
+	rec_attach(&rc, c.sock);
+	/* Fill the socket behind the library's back: sends must queue. */
+	while (send(c.sv[0], fill, sizeof(fill), MSG_DONTWAIT) > 0)
+		nr_fill++;
+	if (errno != EAGAIN || !nr_fill)
+		return TMP_SETUP;
+	p = msg_of("m", 1, &c.mfd, 1);
+	ret = ipcsock_send(c.sock, &p);
+	if (ret)
+		TH_LOG("send of a message to queue: %d", ret);
+	p = msg_of("after", 5, NULL, 0);
+	if (ret || ipcsock_send(c.sock, &p))
+		return TMP_WRONG_RETURN;
+	/* The peer makes room: the queue drains into the refusal. */
+	if (nobody_chan_drain(&c) != nr_fill)
+		return TMP_SETUP;
+	if (!dispatch_until(c.loop, rc.hangup, WAIT_MS) ||
+	    rc.hangup_err != -ETOOMANYREFS) {
+		TH_LOG("hangup %d, err %d", rc.hangup, rc.hangup_err);
+		return TMP_HANGUP;
+	}
+	ret = ipcsock_send(c.sock, &p);
+	if (ret != -EPIPE) {
+		TH_LOG("send after the failure: %d, not -EPIPE", ret);
+		return TMP_NOT_FAILED;
+	}
+	/* Neither the refused message nor the one behind it arrived. */
+	dispatch_for(c.loop, 20);
+	if (nobody_chan_drain(&c))
+		return TMP_DELIVERY;
+	ballast_unload(bl);
+	return nobody_chan_close(&c) ? TMP_OK : TMP_LEAK;
+}
+
+TEST_F(faults, toomanyrefs_queued)
+{
+	run_as_nobody(_metadata, toomany_queued_child, variant->backend);
+}
+
+/*
+ * IPCSOCK_LOOP_RING_SENDS: every message is accepted into the queue and
+ * sent on the ring, so the refusal comes as a completion, after send
+ * returned 0: the channel fails.
+ */
+static int toomany_ring_child(struct __test_metadata *_metadata,
+			      enum ipcsock_backend backend)
+{
+	struct ipcsock_payload p;
+	struct nobody_chan c;
+	struct rec rc;
+	int bl[2], ret;
+
+	if (!nobody_chan_open(&c, backend) || !ballast_load(bl, c.mfd))
+		return TMP_SETUP;
+	rec_attach(&rc, c.sock);
+	p = msg_of("m", 1, &c.mfd, 1);
+	ret = ipcsock_send(c.sock, &p);
+	if (ret) {
+		TH_LOG("ring send: %d, not 0", ret);
+		return TMP_WRONG_RETURN;
+	}
+	if (!dispatch_until(c.loop, rc.hangup, WAIT_MS) ||
+	    rc.hangup_err != -ETOOMANYREFS) {
+		TH_LOG("hangup %d, err %d", rc.hangup, rc.hangup_err);
+		return TMP_HANGUP;
+	}
+	ballast_unload(bl);
+	ret = ipcsock_send(c.sock, &p);
+	if (ret != -EPIPE) {
+		TH_LOG("send after the failure: %d, not -EPIPE", ret);
+		return TMP_NOT_FAILED;
+	}
+	dispatch_for(c.loop, 20);
+	if (nobody_chan_drain(&c))
+		return TMP_DELIVERY;
+	return nobody_chan_close(&c) ? TMP_OK : TMP_LEAK;
+}
+
+TEST_F(faults, toomanyrefs_ring_sends)
+{
+	if (variant->backend != IPCSOCK_BACKEND_URING)
+		SKIP(return, "ring sends are io_uring's");
+	run_as_nobody(_metadata, toomany_ring_child, BACKEND_URING_RING_SENDS);
 }
 
 TEST_HARNESS_MAIN

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 FIXTURE(lifecycle) {
 	struct ipcsock_test t;
@@ -829,6 +830,256 @@ TEST_F(lifecycle, default_loop_per_thread)
 	ipcsock_free(b);
 	ipcsock_loop_free(def);
 	EXPECT_EQ(before, count_open_fds());
+}
+
+/*
+ * A failed ipcsock_bind() leaves the caller's socket as it was: the
+ * options bind switches off (the kernel's own control messages), the
+ * send buffer it raises for large messages, the close-on-exec flag.
+ */
+#ifndef SO_PASSPIDFD
+#define SO_PASSPIDFD		76
+#endif
+#ifndef SO_TIMESTAMP_OLD
+#define SO_TIMESTAMP_OLD	29
+#define SO_TIMESTAMPNS_OLD	35
+#endif
+#ifndef SO_TIMESTAMP_NEW
+#define SO_TIMESTAMP_NEW	63
+#define SO_TIMESTAMPNS_NEW	64
+#endif
+
+static const int bind_opts[] = {
+	SO_PASSCRED, SO_PASSSEC, SO_PASSPIDFD, SO_TIMESTAMP_OLD,
+	SO_TIMESTAMPNS_OLD, SO_TIMESTAMP_NEW, SO_TIMESTAMPNS_NEW,
+};
+
+struct sock_state {
+	int opt[ARRAY_SIZE(bind_opts)];
+	int sndbuf;
+	int fd_flags;
+};
+
+static void sock_state_get(int fd, struct sock_state *st)
+{
+	socklen_t len;
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(bind_opts); i++) {
+		len = sizeof(int);
+		if (getsockopt(fd, SOL_SOCKET, bind_opts[i], &st->opt[i], &len))
+			st->opt[i] = -errno;
+	}
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &st->sndbuf, &len))
+		st->sndbuf = -errno;
+	st->fd_flags = fcntl(fd, F_GETFD);
+}
+
+/*
+ * A connected pair whose sv[0] has what a launcher may have set: no
+ * close-on-exec, and one of three dresses of credentials, a security
+ * label, a pidfd and timestamps of each kind (one kind at a time: the
+ * kernel keeps one). Options this kernel lacks stay off.
+ */
+#define NR_DRESSES	3
+
+static bool dressed_pair(int sv[2], int how)
+{
+	static const int on[NR_DRESSES][3] = {
+		{ SO_PASSCRED, SO_PASSSEC, SO_TIMESTAMP_OLD },
+		{ SO_PASSPIDFD, SO_TIMESTAMPNS_NEW, SO_PASSCRED },
+		{ SO_PASSSEC, SO_TIMESTAMPNS_OLD, SO_PASSPIDFD },
+	};
+	int one = 1, i;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv))
+		return false;
+	for (i = 0; i < 3; i++)
+		setsockopt(sv[0], SOL_SOCKET, on[how][i], &one, sizeof(one));
+	return true;
+}
+
+/* Compare; a mismatch is logged and counted. */
+static int sock_state_diff(struct __test_metadata *_metadata,
+			   const struct sock_state *a,
+			   const struct sock_state *b)
+{
+	unsigned int i;
+	int n = 0;
+
+	for (i = 0; i < ARRAY_SIZE(bind_opts); i++) {
+		if (a->opt[i] == b->opt[i])
+			continue;
+		TH_LOG("option %d was %d, is %d", bind_opts[i], a->opt[i],
+		       b->opt[i]);
+		n++;
+	}
+	if (a->sndbuf != b->sndbuf) {
+		TH_LOG("SO_SNDBUF was %d, is %d", a->sndbuf, b->sndbuf);
+		n++;
+	}
+	if (a->fd_flags != b->fd_flags) {
+		TH_LOG("fd flags were %#x, are %#x", a->fd_flags, b->fd_flags);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Bind @sock to a dressed socket in every dress, expecting @want; returns
+ * how many differences bind left behind (-1: set-up or other failure).
+ */
+static int bind_fails_untouched(struct __test_metadata *_metadata,
+				struct ipcsock *sock, int want)
+{
+	struct sock_state before, after;
+	int sv[2], how, ret, diff = 0;
+	char c;
+
+	for (how = 0; how < NR_DRESSES; how++) {
+		if (!dressed_pair(sv, how))
+			return -1;
+		sock_state_get(sv[0], &before);
+		ret = ipcsock_bind(sock, sv[0]);
+		if (ret != want) {
+			TH_LOG("ipcsock_bind: %d, not %d", ret, want);
+			if (!ret)
+				ipcsock_close(sock);
+			else
+				close(sv[0]);
+			close(sv[1]);
+			return -1;
+		}
+		sock_state_get(sv[0], &after);
+		diff += sock_state_diff(_metadata, &before, &after);
+		/* Still the caller's, and still connected. */
+		if (ipcsock_is_bound(sock) ||
+		    send(sv[0], "x", 1, MSG_DONTWAIT) != 1 ||
+		    recv(sv[1], &c, 1, MSG_DONTWAIT) != 1)
+			diff++;
+		close(sv[0]);
+		close(sv[1]);
+	}
+	return diff;
+}
+
+/*
+ * io_uring: the buffer group id the socket would get is the
+ * application's on a shared ring (review/bindmod.c).
+ */
+TEST_F(lifecycle, failed_bind_bgid_taken)
+{
+	IPCSOCK_LOOP_OPTS(opts, .max_msg_size = 1 << 20,
+			  .flags = self->t.backend == BACKEND_URING_RING_SENDS ?
+				   IPCSOCK_LOOP_RING_SENDS : 0);
+	struct io_uring_buf_reg reg = { .ring_entries = 8,
+					.bgid = IPCSOCK_DEFAULT_BGID_BASE };
+	struct ipcsock_loop *loop;
+	struct io_uring ring;
+	struct ipcsock *s;
+	void *mem;
+
+	if (self->t.backend == IPCSOCK_BACKEND_EPOLL)
+		SKIP(return, "buffer groups are io_uring's");
+	ASSERT_EQ(0, io_uring_queue_init(8, &ring, 0));
+	mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	reg.ring_addr = (unsigned long)mem;
+	ASSERT_EQ(0, io_uring_register_buf_ring(&ring, &reg, 0));
+	loop = ipcsock_loop_new_shared(&ring, &opts);
+	ASSERT_NE(NULL, loop);
+	s = ipcsock_new(loop);
+	ASSERT_NE(NULL, s);
+	EXPECT_EQ(0, bind_fails_untouched(_metadata, s, -EEXIST));
+	ipcsock_free(s);
+	EXPECT_TRUE(ipcsock_loop_idle(loop));
+	ipcsock_loop_free(loop);
+	io_uring_unregister_buf_ring(&ring, reg.bgid);
+	io_uring_queue_exit(&ring);
+	munmap(mem, 4096);
+}
+
+/*
+ * io_uring: no buffer group id left for the socket (bgid_base + its index
+ * passes 0xffff), on the loop's own ring.
+ */
+TEST_F(lifecycle, failed_bind_no_bgid_left)
+{
+	IPCSOCK_LOOP_OPTS(opts, .backend = IPCSOCK_BACKEND_URING,
+			  .max_msg_size = 1 << 20, .bgid_base = 0xffff,
+			  .flags = self->t.backend == BACKEND_URING_RING_SENDS ?
+				   IPCSOCK_LOOP_RING_SENDS : 0);
+	struct ipcsock_loop *loop;
+	struct ipcsock *first, *s;
+	int remote;
+
+	if (self->t.backend == IPCSOCK_BACKEND_EPOLL)
+		SKIP(return, "buffer groups are io_uring's");
+	loop = ipcsock_loop_new(&opts);
+	ASSERT_NE(NULL, loop);
+	first = ipcsock_new(loop);
+	s = ipcsock_new(loop);
+	ASSERT_NE(NULL, first);
+	ASSERT_NE(NULL, s);
+	remote = ipcsock_create(first);
+	ASSERT_LE(0, remote);
+	EXPECT_EQ(0, bind_fails_untouched(_metadata, s, -EMFILE));
+	ipcsock_free(s);
+	ipcsock_free(first);
+	ipcsock_loop_free(loop);
+	close(remote);
+}
+
+/*
+ * Every backend: an unprivileged process cannot raise SO_SNDBUF past
+ * net.core.wmem_max, so a loop whose max_msg_size needs more fails the
+ * bind with EMSGSIZE, after it raised the buffer as far as it could.
+ */
+static int bind_emsgsize_child(struct __test_metadata *_metadata,
+			       enum ipcsock_backend backend)
+{
+	struct ipcsock_loop *loop;
+	struct ipcsock *s;
+	int diff;
+
+	/* Only stdio: the parent's loop is not ours to keep open. */
+	syscall(SYS_close_range, 3, ~0u, 0);
+	if (setgid(65534) || setuid(65534))
+		return 100;
+	loop = loop_new(backend, IPCSOCK_MAX_MSG_SIZE_LIMIT, 0, 0);
+	s = loop ? ipcsock_new(loop) : NULL;
+	if (!s)
+		return 101;
+	diff = bind_fails_untouched(_metadata, s, -EMSGSIZE);
+	ipcsock_free(s);
+	ipcsock_loop_free(loop);
+	return diff < 0 ? 102 : diff;
+}
+
+TEST_F(lifecycle, failed_bind_sndbuf_too_small)
+{
+	unsigned long wmem_max = 0;
+	int status;
+	FILE *f;
+	pid_t pid;
+
+	if (geteuid())
+		SKIP(return, "needs root to become an unprivileged user");
+	f = fopen("/proc/sys/net/core/wmem_max", "r");
+	ASSERT_NE(NULL, f);
+	ASSERT_EQ(1, fscanf(f, "%lu", &wmem_max));
+	fclose(f);
+	if (2 * wmem_max >= IPCSOCK_MAX_MSG_SIZE_LIMIT + 64)
+		SKIP(return, "net.core.wmem_max lets anyone fit the limit");
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(bind_emsgsize_child(_metadata, self->t.backend));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
 TEST_HARNESS_MAIN

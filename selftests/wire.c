@@ -252,4 +252,251 @@ TEST_F(wire, fds_truncated_at_rlimit)
 	close_fds_array(more, 8);
 }
 
+/*
+ * The reset notice: a header-only datagram with IPCSOCK_WIRE_F_RESET that
+ * a closing end sends last when its application left messages of ours
+ * unreceived. The receiving end reports hangup(-ECONNRESET) after every
+ * message before it; anything malformed about it, or any datagram after
+ * it, is a protocol error. Every other flag stays refused.
+ */
+#define TEST_WIRE_F_RESET	0x01
+
+static const struct test_wire_hdr reset_notice = {
+	.version = TEST_WIRE_VERSION,
+	.flags = TEST_WIRE_F_RESET,
+};
+
+TEST_F(wire, reset_notice_then_close)
+{
+	struct rec *rc = &self->rc;
+
+	send_good(_metadata, self);
+	ASSERT_EQ(TEST_WIRE_HDR_LEN, raw_send_hdr(self->remote, &reset_notice,
+						  NULL, 0, NULL, 0));
+	ctx_close_fd(&self->t, self->remote);
+	ASSERT_TRUE(dispatch_until(self->t.loop, rc->hangup, WAIT_MS));
+	dispatch_for(self->t.loop, 20);
+	EXPECT_EQ(1, rc->hangup);
+	EXPECT_EQ(-ECONNRESET, rc->hangup_err);
+	EXPECT_EQ(1, rc->received);
+	EXPECT_EQ(1, rc->received_at_hangup);
+	EXPECT_EQ(1, rc->fds);
+	EXPECT_EQ(0, rc->bad + rc->recv_err);
+	EXPECT_EQ(-EPIPE, send_str(self->c, "after"));
+}
+
+TEST_F(wire, reset_notice_with_bytes)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.len = 5, .version = TEST_WIRE_VERSION,
+		.flags = TEST_WIRE_F_RESET }, 5, 0);
+	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+}
+
+TEST_F(wire, reset_notice_with_fds)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.nr_fds = 1, .version = TEST_WIRE_VERSION,
+		.flags = TEST_WIRE_F_RESET }, 0, 1);
+	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+}
+
+TEST_F(wire, reset_notice_bad_version)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.version = TEST_WIRE_VERSION + 1,
+		.flags = TEST_WIRE_F_RESET }, 0, 0);
+	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+}
+
+TEST_F(wire, reset_notice_with_other_flags)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.version = TEST_WIRE_VERSION,
+		.flags = TEST_WIRE_F_RESET | 0x80 }, 0, 0);
+	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+}
+
+TEST_F(wire, unknown_flag_without_payload)
+{
+	bad_header(_metadata, self, (struct test_wire_hdr){
+		.version = TEST_WIRE_VERSION, .flags = 0x02 }, 0, 0);
+	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+}
+
+/* The peer said it is closing: a message after that is not believable. */
+TEST_F(wire, message_after_reset_notice)
+{
+	send_good(_metadata, self);
+	ASSERT_EQ(TEST_WIRE_HDR_LEN, raw_send_hdr(self->remote, &reset_notice,
+						  NULL, 0, NULL, 0));
+	expect_failed(_metadata, self);
+	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+}
+
+/*
+ * The peer is the library, on a loop of its own. We send it @nr messages;
+ * its loop runs (@peer_runs: it takes them into its receive buffers) or
+ * not, its application receives @received of them, replies or not, and
+ * closes. Returns the err of the one hangup we get.
+ */
+static int peer_closes(struct __test_metadata *_metadata,
+		       struct _test_data_wire *self, int nr, bool peer_runs,
+		       int received, bool reply)
+{
+	struct ipcsock_loop *lp = ctx_loop(_metadata, &self->t, 0, 0, 0);
+	struct ipcsock *b, *peer;
+	struct ipcsock_payload p;
+	struct rec rb;
+	int i;
+
+	ctx_pair(_metadata, &self->t, self->t.loop, &b, lp, &peer);
+	rec_attach(&rb, b);
+	for (i = 0; i < nr; i++)
+		ASSERT_EQ(0, send_str(b, "request"));
+	if (peer_runs)
+		dispatch_for(lp, 50);
+	for (i = 0; i < received; i++) {
+		ASSERT_EQ(0, receive_wait(lp, peer, &p, WAIT_MS));
+		ASSERT_EQ(7, p.len);
+	}
+	if (reply)
+		ASSERT_EQ(0, send_str(peer, "reply"));
+	ctx_forget_sock(&self->t, peer);
+	ipcsock_free(peer);
+	ASSERT_TRUE(dispatch_until(self->t.loop, rb.hangup, WAIT_MS));
+	dispatch_for(self->t.loop, 20);
+	EXPECT_EQ(1, rb.hangup);
+	EXPECT_EQ(reply, rb.received);
+	EXPECT_EQ(reply, rb.received_at_hangup);
+	EXPECT_EQ(0, rb.bad + rb.recv_err);
+	EXPECT_EQ(-EPIPE, send_str(b, "after"));
+	return rb.hangup_err;
+}
+
+/* The reproducer's three cases (review/connreset.c). */
+TEST_F(wire, connreset_peer_loop_never_ran)
+{
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 5, false, 0,
+					   false));
+}
+
+TEST_F(wire, connreset_peer_loop_ran)
+{
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 5, true, 0,
+					   false));
+}
+
+TEST_F(wire, connreset_peer_loop_ran_buffers_full)
+{
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 40, true, 0,
+					   false));
+}
+
+/* The last message received is the one it returned: received, not all. */
+TEST_F(wire, connreset_peer_received_some)
+{
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 5, true, 3,
+					   false));
+}
+
+/*
+ * The reply goes out before the notice; with ring sends it is submitted
+ * with a wait for completions, which takes our messages in without
+ * anything reaping them: those count as unreceived too.
+ */
+TEST_F(wire, connreset_peer_replied)
+{
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 5, true, 0,
+					   true));
+}
+
+TEST_F(wire, connreset_peer_replied_loop_never_ran)
+{
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 5, false, 0,
+					   true));
+}
+
+TEST_F(wire, peer_received_all_then_closed)
+{
+	EXPECT_EQ(0, peer_closes(_metadata, self, 5, true, 5, true));
+}
+
+/* The peer's application drives a shared ring: wait a little, hand over. */
+static void shared_pump(struct io_uring *ring, struct ipcsock_loop *loop)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 5 * 1000 * 1000 };
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+	io_uring_for_each_cqe(ring, head, cqe) {
+		ipcsock_loop_handle_cqe(loop, cqe);
+		n++;
+	}
+	io_uring_cq_advance(ring, n);
+	ipcsock_loop_dispatch(loop, 0);
+}
+
+/*
+ * The same with the peer on a shared ring, plain and DEFER_TASKRUN: its
+ * loop took our messages in, its application never received them.
+ */
+static void shared_peer_closes(struct __test_metadata *_metadata,
+			       struct _test_data_wire *self,
+			       unsigned int ring_flags, int received)
+{
+	struct io_uring_params prm = { .flags = ring_flags };
+	struct ipcsock_loop *lp;
+	struct ipcsock *b, *peer;
+	struct ipcsock_payload p;
+	struct io_uring ring;
+	struct rec rb;
+	int i, remote;
+
+	if (!uring_available())
+		SKIP(return, "io_uring is not available to this process");
+	ASSERT_EQ(0, io_uring_queue_init_params(64, &ring, &prm));
+	lp = ipcsock_loop_new_shared(&ring, NULL);
+	ASSERT_NE(NULL, lp);
+	peer = ipcsock_new(lp);
+	ASSERT_NE(NULL, peer);
+	b = ctx_sock(_metadata, &self->t, self->t.loop);
+	remote = ipcsock_create(b);
+	ASSERT_LE(0, remote);
+	ASSERT_EQ(0, ipcsock_bind(peer, remote));
+	rec_attach(&rb, b);
+	for (i = 0; i < 5; i++)
+		ASSERT_EQ(0, send_str(b, "request"));
+	for (i = 0; i < 10; i++)
+		shared_pump(&ring, lp);
+	for (i = 0; i < received; i++)
+		ASSERT_EQ(0, ipcsock_receive(peer, &p));
+	ipcsock_free(peer);
+	for (i = 0; i < 200 && !ipcsock_loop_idle(lp); i++)
+		shared_pump(&ring, lp);
+	EXPECT_TRUE(ipcsock_loop_idle(lp));
+	ipcsock_loop_free(lp);
+	io_uring_queue_exit(&ring);
+	ASSERT_TRUE(dispatch_until(self->t.loop, rb.hangup, WAIT_MS));
+	EXPECT_EQ(1, rb.hangup);
+	EXPECT_EQ(received == 5 ? 0 : -ECONNRESET, rb.hangup_err);
+}
+
+TEST_F(wire, connreset_peer_on_shared_ring)
+{
+	shared_peer_closes(_metadata, self, 0, 0);
+}
+
+TEST_F(wire, connreset_peer_on_shared_defer_taskrun_ring)
+{
+	shared_peer_closes(_metadata, self, IORING_SETUP_SINGLE_ISSUER |
+			   IORING_SETUP_DEFER_TASKRUN, 0);
+}
+
+TEST_F(wire, peer_on_shared_ring_received_all_then_closed)
+{
+	shared_peer_closes(_metadata, self, 0, 5);
+}
+
 TEST_HARNESS_MAIN
