@@ -109,6 +109,7 @@ struct ipcsock_loop {
 
 	/* eventfd behind ipcsock_loop_fd(), made on first request */
 	int evfd;
+	bool evfd_signalled;	/* written by us since dispatch read it */
 
 	uint16_t uid;			/* tells loops on one ring apart */
 	bool in_dispatch;		/* running callbacks */
@@ -282,6 +283,7 @@ struct ipcsock_chan *loop_chan_lookup(struct ipcsock_loop *loop,
 int loop_chan_add(struct ipcsock_loop *loop, struct ipcsock_chan *ch);
 void loop_mark_ready(struct ipcsock_chan *ch);
 void loop_wake(struct ipcsock_loop *loop);
+void loop_evfd_drain(struct ipcsock_loop *loop);
 void loop_wake_if_pending(struct ipcsock_loop *loop);
 void loop_submit_if_outside(struct ipcsock_loop *loop);
 

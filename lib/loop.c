@@ -288,6 +288,7 @@ int ipcsock_loop_fd(struct ipcsock_loop *loop)
 		if (err) {
 			close(loop->evfd);
 			loop->evfd = -1;
+			loop->evfd_signalled = false;
 			return err;
 		}
 		if (!list_empty(&loop->ready))
@@ -347,19 +348,51 @@ struct ipcsock_chan *loop_chan_lookup(struct ipcsock_loop *loop, uint32_t id,
 	return ch;
 }
 
+/*
+ * The loop fd's promise: outside dispatch, loop->ready non-empty means the
+ * eventfd is signalled. It is kept where the list fills (here, at the end
+ * of dispatch, and when the eventfd is made) and nothing but dispatch,
+ * which runs what is due and re-signals for what it leaves, reads the
+ * eventfd. evfd_signalled makes every signal after the first free until
+ * dispatch reads it: one write per dispatch at most, whatever the calls.
+ */
+static void loop_evfd_signal(struct ipcsock_loop *loop)
+{
+	if (loop->evfd < 0 || loop->evfd_signalled)
+		return;
+	if (!eventfd_write(loop->evfd, 1))
+		loop->evfd_signalled = true;
+}
+
+/* Only dispatch calls this (the epoll backend's wait inside it too). */
+void loop_evfd_drain(struct ipcsock_loop *loop)
+{
+	eventfd_t cnt;
+
+	if (loop->evfd < 0)
+		return;
+	eventfd_read(loop->evfd, &cnt);
+	loop->evfd_signalled = false;
+}
+
 void loop_mark_ready(struct ipcsock_chan *ch)
 {
+	struct ipcsock_loop *loop = ch->loop;
+
 	if (ch->on_ready || !ch->sock)
 		return;
 	ch->on_ready = true;
-	list_add_tail(&ch->ready_node, &ch->loop->ready);
+	list_add_tail(&ch->ready_node, &loop->ready);
 	/*
 	 * Outside dispatch nothing would run it: a send that reaped or
-	 * failed its channel must leave the loop fd readable. The call
-	 * that got here wakes the loop on its way out.
+	 * failed its channel, or a CQE handed in, must leave the loop fd
+	 * readable. A shared ring's owner is woken by the call that got
+	 * here, on its way out: it may be in the middle of reaping.
 	 */
-	if (!ch->loop->dispatching)
-		ch->loop->wake_pending = true;
+	if (!loop->dispatching) {
+		loop_evfd_signal(loop);
+		loop->wake_pending = true;
+	}
 }
 
 /*
@@ -368,8 +401,7 @@ void loop_mark_ready(struct ipcsock_chan *ch)
  */
 void loop_wake(struct ipcsock_loop *loop)
 {
-	if (loop->evfd >= 0)
-		eventfd_write(loop->evfd, 1);
+	loop_evfd_signal(loop);
 	if (loop->ops->wake)
 		loop->ops->wake(loop);
 }
@@ -440,7 +472,6 @@ static int run_callbacks(struct ipcsock_loop *loop)
 int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 {
 	uint64_t deadline = 0, now;
-	eventfd_t cnt;
 	int err, ran;
 
 	if (!loop)
@@ -450,8 +481,7 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 	/* Whatever became due so far runs in this call. */
 	loop->wake_pending = false;
 	loop->dispatching = true;
-	if (loop->evfd >= 0)
-		eventfd_read(loop->evfd, &cnt);
+	loop_evfd_drain(loop);
 	if (!list_empty(&loop->ready))
 		timeout_ms = 0;
 	if (timeout_ms > 0)
@@ -468,6 +498,9 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		/* A signal ends the wait, as it does poll(2)'s. */
 		if (err && (err != -EINTR || list_empty(&loop->ready))) {
 			loop->dispatching = false;
+			/* The eventfd was read above: what is due stays due. */
+			if (!list_empty(&loop->ready))
+				loop_wake(loop);
 			return err;
 		}
 		if (err)
