@@ -111,7 +111,7 @@ struct ipcsock_loop {
 	int evfd;
 	bool evfd_signalled;	/* written by us since dispatch read it */
 
-	uint16_t uid;			/* tells loops on one ring apart */
+	uint16_t uid;			/* shared: unique among live loops */
 	bool in_dispatch;		/* running callbacks */
 	bool dispatching;		/* anywhere inside dispatch */
 	bool wake_pending;		/* callbacks became due outside it */

@@ -83,10 +83,78 @@ static enum ipcsock_backend backend_wanted(const struct ipcsock_loop_opts *o)
 	return IPCSOCK_BACKEND_AUTO;
 }
 
+/*
+ * Loop numbers: user_data has 16 bits to tell apart the loops on one
+ * shared ring, so no two live shared loops may have the same one, however
+ * many loops the process made before. Only loops on a shared ring take
+ * one: a loop's own ring carries its own completions only (its number
+ * is 0). Numbers are handed out next-fit, from the last one given: a
+ * loop freed before it was idle still has completions to come, which a
+ * new loop on the same ring must decline, so its number is not reused
+ * until every other free one was.
+ */
+#define LOOP_UID_MAX	0xffffu
+
+static pthread_mutex_t uid_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t uid_used[(LOOP_UID_MAX + 1) / 64];
+static unsigned int uid_last;
+
+static int loop_uid_get(void)
+{
+	unsigned int i, uid;
+	int ret = -EMFILE;
+
+	pthread_mutex_lock(&uid_lock);
+	uid = uid_last;
+	for (i = 0; i < LOOP_UID_MAX; i++) {
+		uid = uid % LOOP_UID_MAX + 1;	/* 1 to 0xffff, round */
+		if (!(uid_used[uid / 64] & 1ull << uid % 64)) {
+			uid_used[uid / 64] |= 1ull << uid % 64;
+			uid_last = uid;
+			ret = uid;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&uid_lock);
+	return ret;
+}
+
+static void loop_uid_put(unsigned int uid)
+{
+	if (!uid)
+		return;
+	pthread_mutex_lock(&uid_lock);
+	uid_used[uid / 64] &= ~(1ull << uid % 64);
+	pthread_mutex_unlock(&uid_lock);
+}
+
+/* A fork() while another thread holds the lock must not leave it held. */
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&uid_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&uid_lock);
+}
+
+static void atfork_child(void)
+{
+	pthread_mutex_unlock(&uid_lock);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static int atfork_err;
+
+static void atfork_init(void)
+{
+	atfork_err = pthread_atfork(atfork_prepare, atfork_parent,
+				    atfork_child);
+}
+
 static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 {
-	/* Numbers loops for user_data; wrapping after 65536 is harmless. */
-	static unsigned int next_uid;
 	struct ipcsock_loop *loop;
 	int err = opts_check(opts);
 
@@ -94,10 +162,14 @@ static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 		errno = -err;
 		return NULL;
 	}
+	pthread_once(&atfork_once, atfork_init);
+	if (atfork_err) {
+		errno = atfork_err;
+		return NULL;
+	}
 	loop = calloc(1, sizeof(*loop));
 	if (!loop)
 		return NULL;
-	loop->uid = __atomic_add_fetch(&next_uid, 1, __ATOMIC_RELAXED);
 	loop->max_msg_size = OPT(opts, max_msg_size,
 				 IPCSOCK_DEFAULT_MAX_MSG_SIZE);
 	loop->send_queue_len = OPT(opts, send_queue_len,
@@ -186,8 +258,16 @@ struct ipcsock_loop *ipcsock_loop_new_shared(struct io_uring *ring,
 	loop = loop_alloc(opts);
 	if (!loop)
 		return NULL;
+	err = loop_uid_get();
+	if (err < 0) {
+		free(loop);
+		errno = -err;
+		return NULL;
+	}
+	loop->uid = err;
 	err = loop_init(loop, IPCSOCK_BACKEND_URING, ring);
 	if (err) {
+		loop_uid_put(loop->uid);
 		free(loop);
 		errno = -err;
 		return NULL;
@@ -264,6 +344,7 @@ void ipcsock_loop_free(struct ipcsock_loop *loop)
 	}
 	if (loop->evfd >= 0)
 		close(loop->evfd);
+	loop_uid_put(loop->uid);
 	free(loop->tx_ctrl);
 	free(loop->chans);
 	free(loop);

@@ -831,4 +831,132 @@ TEST_F(lifecycle, default_loop_per_thread)
 	EXPECT_EQ(before, count_open_fds());
 }
 
+/*
+ * Loops on one shared ring tell their completions apart by a 16-bit loop
+ * number in user_data. A process that made 65,536 loops before (a daemon
+ * with a default loop per thread, say) must still give a new shared loop
+ * a number no live loop has: the outside review's uidwrap, where the old
+ * loop took the new loop's completions and failed with -EPROTO. Loops of
+ * both kinds are made and freed in between: 65,535 epoll loops, as in the
+ * review (with the old global counter, that many put the next loop on the
+ * live one's number), and 65,536 shared ones, so that the numbers shared
+ * loops take go round once past the live one.
+ */
+#define UID_MSGS	16
+
+struct uid_app {
+	struct io_uring ring;
+	struct ipcsock_loop *l1, *l2;
+	struct ipcsock *a1, *b1, *a2, *b2;
+	struct rec r1, r2;
+	unsigned int dropped;
+};
+
+static void uid_turn(struct uid_app *app)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_submit_and_wait_timeout(&app->ring, &cqe, 1, &ts, NULL);
+	io_uring_for_each_cqe(&app->ring, head, cqe) {
+		if (!ipcsock_loop_handle_cqe(app->l1, cqe) &&
+		    !ipcsock_loop_handle_cqe(app->l2, cqe) &&
+		    IPCSOCK_USER_DATA_IS_OURS(cqe->user_data))
+			app->dropped++;
+		n++;
+	}
+	io_uring_cq_advance(&app->ring, n);
+	ipcsock_loop_dispatch(app->l1, 0);
+	ipcsock_loop_dispatch(app->l2, 0);
+}
+
+static void uid_pair(struct __test_metadata *_metadata,
+		     struct ipcsock_loop *loop, struct ipcsock **a,
+		     struct ipcsock **b, struct rec *r)
+{
+	int fd;
+
+	*a = ipcsock_new(loop);
+	*b = ipcsock_new(loop);
+	ASSERT_NE(NULL, *a);
+	ASSERT_NE(NULL, *b);
+	fd = ipcsock_create(*a);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ipcsock_bind(*b, fd));
+	rec_attach(r, *b);
+	r->check_seq = true;
+}
+
+TEST(shared_loop_numbers_unique)
+{
+	IPCSOCK_LOOP_OPTS(o1, .bgid_base = 0x7000);
+	IPCSOCK_LOOP_OPTS(o2, .bgid_base = 0x8000);
+	IPCSOCK_LOOP_OPTS(oe, .backend = IPCSOCK_BACKEND_EPOLL);
+	static struct uid_app app;
+	struct ipcsock_loop *loop;
+	uint64_t start, deadline;
+	int fds = count_open_fds();
+	unsigned int i;
+
+	if (!uring_available())
+		SKIP(return, "io_uring is not available to this process");
+	ASSERT_EQ(0, io_uring_queue_init(64, &app.ring, 0));
+	app.l1 = ipcsock_loop_new_shared(&app.ring, &o1);
+	ASSERT_NE(NULL, app.l1);
+	uid_pair(_metadata, app.l1, &app.a1, &app.b1, &app.r1);
+
+	start = now_ms();
+	for (i = 0; i < 65535; i++) {
+		loop = ipcsock_loop_new(&oe);
+		ASSERT_NE(NULL, loop) TH_LOG("epoll loop %u: %s", i,
+					     strerror(errno));
+		ipcsock_loop_free(loop);
+	}
+	for (i = 0; i < 65536; i++) {
+		loop = ipcsock_loop_new_shared(&app.ring, NULL);
+		ASSERT_NE(NULL, loop) TH_LOG("shared loop %u: %s", i,
+					     strerror(errno));
+		ipcsock_loop_free(loop);
+	}
+	TH_LOG("131,071 loops made and freed in %llu ms",
+	       (unsigned long long)(now_ms() - start));
+
+	app.l2 = ipcsock_loop_new_shared(&app.ring, &o2);
+	ASSERT_NE(NULL, app.l2);
+	uid_pair(_metadata, app.l2, &app.a2, &app.b2, &app.r2);
+	for (i = 0; i < UID_MSGS; i++) {
+		struct ipcsock_payload p = msg_of(&i, sizeof(i), NULL, 0);
+
+		ASSERT_EQ(0, ipcsock_send(app.a1, &p));
+		ASSERT_EQ(0, ipcsock_send(app.a2, &p));
+	}
+	deadline = now_ms() + WAIT_MS;
+	while ((app.r1.received < UID_MSGS || app.r2.received < UID_MSGS) &&
+	       now_ms() < deadline)
+		uid_turn(&app);
+	EXPECT_EQ(UID_MSGS, app.r1.received);
+	EXPECT_EQ(UID_MSGS, app.r2.received);
+	EXPECT_EQ(0, app.r1.hangup) TH_LOG("loop 1: hangup %d",
+					   app.r1.hangup_err);
+	EXPECT_EQ(0, app.r2.hangup) TH_LOG("loop 2: hangup %d",
+					   app.r2.hangup_err);
+	EXPECT_EQ(0, app.r1.bad + app.r2.bad);
+	EXPECT_EQ(0, app.dropped);
+
+	ipcsock_free(app.a1);
+	ipcsock_free(app.b1);
+	ipcsock_free(app.a2);
+	ipcsock_free(app.b2);
+	for (i = 0; i < 100 && !(ipcsock_loop_idle(app.l1) &&
+				 ipcsock_loop_idle(app.l2)); i++)
+		uid_turn(&app);
+	EXPECT_TRUE(ipcsock_loop_idle(app.l1));
+	EXPECT_TRUE(ipcsock_loop_idle(app.l2));
+	ipcsock_loop_free(app.l1);
+	ipcsock_loop_free(app.l2);
+	io_uring_queue_exit(&app.ring);
+	EXPECT_EQ(fds, count_open_fds());
+}
+
 TEST_HARNESS_MAIN
