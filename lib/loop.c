@@ -128,6 +128,14 @@ static void loop_uid_put(unsigned int uid)
 	pthread_mutex_unlock(&uid_lock);
 }
 
+/*
+ * Bumped in the child of every fork(), so that a loop can tell that it was
+ * made in the parent (loop_inherited) with a load and a compare, no
+ * getpid(). Only fork() runs the handlers: a child made with clone() or
+ * _Fork() that does not exec must not call the library.
+ */
+unsigned int loop_fork_gen;
+
 /* A fork() while another thread holds the lock must not leave it held. */
 static void atfork_prepare(void)
 {
@@ -141,6 +149,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+	loop_fork_gen++;
 	pthread_mutex_unlock(&uid_lock);
 }
 
@@ -170,6 +179,7 @@ static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 	loop = calloc(1, sizeof(*loop));
 	if (!loop)
 		return NULL;
+	loop->fork_gen = loop_fork_gen;
 	loop->max_msg_size = OPT(opts, max_msg_size,
 				 IPCSOCK_DEFAULT_MAX_MSG_SIZE);
 	loop->send_queue_len = OPT(opts, send_queue_len,
@@ -291,15 +301,87 @@ static void default_key_init(void)
 		default_key = (pthread_key_t)-1;
 }
 
+/*
+ * In the child of a fork() the thread's default loop is still the parent's
+ * (the pointer is copied with the thread): the child gets one of its own,
+ * and the inherited one is left as it is, to be refused like any other
+ * inherited loop and released by ipcsock_loop_free(). Freeing it here
+ * would leave the caller's copies of the pointer dangling.
+ */
 struct ipcsock_loop *ipcsock_loop_default(void)
 {
-	if (default_loop)
+	if (default_loop && !loop_inherited(default_loop))
 		return default_loop;
 	pthread_once(&default_once, default_key_init);
 	default_loop = ipcsock_loop_new(NULL);
 	if (default_loop && default_key != (pthread_key_t)-1)
 		pthread_setspecific(default_key, default_loop);
 	return default_loop;
+}
+
+/*
+ * The child of a fork() drops its copies of an inherited loop's
+ * descriptors and mappings, and nothing else: closing a copy or unmapping
+ * it leaves the parent's epoll set, ring and sockets as they are, while
+ * EPOLL_CTL_DEL, unregistering a buffer ring, cancelling or flushing would
+ * not. After this the channels' release touches no shared kernel state:
+ * no channel is in an epoll set as far as it knows, and with loop->ring
+ * NULL no buffer ring is unregistered.
+ */
+static void loop_orphan(struct ipcsock_loop *loop)
+{
+	unsigned int i;
+
+	if (loop->orphaned)
+		return;
+	loop->orphaned = true;
+	for (i = 0; i < loop->nr_chans; i++)
+		if (loop->chans[i])
+			loop->chans[i]->ep_events = 0;
+	/* Closes an epoll fd, or unmaps an own ring and closes its fd. */
+	loop->ops->loop_exit(loop);
+	loop->ring = NULL;
+	if (loop->evfd >= 0)
+		close(loop->evfd);
+	loop->evfd = -1;
+}
+
+/* Close, in the child of a fork(), a channel of an inherited loop. */
+void loop_chan_forget(struct ipcsock_chan *ch)
+{
+	loop_orphan(ch->loop);
+	if (ch->on_ready) {
+		list_del_init(&ch->ready_node);
+		ch->on_ready = false;
+	}
+	ch->sock = NULL;
+	chan_destroy(ch);
+}
+
+static void loop_free_inherited(struct ipcsock_loop *loop)
+{
+	struct ipcsock *sock;
+	unsigned int i;
+
+	loop_orphan(loop);
+	/* As in ipcsock_loop_free: handles are cut loose, never freed. */
+	while (!list_empty(&loop->socks)) {
+		sock = list_first_entry(&loop->socks, struct ipcsock, node);
+		sock->ch = NULL;
+		list_del_init(&sock->node);
+		sock->loop = NULL;
+	}
+	/* Closed channels the parent's kernel still holds too. */
+	for (i = 0; i < loop->nr_chans; i++) {
+		if (loop->chans[i]) {
+			loop->chans[i]->sock = NULL;
+			chan_destroy(loop->chans[i]);
+		}
+	}
+	loop_uid_put(loop->uid);
+	free(loop->tx_ctrl);
+	free(loop->chans);
+	free(loop);
 }
 
 void ipcsock_loop_free(struct ipcsock_loop *loop)
@@ -313,6 +395,10 @@ void ipcsock_loop_free(struct ipcsock_loop *loop)
 		default_loop = NULL;
 		if (default_key != (pthread_key_t)-1)
 			pthread_setspecific(default_key, NULL);
+	}
+	if (loop_inherited(loop)) {
+		loop_free_inherited(loop);
+		return;
 	}
 	/* Sockets left over are closed and cut loose, never freed here. */
 	while (!list_empty(&loop->socks)) {
@@ -361,6 +447,8 @@ int ipcsock_loop_fd(struct ipcsock_loop *loop)
 
 	if (!loop)
 		return -EINVAL;
+	if (loop_inherited(loop))
+		return -ECHILD;
 	if (loop->evfd < 0) {
 		loop->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (loop->evfd < 0)
@@ -509,6 +597,9 @@ static int run_chan_callbacks(struct ipcsock_chan *ch)
 	if (sock && sock->ready_read && chan_rx_pending(ch)) {
 		sock->ready_read(sock, sock->ready_read_arg);
 		ran++;
+		/* It forked, and this is the child: nothing more here. */
+		if (loop_inherited(ch->loop))
+			return ran;
 	}
 	/* The callback may have closed, freed or rebound its socket. */
 	sock = ch->sock;
@@ -517,6 +608,8 @@ static int run_chan_callbacks(struct ipcsock_chan *ch)
 		ch->hup_done = true;
 		sock->hangup(sock, ch->hup_err, sock->hangup_arg);
 		ran++;
+		if (loop_inherited(ch->loop))
+			return ran;
 	}
 	/* Messages left unreceived: call again on the next dispatch. */
 	sock = ch->sock;
@@ -538,6 +631,15 @@ static int run_callbacks(struct ipcsock_loop *loop)
 		list_del_init(&ch->ready_node);
 		ch->on_ready = false;
 		ran += run_chan_callbacks(ch);
+		/*
+		 * A callback forked and this is the child: the rest, closed
+		 * channels too, are the parent's to run. Back on the loop's
+		 * list, not on this frame's, which is gone when we return.
+		 */
+		if (loop_inherited(loop)) {
+			list_splice_tail_init(&due, &loop->ready);
+			return ran;
+		}
 	}
 	loop->in_dispatch = false;
 	/* Channels closed during callbacks were kept alive until now. */
@@ -557,6 +659,8 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 
 	if (!loop)
 		return -EINVAL;
+	if (loop_inherited(loop))
+		return -ECHILD;
 	if (loop->in_dispatch)
 		return -EBUSY;
 	/* Whatever became due so far runs in this call. */
@@ -597,6 +701,9 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		}
 	}
 	ran = run_callbacks(loop);
+	/* A callback forked, and the child came back here. */
+	if (loop_inherited(loop))
+		return -ECHILD;
 	/* Replies sent from callbacks go out together, here. */
 	loop->ops->submit(loop);
 	loop->dispatching = false;
@@ -610,5 +717,7 @@ int ipcsock_loop_flush(struct ipcsock_loop *loop)
 {
 	if (!loop)
 		return -EINVAL;
+	if (loop_inherited(loop))
+		return -ECHILD;
 	return loop->ops->submit(loop);
 }
