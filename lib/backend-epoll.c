@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -136,7 +135,6 @@ static int ep_poll(struct ipcsock_loop *loop, int timeout_ms)
 {
 	struct epoll_event evs[EP_EVENTS];
 	struct ipcsock_chan *ch;
-	eventfd_t cnt;
 	int i, n;
 
 	n = 0;
@@ -153,8 +151,14 @@ static int ep_poll(struct ipcsock_loop *loop, int timeout_ms)
 	if (n < 0)
 		return -errno;
 	for (i = 0; i < n; i++) {
+		/*
+		 * A send that reaps for room gets here too: reading the
+		 * eventfd then would leave the loop fd quiet with callbacks
+		 * due. Inside dispatch, a wait that found it set would spin.
+		 */
 		if (evs[i].data.u64 == EP_EVFD_TAG) {
-			eventfd_read(loop->evfd, &cnt);
+			if (loop->dispatching)
+				loop_evfd_drain(loop);
 			continue;
 		}
 		ch = loop_chan_lookup(loop, (uint32_t)evs[i].data.u64,

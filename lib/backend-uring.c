@@ -147,7 +147,8 @@ int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 {
 	int ret;
 
-	if (!loop || !cqe || loop->ops != &ipcsock_uring_ops)
+	if (!loop || !cqe || loop->ops != &ipcsock_uring_ops ||
+	    loop_inherited(loop))
 		return 0;
 	ret = uring_process_cqe(loop, cqe);
 	/* The application dispatches after its batch: no wake needed. */

@@ -109,8 +109,11 @@ struct ipcsock_loop {
 
 	/* eventfd behind ipcsock_loop_fd(), made on first request */
 	int evfd;
+	bool evfd_signalled;	/* written by us since dispatch read it */
 
-	uint16_t uid;			/* tells loops on one ring apart */
+	uint16_t uid;			/* shared: unique among live loops */
+	unsigned int fork_gen;		/* loop_fork_gen when it was made */
+	bool orphaned;			/* child of fork: our copies are gone */
 	bool in_dispatch;		/* running callbacks */
 	bool dispatching;		/* anywhere inside dispatch */
 	bool wake_pending;		/* callbacks became due outside it */
@@ -277,12 +280,32 @@ static inline uint64_t ipcsock_ud(const struct ipcsock_chan *ch,
 }
 
 /* loop.c */
+extern unsigned int loop_fork_gen;
+
+/*
+ * Made before a fork() of which this process is the child: its epoll set,
+ * ring and sockets are the parent's too, and any epoll_ctl, submission,
+ * reap or send would change what the parent sees. Public calls refuse
+ * such a loop (-ECHILD); freeing it only drops the child's copies.
+ */
+static inline bool loop_inherited(const struct ipcsock_loop *loop)
+{
+	return loop->fork_gen != loop_fork_gen;
+}
+
+static inline bool sock_inherited(const struct ipcsock *sock)
+{
+	return sock->loop && loop_inherited(sock->loop);
+}
+
 uint64_t loop_now_us(void);
+void loop_chan_forget(struct ipcsock_chan *ch);
 struct ipcsock_chan *loop_chan_lookup(struct ipcsock_loop *loop,
 				      uint32_t id, unsigned int gen);
 int loop_chan_add(struct ipcsock_loop *loop, struct ipcsock_chan *ch);
 void loop_mark_ready(struct ipcsock_chan *ch);
 void loop_wake(struct ipcsock_loop *loop);
+void loop_evfd_drain(struct ipcsock_loop *loop);
 void loop_wake_if_pending(struct ipcsock_loop *loop);
 void loop_submit_if_outside(struct ipcsock_loop *loop);
 

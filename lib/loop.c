@@ -83,10 +83,87 @@ static enum ipcsock_backend backend_wanted(const struct ipcsock_loop_opts *o)
 	return IPCSOCK_BACKEND_AUTO;
 }
 
+/*
+ * Loop numbers: user_data has 16 bits to tell apart the loops on one
+ * shared ring, so no two live shared loops may have the same one, however
+ * many loops the process made before. Only loops on a shared ring take
+ * one: a loop's own ring carries its own completions only (its number
+ * is 0). Numbers are handed out next-fit, from the last one given: a
+ * loop freed before it was idle still has completions to come, which a
+ * new loop on the same ring must decline, so its number is not reused
+ * until every other free one was.
+ */
+#define LOOP_UID_MAX	0xffffu
+
+static pthread_mutex_t uid_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t uid_used[(LOOP_UID_MAX + 1) / 64];
+static unsigned int uid_last;
+
+static int loop_uid_get(void)
+{
+	unsigned int i, uid;
+	int ret = -EMFILE;
+
+	pthread_mutex_lock(&uid_lock);
+	uid = uid_last;
+	for (i = 0; i < LOOP_UID_MAX; i++) {
+		uid = uid % LOOP_UID_MAX + 1;	/* 1 to 0xffff, round */
+		if (!(uid_used[uid / 64] & 1ull << uid % 64)) {
+			uid_used[uid / 64] |= 1ull << uid % 64;
+			uid_last = uid;
+			ret = uid;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&uid_lock);
+	return ret;
+}
+
+static void loop_uid_put(unsigned int uid)
+{
+	if (!uid)
+		return;
+	pthread_mutex_lock(&uid_lock);
+	uid_used[uid / 64] &= ~(1ull << uid % 64);
+	pthread_mutex_unlock(&uid_lock);
+}
+
+/*
+ * Bumped in the child of every fork(), so that a loop can tell that it was
+ * made in the parent (loop_inherited) with a load and a compare, no
+ * getpid(). Only fork() runs the handlers: a child made with clone() or
+ * _Fork() that does not exec must not call the library.
+ */
+unsigned int loop_fork_gen;
+
+/* A fork() while another thread holds the lock must not leave it held. */
+static void atfork_prepare(void)
+{
+	pthread_mutex_lock(&uid_lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&uid_lock);
+}
+
+static void atfork_child(void)
+{
+	loop_fork_gen++;
+	pthread_mutex_unlock(&uid_lock);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static int atfork_err;
+
+static void atfork_init(void)
+{
+	atfork_err = pthread_atfork(atfork_prepare, atfork_parent,
+				    atfork_child);
+}
+
 static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 {
-	/* Numbers loops for user_data; wrapping after 65536 is harmless. */
-	static unsigned int next_uid;
 	struct ipcsock_loop *loop;
 	int err = opts_check(opts);
 
@@ -94,10 +171,15 @@ static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
 		errno = -err;
 		return NULL;
 	}
+	pthread_once(&atfork_once, atfork_init);
+	if (atfork_err) {
+		errno = atfork_err;
+		return NULL;
+	}
 	loop = calloc(1, sizeof(*loop));
 	if (!loop)
 		return NULL;
-	loop->uid = __atomic_add_fetch(&next_uid, 1, __ATOMIC_RELAXED);
+	loop->fork_gen = loop_fork_gen;
 	loop->max_msg_size = OPT(opts, max_msg_size,
 				 IPCSOCK_DEFAULT_MAX_MSG_SIZE);
 	loop->send_queue_len = OPT(opts, send_queue_len,
@@ -186,8 +268,16 @@ struct ipcsock_loop *ipcsock_loop_new_shared(struct io_uring *ring,
 	loop = loop_alloc(opts);
 	if (!loop)
 		return NULL;
+	err = loop_uid_get();
+	if (err < 0) {
+		free(loop);
+		errno = -err;
+		return NULL;
+	}
+	loop->uid = err;
 	err = loop_init(loop, IPCSOCK_BACKEND_URING, ring);
 	if (err) {
+		loop_uid_put(loop->uid);
 		free(loop);
 		errno = -err;
 		return NULL;
@@ -211,15 +301,87 @@ static void default_key_init(void)
 		default_key = (pthread_key_t)-1;
 }
 
+/*
+ * In the child of a fork() the thread's default loop is still the parent's
+ * (the pointer is copied with the thread): the child gets one of its own,
+ * and the inherited one is left as it is, to be refused like any other
+ * inherited loop and released by ipcsock_loop_free(). Freeing it here
+ * would leave the caller's copies of the pointer dangling.
+ */
 struct ipcsock_loop *ipcsock_loop_default(void)
 {
-	if (default_loop)
+	if (default_loop && !loop_inherited(default_loop))
 		return default_loop;
 	pthread_once(&default_once, default_key_init);
 	default_loop = ipcsock_loop_new(NULL);
 	if (default_loop && default_key != (pthread_key_t)-1)
 		pthread_setspecific(default_key, default_loop);
 	return default_loop;
+}
+
+/*
+ * The child of a fork() drops its copies of an inherited loop's
+ * descriptors and mappings, and nothing else: closing a copy or unmapping
+ * it leaves the parent's epoll set, ring and sockets as they are, while
+ * EPOLL_CTL_DEL, unregistering a buffer ring, cancelling or flushing would
+ * not. After this the channels' release touches no shared kernel state:
+ * no channel is in an epoll set as far as it knows, and with loop->ring
+ * NULL no buffer ring is unregistered.
+ */
+static void loop_orphan(struct ipcsock_loop *loop)
+{
+	unsigned int i;
+
+	if (loop->orphaned)
+		return;
+	loop->orphaned = true;
+	for (i = 0; i < loop->nr_chans; i++)
+		if (loop->chans[i])
+			loop->chans[i]->ep_events = 0;
+	/* Closes an epoll fd, or unmaps an own ring and closes its fd. */
+	loop->ops->loop_exit(loop);
+	loop->ring = NULL;
+	if (loop->evfd >= 0)
+		close(loop->evfd);
+	loop->evfd = -1;
+}
+
+/* Close, in the child of a fork(), a channel of an inherited loop. */
+void loop_chan_forget(struct ipcsock_chan *ch)
+{
+	loop_orphan(ch->loop);
+	if (ch->on_ready) {
+		list_del_init(&ch->ready_node);
+		ch->on_ready = false;
+	}
+	ch->sock = NULL;
+	chan_destroy(ch);
+}
+
+static void loop_free_inherited(struct ipcsock_loop *loop)
+{
+	struct ipcsock *sock;
+	unsigned int i;
+
+	loop_orphan(loop);
+	/* As in ipcsock_loop_free: handles are cut loose, never freed. */
+	while (!list_empty(&loop->socks)) {
+		sock = list_first_entry(&loop->socks, struct ipcsock, node);
+		sock->ch = NULL;
+		list_del_init(&sock->node);
+		sock->loop = NULL;
+	}
+	/* Closed channels the parent's kernel still holds too. */
+	for (i = 0; i < loop->nr_chans; i++) {
+		if (loop->chans[i]) {
+			loop->chans[i]->sock = NULL;
+			chan_destroy(loop->chans[i]);
+		}
+	}
+	loop_uid_put(loop->uid);
+	free(loop->tx_ctrl);
+	free(loop->chans);
+	free(loop);
 }
 
 void ipcsock_loop_free(struct ipcsock_loop *loop)
@@ -233,6 +395,10 @@ void ipcsock_loop_free(struct ipcsock_loop *loop)
 		default_loop = NULL;
 		if (default_key != (pthread_key_t)-1)
 			pthread_setspecific(default_key, NULL);
+	}
+	if (loop_inherited(loop)) {
+		loop_free_inherited(loop);
+		return;
 	}
 	/* Sockets left over are closed and cut loose, never freed here. */
 	while (!list_empty(&loop->socks)) {
@@ -264,6 +430,7 @@ void ipcsock_loop_free(struct ipcsock_loop *loop)
 	}
 	if (loop->evfd >= 0)
 		close(loop->evfd);
+	loop_uid_put(loop->uid);
 	free(loop->tx_ctrl);
 	free(loop->chans);
 	free(loop);
@@ -280,6 +447,8 @@ int ipcsock_loop_fd(struct ipcsock_loop *loop)
 
 	if (!loop)
 		return -EINVAL;
+	if (loop_inherited(loop))
+		return -ECHILD;
 	if (loop->evfd < 0) {
 		loop->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (loop->evfd < 0)
@@ -288,6 +457,7 @@ int ipcsock_loop_fd(struct ipcsock_loop *loop)
 		if (err) {
 			close(loop->evfd);
 			loop->evfd = -1;
+			loop->evfd_signalled = false;
 			return err;
 		}
 		if (!list_empty(&loop->ready))
@@ -347,19 +517,51 @@ struct ipcsock_chan *loop_chan_lookup(struct ipcsock_loop *loop, uint32_t id,
 	return ch;
 }
 
+/*
+ * The loop fd's promise: outside dispatch, loop->ready non-empty means the
+ * eventfd is signalled. It is kept where the list fills (here, at the end
+ * of dispatch, and when the eventfd is made) and nothing but dispatch,
+ * which runs what is due and re-signals for what it leaves, reads the
+ * eventfd. evfd_signalled makes every signal after the first free until
+ * dispatch reads it: one write per dispatch at most, whatever the calls.
+ */
+static void loop_evfd_signal(struct ipcsock_loop *loop)
+{
+	if (loop->evfd < 0 || loop->evfd_signalled)
+		return;
+	if (!eventfd_write(loop->evfd, 1))
+		loop->evfd_signalled = true;
+}
+
+/* Only dispatch calls this (the epoll backend's wait inside it too). */
+void loop_evfd_drain(struct ipcsock_loop *loop)
+{
+	eventfd_t cnt;
+
+	if (loop->evfd < 0)
+		return;
+	eventfd_read(loop->evfd, &cnt);
+	loop->evfd_signalled = false;
+}
+
 void loop_mark_ready(struct ipcsock_chan *ch)
 {
+	struct ipcsock_loop *loop = ch->loop;
+
 	if (ch->on_ready || !ch->sock)
 		return;
 	ch->on_ready = true;
-	list_add_tail(&ch->ready_node, &ch->loop->ready);
+	list_add_tail(&ch->ready_node, &loop->ready);
 	/*
 	 * Outside dispatch nothing would run it: a send that reaped or
-	 * failed its channel must leave the loop fd readable. The call
-	 * that got here wakes the loop on its way out.
+	 * failed its channel, or a CQE handed in, must leave the loop fd
+	 * readable. A shared ring's owner is woken by the call that got
+	 * here, on its way out: it may be in the middle of reaping.
 	 */
-	if (!ch->loop->dispatching)
-		ch->loop->wake_pending = true;
+	if (!loop->dispatching) {
+		loop_evfd_signal(loop);
+		loop->wake_pending = true;
+	}
 }
 
 /*
@@ -368,8 +570,7 @@ void loop_mark_ready(struct ipcsock_chan *ch)
  */
 void loop_wake(struct ipcsock_loop *loop)
 {
-	if (loop->evfd >= 0)
-		eventfd_write(loop->evfd, 1);
+	loop_evfd_signal(loop);
 	if (loop->ops->wake)
 		loop->ops->wake(loop);
 }
@@ -396,6 +597,9 @@ static int run_chan_callbacks(struct ipcsock_chan *ch)
 	if (sock && sock->ready_read && chan_rx_pending(ch)) {
 		sock->ready_read(sock, sock->ready_read_arg);
 		ran++;
+		/* It forked, and this is the child: nothing more here. */
+		if (loop_inherited(ch->loop))
+			return ran;
 	}
 	/* The callback may have closed, freed or rebound its socket. */
 	sock = ch->sock;
@@ -404,6 +608,8 @@ static int run_chan_callbacks(struct ipcsock_chan *ch)
 		ch->hup_done = true;
 		sock->hangup(sock, ch->hup_err, sock->hangup_arg);
 		ran++;
+		if (loop_inherited(ch->loop))
+			return ran;
 	}
 	/* Messages left unreceived: call again on the next dispatch. */
 	sock = ch->sock;
@@ -425,6 +631,15 @@ static int run_callbacks(struct ipcsock_loop *loop)
 		list_del_init(&ch->ready_node);
 		ch->on_ready = false;
 		ran += run_chan_callbacks(ch);
+		/*
+		 * A callback forked and this is the child: the rest, closed
+		 * channels too, are the parent's to run. Back on the loop's
+		 * list, not on this frame's, which is gone when we return.
+		 */
+		if (loop_inherited(loop)) {
+			list_splice_tail_init(&due, &loop->ready);
+			return ran;
+		}
 	}
 	loop->in_dispatch = false;
 	/* Channels closed during callbacks were kept alive until now. */
@@ -440,18 +655,18 @@ static int run_callbacks(struct ipcsock_loop *loop)
 int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 {
 	uint64_t deadline = 0, now;
-	eventfd_t cnt;
 	int err, ran;
 
 	if (!loop)
 		return -EINVAL;
+	if (loop_inherited(loop))
+		return -ECHILD;
 	if (loop->in_dispatch)
 		return -EBUSY;
 	/* Whatever became due so far runs in this call. */
 	loop->wake_pending = false;
 	loop->dispatching = true;
-	if (loop->evfd >= 0)
-		eventfd_read(loop->evfd, &cnt);
+	loop_evfd_drain(loop);
 	if (!list_empty(&loop->ready))
 		timeout_ms = 0;
 	if (timeout_ms > 0)
@@ -468,6 +683,9 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		/* A signal ends the wait, as it does poll(2)'s. */
 		if (err && (err != -EINTR || list_empty(&loop->ready))) {
 			loop->dispatching = false;
+			/* The eventfd was read above: what is due stays due. */
+			if (!list_empty(&loop->ready))
+				loop_wake(loop);
 			return err;
 		}
 		if (err)
@@ -483,6 +701,9 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		}
 	}
 	ran = run_callbacks(loop);
+	/* A callback forked, and the child came back here. */
+	if (loop_inherited(loop))
+		return -ECHILD;
 	/* Replies sent from callbacks go out together, here. */
 	loop->ops->submit(loop);
 	loop->dispatching = false;
@@ -496,5 +717,7 @@ int ipcsock_loop_flush(struct ipcsock_loop *loop)
 {
 	if (!loop)
 		return -EINVAL;
+	if (loop_inherited(loop))
+		return -ECHILD;
 	return loop->ops->submit(loop);
 }

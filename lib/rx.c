@@ -306,6 +306,8 @@ int ipcsock_receive(struct ipcsock *sock, struct ipcsock_payload *payload)
 
 	if (!sock || !payload)
 		return -EINVAL;
+	if (sock_inherited(sock))
+		return -ECHILD;
 	ch = sock->ch;
 	if (!ch)
 		return -ENOTCONN;

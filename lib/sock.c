@@ -24,6 +24,10 @@ struct ipcsock *ipcsock_new(struct ipcsock_loop *loop)
 		loop = ipcsock_loop_default();
 	if (!loop)
 		return NULL;
+	if (loop_inherited(loop)) {
+		errno = ECHILD;
+		return NULL;
+	}
 	sock = calloc(1, sizeof(*sock));
 	if (!sock)
 		return NULL;
@@ -53,7 +57,8 @@ void ipcsock_set_ready_read(struct ipcsock *sock, ipcsock_ready_read_fn fn,
 		return;
 	sock->ready_read = fn;
 	sock->ready_read_arg = arg;
-	if (fn && sock->ch && chan_rx_pending(sock->ch)) {
+	if (fn && sock->ch && chan_rx_pending(sock->ch) &&
+	    !sock_inherited(sock)) {
 		loop_mark_ready(sock->ch);
 		loop_wake_if_pending(sock->loop);
 	}
@@ -65,7 +70,8 @@ void ipcsock_set_hangup(struct ipcsock *sock, ipcsock_hangup_fn fn, void *arg)
 		return;
 	sock->hangup = fn;
 	sock->hangup_arg = arg;
-	if (fn && sock->ch && sock->ch->hup_due && !sock->ch->hup_done) {
+	if (fn && sock->ch && sock->ch->hup_due && !sock->ch->hup_done &&
+	    !sock_inherited(sock)) {
 		loop_mark_ready(sock->ch);
 		loop_wake_if_pending(sock->loop);
 	}
@@ -257,6 +263,8 @@ int ipcsock_create(struct ipcsock *sock)
 
 	if (!sock || !sock->loop)
 		return -EINVAL;
+	if (sock_inherited(sock))
+		return -ECHILD;
 	if (sock->ch)
 		return -EBUSY;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
@@ -280,6 +288,8 @@ int ipcsock_bind(struct ipcsock *sock, int fd)
 
 	if (!sock || !sock->loop)
 		return -EINVAL;
+	if (sock_inherited(sock))
+		return -ECHILD;
 	if (sock->ch)
 		return -EBUSY;
 	if (fd < 0 || fstat(fd, &st))
@@ -327,6 +337,10 @@ void ipcsock_close(struct ipcsock *sock)
 	ch = sock->ch;
 	unreceived = chan_rx_unreceived(ch);
 	sock->ch = NULL;
+	if (sock_inherited(sock)) {
+		loop_chan_forget(ch);
+		return;
+	}
 	ch->sock = NULL;
 	if (ch->on_ready) {
 		list_del_init(&ch->ready_node);

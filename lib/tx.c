@@ -470,8 +470,11 @@ int ipcsock_send_batch(struct ipcsock *sock,
 		       const struct ipcsock_payload *payloads,
 		       unsigned int count)
 {
-	int ret = tx_send_batch(sock, payloads, count);
+	int ret;
 
+	if (sock && sock_inherited(sock))
+		return -ECHILD;
+	ret = tx_send_batch(sock, payloads, count);
 	if (sock && sock->loop) {
 		/* What was queued, or a failed channel's cancel. */
 		loop_submit_if_outside(sock->loop);

@@ -287,6 +287,324 @@ TEST_F(dispatch, loop_fd_readable_after_enobufs)
 	EXPECT_EQ(1, ra.received);
 }
 
+/*
+ * The loop fd polls readable whenever dispatch has work, after every
+ * public call, not only right after the call that made the work due. The
+ * set-up of the tests below: on a loop with one-message send queues, b's
+ * ready_read takes one message per call and leaves the rest, so b is
+ * still on the ready list when dispatch returns; c's raw peer never reads,
+ * so c's sends end in -ENOBUFS after a reap. a, b's peer, is on the
+ * fixture's loop, whose queues are long enough for its three sends.
+ */
+struct leftover {
+	struct ipcsock_loop *loop;
+	struct ipcsock *a, *b, *c;
+	struct rec rb;
+	int c_peer;
+	int lfd;
+};
+
+static unsigned char big_msg[60000];
+
+static void leftover_setup(struct __test_metadata *_metadata,
+			   struct ipcsock_test *t, struct leftover *lo)
+{
+	int i;
+
+	lo->loop = ctx_loop(_metadata, t, 0, 1, 0);
+	ctx_pair(_metadata, t, t->loop, &lo->a, lo->loop, &lo->b);
+	lo->c_peer = ctx_raw_pair(_metadata, t, lo->loop, &lo->c);
+	lo->lfd = ipcsock_loop_fd(lo->loop);
+	ASSERT_LE(0, lo->lfd);
+	rec_attach(&lo->rb, lo->b);
+	lo->rb.per_call = 1;
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, send_str(lo->a, "x"));
+	ASSERT_TRUE(dispatch2_until(lo->loop, t->loop, lo->rb.received,
+				    WAIT_MS));
+	ASSERT_EQ(1, lo->rb.received);
+	/* Two left: the callback is due again. */
+	ASSERT_TRUE(fd_wait_readable(lo->lfd, 0));
+}
+
+/* Send big messages on @sock until its queue is full. */
+static int fill_until_enobufs(struct ipcsock *sock)
+{
+	struct ipcsock_payload p = msg_of(big_msg, sizeof(big_msg), NULL, 0);
+	int ret = 0, i;
+
+	for (i = 0; i < 100 && !ret; i++)
+		ret = ipcsock_send(sock, &p);
+	return ret;
+}
+
+/*
+ * The outside review's lfd_drain2: a send that finds its queue full reaps
+ * completions; on epoll that reap is an epoll_wait() on the loop's own
+ * set, which used to consume the eventfd that kept the loop fd readable
+ * for b's leftover messages.
+ */
+TEST_F(dispatch, loop_fd_readable_with_leftover_after_enobufs)
+{
+	struct leftover lo;
+
+	leftover_setup(_metadata, &self->t, &lo);
+	ASSERT_EQ(-ENOBUFS, fill_until_enobufs(lo.c));
+	EXPECT_EQ(-ENOBUFS, fill_until_enobufs(lo.c));
+	EXPECT_TRUE(fd_wait_readable(lo.lfd, 1000))
+		TH_LOG("loop fd not readable with b's callback due");
+	EXPECT_EQ(1, ipcsock_loop_dispatch(lo.loop, 0));
+	EXPECT_EQ(2, lo.rb.received);
+}
+
+/*
+ * Messages for b, which has no ready_read yet, are received by the reaps
+ * of c's full sends, and b goes on the ready list there. Setting the
+ * callback then makes it due: the loop fd must say so, although b was on
+ * the ready list already and a later reap may have seen the eventfd.
+ */
+TEST_F(dispatch, loop_fd_readable_after_set_ready_read)
+{
+	struct ipcsock_loop *loop;
+	struct ipcsock *a, *b, *c;
+	struct rec rb;
+	int lfd, i;
+
+	loop = ctx_loop(_metadata, &self->t, 0, 1, 0);
+	ctx_pair(_metadata, &self->t, self->t.loop, &a, loop, &b);
+	ctx_raw_pair(_metadata, &self->t, loop, &c);
+	lfd = ipcsock_loop_fd(loop);
+	ASSERT_LE(0, lfd);
+	ASSERT_EQ(-ENOBUFS, fill_until_enobufs(c));
+	ASSERT_EQ(0, send_str(a, "x"));
+	ASSERT_EQ(0, send_str(a, "y"));
+	for (i = 0; i < 3; i++) {
+		EXPECT_EQ(-ENOBUFS, fill_until_enobufs(c));
+		usleep(10 * 1000);
+	}
+	memset(&rb, 0, sizeof(rb));
+	rb.sock = b;
+	ipcsock_set_ready_read(b, rec_ready_read, &rb);
+	EXPECT_TRUE(fd_wait_readable(lfd, 1000))
+		TH_LOG("loop fd not readable with messages and a callback");
+	EXPECT_TRUE(dispatch_until(loop, rb.received == 2, WAIT_MS));
+	EXPECT_EQ(1, rb.ready);
+	EXPECT_EQ(0, rb.bad);
+}
+
+/* After @what, the loop fd must still poll readable: b's callback is due. */
+static void lfd_readable_after(struct __test_metadata *_metadata, int lfd,
+			       const char *what)
+{
+	EXPECT_TRUE(fd_wait_readable(lfd, 100))
+		TH_LOG("loop fd not readable after %s", what);
+}
+
+/* Every public call that can reap, receive or submit, one after another. */
+TEST_F(dispatch, loop_fd_readable_across_calls)
+{
+	struct ipcsock_payload p2[2] = {
+		msg_of(big_msg, sizeof(big_msg), NULL, 0),
+		msg_of(big_msg, sizeof(big_msg), NULL, 0),
+	};
+	struct io_uring_cqe cqe = { .user_data = 1 };
+	struct ipcsock_payload m;
+	struct leftover lo;
+	struct ipcsock *d;
+	int remote;
+
+	leftover_setup(_metadata, &self->t, &lo);
+	EXPECT_EQ(lo.lfd, ipcsock_loop_fd(lo.loop));
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_loop_fd");
+	EXPECT_EQ(-ENOBUFS, fill_until_enobufs(lo.c));
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_send -ENOBUFS");
+	EXPECT_EQ(-ENOBUFS, ipcsock_send_batch(lo.c, p2, 2));
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_send_batch -ENOBUFS");
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(lo.c, &m));
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_receive -EAGAIN");
+	EXPECT_EQ(0, ipcsock_receive(lo.b, &m));
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_receive");
+	EXPECT_EQ(0, ipcsock_loop_flush(lo.loop));
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_loop_flush");
+	ipcsock_set_hangup(lo.b, rec_hangup, &lo.rb);
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_set_hangup");
+	ipcsock_set_ready_read(lo.b, rec_ready_read, &lo.rb);
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_set_ready_read");
+	EXPECT_EQ(0, ipcsock_loop_handle_cqe(lo.loop, &cqe));
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_loop_handle_cqe");
+	EXPECT_FALSE(ipcsock_loop_idle(lo.loop));
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_loop_idle");
+	d = ipcsock_new(lo.loop);
+	ASSERT_NE(NULL, d);
+	remote = ipcsock_create(d);
+	EXPECT_LE(0, remote);
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_create");
+	ipcsock_close(d);
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_close");
+	EXPECT_EQ(0, ipcsock_bind(d, remote));
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_bind");
+	ipcsock_free(d);
+	lfd_readable_after(_metadata, lo.lfd, "ipcsock_free");
+	EXPECT_EQ(-ENOBUFS, fill_until_enobufs(lo.c));
+	lfd_readable_after(_metadata, lo.lfd, "a second ipcsock_send -ENOBUFS");
+	/* The last of the three messages is left for the callback. */
+	EXPECT_EQ(1, ipcsock_loop_dispatch(lo.loop, 0));
+	EXPECT_EQ(2, lo.rb.received);
+}
+
+/*
+ * The same on a shared ring, whose application hands the library its
+ * completions: ipcsock_loop_handle_cqe() can make a callback due, and the
+ * loop fd must then poll readable although no dispatch ran yet.
+ */
+FIXTURE(shared_lfd)
+{
+	struct io_uring ring;
+	bool ring_ok;
+	struct ipcsock_loop *loop;
+	struct ipcsock *a, *b, *c;
+	struct rec rb;
+	int c_peer;
+	int lfd;
+	int fds_before;
+};
+
+FIXTURE_VARIANT(shared_lfd)
+{
+	unsigned int flags;
+};
+
+FIXTURE_VARIANT_ADD(shared_lfd, plain)
+{
+	.flags = 0,
+};
+
+FIXTURE_VARIANT_ADD(shared_lfd, defer_taskrun)
+{
+	.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+};
+
+/* Hand the ring's completions to the loop, as the application does. */
+static int shared_reap(struct io_uring *ring, struct ipcsock_loop *loop,
+		       int timeout_ms)
+{
+	struct __kernel_timespec ts = { .tv_nsec = timeout_ms * 1000000L };
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+	int mine = 0;
+
+	io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+	io_uring_for_each_cqe(ring, head, cqe) {
+		mine += ipcsock_loop_handle_cqe(loop, cqe);
+		n++;
+	}
+	io_uring_cq_advance(ring, n);
+	return mine;
+}
+
+FIXTURE_SETUP(shared_lfd)
+{
+	IPCSOCK_LOOP_OPTS(opts, .send_queue_len = 1);
+	struct io_uring_params p = { .flags = variant->flags };
+	int fd;
+
+	self->c_peer = -1;
+	self->fds_before = count_open_fds();
+	if (!uring_available())
+		SKIP(return, "io_uring is not available to this process");
+	ASSERT_EQ(0, io_uring_queue_init_params(64, &self->ring, &p));
+	self->ring_ok = true;
+	self->loop = ipcsock_loop_new_shared(&self->ring, &opts);
+	ASSERT_NE(NULL, self->loop);
+	self->a = ipcsock_new(self->loop);
+	self->b = ipcsock_new(self->loop);
+	self->c = ipcsock_new(self->loop);
+	ASSERT_NE(NULL, self->a);
+	ASSERT_NE(NULL, self->b);
+	ASSERT_NE(NULL, self->c);
+	fd = ipcsock_create(self->a);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ipcsock_bind(self->b, fd));
+	self->c_peer = ipcsock_create(self->c);
+	ASSERT_LE(0, self->c_peer);
+	self->lfd = ipcsock_loop_fd(self->loop);
+	ASSERT_LE(0, self->lfd);
+	rec_attach(&self->rb, self->b);
+}
+
+FIXTURE_TEARDOWN(shared_lfd)
+{
+	int i;
+
+	if (!self->ring_ok)
+		return;
+	ipcsock_free(self->a);
+	ipcsock_free(self->b);
+	ipcsock_free(self->c);
+	for (i = 0; i < 100 && !ipcsock_loop_idle(self->loop); i++) {
+		shared_reap(&self->ring, self->loop, 10);
+		ipcsock_loop_dispatch(self->loop, 0);
+	}
+	EXPECT_TRUE(ipcsock_loop_idle(self->loop));
+	ipcsock_loop_free(self->loop);
+	io_uring_queue_exit(&self->ring);
+	if (self->c_peer >= 0)
+		close(self->c_peer);
+	EXPECT_EQ(self->fds_before, count_open_fds());
+}
+
+TEST_F(shared_lfd, handle_cqe_makes_loop_fd_readable)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+
+	ASSERT_EQ(0, send_str(self->a, "x"));
+	/* The receive's completion, handed over, makes ready_read due. */
+	while (!fd_wait_readable(self->lfd, 0) && now_ms() < deadline)
+		shared_reap(&self->ring, self->loop, 10);
+	EXPECT_TRUE(fd_wait_readable(self->lfd, 0))
+		TH_LOG("loop fd not readable with a message received");
+	EXPECT_EQ(1, ipcsock_loop_dispatch(self->loop, 0));
+	EXPECT_EQ(1, self->rb.received);
+}
+
+TEST_F(shared_lfd, loop_fd_readable_across_calls)
+{
+	struct ipcsock_payload p2[2] = {
+		msg_of(big_msg, sizeof(big_msg), NULL, 0),
+		msg_of(big_msg, sizeof(big_msg), NULL, 0),
+	};
+	uint64_t deadline = now_ms() + WAIT_MS;
+	struct ipcsock_payload m;
+	int i;
+
+	self->rb.per_call = 1;
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(0, send_str(self->a, "x"));
+	while (!self->rb.received && now_ms() < deadline) {
+		shared_reap(&self->ring, self->loop, 10);
+		ipcsock_loop_dispatch(self->loop, 0);
+	}
+	ASSERT_EQ(1, self->rb.received);
+	lfd_readable_after(_metadata, self->lfd, "dispatch");
+	EXPECT_EQ(-ENOBUFS, fill_until_enobufs(self->c));
+	lfd_readable_after(_metadata, self->lfd, "ipcsock_send -ENOBUFS");
+	EXPECT_EQ(-ENOBUFS, ipcsock_send_batch(self->c, p2, 2));
+	lfd_readable_after(_metadata, self->lfd, "ipcsock_send_batch -ENOBUFS");
+	EXPECT_EQ(0, ipcsock_receive(self->b, &m));
+	lfd_readable_after(_metadata, self->lfd, "ipcsock_receive");
+	EXPECT_EQ(0, ipcsock_loop_flush(self->loop));
+	lfd_readable_after(_metadata, self->lfd, "ipcsock_loop_flush");
+	ipcsock_set_hangup(self->b, rec_hangup, &self->rb);
+	lfd_readable_after(_metadata, self->lfd, "ipcsock_set_hangup");
+	ipcsock_set_ready_read(self->b, rec_ready_read, &self->rb);
+	lfd_readable_after(_metadata, self->lfd, "ipcsock_set_ready_read");
+	/* The wake NOP and the sends' completions, handed over. */
+	shared_reap(&self->ring, self->loop, 10);
+	lfd_readable_after(_metadata, self->lfd, "ipcsock_loop_handle_cqe");
+	EXPECT_EQ(1, ipcsock_loop_dispatch(self->loop, 0));
+	EXPECT_EQ(2, self->rb.received);
+}
+
 TEST(option_limits)
 {
 	IPCSOCK_LOOP_OPTS(bufs, .recv_buffers = 0x80000001u);

@@ -1082,4 +1082,610 @@ TEST_F(lifecycle, failed_bind_sndbuf_too_small)
 	EXPECT_EQ(0, WEXITSTATUS(status));
 }
 
+/*
+ * Loops on one shared ring tell their completions apart by a 16-bit loop
+ * number in user_data. A process that made 65,536 loops before (a daemon
+ * with a default loop per thread, say) must still give a new shared loop
+ * a number no live loop has: the outside review's uidwrap, where the old
+ * loop took the new loop's completions and failed with -EPROTO. Loops of
+ * both kinds are made and freed in between: 65,535 epoll loops, as in the
+ * review (with the old global counter, that many put the next loop on the
+ * live one's number), and 65,536 shared ones, so that the numbers shared
+ * loops take go round once past the live one.
+ */
+#define UID_MSGS	16
+
+struct uid_app {
+	struct io_uring ring;
+	struct ipcsock_loop *l1, *l2;
+	struct ipcsock *a1, *b1, *a2, *b2;
+	struct rec r1, r2;
+	unsigned int dropped;
+};
+
+static void uid_turn(struct uid_app *app)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	io_uring_submit_and_wait_timeout(&app->ring, &cqe, 1, &ts, NULL);
+	io_uring_for_each_cqe(&app->ring, head, cqe) {
+		if (!ipcsock_loop_handle_cqe(app->l1, cqe) &&
+		    !ipcsock_loop_handle_cqe(app->l2, cqe) &&
+		    IPCSOCK_USER_DATA_IS_OURS(cqe->user_data))
+			app->dropped++;
+		n++;
+	}
+	io_uring_cq_advance(&app->ring, n);
+	ipcsock_loop_dispatch(app->l1, 0);
+	ipcsock_loop_dispatch(app->l2, 0);
+}
+
+static void uid_pair(struct __test_metadata *_metadata,
+		     struct ipcsock_loop *loop, struct ipcsock **a,
+		     struct ipcsock **b, struct rec *r)
+{
+	int fd;
+
+	*a = ipcsock_new(loop);
+	*b = ipcsock_new(loop);
+	ASSERT_NE(NULL, *a);
+	ASSERT_NE(NULL, *b);
+	fd = ipcsock_create(*a);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ipcsock_bind(*b, fd));
+	rec_attach(r, *b);
+	r->check_seq = true;
+}
+
+TEST(shared_loop_numbers_unique)
+{
+	IPCSOCK_LOOP_OPTS(o1, .bgid_base = 0x7000);
+	IPCSOCK_LOOP_OPTS(o2, .bgid_base = 0x8000);
+	IPCSOCK_LOOP_OPTS(oe, .backend = IPCSOCK_BACKEND_EPOLL);
+	static struct uid_app app;
+	struct ipcsock_loop *loop;
+	uint64_t start, deadline;
+	int fds = count_open_fds();
+	unsigned int i;
+
+	if (!uring_available())
+		SKIP(return, "io_uring is not available to this process");
+	ASSERT_EQ(0, io_uring_queue_init(64, &app.ring, 0));
+	app.l1 = ipcsock_loop_new_shared(&app.ring, &o1);
+	ASSERT_NE(NULL, app.l1);
+	uid_pair(_metadata, app.l1, &app.a1, &app.b1, &app.r1);
+
+	start = now_ms();
+	for (i = 0; i < 65535; i++) {
+		loop = ipcsock_loop_new(&oe);
+		ASSERT_NE(NULL, loop) TH_LOG("epoll loop %u: %s", i,
+					     strerror(errno));
+		ipcsock_loop_free(loop);
+	}
+	for (i = 0; i < 65536; i++) {
+		loop = ipcsock_loop_new_shared(&app.ring, NULL);
+		ASSERT_NE(NULL, loop) TH_LOG("shared loop %u: %s", i,
+					     strerror(errno));
+		ipcsock_loop_free(loop);
+	}
+	TH_LOG("131,071 loops made and freed in %llu ms",
+	       (unsigned long long)(now_ms() - start));
+
+	app.l2 = ipcsock_loop_new_shared(&app.ring, &o2);
+	ASSERT_NE(NULL, app.l2);
+	uid_pair(_metadata, app.l2, &app.a2, &app.b2, &app.r2);
+	for (i = 0; i < UID_MSGS; i++) {
+		struct ipcsock_payload p = msg_of(&i, sizeof(i), NULL, 0);
+
+		ASSERT_EQ(0, ipcsock_send(app.a1, &p));
+		ASSERT_EQ(0, ipcsock_send(app.a2, &p));
+	}
+	deadline = now_ms() + WAIT_MS;
+	while ((app.r1.received < UID_MSGS || app.r2.received < UID_MSGS) &&
+	       now_ms() < deadline)
+		uid_turn(&app);
+	EXPECT_EQ(UID_MSGS, app.r1.received);
+	EXPECT_EQ(UID_MSGS, app.r2.received);
+	EXPECT_EQ(0, app.r1.hangup) TH_LOG("loop 1: hangup %d",
+					   app.r1.hangup_err);
+	EXPECT_EQ(0, app.r2.hangup) TH_LOG("loop 2: hangup %d",
+					   app.r2.hangup_err);
+	EXPECT_EQ(0, app.r1.bad + app.r2.bad);
+	EXPECT_EQ(0, app.dropped);
+
+	ipcsock_free(app.a1);
+	ipcsock_free(app.b1);
+	ipcsock_free(app.a2);
+	ipcsock_free(app.b2);
+	for (i = 0; i < 100 && !(ipcsock_loop_idle(app.l1) &&
+				 ipcsock_loop_idle(app.l2)); i++)
+		uid_turn(&app);
+	EXPECT_TRUE(ipcsock_loop_idle(app.l1));
+	EXPECT_TRUE(ipcsock_loop_idle(app.l2));
+	ipcsock_loop_free(app.l1);
+	ipcsock_loop_free(app.l2);
+	io_uring_queue_exit(&app.ring);
+	EXPECT_EQ(fds, count_open_fds());
+}
+
+/*
+ * fork(): the child shares its parent's epoll set, io_uring and sockets,
+ * so the loops it inherits are not its own. The outside review's forkdef:
+ * ipcsock_loop_default() in the child returned the parent's loop, binding
+ * failed with -EEXIST on io_uring, and on epoll the child worked in the
+ * parent's epoll set. The child must get a default loop of its own.
+ */
+static void setenv_backend(enum ipcsock_backend b)
+{
+	setenv("IPCSOCK_BACKEND", real_backend(b) == IPCSOCK_BACKEND_EPOLL ?
+	       "epoll" : "io_uring", 1);
+}
+
+static bool payload_is(const struct ipcsock_payload *p, const char *s)
+{
+	return p->len == strlen(s) && !memcmp(p->data, s, p->len);
+}
+
+/* Exit codes of fork_default_child(), one per check. */
+enum {
+	FDC_OK,
+	FDC_NO_LOOP,
+	FDC_PARENTS_LOOP,
+	FDC_BACKEND,
+	FDC_NOT_SAME,
+	FDC_BIND,
+	FDC_RECEIVE,
+	FDC_SEND,
+	FDC_INHERITED_USED,
+	FDC_LEAK,
+};
+
+/* What the child of fork_child_gets_own_default_loop inherits. */
+struct fork_default {
+	struct ipcsock_test *t;
+	struct ipcsock_loop *parents;
+	struct ipcsock *keep;
+	int keep_peer;
+};
+
+static int fork_default_child(const struct fork_default *fd_of,
+			      enum ipcsock_backend backend, int fd)
+{
+	struct ipcsock_loop *parents = fd_of->parents;
+	struct ipcsock_payload p;
+	struct ipcsock_loop *loop;
+	struct ipcsock *s;
+	int fds = count_open_fds();
+
+	loop = ipcsock_loop_default();
+	if (!loop)
+		return FDC_NO_LOOP;
+	if (loop == parents)
+		return FDC_PARENTS_LOOP;
+	if (ipcsock_loop_backend(loop) != real_backend(backend))
+		return FDC_BACKEND;
+	s = ipcsock_new(NULL);
+	if (ipcsock_loop_default() != loop || !s)
+		return FDC_NOT_SAME;
+	if (ipcsock_bind(s, fd))
+		return FDC_BIND;
+	if (receive_wait(loop, s, &p, WAIT_MS) || !payload_is(&p, "ping"))
+		return FDC_RECEIVE;
+	if (send_str(s, "pong"))
+		return FDC_SEND;
+	/* The parent's default loop is still there, and not ours. */
+	if (ipcsock_loop_dispatch(parents, 0) != -ECHILD)
+		return FDC_INHERITED_USED;
+	ipcsock_free(s);		/* hands "pong" over, closes fd */
+	ipcsock_loop_free(loop);
+	if (count_open_fds() != fds - 1)
+		return FDC_LEAK;
+	/* What it inherited goes too, as copies: back to the test's start. */
+	ipcsock_free(fd_of->keep);
+	close(fd_of->keep_peer);
+	ipcsock_loop_free(parents);
+	ipcsock_loop_free(fd_of->t->loop);
+	return count_open_fds() == fd_of->t->fd_base ? FDC_OK : FDC_LEAK;
+}
+
+TEST_F(lifecycle, fork_child_gets_own_default_loop)
+{
+	struct fork_default fd_of = { .t = &self->t };
+	struct ipcsock *keep, *p;
+	struct ipcsock_loop *def;
+	struct ipcsock_payload m;
+	int before, keep_peer, sv[2], status;
+	char buf[64];
+	pid_t pid;
+
+	before = count_open_fds();
+	setenv_backend(self->t.backend);
+	def = ipcsock_loop_default();
+	ASSERT_NE(NULL, def);
+	/* A channel of the parent's on its default loop, before the fork. */
+	keep = ipcsock_new(NULL);
+	ASSERT_NE(NULL, keep);
+	keep_peer = ipcsock_create(keep);
+	ASSERT_LE(0, keep_peer);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	fd_of.parents = def;
+	fd_of.keep = keep;
+	fd_of.keep_peer = keep_peer;
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		close(sv[1]);
+		_exit(fork_default_child(&fd_of, self->t.backend, sv[0]));
+	}
+	close(sv[0]);
+	p = ipcsock_new(NULL);
+	ASSERT_NE(NULL, p);
+	ASSERT_EQ(0, ipcsock_bind(p, sv[1]));
+	ASSERT_EQ(0, send_str(p, "ping"));
+	EXPECT_EQ(0, receive_wait(def, p, &m, WAIT_MS));
+	EXPECT_TRUE(payload_is(&m, "pong"));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(FDC_OK, WEXITSTATUS(status));
+
+	/* The parent's channel on its default loop works as before. */
+	ASSERT_EQ(0, send_str(keep, "kept"));
+	EXPECT_EQ(TEST_WIRE_HDR_LEN + 4,
+		  raw_recv(keep_peer, buf, sizeof(buf), NULL, 0, NULL, NULL));
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + 4, raw_send_msg(keep_peer, "back", 4,
+						      NULL, 0));
+	EXPECT_EQ(0, receive_wait(def, keep, &m, WAIT_MS));
+	EXPECT_TRUE(payload_is(&m, "back"));
+
+	ipcsock_free(p);
+	ipcsock_free(keep);
+	close(keep_peer);
+	ipcsock_loop_free(def);
+	unsetenv("IPCSOCK_BACKEND");
+	EXPECT_EQ(before, count_open_fds());
+}
+
+/* Exit codes of fork_inherited_child(), one per check. */
+enum {
+	FIC_OK,
+	FIC_DISPATCH,
+	FIC_LOOP_FD,
+	FIC_FLUSH,
+	FIC_NEW,
+	FIC_CREATE,
+	FIC_BIND,
+	FIC_SEND,
+	FIC_RECEIVE,
+	FIC_HANDLE_CQE,
+	FIC_CLOSE,
+	FIC_LEAK,
+};
+
+static void fic_ready(struct ipcsock *sock, void *arg)
+{
+	(void)sock;
+	(void)arg;
+	_exit(100);	/* no callback of the parent's may run here */
+}
+
+static void fic_hangup(struct ipcsock *sock, int err, void *arg)
+{
+	(void)sock;
+	(void)err;
+	(void)arg;
+	_exit(101);
+}
+
+/*
+ * A child that touches the loop it inherited gets -ECHILD, and freeing
+ * what it inherited only drops its own memory and descriptors: no epoll_ctl
+ * on the parent's set, no submission to the parent's ring, no send.
+ */
+static int fork_inherited_child(struct ipcsock_loop *loop, struct ipcsock *a,
+				struct ipcsock *b, struct ipcsock *u,
+				int fd_base)
+{
+	struct io_uring_cqe cqe = { .user_data = IPCSOCK_USER_DATA_TAG << 48 };
+	struct ipcsock_payload p = msg_of("child", 5, NULL, 0);
+	int sv[2], ret;
+
+	if (ipcsock_loop_dispatch(loop, 0) != -ECHILD)
+		return FIC_DISPATCH;
+	if (ipcsock_loop_fd(loop) != -ECHILD)
+		return FIC_LOOP_FD;
+	if (ipcsock_loop_flush(loop) != -ECHILD)
+		return FIC_FLUSH;
+	errno = 0;
+	if (ipcsock_new(loop) || errno != ECHILD)
+		return FIC_NEW;
+	if (ipcsock_create(u) != -ECHILD)
+		return FIC_CREATE;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return FIC_BIND;
+	ret = ipcsock_bind(u, sv[0]);
+	close(sv[0]);
+	close(sv[1]);
+	if (ret != -ECHILD)
+		return FIC_BIND;
+	if (ipcsock_send(a, &p) != -ECHILD ||
+	    ipcsock_send_batch(a, &p, 1) != -ECHILD)
+		return FIC_SEND;
+	if (ipcsock_receive(b, &p) != -ECHILD)
+		return FIC_RECEIVE;
+	if (ipcsock_loop_handle_cqe(loop, &cqe))
+		return FIC_HANDLE_CQE;
+	ipcsock_set_ready_read(b, fic_ready, NULL);
+	ipcsock_set_hangup(b, fic_hangup, NULL);
+	ipcsock_close(a);
+	if (ipcsock_is_bound(a))
+		return FIC_CLOSE;
+	ipcsock_free(a);
+	ipcsock_free(b);
+	ipcsock_free(u);
+	ipcsock_loop_free(loop);
+	if (count_open_fds() != fd_base) {
+		dump_open_fds("child after freeing what it inherited");
+		return FIC_LEAK;
+	}
+	return FIC_OK;
+}
+
+TEST_F(lifecycle, fork_child_cannot_use_inherited_loop)
+{
+	struct ipcsock_loop *loop = self->t.loop;
+	struct ipcsock *a, *b, *u;
+	struct ipcsock_payload m;
+	uint32_t seq;
+	struct rec rb;
+	int lfd, status;
+	pid_t pid;
+
+	ctx_pair(_metadata, &self->t, loop, &a, loop, &b);
+	u = ctx_sock(_metadata, &self->t, loop);
+	lfd = ipcsock_loop_fd(loop);
+	ASSERT_LE(0, lfd);
+	/* Sent before the fork, not yet dispatched: the parent's to take. */
+	seq = 0;
+	m = msg_of(&seq, sizeof(seq), NULL, 0);
+	ASSERT_EQ(0, ipcsock_send(a, &m));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(fork_inherited_child(loop, a, b, u, self->t.fd_base));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(FIC_OK, WEXITSTATUS(status));
+
+	/* The parent's loop, epoll set or ring, and channel are intact. */
+	rec_attach(&rb, b);
+	rb.check_seq = true;
+	EXPECT_TRUE(fd_wait_readable(lfd, WAIT_MS));
+	for (seq = 1; seq < 8; seq++)
+		ASSERT_EQ(0, ipcsock_send(a, &m));
+	EXPECT_TRUE(dispatch_until(loop, rb.received == 8, WAIT_MS));
+	EXPECT_EQ(0, rb.bad);
+	EXPECT_EQ(0, rb.hangup);
+	ASSERT_EQ(0, send_str(b, "back"));
+	EXPECT_EQ(0, receive_wait(loop, a, &m, WAIT_MS));
+	EXPECT_TRUE(payload_is(&m, "back"));
+	EXPECT_TRUE(ipcsock_is_bound(a));
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(a, &m));
+}
+
+/*
+ * A thread with a default loop forks; in the child that thread, the only
+ * one, ends, and its default loop's TLS destructor frees the inherited
+ * loop: that must not close, cancel or reap anything of the parent's.
+ */
+struct fork_thread {
+	enum ipcsock_backend backend;
+	struct ipcsock_loop *loop;
+	int status;
+	int received;
+	bool bound;
+};
+
+/*
+ * What the child's only thread leaves allocated when it ends (the test's
+ * loop and the handles; the parent frees its own), kept reachable so that
+ * LeakSanitizer, which checks the child at its exit, takes it for no leak
+ * (not static: stores to a static that nothing reads would be dropped).
+ */
+struct {
+	struct ipcsock_loop *test_loop;
+	struct ipcsock *a, *b;
+} fork_thread_kept;
+
+static void *fork_thread_main(void *arg)
+{
+	struct fork_thread *ft = arg;
+	struct ipcsock *a, *b;
+	struct ipcsock_payload m;
+	int fd, i;
+	pid_t pid;
+
+	ft->loop = ipcsock_loop_default();
+	a = ipcsock_new(NULL);
+	b = ipcsock_new(NULL);
+	fd = a && b ? ipcsock_create(a) : -1;
+	if (fd < 0 || ipcsock_bind(b, fd))
+		return NULL;
+	ft->bound = true;
+	fork_thread_kept.a = a;
+	fork_thread_kept.b = b;
+	send_str(a, "before");
+	pid = fork();
+	if (!pid)
+		return NULL;	/* the child's thread ends: TLS destructors */
+	if (pid < 0 || waitpid(pid, &ft->status, 0) != pid)
+		ft->status = -1;
+	for (i = 0; i < 3; i++) {
+		if (i)
+			send_str(a, "after");
+		if (!receive_wait(ft->loop, b, &m, WAIT_MS))
+			ft->received++;
+	}
+	ipcsock_free(a);
+	ipcsock_free(b);
+	return NULL;
+}
+
+TEST_F(lifecycle, fork_in_thread_child_exit)
+{
+	struct fork_thread ft = { .backend = self->t.backend };
+	int before = count_open_fds();
+	pthread_t th;
+
+	/*
+	 * The child's only thread ends without freeing what the test and
+	 * glibc made for it (its TLS block): valgrind, which checks the
+	 * child at exit, would take that for a leak.
+	 */
+	if (under_valgrind())
+		SKIP(return, "valgrind checks the child for leaks at its exit");
+	fork_thread_kept.test_loop = self->t.loop;
+	setenv_backend(self->t.backend);
+	ASSERT_EQ(0, pthread_create(&th, NULL, fork_thread_main, &ft));
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	unsetenv("IPCSOCK_BACKEND");
+	ASSERT_TRUE(ft.bound);
+	EXPECT_TRUE(WIFEXITED(ft.status) && !WEXITSTATUS(ft.status));
+	EXPECT_EQ(3, ft.received);
+	/* The thread's default loop went with the thread. */
+	EXPECT_EQ(before, count_open_fds());
+}
+
+/*
+ * The same on a shared ring: the child inherits the application's ring
+ * with the loop in it. Nothing the child does with the loop may submit
+ * to or reap from that ring, which is the parent's too.
+ */
+TEST(fork_shared_loop)
+{
+	struct ipcsock_payload m = msg_of("child", 5, NULL, 0);
+	static struct uid_app app;
+	int fds = count_open_fds(), status;
+	uint64_t deadline;
+	uint32_t seq;
+	pid_t pid;
+
+	if (!uring_available())
+		SKIP(return, "io_uring is not available to this process");
+	ASSERT_EQ(0, io_uring_queue_init(64, &app.ring, 0));
+	app.l1 = ipcsock_loop_new_shared(&app.ring, NULL);
+	ASSERT_NE(NULL, app.l1);
+	uid_pair(_metadata, app.l1, &app.a1, &app.b1, &app.r1);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		if (ipcsock_loop_dispatch(app.l1, 0) != -ECHILD ||
+		    ipcsock_send(app.a1, &m) != -ECHILD ||
+		    ipcsock_loop_flush(app.l1) != -ECHILD)
+			_exit(1);
+		ipcsock_free(app.a1);
+		ipcsock_free(app.b1);
+		ipcsock_loop_free(app.l1);
+		io_uring_queue_exit(&app.ring);
+		_exit(count_open_fds() == fds ? 0 : 2);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+
+	for (seq = 0; seq < UID_MSGS; seq++) {
+		m = msg_of(&seq, sizeof(seq), NULL, 0);
+		ASSERT_EQ(0, ipcsock_send(app.a1, &m));
+	}
+	deadline = now_ms() + WAIT_MS;
+	while (app.r1.received < UID_MSGS && now_ms() < deadline)
+		uid_turn(&app);
+	EXPECT_EQ(UID_MSGS, app.r1.received);
+	EXPECT_EQ(0, app.r1.bad);
+	EXPECT_EQ(0, app.r1.hangup);
+	EXPECT_EQ(0, app.dropped);
+	ipcsock_free(app.a1);
+	ipcsock_free(app.b1);
+	for (seq = 0; seq < 100 && !ipcsock_loop_idle(app.l1); seq++)
+		uid_turn(&app);
+	EXPECT_TRUE(ipcsock_loop_idle(app.l1));
+	ipcsock_loop_free(app.l1);
+	io_uring_queue_exit(&app.ring);
+	EXPECT_EQ(fds, count_open_fds());
+}
+
+/*
+ * A ready_read callback forks, and the child returns into dispatch: it
+ * must run no other callback there, submit nothing and free nothing of
+ * the parent's, and dispatch tells it -ECHILD.
+ */
+struct fork_cb {
+	struct rec *other;
+	int other_at_fork;
+	int calls;
+	pid_t pid;
+};
+
+static void fork_in_ready_read(struct ipcsock *sock, void *arg)
+{
+	struct fork_cb *f = arg;
+	struct ipcsock_payload p;
+
+	while (!ipcsock_receive(sock, &p))
+		f->calls++;
+	if (f->pid)
+		return;
+	f->other_at_fork = f->other->ready;
+	f->pid = fork();
+}
+
+TEST_F(lifecycle, fork_in_callback)
+{
+	struct ipcsock_loop *loop = self->t.loop;
+	struct ipcsock *a, *b, *c, *d;
+	pid_t parent = getpid();
+	struct fork_cb f = { 0 };
+	uint64_t deadline;
+	struct rec rd;
+	int ret, status;
+
+	ctx_pair(_metadata, &self->t, loop, &a, loop, &b);
+	ctx_pair(_metadata, &self->t, loop, &c, loop, &d);
+	rec_attach(&rd, d);
+	f.other = &rd;
+	ipcsock_set_ready_read(b, fork_in_ready_read, &f);
+	ASSERT_EQ(0, send_str(a, "b1"));
+	ASSERT_EQ(0, send_str(c, "d1"));
+	ASSERT_EQ(0, send_str(c, "d2"));
+	deadline = now_ms() + WAIT_MS;
+	while (!f.pid && now_ms() < deadline) {
+		ret = ipcsock_loop_dispatch(loop, 5);
+		if (getpid() == parent)
+			continue;
+		if (ret != -ECHILD || rd.ready != f.other_at_fork)
+			_exit(1);
+		/* d's channel may still be due: the lists must hold. */
+		ipcsock_free(d);
+		ipcsock_free(c);
+		ipcsock_free(b);
+		ipcsock_free(a);
+		ipcsock_loop_free(loop);
+		_exit(count_open_fds() == self->t.fd_base ? 0 : 2);
+	}
+	ASSERT_LT(0, f.pid);
+	ASSERT_EQ(f.pid, waitpid(f.pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+
+	EXPECT_TRUE(dispatch_until(loop, rd.received == 2, WAIT_MS));
+	ASSERT_EQ(0, send_str(a, "b2"));
+	ASSERT_EQ(0, send_str(c, "d3"));
+	EXPECT_TRUE(dispatch_until(loop, f.calls == 2 && rd.received == 3,
+				   WAIT_MS));
+	EXPECT_EQ(0, rd.hangup);
+	EXPECT_EQ(0, rd.bad);
+}
+
 TEST_HARNESS_MAIN
