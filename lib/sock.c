@@ -335,12 +335,13 @@ void ipcsock_close(struct ipcsock *sock)
 	if (!sock || !sock->ch)
 		return;
 	ch = sock->ch;
-	unreceived = chan_rx_unreceived(ch);
 	sock->ch = NULL;
+	/* The parent's ring and epoll set are not the child's to touch. */
 	if (sock_inherited(sock)) {
 		loop_chan_forget(ch);
 		return;
 	}
+	unreceived = chan_rx_unreceived(ch);
 	ch->sock = NULL;
 	if (ch->on_ready) {
 		list_del_init(&ch->ready_node);
