@@ -1,14 +1,12 @@
 # SPDX-License-Identifier: MIT
 #
-# libipcsock top-level Makefile, in the style of Kbuild and tools/lib.
+# libipcsock top-level Makefile, in the style of Kbuild and tools/build.
 #
-# What gets built is listed in per-directory fragments that this file
-# includes: lib/Build (lib-y), selftests/Build (selftests-y), bench/Build
-# (bench-y), examples/Build (examples-y) and fuzz/Build (fuzz-y, with its
-# own rules: the harness is built with clang and libFuzzer). Everything the
-# build writes goes under $(O), build/ unless told otherwise; the kernel
-# files that `make deps` extracts go to $(IPCSOCK_CACHE), $(O)/.cache unless
-# told otherwise.
+# Each directory that builds something has a Build file that lists what it
+# builds; one compile rule and one link rule, in scripts/build.mk, build
+# all of it. Everything the build writes goes under $(O), build/
+# unless told otherwise; the kernel files that `make deps` extracts go to
+# $(IPCSOCK_CACHE), $(O)/.cache unless told otherwise.
 #
 # `make help` lists the targets and the variables that change the build.
 
@@ -65,24 +63,10 @@ SANITIZE	?=
 VALGRIND	?=
 
 # ---------------------------------------------------------------------------
-# Quiet output: "  CC      staticobjs/lib/loop.o". V=1 prints the commands
-# instead, make -s prints nothing. Paths are shown relative to $(O).
-
-ifeq ($(V),1)
-  Q :=
-  quiet_print =
-else ifneq ($(silent),)
-  Q := @
-  quiet_print =
-else
-  Q := @
-  quiet_print = printf '  %-7s %s\n' '$(1)' '$(patsubst $(O)/%,%,$(2))';
-endif
-# $(call msg,TAG,path) starts a recipe line: prints the tag, hides the command.
-msg = $(Q)$(call quiet_print,$(1),$(2))
-
-# ---------------------------------------------------------------------------
 # Flags
+
+comma		:= ,
+space		:= $(subst ,, )
 
 URING_CFLAGS := $(shell { $(PKG_CONFIG) --cflags liburing || true; } 2>/dev/null)
 URING_LIBS := $(shell { $(PKG_CONFIG) --libs liburing || echo -luring; } 2>/dev/null)
@@ -103,40 +87,21 @@ ifneq ($(SANITIZE),)
   san_flags := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 	       -fno-sanitize-recover=all
   zdefs :=
+ifeq ($(VALGRIND),1)
+  $(error VALGRIND=1 and SANITIZE= do not mix: use one at a time)
+endif
 else
   san_flags :=
   zdefs := -Wl,-z,defs
 endif
-
-ifneq ($(SANITIZE),)
-ifeq ($(VALGRIND),1)
-  $(error VALGRIND=1 and SANITIZE= do not mix: use one at a time)
-endif
-endif
+sanitizers	:= $(subst $(comma), ,$(SANITIZE))
+# y with LeakSanitizer: scripts/Build, selftests/Build.
+LSAN		:= $(if $(filter address leak,$(sanitizers)),y)
 
 base_cflags := -std=gnu11 -Wall -Wextra $(werror) -D_GNU_SOURCE \
 	       -fvisibility=hidden -Iinclude -Ilib $(URING_CFLAGS)
 ALL_CFLAGS := $(base_cflags) $(CPPFLAGS) $(CFLAGS) $(EXTRA_CFLAGS) $(san_flags)
 ALL_LDFLAGS := $(LDFLAGS) $(san_flags)
-
-# Every object and program depends on this file, which changes only when the
-# compiler or the flags do: switching SANITIZE=, WERROR=, CC= or CFLAGS=
-# rebuilds everything instead of mixing old and new objects.
-FLAGS_FILE := $(O)/.build-flags
-flags_text := $(CC) | $(ALL_CFLAGS) | $(ALL_LDFLAGS) | $(LIBS)
-
-# ---------------------------------------------------------------------------
-# What to build
-
-lib-y :=
-selftests-y :=
-bench-y :=
-examples-y :=
-include lib/Build
-include selftests/Build
-include bench/Build
-include examples/Build
-include fuzz/Build
 
 SONAME		:= libipcsock.so.$(VERSION_MAJOR)
 STATIC_LIB	:= $(O)/libipcsock.a
@@ -147,30 +112,29 @@ PC_FILE		:= $(O)/ipcsock.pc
 VERSION_SCRIPT	:= lib/libipcsock.map
 ABI_STAMP	:= $(O)/.abi-checked
 
-# libbpf-style: the same sources built twice, without and with -fPIC.
-STATIC_OBJS	:= $(addprefix $(O)/staticobjs/lib/,$(lib-y))
-SHARED_OBJS	:= $(addprefix $(O)/sharedobjs/lib/,$(lib-y))
-
-SELFTEST_PROGS	:= $(addprefix $(O)/selftests/,$(selftests-y))
-SELFTEST_OBJS	:= $(addsuffix .o,$(SELFTEST_PROGS))
-TESTS		?= $(selftests-y)
-
-BENCH_OBJS	:= $(addprefix $(O)/bench/,$(bench-y))
-BENCH_PROG	:= $(if $(bench-y),$(O)/bench/ipcsock-bench)
-BENCH_LDLIBS	?= -lm
-
-EXAMPLE_PROGS	:= $(addprefix $(O)/examples/,$(examples-y))
-EXAMPLE_OBJS	:= $(addsuffix .o,$(EXAMPLE_PROGS))
-
-ALL_OBJS = $(STATIC_OBJS) $(SHARED_OBJS) $(SELFTEST_OBJS) $(BENCH_OBJS) \
-	   $(EXAMPLE_OBJS) $(SELFTEST_SUPPORT)
-
 KSELFTEST_DIR	:= $(IPCSOCK_CACHE)/kselftest
 CHECKPATCH	:= $(IPCSOCK_CACHE)/checkpatch/checkpatch.pl
 DEPS_STAMP	:= $(IPCSOCK_CACHE)/.stamp
 
 # ---------------------------------------------------------------------------
-# Library
+# What to build: each directory's Build file lists it (scripts/build.mk
+# says how); lib/ and scripts/ build objects, the others programs. fuzz/Build
+# still has its own rules.
+
+OBJ_DIRS	:= scripts
+PROG_DIRS	:= selftests bench examples soak
+BUILD_DIRS	:= lib $(OBJ_DIRS) $(PROG_DIRS)
+include scripts/build.mk
+include fuzz/Build
+
+# ---------------------------------------------------------------------------
+# Library: libbpf-style, lib/Build's objects built twice, without and with
+# -fPIC.
+
+lib-objs	:= $(addprefix $(O)/staticobjs/lib/,$(lib-y))
+lib-pic-objs	:= $(addprefix $(O)/sharedobjs/lib/,$(lib-y))
+$(eval $(call compile,lib,lib,$(O)/staticobjs/lib,$(lib-objs)))
+$(eval $(call compile,lib,lib,$(O)/sharedobjs/lib,$(lib-pic-objs),-fPIC))
 
 all: $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) $(PC_FILE) \
      $(ABI_STAMP)
@@ -178,31 +142,17 @@ all: $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) $(PC_FILE) \
 lib: $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK)
 	@:
 
-$(FLAGS_FILE): FORCE
-	@mkdir -p $(@D)
-	@printf '%s\n' '$(subst ','\'',$(flags_text))' > $@.tmp; \
-	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
-
-$(STATIC_OBJS): $(O)/staticobjs/%.o: %.c $(FLAGS_FILE)
-	@mkdir -p $(@D)
-	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
-
-$(SHARED_OBJS): $(O)/sharedobjs/%.o: %.c $(FLAGS_FILE)
-	@mkdir -p $(@D)
-	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -fPIC -MMD -MP -c -o $@ $<
-
-$(STATIC_LIB): $(STATIC_OBJS)
+$(STATIC_LIB): $(lib-objs)
 	$(call msg,AR,$@)rm -f $@ && $(AR) rcs $@ $^
 
-$(SHARED_LIB): $(SHARED_OBJS) $(VERSION_SCRIPT)
-	$(call msg,LD,$@)$(CC) -shared $(ALL_LDFLAGS) -Wl,-soname,$(SONAME) \
+$(SHARED_LIB): $(lib-pic-objs) $(VERSION_SCRIPT)
+	$(call msg,LD,$@)$(lib-cc) -shared $(lib-ldflags) -Wl,-soname,$(SONAME) \
 		-Wl,--version-script=$(VERSION_SCRIPT) $(zdefs) \
-		-o $@ $(SHARED_OBJS) $(LIBS)
+		-o $@ $(lib-pic-objs) $(lib-libs)
 
 $(SONAME_LINK): $(SHARED_LIB)
-	$(call msg,LN,$@)ln -sf $(notdir $<) $@
-
 $(DEV_LINK): $(SONAME_LINK)
+$(SONAME_LINK) $(DEV_LINK):
 	$(call msg,LN,$@)ln -sf $(notdir $<) $@
 
 # The exported symbols, the version script and the IPCSOCK_API declarations
@@ -228,50 +178,27 @@ $(PC_FILE): ipcsock.pc.in FORCE
 	$(Q)sed -e '/^#/d' -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(pc_libdir)|g' \
 		-e 's|@INCLUDEDIR@|$(pc_includedir)|g' \
 		-e 's|@VERSION@|$(VERSION)|g' $< > $@.tmp
-	$(Q)if cmp -s $@.tmp $@; then rm -f $@.tmp; else \
-		$(call quiet_print,GEN,$@) \
-		mv -f $@.tmp $@; fi
+	$(Q)$(call update_file,$(call quiet_print,GEN,$@))
+
+lib-clean-files := $(O)/staticobjs $(O)/sharedobjs $(STATIC_LIB) \
+		   $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) $(PC_FILE) \
+		   $(PC_FILE).tmp $(ABI_STAMP)
 
 # ---------------------------------------------------------------------------
-# Selftests: selftests/<name>.c -> $(O)/selftests/<name>, against the static
-# library, with the kernel's kselftest harness from the deps cache.
-# The harness is written for the kernel's -Wall: under -Wextra its own code
-# and its TEST()/EXPECT_*() expansions trip -Wunused-parameter (gcc and
-# clang, even with -isystem) and -Wsign-compare (gcc, for the everyday
-# EXPECT_EQ(0, an_unsigned)), so those two are off for selftests only.
+# Selftests: $(O)/selftests/<name> against the static library, with the
+# kernel's kselftest harness from the deps cache (selftests/Build).
 
-SELFTEST_CFLAGS := -I$(KSELFTEST_DIR) -Wno-unused-parameter -Wno-sign-compare
-
-# With LeakSanitizer, tests' leaks must be looked for before the harness's
-# _exit() in each test child: see scripts/selftest-lsan.c.
-comma := ,
-ifneq ($(filter address leak,$(subst $(comma), ,$(SANITIZE))),)
-  SELFTEST_SUPPORT := $(O)/selftests/.support/lsan.o
-  SELFTEST_LDFLAGS := -Wl,--wrap=_exit
-endif
-
-selftests: $(SELFTEST_PROGS)
+selftests: $(selftests-progs)
 	@:
 
-$(O)/selftests/.support/lsan.o: scripts/selftest-lsan.c $(FLAGS_FILE)
-	@mkdir -p $(@D)
-	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
-
-$(SELFTEST_OBJS): $(O)/selftests/%.o: selftests/%.c $(FLAGS_FILE) \
-		  | $(DEPS_STAMP)
-	@mkdir -p $(@D)
-	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) $(SELFTEST_CFLAGS) -MMD -MP \
-		-c -o $@ $<
-
-$(SELFTEST_PROGS): %: %.o $(SELFTEST_SUPPORT) $(STATIC_LIB)
-	$(call msg,LD,$@)$(CC) $(ALL_LDFLAGS) $(SELFTEST_LDFLAGS) -o $@ $< \
-		$(SELFTEST_SUPPORT) $(STATIC_LIB) $(LIBS)
+$(selftests-objs): | $(DEPS_STAMP)
 
 # Packaging checks, counted with the selftests: scripts/check-man.sh (every
 # exported function has a man page; the pages lint clean; their examples
 # build and run) and scripts/check-consumer.sh (a program built with nothing
 # but pkg-config's flags against `make install DESTDIR=$(CONSUMER_DESTDIR)`,
 # shared and static, runs). PACKAGING_TESTS= leaves them out.
+TESTS		?= $(selftests-y)
 PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh
 CONSUMER_DESTDIR := $(abspath $(O))/consumer/destdir
 packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
@@ -282,7 +209,7 @@ packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
 
 # The examples are left out under valgrind and ThreadSanitizer (see
 # Examples below).
-no_examples	:= $(filter 1,$(VALGRIND))$(filter thread,$(subst $(comma), ,$(SANITIZE)))
+no_examples	:= $(filter 1,$(VALGRIND))$(filter thread,$(sanitizers))
 
 # Order matters: the cache must exist before anything compiles against it,
 # so deps and the build are separate make runs.
@@ -296,27 +223,22 @@ check:
 		$(if $(no_examples),,$(EXAMPLE_RUNNER))
 
 # ---------------------------------------------------------------------------
-# Benchmark: every object in bench-y linked into $(O)/bench/ipcsock-bench,
-# against the static library. `make bench` is one of the README's two
-# commands: like check it runs deps first (a fresh machine has no liburing),
-# then builds and runs the program with $(BENCH_ARGS). `make check` only
-# builds it (bench-build), so a broken benchmark fails CI.
+# Benchmark: $(O)/bench/ipcsock-bench (bench/Build). `make bench` is one of
+# the README's two commands: like check it runs deps first (a fresh machine
+# has no liburing), then builds and runs the program with $(BENCH_ARGS).
+# `make check` only builds it (bench-build), so a broken benchmark fails CI.
 
-BENCH_ARGS ?=
+BENCH_ARGS	?=
+BENCH_LDLIBS	?= -lm
+BENCH_PROG	:= $(O)/bench/ipcsock-bench
 
 bench:
 	$(Q)$(MAKE) deps
 	$(Q)$(MAKE) all bench-build
-ifneq ($(bench-y),)
 	$(call msg,BENCH,$(strip $(BENCH_PROG) $(BENCH_ARGS)))$(BENCH_PROG) $(BENCH_ARGS)
-endif
 
-bench-build: $(BENCH_PROG)
-ifeq ($(bench-y),)
-	@echo '  bench: not built yet (bench/Build lists no objects)'
-else
+bench-build: $(bench-progs)
 	@:
-endif
 
 # `make bench-plot` draws $(BENCH_JSON) with gnuplot into $(BENCH_SVG): the
 # round-trip time distribution per implementation and throughput against
@@ -330,70 +252,44 @@ bench-plot:
 		echo 'bench-plot: needs gnuplot (apt-get install gnuplot-nox)' >&2; \
 		exit 1; }
 	$(Q)$(MAKE) all bench-build
-ifneq ($(bench-y),)
 	$(Q)if [ ! -f $(BENCH_JSON) ]; then \
 		$(call quiet_print,BENCH,$(strip $(BENCH_PROG) $(BENCH_ARGS) --json $(BENCH_JSON))) \
 		$(BENCH_PROG) $(BENCH_ARGS) --json $(BENCH_JSON) || exit 1; fi
 	$(call msg,PLOT,$(BENCH_SVG))$(BENCH_PROG) --plot $(BENCH_JSON) > $(BENCH_SVG:.svg=.gp)
 	$(Q)gnuplot $(BENCH_SVG:.svg=.gp) > $(BENCH_SVG).tmp && mv -f $(BENCH_SVG).tmp $(BENCH_SVG)
-endif
-
-$(BENCH_OBJS): $(O)/bench/%.o: bench/%.c $(FLAGS_FILE)
-	@mkdir -p $(@D)
-	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
-
-$(BENCH_PROG): $(BENCH_OBJS) $(STATIC_LIB)
-	$(call msg,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $(BENCH_OBJS) \
-		$(STATIC_LIB) $(LIBS) $(BENCH_LDLIBS)
 
 # ---------------------------------------------------------------------------
-# Examples: examples/<name>.c -> $(O)/examples/<name>, against the shared
-# library (so they can use nothing but the exported API), found at run time
-# through an $ORIGIN rpath that leads back to $(O) from the program's
-# directory (.. for examples/foo, ../.. for examples/dir/foo). Per-program
-# EXAMPLE_CFLAGS and EXAMPLE_LDLIBS are set in examples/Build. `make check`
-# runs them all through $(EXAMPLE_RUNNER), a copy of
-# examples/run-examples.sh, which counts each as one test (not under
-# VALGRIND=1 or SANITIZE=thread: timing-bound programs, and a thousand
-# processes, each of which ThreadSanitizer makes slow to start).
+# Examples: $(O)/examples/<name> against the shared library, so that they
+# can use nothing but the exported API (examples/Build). `make check` runs
+# them all through $(EXAMPLE_RUNNER), a copy of examples/run-examples.sh,
+# which counts each as one test (not under VALGRIND=1 or SANITIZE=thread:
+# timing-bound programs, and a thousand processes, each of which
+# ThreadSanitizer makes slow to start).
 
-EXAMPLE_RUNNER	:= $(if $(examples-y),$(O)/examples/run-examples)
-space		:= $(subst ,, )
-example_rpath	= $(subst $(space),/,$(patsubst %,..,$(subst /, ,$(patsubst $(O)/%,%,$(@D)))))
+EXAMPLE_RUNNER	:= $(O)/examples/run-examples
+examples-clean-files := $(EXAMPLE_RUNNER)
 
-examples: $(EXAMPLE_PROGS) $(EXAMPLE_RUNNER)
-ifeq ($(examples-y),)
-	@echo '  examples: not built yet (examples/Build lists none)'
-else
+examples: $(examples-progs) $(EXAMPLE_RUNNER)
 	@:
-endif
 
-$(EXAMPLE_OBJS): $(O)/examples/%.o: examples/%.c $(FLAGS_FILE)
-	@mkdir -p $(@D)
-	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) $(EXAMPLE_CFLAGS) -MMD -MP -c -o $@ $<
-
-$(EXAMPLE_PROGS): %: %.o $(DEV_LINK)
-	$(call msg,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $< -L$(O) -lipcsock \
-		$(EXAMPLE_LDLIBS) -Wl,-rpath,'$$ORIGIN/$(example_rpath)'
+$(examples-progs): $(DEV_LINK)
 
 $(EXAMPLE_RUNNER): examples/run-examples.sh
 	@mkdir -p $(@D)
 	$(call msg,GEN,$@)$(INSTALL) -m 755 $< $@
 
 # ---------------------------------------------------------------------------
-# Soak: soak/ipcsock-soak.c -> $(O)/soak/ipcsock-soak, against the static
-# library. `make soak` runs it for $(SOAK_SECONDS) (default 60), split into
-# rounds (io_uring against epoll and back, IPCSOCK_LOOP_RING_SENDS, large
-# messages with short queues): two processes exchange random messages and
-# fds both ways, every one checked, with fd count and RSS sampled each
-# second; any loss, reorder, corruption, fd leak or growth fails it. Runs
-# under SANITIZE= too. SOAK_ARGS adds arguments (--seed N, --rounds 1,3,
-# -v); the program's --help lists them.
+# Soak: $(O)/soak/ipcsock-soak (soak/Build). `make soak` runs it for
+# $(SOAK_SECONDS) (default 60), split into rounds (io_uring against epoll
+# and back, IPCSOCK_LOOP_RING_SENDS, large messages with short queues): two
+# processes exchange random messages and fds both ways, every one checked,
+# with fd count and RSS sampled each second; any loss, reorder, corruption,
+# fd leak or growth fails it. Runs under SANITIZE= too. SOAK_ARGS adds
+# arguments (--seed N, --rounds 1,3, -v); the program's --help lists them.
 
 SOAK_SECONDS	?= 60
 SOAK_ARGS	?=
 SOAK_PROG	:= $(O)/soak/ipcsock-soak
-SOAK_OBJS	:= $(O)/soak/ipcsock-soak.o
 
 soak:
 	$(Q)$(MAKE) deps
@@ -401,26 +297,8 @@ soak:
 	$(call msg,SOAK,$(SOAK_PROG) -s $(SOAK_SECONDS) $(SOAK_ARGS))$(SOAK_PROG) \
 		-s $(SOAK_SECONDS) $(SOAK_ARGS)
 
-soak-build: $(SOAK_PROG)
+soak-build: $(soak-progs)
 	@:
-
-$(SOAK_OBJS): $(O)/soak/%.o: soak/%.c $(FLAGS_FILE)
-	@mkdir -p $(@D)
-	$(call msg,CC,$@)$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
-
-$(SOAK_PROG): $(SOAK_OBJS) $(STATIC_LIB)
-	$(call msg,LD,$@)$(CC) $(ALL_LDFLAGS) -o $@ $(SOAK_OBJS) $(STATIC_LIB) \
-		$(LIBS)
-
-soak-clean:
-	$(Q)rm -f $(SOAK_PROG) $(SOAK_OBJS) $(SOAK_OBJS:.o=.d)
-	$(Q)rmdir $(O)/soak 2>/dev/null || true
-
-clean: soak-clean
-
--include $(SOAK_OBJS:.o=.d)
-
-.PHONY: soak soak-build soak-clean
 
 # ---------------------------------------------------------------------------
 # Dependencies: packages and the files borrowed from the kernel tarball.
@@ -524,20 +402,12 @@ uninstall:
 
 # ---------------------------------------------------------------------------
 # Cleaning. clean keeps the deps cache (extracting it takes a while),
-# distclean removes it too. Only what this Makefile makes is removed, so
-# O=. (where selftests/, bench/ and examples/ are the source directories)
-# and an IPCSOCK_CACHE shared with other trees are safe.
+# distclean removes it too. Only what this Makefile makes is removed (see
+# DIR-clean above), so O=. (where selftests/, bench/ and examples/ are the
+# source directories) and an IPCSOCK_CACHE shared with other trees are safe.
 
-clean:
-	$(call msg,CLEAN,$(O))rm -rf $(O)/staticobjs $(O)/sharedobjs
-	$(Q)rm -f $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) \
-		$(PC_FILE) $(PC_FILE).tmp $(FLAGS_FILE) $(FLAGS_FILE).tmp \
-		$(ABI_STAMP) $(SELFTEST_PROGS) $(BENCH_PROG) $(EXAMPLE_PROGS) \
-		$(foreach d,selftests bench examples,$(O)/$(d)/*.o $(O)/$(d)/*.d) \
-		$(EXAMPLE_OBJS) $(EXAMPLE_OBJS:.o=.d) $(EXAMPLE_RUNNER)
-	$(Q)rm -rf $(O)/selftests/.support $(O)/consumer
-	$(Q)rmdir $(filter-out $(O)/examples/,$(sort $(dir $(EXAMPLE_PROGS)))) \
-		$(O)/selftests $(O)/bench $(O)/examples 2>/dev/null || true
+clean: $(addsuffix -clean,$(BUILD_DIRS))
+	$(call msg,CLEAN,$(O))rm -rf $(O)/consumer
 
 distclean: clean
 	$(call msg,CLEAN,$(IPCSOCK_CACHE))rm -rf $(KSELFTEST_DIR) \
@@ -613,6 +483,5 @@ help:
 -include $(ALL_OBJS:.o=.d)
 
 .PHONY: default all lib selftests check check-abi bench bench-build bench-plot \
-	examples deps \
-	checkpatch shellcheck format-check install uninstall clean distclean help FORCE
-FORCE:
+	examples soak soak-build deps checkpatch \
+	shellcheck format-check install uninstall clean distclean help
