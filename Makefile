@@ -213,11 +213,13 @@ packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
 # Examples below).
 no_examples	:= $(filter 1,$(VALGRIND))$(filter thread,$(sanitizers))
 
-# Order matters: the cache must exist before anything compiles against it,
-# so deps and the build are separate make runs.
+# $(call deps_then,TARGETS): check, bench, fuzz and soak first run deps, then
+# build. Order matters: the cache must exist before anything compiles
+# against it, so deps and the build are separate make runs.
+deps_then = $(Q)$(MAKE) deps && $(MAKE) $(1)
+
 check:
-	$(Q)$(MAKE) deps
-	$(Q)$(MAKE) all selftests examples bench-build
+	$(call deps_then,all selftests examples bench-build)
 	$(Q)rm -rf $(CONSUMER_DESTDIR) && $(MAKE) install DESTDIR=$(CONSUMER_DESTDIR)
 	$(Q)$(packaging_env) bash scripts/run-tests.sh \
 		$(if $(filter 1,$(VALGRIND)),--valgrind) \
@@ -235,8 +237,7 @@ BENCH_LDLIBS	?= -lm
 BENCH_PROG	:= $(O)/bench/ipcsock-bench
 
 bench:
-	$(Q)$(MAKE) deps
-	$(Q)$(MAKE) all bench-build
+	$(call deps_then,all bench-build)
 	$(call msg,BENCH,$(strip $(BENCH_PROG) $(BENCH_ARGS)))$(BENCH_PROG) $(BENCH_ARGS)
 
 bench-build: $(bench-progs)
@@ -310,8 +311,7 @@ fuzz-build: $(fuzz-progs)
 # Each harness starts from a copy of the committed seeds, so that the run
 # never writes into fuzz/corpus/ (new inputs go to $(FUZZ_RUN)/<name>/corpus).
 fuzz:
-	$(Q)$(MAKE) deps
-	$(Q)$(MAKE) fuzz-build
+	$(call deps_then,fuzz-build)
 	$(call msg,FUZZ,$(fuzz-y) for $(FUZZ_SECONDS) s)for prog in $(fuzz-progs); do \
 		run=$(FUZZ_RUN)/$${prog##*/}; \
 		rm -rf $$run && mkdir -p $$run/corpus $$run/artifacts && \
@@ -343,8 +343,7 @@ SOAK_ARGS	?=
 SOAK_PROG	:= $(O)/soak/ipcsock-soak
 
 soak:
-	$(Q)$(MAKE) deps
-	$(Q)$(MAKE) soak-build
+	$(call deps_then,soak-build)
 	$(call msg,SOAK,$(SOAK_PROG) -s $(SOAK_SECONDS) $(SOAK_ARGS))$(SOAK_PROG) \
 		-s $(SOAK_SECONDS) $(SOAK_ARGS)
 
@@ -423,24 +422,19 @@ MAN3_PAGES = $(wildcard man/*.3)
 MAN7_PAGES = $(wildcard man/*.7)
 HEADERS = $(wildcard include/*.h)
 
+# $(call install_files,WHAT,DIR,MODE,FILES)
+install_files = $(call msg,INSTALL,$(1) -> $(2))$(INSTALL) -d -m 755 $(2) && \
+		$(INSTALL) -m $(3) $(4) $(2)/
+
 install: all
-	$(call msg,INSTALL,headers -> $(DESTDIR)$(INCLUDEDIR))$(INSTALL) -d -m 755 $(DESTDIR)$(INCLUDEDIR)
-	$(Q)$(INSTALL) -m 644 $(HEADERS) $(DESTDIR)$(INCLUDEDIR)/
-	$(call msg,INSTALL,libraries -> $(DESTDIR)$(LIBDIR))$(INSTALL) -d -m 755 $(DESTDIR)$(LIBDIR)
-	$(Q)$(INSTALL) -m 644 $(STATIC_LIB) $(DESTDIR)$(LIBDIR)/
+	$(call install_files,headers,$(DESTDIR)$(INCLUDEDIR),644,$(HEADERS))
+	$(call install_files,libraries,$(DESTDIR)$(LIBDIR),644,$(STATIC_LIB))
 	$(Q)$(INSTALL) -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
 	$(Q)ln -sf $(notdir $(SHARED_LIB)) $(DESTDIR)$(LIBDIR)/$(notdir $(SONAME_LINK))
 	$(Q)ln -sf $(notdir $(SONAME_LINK)) $(DESTDIR)$(LIBDIR)/$(notdir $(DEV_LINK))
-	$(call msg,INSTALL,$(notdir $(PC_FILE)) -> $(DESTDIR)$(PKGCONFIGDIR))$(INSTALL) -d -m 755 $(DESTDIR)$(PKGCONFIGDIR)
-	$(Q)$(INSTALL) -m 644 $(PC_FILE) $(DESTDIR)$(PKGCONFIGDIR)/
-ifneq ($(MAN3_PAGES),)
-	$(call msg,INSTALL,man pages -> $(DESTDIR)$(MANDIR)/man3)$(INSTALL) -d -m 755 $(DESTDIR)$(MANDIR)/man3
-	$(Q)$(INSTALL) -m 644 $(MAN3_PAGES) $(DESTDIR)$(MANDIR)/man3/
-endif
-ifneq ($(MAN7_PAGES),)
-	$(call msg,INSTALL,man pages -> $(DESTDIR)$(MANDIR)/man7)$(INSTALL) -d -m 755 $(DESTDIR)$(MANDIR)/man7
-	$(Q)$(INSTALL) -m 644 $(MAN7_PAGES) $(DESTDIR)$(MANDIR)/man7/
-endif
+	$(call install_files,$(notdir $(PC_FILE)),$(DESTDIR)$(PKGCONFIGDIR),644,$(PC_FILE))
+	$(if $(MAN3_PAGES),$(call install_files,man pages,$(DESTDIR)$(MANDIR)/man3,644,$(MAN3_PAGES)))
+	$(if $(MAN7_PAGES),$(call install_files,man pages,$(DESTDIR)$(MANDIR)/man7,644,$(MAN7_PAGES)))
 
 uninstall:
 	$(call msg,RM,installed files under $(DESTDIR)$(PREFIX))rm -f \
@@ -448,8 +442,7 @@ uninstall:
 		$(addprefix $(DESTDIR)$(LIBDIR)/,$(notdir $(STATIC_LIB) \
 			$(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK))) \
 		$(DESTDIR)$(PKGCONFIGDIR)/$(notdir $(PC_FILE)) \
-		$(addprefix $(DESTDIR)$(MANDIR)/man3/,$(notdir $(MAN3_PAGES))) \
-		$(addprefix $(DESTDIR)$(MANDIR)/man7/,$(notdir $(MAN7_PAGES)))
+		$(foreach s,3 7,$(addprefix $(DESTDIR)$(MANDIR)/man$(s)/,$(notdir $(MAN$(s)_PAGES))))
 
 # ---------------------------------------------------------------------------
 # Cleaning. clean keeps the deps cache (extracting it takes a while),
