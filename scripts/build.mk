@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: MIT
+#
+# The build rules, included by the top-level Makefile: one compile rule and
+# one link rule for every directory in $(BUILD_DIRS), in the style of the
+# kernel's tools/build. A directory's Build file only says what it builds;
+# for directory <d> it sets:
+#
+#   <d>-y          in $(PROG_DIRS), the programs to build, $(O)/<d>/<prog>;
+#                  in $(OBJ_DIRS), the objects to build, $(O)/<d>/<obj>.o
+#                  (lib/'s objects the Makefile builds itself, twice)
+#   <prog>-y       a program's objects, <d>/<obj>.c -> $(O)/<d>/<obj>.o
+#                  (default: <prog>.o)
+#   <prog>-cflags  extra compiler flags for a program's objects, and
+#   <prog>-ldlibs  extra libraries for it: recursive (=), so that a
+#                  $(shell pkg-config ...) runs only when it is built
+#   <d>-cc, <d>-cflags, <d>-ldflags
+#                  the directory's compiler and flags (default: $(CC),
+#                  $(ALL_CFLAGS), $(ALL_LDFLAGS))
+#   <d>-libs       what its programs link with (default: $(STATIC_LIB)
+#                  $(LIBS)); the files among them are prerequisites
+#   <d>-lib-y      library objects (lib/<obj>.c) compiled again, with the
+#                  directory's compiler and flags, into $(O)/<d>/lib/ and
+#                  linked into each of its programs
+#
+# Everything the rules make for <d> is removed by `make <d>-clean`, with
+# the files and directories in <d>-clean-files.
+
+# Quiet output: "  CC      staticobjs/lib/loop.o". V=1 prints the commands
+# instead, make -s prints nothing. Paths are shown relative to $(O).
+ifeq ($(V),1)
+  Q :=
+  quiet_print =
+else ifneq ($(silent),)
+  Q := @
+  quiet_print =
+else
+  Q := @
+  quiet_print = printf '  %-7s %s\n' '$(1)' '$(patsubst $(O)/%,%,$(2))';
+endif
+# $(call msg,TAG,path) starts a recipe line: prints the tag, hides the command.
+msg = $(Q)$(call quiet_print,$(1),$(2))
+
+# Ends a recipe that wrote $@.tmp: keeps $@, and its time, if nothing
+# changed, else runs $(1) and moves the new file in.
+update_file = if cmp -s $@.tmp $@; then rm -f $@.tmp; else $(1) mv -f $@.tmp $@; fi
+
+$(foreach d,$(BUILD_DIRS),$(eval $(d)-y :=) $(eval $(d)-lib-y :=) \
+	$(eval $(d)-cc = $$(CC)) $(eval $(d)-cflags = $$(ALL_CFLAGS)) \
+	$(eval $(d)-ldflags = $$(ALL_LDFLAGS)) \
+	$(eval $(d)-libs = $$(STATIC_LIB) $$(LIBS)))
+include $(addsuffix /Build,$(BUILD_DIRS))
+
+prog_objs = $(addprefix $(O)/$(1)/,$(or $($(2)-y),$(2).o))
+lib_objs = $(addprefix $(O)/$(1)/lib/,$($(1)-lib-y))
+
+$(foreach d,$(PROG_DIRS),$(eval $(d)-progs := $(addprefix $(O)/$(d)/,$($(d)-y))) \
+	$(eval $(d)-objs := $(sort $(foreach p,$($(d)-y),$(call prog_objs,$(d),$(p))))))
+$(foreach d,$(OBJ_DIRS),$(eval $(d)-objs := $(addprefix $(O)/$(d)/,$($(d)-y))))
+
+# $(call compile,DIR,SRC,OUT,OBJS[,FLAGS]): OUT/<obj>.o from SRC/<obj>.c
+# for each object in OBJS, with DIR's compiler and flags (and FLAGS), and
+# -MMD dependencies. The objects also depend on OUT/.build-flags, which
+# changes only when the compiler or the flags do: switching SANITIZE=,
+# WERROR=, CC= or CFLAGS= rebuilds instead of mixing old and new objects.
+define compile
+$(3)/.build-flags: FORCE
+	@mkdir -p $$(@D)
+	@printf '%s\n' '$$(subst ','\'',$$($(1)-cc) | $$($(1)-cflags) $(5) | $$($(1)-ldflags) | $$($(1)-libs))' > $$@.tmp; \
+	$$(update_file)
+
+$(4): $(3)/%.o: $(2)/%.c $(3)/.build-flags
+	@mkdir -p $$(@D)
+	$$(call msg,CC,$$@)$$($(1)-cc) $$($(1)-cflags) $(5) $$(extra-cflags) -MMD -MP -c -o $$@ $$<
+
+$(1)-outputs += $(4) $(4:.o=.d) $(3)/*.o $(3)/*.d $(3)/.build-flags $(3)/.build-flags.tmp
+ALL_OBJS += $(4)
+endef
+
+# $(call link,DIR,PROG): $(O)/DIR/PROG from its objects.
+define link
+$(O)/$(1)/$(2): $(call prog_objs,$(1),$(2)) $(call lib_objs,$(1)) $(filter-out -%,$($(1)-libs))
+	$$(call msg,LD,$$@)$$($(1)-cc) $$($(1)-ldflags) -o $$@ $(call prog_objs,$(1),$(2)) \
+		$(call lib_objs,$(1)) $$($(1)-libs) $$($(2)-ldlibs)
+
+$(call prog_objs,$(1),$(2)): private extra-cflags = $$($(2)-cflags)
+$(1)-outputs += $(O)/$(1)/$(2)
+endef
+
+$(foreach d,$(OBJ_DIRS),$(eval $(call compile,$(d),$(d),$(O)/$(d),$($(d)-objs))))
+$(foreach d,$(PROG_DIRS), \
+	$(eval $(call compile,$(d),$(d),$(O)/$(d),$($(d)-objs))) \
+	$(if $($(d)-lib-y),$(eval $(call compile,$(d),lib,$(O)/$(d)/lib,$(call lib_objs,$(d))))) \
+	$(foreach p,$($(d)-y),$(eval $(call link,$(d),$(p)))))
+
+# The directories left empty go too, deepest first; never $(O) itself.
+reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword $(1)))
+out_dirs = $(call reverse,$(sort $(patsubst %/,%,$(dir $(1)))))
+
+$(addsuffix -clean,$(BUILD_DIRS)): %-clean:
+	$(Q)rm -rf $($*-outputs) $($*-clean-files)
+	$(Q)rmdir $(filter-out $(O),$(call out_dirs,$($*-outputs))) 2>/dev/null || true
+
+.PHONY: $(addsuffix -clean,$(BUILD_DIRS)) FORCE
+FORCE:
