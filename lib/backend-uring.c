@@ -348,11 +348,42 @@ static int uring_check_ops(struct io_uring *ring)
 	return err;
 }
 
+/*
+ * Ring setups the library cannot work on. IOPOLL rings (and HYBRID_IOPOLL,
+ * which needs IOPOLL) take only requests that can be polled for
+ * completion: every socket request fails with EINVAL. A ring still
+ * disabled (R_DISABLED, not yet enabled) takes no submission at all. A
+ * ring whose fd is registered only cannot register buffer rings through
+ * liburing 2.3, which has no way to say so. And a flag this version does
+ * not know may change how the SQ works (IORING_SETUP_SQ_REWIND would).
+ * Everything else works: SQPOLL, SQE128, CQE32, CQE_MIXED (all of our
+ * CQEs are 16 bytes), NO_MMAP, NO_SQARRAY, the task-run and issuer modes.
+ */
+static int uring_shared_usable(struct io_uring *ring)
+{
+	unsigned int known = (IORING_SETUP_CQE_MIXED << 1) - 1;
+	unsigned int flags = ring->flags;
+
+	if (flags & ~known)
+		return -EINVAL;
+	if (flags & (IORING_SETUP_IOPOLL | IORING_SETUP_HYBRID_IOPOLL |
+		     IORING_SETUP_REGISTERED_FD_ONLY))
+		return -EINVAL;
+	/* An enter that asks for nothing fails only on a disabled ring. */
+	if ((flags & IORING_SETUP_R_DISABLED) &&
+	    io_uring_enter(ring->ring_fd, 0, 0, 0, NULL) == -EBADFD)
+		return -EINVAL;
+	return 0;
+}
+
 static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 {
 	int err;
 
 	if (shared) {
+		err = uring_shared_usable(shared);
+		if (err)
+			return err;
 		err = uring_check_ops(shared);
 		if (err)
 			return err;

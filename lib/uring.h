@@ -10,6 +10,23 @@
 
 #include "internal.h"
 
+/* Newer than liburing 2.3's header: the kernel's numbers (Linux 6.18). */
+#ifndef IORING_SETUP_NO_MMAP
+#define IORING_SETUP_NO_MMAP		(1U << 14)
+#endif
+#ifndef IORING_SETUP_REGISTERED_FD_ONLY
+#define IORING_SETUP_REGISTERED_FD_ONLY	(1U << 15)
+#endif
+#ifndef IORING_SETUP_NO_SQARRAY
+#define IORING_SETUP_NO_SQARRAY		(1U << 16)
+#endif
+#ifndef IORING_SETUP_HYBRID_IOPOLL
+#define IORING_SETUP_HYBRID_IOPOLL	(1U << 17)
+#endif
+#ifndef IORING_SETUP_CQE_MIXED
+#define IORING_SETUP_CQE_MIXED		(1U << 18)
+#endif
+
 /* Operations the kernel holds for a channel: it lives until they end. */
 static inline void uring_op_start(struct ipcsock_chan *ch, unsigned int n)
 {

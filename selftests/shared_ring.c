@@ -10,6 +10,8 @@
  */
 #include "helpers.h"
 
+#include <sys/syscall.h>
+
 #include <sanitizer/lsan_interface.h>
 
 /* LeakSanitizer's interface: null where it is not linked in. */
@@ -523,6 +525,349 @@ TEST(shared_rejects_epoll_backend)
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(NULL, ipcsock_loop_new_shared(NULL, NULL));
 	io_uring_queue_exit(&ring);
+}
+
+/* Newer than liburing 2.3's header: the kernel's numbers (6.18). */
+#ifndef IORING_SETUP_NO_MMAP
+#define IORING_SETUP_NO_MMAP		(1U << 14)
+#endif
+#ifndef IORING_SETUP_REGISTERED_FD_ONLY
+#define IORING_SETUP_REGISTERED_FD_ONLY	(1U << 15)
+#endif
+#ifndef IORING_SETUP_NO_SQARRAY
+#define IORING_SETUP_NO_SQARRAY		(1U << 16)
+#endif
+#ifndef IORING_SETUP_HYBRID_IOPOLL
+#define IORING_SETUP_HYBRID_IOPOLL	(1U << 17)
+#endif
+#ifndef IORING_SETUP_CQE_MIXED
+#define IORING_SETUP_CQE_MIXED		(1U << 18)
+#endif
+
+/*
+ * liburing 2.3 can set up neither a NO_MMAP ring (it maps the rings
+ * itself) nor a NO_SQARRAY one (it fills the SQ index array, whose offset
+ * such a ring reports as 0: it would write over the ring's heads). Do
+ * what a newer liburing does. The memory is the ring's until
+ * ring_exit_raw().
+ */
+struct raw_ring {
+	void *rings, *sqes;
+	size_t rings_len, sqes_len;
+};
+
+static int ring_init_raw(struct io_uring *ring, struct raw_ring *raw,
+			 unsigned int entries, struct io_uring_params *p)
+{
+	size_t sqe_size = sizeof(struct io_uring_sqe) <<
+			  !!(p->flags & IORING_SETUP_SQE128);
+	size_t cqe_size = sizeof(struct io_uring_cqe) <<
+			  !!(p->flags & IORING_SETUP_CQE32);
+	struct io_uring_sq *sq = &ring->sq;
+	struct io_uring_cq *cq = &ring->cq;
+	unsigned char *base;
+	unsigned int i;
+	int fd;
+
+	memset(ring, 0, sizeof(*ring));
+	memset(raw, 0, sizeof(*raw));
+	if (p->flags & IORING_SETUP_NO_MMAP) {
+		/* Generous: the kernel takes what its layout needs. */
+		raw->rings_len = 64 * 1024;
+		raw->sqes_len = entries * sqe_size;
+		raw->rings = mmap(NULL, raw->rings_len, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		raw->sqes = mmap(NULL, raw->sqes_len, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (raw->rings == MAP_FAILED || raw->sqes == MAP_FAILED)
+			return -ENOMEM;
+		memset(raw->rings, 0, raw->rings_len);
+		memset(raw->sqes, 0, raw->sqes_len);
+		/* user_addr, resv2 in liburing 2.3's header */
+		p->cq_off.resv2 = (uintptr_t)raw->rings;
+		p->sq_off.resv2 = (uintptr_t)raw->sqes;
+	}
+	fd = syscall(__NR_io_uring_setup, entries, p);
+	if (fd < 0)
+		return -errno;
+	if (!(p->flags & IORING_SETUP_NO_MMAP)) {
+		raw->rings_len = p->cq_off.cqes + p->cq_entries * cqe_size;
+		if (!(p->flags & IORING_SETUP_NO_SQARRAY) &&
+		    raw->rings_len < p->sq_off.array + p->sq_entries * 4)
+			raw->rings_len = p->sq_off.array + p->sq_entries * 4;
+		raw->sqes_len = p->sq_entries * sqe_size;
+		raw->rings = mmap(NULL, raw->rings_len, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_POPULATE, fd,
+				  IORING_OFF_SQ_RING);
+		raw->sqes = mmap(NULL, raw->sqes_len, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
+		if (raw->rings == MAP_FAILED || raw->sqes == MAP_FAILED) {
+			close(fd);
+			return -ENOMEM;
+		}
+	}
+	base = raw->rings;
+	sq->khead = (unsigned int *)(base + p->sq_off.head);
+	sq->ktail = (unsigned int *)(base + p->sq_off.tail);
+	sq->kring_mask = (unsigned int *)(base + p->sq_off.ring_mask);
+	sq->kring_entries = (unsigned int *)(base + p->sq_off.ring_entries);
+	sq->kflags = (unsigned int *)(base + p->sq_off.flags);
+	sq->kdropped = (unsigned int *)(base + p->sq_off.dropped);
+	if (!(p->flags & IORING_SETUP_NO_SQARRAY)) {
+		sq->array = (unsigned int *)(base + p->sq_off.array);
+		for (i = 0; i < p->sq_entries; i++)
+			sq->array[i] = i;
+	}
+	sq->sqes = raw->sqes;
+	sq->ring_mask = *sq->kring_mask;
+	sq->ring_entries = *sq->kring_entries;
+	sq->ring_ptr = raw->rings;
+	sq->ring_sz = raw->rings_len;
+	cq->khead = (unsigned int *)(base + p->cq_off.head);
+	cq->ktail = (unsigned int *)(base + p->cq_off.tail);
+	cq->kring_mask = (unsigned int *)(base + p->cq_off.ring_mask);
+	cq->kring_entries = (unsigned int *)(base + p->cq_off.ring_entries);
+	cq->koverflow = (unsigned int *)(base + p->cq_off.overflow);
+	cq->cqes = (struct io_uring_cqe *)(base + p->cq_off.cqes);
+	cq->kflags = (unsigned int *)(base + p->cq_off.flags);
+	cq->ring_mask = *cq->kring_mask;
+	cq->ring_entries = *cq->kring_entries;
+	cq->ring_ptr = raw->rings;
+	cq->ring_sz = raw->rings_len;
+	ring->flags = p->flags;
+	ring->ring_fd = ring->enter_ring_fd = fd;
+	ring->features = p->features;
+	return 0;
+}
+
+static void ring_exit_raw(struct io_uring *ring, struct raw_ring *raw)
+{
+	close(ring->ring_fd);
+	munmap(raw->rings, raw->rings_len);
+	munmap(raw->sqes, raw->sqes_len);
+}
+
+/*
+ * Which rings ipcsock_loop_new_shared() takes. It refuses, with EINVAL,
+ * the setups the library cannot work on: IOPOLL (sockets cannot be polled
+ * for completion; every request fails with EINVAL), a ring still disabled
+ * (IORING_SETUP_R_DISABLED: nothing can be submitted), one whose fd is
+ * registered only (the library registers its buffer rings through the
+ * fd), and flags it does not know. Every other setup must work: an
+ * exchange both ways, close, hang-up, idle, no fd left.
+ */
+FIXTURE(ring_setup)
+{
+	struct app app;
+	struct io_uring wq;
+	struct raw_ring raw;
+	bool ring_made, wq_made;
+};
+
+FIXTURE_VARIANT(ring_setup)
+{
+	unsigned int flags;
+	bool refused;
+	bool raw;		/* set up by hand (liburing 2.3 cannot) */
+	bool enable;		/* enable the R_DISABLED ring first */
+	unsigned int fake;	/* flags only claimed in ring->flags */
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, sqpoll)
+{
+	.flags = IORING_SETUP_SQPOLL,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, sqpoll_sq_aff)
+{
+	.flags = IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, coop_taskrun)
+{
+	.flags = IORING_SETUP_COOP_TASKRUN,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, taskrun_flag)
+{
+	.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, single_issuer)
+{
+	.flags = IORING_SETUP_SINGLE_ISSUER,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, sqe128)
+{
+	.flags = IORING_SETUP_SQE128,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, cqe32)
+{
+	.flags = IORING_SETUP_CQE32,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, defer_taskrun_sqe128_cqe32)
+{
+	.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		 IORING_SETUP_SQE128 | IORING_SETUP_CQE32,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, cqe_mixed)
+{
+	.flags = IORING_SETUP_CQE_MIXED,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, cqsize_clamp_submit_all)
+{
+	.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP |
+		 IORING_SETUP_SUBMIT_ALL,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, attach_wq)
+{
+	.flags = IORING_SETUP_ATTACH_WQ,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, r_disabled_enabled)
+{
+	.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER,
+	.enable = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, no_mmap)
+{
+	.flags = IORING_SETUP_NO_MMAP,
+	.raw = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, no_sqarray)
+{
+	.flags = IORING_SETUP_NO_SQARRAY,
+	.raw = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, no_sqarray_sqpoll)
+{
+	.flags = IORING_SETUP_NO_SQARRAY | IORING_SETUP_SQPOLL,
+	.raw = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, iopoll)
+{
+	.flags = IORING_SETUP_IOPOLL,
+	.refused = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, hybrid_iopoll)
+{
+	.flags = IORING_SETUP_IOPOLL | IORING_SETUP_HYBRID_IOPOLL,
+	.refused = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, r_disabled)
+{
+	.flags = IORING_SETUP_R_DISABLED,
+	.refused = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, registered_fd_only)
+{
+	.fake = IORING_SETUP_REGISTERED_FD_ONLY,
+	.refused = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, unknown_flag)
+{
+	.fake = 1U << 24,
+	.refused = true,
+};
+
+FIXTURE_SETUP(ring_setup)
+{
+	struct io_uring_params p = {
+		.flags = variant->flags,
+		.sq_thread_idle = 10,
+		.cq_entries = 256,
+	};
+	struct app *app = &self->app;
+	int ret;
+
+	app->fds_before = count_open_fds();
+	app->order_ok = true;
+	if (p.flags & IORING_SETUP_ATTACH_WQ) {
+		ASSERT_EQ(0, io_uring_queue_init(8, &self->wq, 0));
+		self->wq_made = true;
+		p.wq_fd = self->wq.ring_fd;
+	}
+	ret = variant->raw ? ring_init_raw(&app->ring, &self->raw, 64, &p) :
+			     io_uring_queue_init_params(64, &app->ring, &p);
+	ASSERT_EQ(0, ret);
+	self->ring_made = true;
+	if (variant->enable)
+		ASSERT_EQ(0, syscall(__NR_io_uring_register, app->ring.ring_fd,
+				     IORING_REGISTER_ENABLE_RINGS, NULL, 0));
+	app->ring.flags |= variant->fake;
+}
+
+FIXTURE_TEARDOWN(ring_setup)
+{
+	struct app *app = &self->app;
+
+	if (app->loop)
+		app_close(_metadata, app);
+	if (self->ring_made) {
+		app->ring.flags &= ~variant->fake;
+		if (variant->raw)
+			ring_exit_raw(&app->ring, &self->raw);
+		else
+			io_uring_queue_exit(&app->ring);
+	}
+	if (self->wq_made)
+		io_uring_queue_exit(&self->wq);
+	EXPECT_EQ(app->fds_before, count_open_fds());
+}
+
+#define SETUP_MSGS	64
+
+TEST_F(ring_setup, new_shared)
+{
+	struct app *app = &self->app;
+	struct rec ra;
+	uint64_t deadline;
+	unsigned int i;
+
+	if (variant->refused) {
+		errno = 0;
+		EXPECT_EQ(NULL, ipcsock_loop_new_shared(&app->ring, NULL));
+		EXPECT_EQ(EINVAL, errno);
+		return;
+	}
+	app_open(_metadata, app, NULL);
+	rec_attach(&ra, app->a);
+	ra.check_seq = true;
+	for (i = 0; i < SETUP_MSGS; i++) {
+		struct ipcsock_payload p = { .data = &i, .len = sizeof(i) };
+
+		ASSERT_EQ(0, ipcsock_send(app->a, &p));
+		ASSERT_EQ(0, ipcsock_send(app->b, &p));
+	}
+	deadline = now_ms() + WAIT_MS;
+	while ((app->next_seq < SETUP_MSGS || ra.received < SETUP_MSGS) &&
+	       now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_EQ(SETUP_MSGS, app->next_seq);
+	EXPECT_TRUE(app->order_ok);
+	EXPECT_EQ(SETUP_MSGS, ra.received);
+	EXPECT_EQ(0, ra.bad);
+
+	ipcsock_close(app->a);
+	deadline = now_ms() + WAIT_MS;
+	while (!app->hung_up && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(app->hung_up);
+	EXPECT_EQ(0, app->hangup_err);
 }
 
 TEST_HARNESS_MAIN
