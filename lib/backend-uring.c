@@ -11,29 +11,131 @@
 
 #include "uring.h"
 
+static void uring_wake(struct ipcsock_loop *loop);
+
+/*
+ * How many SQEs, up to @want, may be taken now in one go (a chain must
+ * not span a submit)? When the SQ is full, what waits in it goes to the
+ * kernel first, which takes it at once - except an SQPOLL thread, which
+ * takes it when it gets to it: wait for that, it is never long. 0 when no
+ * SQE can be had now (a submit that failed): the caller defers its work.
+ */
+unsigned int uring_sq_room(struct ipcsock_loop *loop, unsigned int want)
+{
+	struct io_uring *ring = loop->ring;
+	unsigned int room;
+
+	room = io_uring_sq_space_left(ring);
+	if (room < want) {
+		io_uring_submit(ring);
+		room = io_uring_sq_space_left(ring);
+	}
+	if (!room && (ring->flags & IORING_SETUP_SQPOLL)) {
+		io_uring_sqring_wait(ring);
+		room = io_uring_sq_space_left(ring);
+	}
+	return room < want ? room : want;
+}
+
 struct io_uring_sqe *uring_get_sqe(struct ipcsock_loop *loop)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(loop->ring);
+	struct io_uring_sqe *sqe;
 
-	if (!sqe) {
-		io_uring_submit(loop->ring);
-		sqe = io_uring_get_sqe(loop->ring);
-	}
+	if (!uring_sq_room(loop, 1))
+		return NULL;
+	sqe = io_uring_get_sqe(loop->ring);
 	if (sqe)
 		loop->sq_dirty = true;
 	return sqe;
 }
 
+/*
+ * Keep @what for later: the channel lives, and the loop is not idle,
+ * until it is done (it counts as an operation in flight).
+ */
+void uring_defer(struct ipcsock_chan *ch, unsigned int what)
+{
+	struct ipcsock_loop *loop = ch->loop;
+
+	if (!ch->uring_defer) {
+		list_add_tail(&ch->defer_node, &loop->uring_deferred);
+		uring_op_start(ch, 1);
+	}
+	ch->uring_defer |= what;
+	/* Every public call's submit on its way out retries it. */
+	loop->sq_dirty = true;
+}
+
+/* @what is not wanted any more. The caller puts the channel. */
+void uring_undefer(struct ipcsock_chan *ch, unsigned int what)
+{
+	if (!(ch->uring_defer & what))
+		return;
+	ch->uring_defer &= ~what;
+	if (!ch->uring_defer) {
+		list_del_init(&ch->defer_node);
+		uring_op_done(ch);
+	}
+}
+
 /* Cancel the channel's request of kind @op (its user_data says which). */
 void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op)
 {
+	bool recv = op == IPCSOCK_OP_RECV;
 	struct io_uring_sqe *sqe = uring_get_sqe(ch->loop);
 
-	if (!sqe)
+	if (!sqe) {
+		uring_defer(ch, recv ? URING_DEFER_RX_CANCEL :
+				       URING_DEFER_TX_CANCEL);
 		return;
+	}
 	io_uring_prep_cancel64(sqe, ipcsock_ud(ch, op), 0);
 	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_CANCEL));
 	uring_op_start(ch, 1);
+}
+
+/*
+ * Retry what found no SQE: at every submit, after every completion the
+ * application hands over, and before our own ring waits. The list is
+ * taken whole; work that still finds no SQE defers itself again.
+ */
+static void uring_defer_run(struct ipcsock_loop *loop)
+{
+	struct list_head todo = LIST_HEAD_INIT(todo);
+	struct ipcsock_chan *ch;
+	unsigned int what;
+
+	if (loop->uring_defer_running)
+		return;
+	loop->uring_defer_running = true;
+	if (loop->uring_wake_deferred) {
+		loop->uring_wake_deferred = false;
+		uring_wake(loop);
+	}
+	list_splice_tail_init(&loop->uring_deferred, &todo);
+	while (!list_empty(&todo)) {
+		ch = list_first_entry(&todo, struct ipcsock_chan, defer_node);
+		list_del_init(&ch->defer_node);
+		what = ch->uring_defer;
+		ch->uring_defer = 0;
+		if ((what & URING_DEFER_RX_CANCEL) && ch->rx_armed)
+			uring_cancel(ch, IPCSOCK_OP_RECV);
+		if ((what & URING_DEFER_TX_CANCEL) && ch->tx_chain_poll)
+			uring_cancel(ch, IPCSOCK_OP_POLLOUT);
+		if (what & URING_DEFER_RX_ARM)
+			uring_rx_arm(ch);
+		if (what & URING_DEFER_TX)
+			uring_tx_resume(ch);
+		/* The operation uring_defer() counted. */
+		uring_op_done(ch);
+		chan_put(ch);
+	}
+	loop->uring_defer_running = false;
+}
+
+static inline bool uring_deferred(const struct ipcsock_loop *loop)
+{
+	return !list_empty(&loop->uring_deferred) || loop->uring_wake_deferred;
 }
 
 /* IPCSOCK_OP_SEND completions posted and not yet reaped. */
@@ -82,14 +184,17 @@ static int uring_drive_chains(struct ipcsock_loop *loop, unsigned int nowait)
 	return ret == -ETIME ? 0 : ret;
 }
 
+/* Retry deferred work first, so that it goes in the same submit. */
 int uring_submit(struct ipcsock_loop *loop)
 {
 	bool drive = loop->defer_taskrun;
 	int ret;
 
+	if (uring_deferred(loop))
+		uring_defer_run(loop);
 	if (!loop->sq_dirty && !(drive && loop->tx_nowait))
 		return 0;
-	loop->sq_dirty = false;
+	loop->sq_dirty = uring_deferred(loop);
 	if (drive)
 		ret = io_uring_submit_and_get_events(loop->ring);
 	else
@@ -150,6 +255,9 @@ int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 	if (!loop || !cqe || loop->ops != &ipcsock_uring_ops)
 		return 0;
 	ret = uring_process_cqe(loop, cqe);
+	/* Any completion may make room. */
+	if (uring_deferred(loop))
+		uring_defer_run(loop);
 	/* The application dispatches after its batch: no wake needed. */
 	loop->wake_pending = false;
 	return ret;
@@ -202,7 +310,9 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	/* A shared ring's completions are the application's to reap. */
 	if (loop->shared)
 		return uring_submit(loop);
-	loop->sq_dirty = false;
+	if (uring_deferred(loop))
+		uring_defer_run(loop);
+	loop->sq_dirty = uring_deferred(loop);
 	if (timeout_ms && loop->busy_poll_us && uring_busy_poll(loop))
 		return 0;
 	if (timeout_ms < 0) {
@@ -232,7 +342,10 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 
 static int uring_chan_open(struct ipcsock_chan *ch)
 {
-	int err = uring_rx_open(ch);
+	int err;
+
+	INIT_LIST_HEAD(&ch->defer_node);
+	err = uring_rx_open(ch);
 
 	if (!err)
 		loop_submit_if_outside(ch->loop);
@@ -259,6 +372,10 @@ static void uring_chan_close(struct ipcsock_chan *ch)
 
 static void uring_chan_destroy(struct ipcsock_chan *ch)
 {
+	/* Our own ring went with its loop, and with it the deferred work. */
+	if (ch->uring_defer)
+		list_del_init(&ch->defer_node);
+	ch->uring_defer = 0;
 	uring_rx_destroy(ch);
 }
 
@@ -270,8 +387,11 @@ static void uring_wake(struct ipcsock_loop *loop)
 	if (!loop->shared || loop->wake_armed)
 		return;
 	sqe = uring_get_sqe(loop);
-	if (!sqe)
+	if (!sqe) {
+		loop->uring_wake_deferred = true;
+		loop->sq_dirty = true;
 		return;
+	}
 	io_uring_prep_nop(sqe);
 	io_uring_sqe_set_data64(sqe, ipcsock_ud_make(loop, IPCSOCK_OP_WAKE,
 						     0, 0));
@@ -314,8 +434,28 @@ static int uring_setup(struct ipcsock_loop *loop)
 	return 0;
 }
 
+/*
+ * A shared loop freed before it was idle: nothing will retry its deferred
+ * work. What can go now goes; the rest is dropped with the loop (the
+ * manual says to free the loop once idle).
+ */
+static void uring_shared_exit(struct ipcsock_loop *loop)
+{
+	struct ipcsock_chan *ch;
+
+	uring_submit(loop);
+	while (!list_empty(&loop->uring_deferred)) {
+		ch = list_first_entry(&loop->uring_deferred,
+				      struct ipcsock_chan, defer_node);
+		list_del_init(&ch->defer_node);
+		ch->uring_defer = 0;
+	}
+}
+
 static void uring_loop_exit(struct ipcsock_loop *loop)
 {
+	if (loop->shared && loop->ring)
+		uring_shared_exit(loop);
 	if (!loop->shared && loop->ring) {
 		io_uring_queue_exit(loop->ring);
 		loop->ring = NULL;
@@ -380,6 +520,7 @@ static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 {
 	int err;
 
+	INIT_LIST_HEAD(&loop->uring_deferred);
 	if (shared) {
 		err = uring_shared_usable(shared);
 		if (err)

@@ -104,6 +104,14 @@ struct ipcsock_loop {
 	bool reaping;		/* inside the CQE loop: do not recurse */
 	unsigned int tx_nowait;	/* IPCSOCK_OP_SEND CQEs not yet reaped */
 
+	/*
+	 * io_uring backend: channels with work that found no SQE free (a full
+	 * SQ), retried wherever SQEs can be had again; see uring_defer_run().
+	 */
+	struct list_head uring_deferred;
+	bool uring_wake_deferred;	/* a wake NOP is due */
+	bool uring_defer_running;
+
 	/* epoll backend */
 	int epfd;
 
@@ -208,6 +216,8 @@ struct ipcsock_chan {
 	size_t br_len;
 	unsigned int bgid;
 	struct msghdr rx_tmpl;
+	unsigned int uring_defer;	/* URING_DEFER_*: waiting for an SQE */
+	struct list_head defer_node;	/* on loop->uring_deferred */
 
 	/* epoll backend */
 	uint32_t ep_events;		/* interest registered, 0: not in set */

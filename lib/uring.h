@@ -27,6 +27,18 @@
 #define IORING_SETUP_CQE_MIXED		(1U << 18)
 #endif
 
+/*
+ * Work of a channel that found no SQE to go in, kept in ch->uring_defer
+ * until uring_defer_run() finds one: nothing the channel needs is ever
+ * dropped for want of an SQE.
+ */
+enum {
+	URING_DEFER_RX_ARM	= 1 << 0,	/* arm the multishot receive */
+	URING_DEFER_RX_CANCEL	= 1 << 1,	/* cancel it */
+	URING_DEFER_TX		= 1 << 2,	/* uring_tx_start() */
+	URING_DEFER_TX_CANCEL	= 1 << 3,	/* cancel the POLLOUT */
+};
+
 /* Operations the kernel holds for a channel: it lives until they end. */
 static inline void uring_op_start(struct ipcsock_chan *ch, unsigned int n)
 {
@@ -41,10 +53,13 @@ static inline void uring_op_done(struct ipcsock_chan *ch)
 }
 
 /* backend-uring.c */
+unsigned int uring_sq_room(struct ipcsock_loop *loop, unsigned int want);
 struct io_uring_sqe *uring_get_sqe(struct ipcsock_loop *loop);
 int uring_submit(struct ipcsock_loop *loop);
 void uring_reap(struct ipcsock_loop *loop);
 void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op);
+void uring_defer(struct ipcsock_chan *ch, unsigned int what);
+void uring_undefer(struct ipcsock_chan *ch, unsigned int what);
 
 /* uring-recv.c */
 int uring_rx_open(struct ipcsock_chan *ch);
@@ -58,6 +73,8 @@ void uring_rx_cqe(struct ipcsock_chan *ch, const struct io_uring_cqe *cqe);
 void uring_tx_kick(struct ipcsock_chan *ch);
 bool uring_tx_direct_ok(struct ipcsock_chan *ch);
 void uring_tx_close(struct ipcsock_chan *ch);
+void uring_tx_linger(struct ipcsock_chan *ch);
+void uring_tx_resume(struct ipcsock_chan *ch);
 void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res);
 
 #endif /* IPCSOCK_URING_H */

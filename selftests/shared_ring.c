@@ -10,6 +10,7 @@
  */
 #include "helpers.h"
 
+#include <sched.h>
 #include <sys/syscall.h>
 
 #include <sanitizer/lsan_interface.h>
@@ -525,6 +526,270 @@ TEST(shared_rejects_epoll_backend)
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(NULL, ipcsock_loop_new_shared(NULL, NULL));
 	io_uring_queue_exit(&ring);
+}
+
+/*
+ * Make an SQPOLL ring's kernel thread lag behind the application, as a
+ * busy machine may: it shares the application's CPU (IORING_SETUP_SQ_AFF),
+ * so it takes SQEs when the scheduler lets it, not at once. False when
+ * the process may not do this: the test then leaves the lag to chance.
+ */
+static bool sqpoll_lagging(struct io_uring_params *p)
+{
+	cpu_set_t set;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0)
+		return false;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return false;
+	p->flags |= IORING_SETUP_SQ_AFF;
+	p->sq_thread_cpu = cpu;
+	return true;
+}
+
+/*
+ * A small shared ring (8 SQ entries) under many channels: whenever the
+ * library wants an SQE - to arm or re-arm a receive, to wait for room,
+ * to cancel on close, to wake the ring - it may find the SQ full, of the
+ * application's SQEs or of its own, even after a submit (an SQPOLL thread
+ * that has not caught up). No such work may be lost: every message
+ * arrives, in order, every peer sees the hang-up, the loop becomes idle
+ * and no fd is left open.
+ */
+#define SQF_PAIRS	32
+#define SQF_MSGS	150
+#define SQF_LEN		2000
+#define SQF_APP_SQES	4
+
+struct sqf {
+	struct io_uring ring;
+	struct ipcsock_loop *loop;
+	struct ipcsock *x[SQF_PAIRS], *y[SQF_PAIRS];
+	struct rec rx[SQF_PAIRS], ry[SQF_PAIRS];
+	unsigned int app_sent, app_done;
+	int fds_before;
+};
+
+FIXTURE(sqfull)
+{
+	struct sqf s;
+};
+
+FIXTURE_VARIANT(sqfull)
+{
+	unsigned int flags;
+	unsigned int loop_flags;
+	bool app_sqes;		/* the application keeps SQEs of its own pending */
+};
+
+FIXTURE_VARIANT_ADD(sqfull, plain)
+{
+	.flags = 0,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, plain_app_sqes)
+{
+	.flags = 0,
+	.app_sqes = true,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, defer_taskrun_app_sqes)
+{
+	.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	.app_sqes = true,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, ring_sends_app_sqes)
+{
+	.flags = 0,
+	.loop_flags = IPCSOCK_LOOP_RING_SENDS,
+	.app_sqes = true,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, sqpoll)
+{
+	.flags = IORING_SETUP_SQPOLL,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, sqpoll_app_sqes)
+{
+	.flags = IORING_SETUP_SQPOLL,
+	.app_sqes = true,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, sqpoll_ring_sends)
+{
+	.flags = IORING_SETUP_SQPOLL,
+	.loop_flags = IPCSOCK_LOOP_RING_SENDS,
+};
+
+/* Top the application's own pending (prepared, unsubmitted) NOPs up. */
+static void sqf_app_sqes(struct sqf *self, bool on)
+{
+	struct io_uring_sqe *sqe;
+
+	while (on && io_uring_sq_ready(&self->ring) < SQF_APP_SQES) {
+		sqe = io_uring_get_sqe(&self->ring);
+		if (!sqe)
+			return;
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, APP_UD_BASE + self->app_sent++);
+	}
+}
+
+static int sqf_turn(struct sqf *self, int timeout_ms)
+{
+	struct __kernel_timespec ts = {
+		.tv_nsec = timeout_ms * 1000000L,
+	};
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+	int ret;
+
+	ret = io_uring_submit_and_wait_timeout(&self->ring, &cqe, 1, &ts, NULL);
+	if (ret < 0 && ret != -ETIME && ret != -EBUSY && ret != -EAGAIN)
+		return ret;
+	io_uring_for_each_cqe(&self->ring, head, cqe) {
+		if (!ipcsock_loop_handle_cqe(self->loop, cqe) &&
+		    cqe->user_data >= APP_UD_BASE)
+			self->app_done++;
+		n++;
+	}
+	io_uring_cq_advance(&self->ring, n);
+	return ipcsock_loop_dispatch(self->loop, 0);
+}
+
+FIXTURE_SETUP(sqfull)
+{
+	struct io_uring_params p = {
+		.flags = variant->flags,
+		.sq_thread_idle = 10,
+	};
+	IPCSOCK_LOOP_OPTS(opts, .recv_buffers = 4, .send_queue_len = 64,
+			  .flags = variant->loop_flags);
+
+	self->s.fds_before = count_open_fds();
+	if ((p.flags & IORING_SETUP_SQPOLL) && !sqpoll_lagging(&p))
+		TH_LOG("cannot pin the SQPOLL thread to our CPU");
+	ASSERT_EQ(0, io_uring_queue_init_params(8, &self->s.ring, &p));
+	self->s.loop = ipcsock_loop_new_shared(&self->s.ring, &opts);
+	ASSERT_NE(NULL, self->s.loop);
+}
+
+FIXTURE_TEARDOWN(sqfull)
+{
+	unsigned int i;
+
+	for (i = 0; i < SQF_PAIRS; i++) {
+		ipcsock_free(self->s.x[i]);
+		ipcsock_free(self->s.y[i]);
+	}
+	for (i = 0; i < 500 && !ipcsock_loop_idle(self->s.loop); i++)
+		sqf_turn(&self->s, 10);
+	EXPECT_TRUE(ipcsock_loop_idle(self->s.loop));
+	ipcsock_loop_free(self->s.loop);
+	io_uring_queue_exit(&self->s.ring);
+	EXPECT_EQ(self->s.fds_before, count_open_fds());
+}
+
+TEST_F(sqfull, traffic_and_close)
+{
+	unsigned int sent_x[SQF_PAIRS] = { 0 }, sent_y[SQF_PAIRS] = { 0 };
+	unsigned int i, todo, bad;
+	uint64_t deadline;
+	char buf[SQF_LEN];
+	int fd, ret;
+
+	memset(buf, 0x5a, sizeof(buf));
+	for (i = 0; i < SQF_PAIRS; i++) {
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		self->s.x[i] = ipcsock_new(self->s.loop);
+		self->s.y[i] = ipcsock_new(self->s.loop);
+		ASSERT_NE(NULL, self->s.x[i]);
+		ASSERT_NE(NULL, self->s.y[i]);
+		fd = ipcsock_create(self->s.x[i]);
+		ASSERT_LE(0, fd);
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		ret = ipcsock_bind(self->s.y[i], fd);
+		if (ret)
+			close(fd);
+		ASSERT_EQ(0, ret);
+		rec_attach(&self->s.rx[i], self->s.x[i]);
+		rec_attach(&self->s.ry[i], self->s.y[i]);
+		self->s.rx[i].check_seq = self->s.ry[i].check_seq = true;
+	}
+
+	/* Both ways at once, bursts larger than the sockets take. */
+	deadline = now_ms() + 2 * WAIT_MS;
+	do {
+		todo = 0;
+		for (i = 0; i < SQF_PAIRS; i++) {
+			struct ipcsock_payload p = {
+				.data = buf, .len = sizeof(buf),
+			};
+
+			sqf_app_sqes(&self->s, variant->app_sqes);
+			while (sent_x[i] < SQF_MSGS) {
+				memcpy(buf, &sent_x[i], sizeof(sent_x[i]));
+				ret = ipcsock_send(self->s.x[i], &p);
+				if (ret == -ENOBUFS)
+					break;
+				ASSERT_EQ(0, ret);
+				sent_x[i]++;
+			}
+			while (sent_y[i] < SQF_MSGS) {
+				memcpy(buf, &sent_y[i], sizeof(sent_y[i]));
+				ret = ipcsock_send(self->s.y[i], &p);
+				if (ret == -ENOBUFS)
+					break;
+				ASSERT_EQ(0, ret);
+				sent_y[i]++;
+			}
+			todo += 2 * SQF_MSGS - self->s.rx[i].received -
+				self->s.ry[i].received;
+		}
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		ASSERT_LE(0, sqf_turn(&self->s, 1));
+	} while (todo && now_ms() < deadline);
+	EXPECT_EQ(0, todo) TH_LOG("%u messages never arrived", todo);
+	for (i = 0, bad = 0; i < SQF_PAIRS; i++)
+		bad += self->s.rx[i].bad + self->s.ry[i].bad +
+		       self->s.rx[i].hangup + self->s.ry[i].hangup;
+	EXPECT_EQ(0, bad);
+
+	/* Closing one end: each peer sees the hang-up, after every message. */
+	for (i = 0; i < SQF_PAIRS; i++) {
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		ipcsock_free(self->s.x[i]);
+		self->s.x[i] = NULL;
+	}
+	deadline = now_ms() + 2 * WAIT_MS;
+	do {
+		todo = 0;
+		for (i = 0; i < SQF_PAIRS; i++)
+			todo += !self->s.ry[i].hangup;
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		ASSERT_LE(0, sqf_turn(&self->s, 1));
+	} while (todo && now_ms() < deadline);
+	EXPECT_EQ(0, todo) TH_LOG("%u peers never saw the hang-up", todo);
+	for (i = 0; i < SQF_PAIRS; i++) {
+		EXPECT_EQ(0, self->s.ry[i].hangup_err);
+		EXPECT_EQ(SQF_MSGS, self->s.ry[i].received_at_hangup);
+	}
+	for (i = 0; i < SQF_PAIRS; i++) {
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		ipcsock_free(self->s.y[i]);
+		self->s.y[i] = NULL;
+	}
+	deadline = now_ms() + 2 * WAIT_MS;
+	while ((!ipcsock_loop_idle(self->s.loop) ||
+		self->s.app_done < self->s.app_sent) && now_ms() < deadline)
+		ASSERT_LE(0, sqf_turn(&self->s, 1));
+	EXPECT_TRUE(ipcsock_loop_idle(self->s.loop));
+	EXPECT_EQ(self->s.app_sent, self->s.app_done);
 }
 
 /* Newer than liburing 2.3's header: the kernel's numbers (6.18). */
