@@ -14,17 +14,40 @@
 static void uring_wake(struct ipcsock_loop *loop);
 
 /*
+ * Does the application's last SQE not yet taken by the kernel open a link
+ * chain? An SQE of ours behind it would join the chain: cancelled when a
+ * link before it fails, held back by a slow one, and ending the chain
+ * where the application did not mean it to end. Submitting would cut the
+ * chain short as well, at the end of the batch.
+ */
+static bool uring_sq_link_open(const struct io_uring *ring)
+{
+	const struct io_uring_sq *sq = &ring->sq;
+	unsigned int tail = sq->sqe_tail;
+	unsigned int shift = !!(ring->flags & IORING_SETUP_SQE128);
+	const struct io_uring_sqe *last;
+
+	if (tail == io_uring_smp_load_acquire(sq->khead))
+		return false;
+	last = &sq->sqes[((tail - 1) & sq->ring_mask) << shift];
+	return last->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
+}
+
+/*
  * How many SQEs, up to @want, may be taken now in one go (a chain must
  * not span a submit)? When the SQ is full, what waits in it goes to the
  * kernel first, which takes it at once - except an SQPOLL thread, which
  * takes it when it gets to it: wait for that, it is never long. 0 when no
- * SQE can be had now (a submit that failed): the caller defers its work.
+ * SQE can be had now (open link chain, a submit that failed): the caller
+ * defers its work.
  */
 unsigned int uring_sq_room(struct ipcsock_loop *loop, unsigned int want)
 {
 	struct io_uring *ring = loop->ring;
 	unsigned int room;
 
+	if (loop->shared && uring_sq_link_open(ring))
+		return 0;
 	room = io_uring_sq_space_left(ring);
 	if (room < want) {
 		io_uring_submit(ring);
@@ -194,6 +217,9 @@ int uring_submit(struct ipcsock_loop *loop)
 		uring_defer_run(loop);
 	if (!loop->sq_dirty && !(drive && loop->tx_nowait))
 		return 0;
+	/* Ours go with the application's chain, once it is closed. */
+	if (loop->shared && uring_sq_link_open(loop->ring))
+		return 0;
 	loop->sq_dirty = uring_deferred(loop);
 	if (drive)
 		ret = io_uring_submit_and_get_events(loop->ring);
@@ -255,7 +281,7 @@ int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 	if (!loop || !cqe || loop->ops != &ipcsock_uring_ops)
 		return 0;
 	ret = uring_process_cqe(loop, cqe);
-	/* Any completion may make room. */
+	/* Any completion may make room, or close the application's chain. */
 	if (uring_deferred(loop))
 		uring_defer_run(loop);
 	/* The application dispatches after its batch: no wake needed. */

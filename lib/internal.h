@@ -106,7 +106,8 @@ struct ipcsock_loop {
 
 	/*
 	 * io_uring backend: channels with work that found no SQE free (a full
-	 * SQ), retried wherever SQEs can be had again; see uring_defer_run().
+	 * SQ, or an open link chain of the application's), retried wherever
+	 * SQEs can be had again; see uring_defer_run().
 	 */
 	struct list_head uring_deferred;
 	bool uring_wake_deferred;	/* a wake NOP is due */

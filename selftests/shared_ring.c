@@ -48,6 +48,11 @@ struct app {
 	/* ready_read leaves every message unreceived, and counts its calls. */
 	bool hold;
 	unsigned int held_calls;
+	/* The application's own completions, in the order they came. */
+	struct {
+		uint64_t ud;
+		int res;
+	} app_log[16];
 };
 
 FIXTURE(shared)
@@ -104,6 +109,15 @@ static void on_hangup(struct ipcsock *sock, int err, void *arg)
 	self->hangup_err = err;
 }
 
+static void app_log_cqe(struct app *self, const struct io_uring_cqe *cqe)
+{
+	if (self->app_cqes < ARRAY_SIZE(self->app_log)) {
+		self->app_log[self->app_cqes].ud = cqe->user_data;
+		self->app_log[self->app_cqes].res = cqe->res;
+	}
+	self->app_cqes++;
+}
+
 /*
  * One turn of the application's loop: wait, hand out CQEs (to the first
  * loop, what it declines to the second), dispatch.
@@ -129,7 +143,7 @@ static int app_turn(struct app *self, int timeout_ms)
 		else if (IPCSOCK_USER_DATA_IS_OURS(cqe->user_data))
 			self->dropped++;
 		else if (cqe->user_data >= APP_UD_BASE)
-			self->app_cqes++;
+			app_log_cqe(self, cqe);
 		n++;
 	}
 	io_uring_cq_advance(&self->ring, n);
@@ -526,6 +540,153 @@ TEST(shared_rejects_epoll_backend)
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(NULL, ipcsock_loop_new_shared(NULL, NULL));
 	io_uring_queue_exit(&ring);
+}
+
+/*
+ * The application calls into the library while a link chain of its own is
+ * still open: its last prepared SQE has IOSQE_IO_LINK. An SQE the library
+ * put behind it would join the chain - here close()'s cancel, cancelled
+ * with the failing head, leaving the receive armed and the peer without
+ * its hang-up - and end the chain where the application did not. The
+ * peer must see the hang-up, the loop become idle, and the application's
+ * next SQE still be linked to its head: cancelled when the head fails.
+ */
+TEST_F(shared, close_with_open_link)
+{
+	struct app *app = &self->app;
+	struct io_uring_sqe *sqe;
+	uint64_t deadline;
+	char byte;
+
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_read(sqe, -1, &byte, 1, 0);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 1);
+	ipcsock_close(app->a);
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 2);
+
+	deadline = now_ms() + WAIT_MS;
+	while ((!app->hung_up || app->app_cqes < 2 ||
+		!ipcsock_loop_idle(app->loop)) && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(app->hung_up) TH_LOG("the peer never saw the hang-up");
+	EXPECT_EQ(0, app->hangup_err);
+	ASSERT_EQ(2, app->app_cqes);
+	EXPECT_EQ(APP_UD_BASE + 1, app->app_log[0].ud);
+	EXPECT_EQ(-EBADF, app->app_log[0].res);
+	EXPECT_EQ(APP_UD_BASE + 2, app->app_log[1].ud);
+	EXPECT_EQ(-ECANCELED, app->app_log[1].res)
+		TH_LOG("the application's chain was cut: its next SQE ran");
+	/* The fixture's b still has its receive armed; a's is gone. */
+	ipcsock_close(app->b);
+	deadline = now_ms() + WAIT_MS;
+	while (!ipcsock_loop_idle(app->loop) && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(ipcsock_loop_idle(app->loop));
+}
+
+/*
+ * The same with IOSQE_IO_HARDLINK behind a 50 ms timeout: the hang-up
+ * still comes, and the application's next SQE runs after its head, not
+ * before it.
+ */
+TEST_F(shared, close_with_open_hardlink)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 50 * 1000000L };
+	struct app *app = &self->app;
+	struct io_uring_sqe *sqe;
+	uint64_t deadline;
+
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_timeout(sqe, &ts, 0, 0);
+	sqe->flags |= IOSQE_IO_HARDLINK;
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 1);
+	ipcsock_close(app->a);
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 2);
+
+	deadline = now_ms() + WAIT_MS;
+	while ((!app->hung_up || app->app_cqes < 2) && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(app->hung_up);
+	EXPECT_EQ(0, app->hangup_err);
+	ASSERT_EQ(2, app->app_cqes);
+	EXPECT_EQ(APP_UD_BASE + 1, app->app_log[0].ud)
+		TH_LOG("the application's hard-linked SQE ran before its head");
+	EXPECT_EQ(-ETIME, app->app_log[0].res);
+	EXPECT_EQ(APP_UD_BASE + 2, app->app_log[1].ud);
+	EXPECT_EQ(0, app->app_log[1].res);
+}
+
+/*
+ * An open chain across every call that prepares SQEs: create and bind
+ * (receives armed), sends both ways, receives (buffers recycled). The
+ * chain's head is a read of an empty pipe, so anything of the library's
+ * caught in the chain would wait for it: messages must flow while the
+ * head waits, and the application's closing NOP complete only after it.
+ */
+TEST_F(shared, calls_with_open_link)
+{
+	struct app *app = &self->app;
+	struct io_uring_sqe *sqe;
+	struct rec rc, rd;
+	uint64_t deadline;
+	unsigned int i;
+	int pfd[2];
+	char byte;
+
+	ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_read(sqe, pfd[0], &byte, 1, 0);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 1);
+
+	app_pair(_metadata, app->loop, &app->c, &app->d);
+	rec_attach(&rc, app->c);
+	rec_attach(&rd, app->d);
+	rc.check_seq = rd.check_seq = true;
+	for (i = 0; i < 4; i++) {
+		struct ipcsock_payload p = { .data = &i, .len = sizeof(i) };
+
+		ASSERT_EQ(0, ipcsock_send(app->c, &p));
+		ASSERT_EQ(0, ipcsock_send(app->d, &p));
+		ASSERT_EQ(0, ipcsock_send(app->a, &p));
+	}
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 2);
+
+	deadline = now_ms() + WAIT_MS;
+	while ((rc.received < 4 || rd.received < 4 || app->next_seq < 4) &&
+	       now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_EQ(4, rc.received);
+	EXPECT_EQ(4, rd.received);
+	EXPECT_EQ(4, app->next_seq);
+	EXPECT_EQ(0, rc.bad + rd.bad);
+	EXPECT_EQ(0, app->app_cqes)
+		TH_LOG("the NOP ran before the head it was linked to");
+
+	ASSERT_EQ(1, write(pfd[1], "x", 1));
+	deadline = now_ms() + WAIT_MS;
+	while (app->app_cqes < 2 && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	ASSERT_EQ(2, app->app_cqes);
+	EXPECT_EQ(APP_UD_BASE + 1, app->app_log[0].ud);
+	EXPECT_EQ(1, app->app_log[0].res);
+	EXPECT_EQ(APP_UD_BASE + 2, app->app_log[1].ud);
+	EXPECT_EQ(0, app->app_log[1].res);
+	close(pfd[0]);
+	close(pfd[1]);
 }
 
 /*
