@@ -113,8 +113,29 @@ void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op)
 		return;
 	}
 	io_uring_prep_cancel64(sqe, ipcsock_ud(ch, op), 0);
-	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_CANCEL));
+	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, recv ?
+						IPCSOCK_OP_CANCEL_RECV :
+						IPCSOCK_OP_CANCEL_POLLOUT));
 	uring_op_start(ch, 1);
+}
+
+/*
+ * A cancel of ours came back. -ECANCELED means it never ran: it was
+ * cancelled itself (a link chain it got caught in failed). Its request
+ * would then live on - a receive holding the socket open after close -
+ * so cancel again while that request is still there.
+ */
+static void uring_cancel_cqe(struct ipcsock_chan *ch, enum ipcsock_op op,
+			     int res)
+{
+	if (res != -ECANCELED)
+		return;
+	if (op == IPCSOCK_OP_CANCEL_RECV && ch->rx_armed &&
+	    (!ch->sock || ch->rx_done))
+		uring_cancel(ch, IPCSOCK_OP_RECV);
+	else if (op == IPCSOCK_OP_CANCEL_POLLOUT && ch->tx_chain_poll &&
+		 !ch->sock)
+		uring_cancel(ch, IPCSOCK_OP_POLLOUT);
 }
 
 /*
@@ -263,8 +284,10 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 		uring_op_done(ch);
 		uring_tx_cqe(ch, op, cqe->res);
 		break;
-	case IPCSOCK_OP_CANCEL:
+	case IPCSOCK_OP_CANCEL_RECV:
+	case IPCSOCK_OP_CANCEL_POLLOUT:
 		uring_op_done(ch);
+		uring_cancel_cqe(ch, op, cqe->res);
 		break;
 	case IPCSOCK_OP_WAKE:	/* handled above */
 		break;

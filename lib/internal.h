@@ -254,8 +254,9 @@ enum ipcsock_op {
 	IPCSOCK_OP_SEND,		/* completes at once: MSG_DONTWAIT */
 	IPCSOCK_OP_SEND_POLLED,		/* waits behind a POLLOUT head */
 	IPCSOCK_OP_POLLOUT,
-	IPCSOCK_OP_CANCEL,
+	IPCSOCK_OP_CANCEL_RECV,		/* cancels the multishot receive */
 	IPCSOCK_OP_WAKE,
+	IPCSOCK_OP_CANCEL_POLLOUT,	/* cancels a POLLOUT */
 };
 
 static inline uint64_t ipcsock_ud_make(const struct ipcsock_loop *loop,

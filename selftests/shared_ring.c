@@ -690,6 +690,147 @@ TEST_F(shared, calls_with_open_link)
 }
 
 /*
+ * Requests of the library's cancelled by someone else. The application
+ * cancels every request on a socket's fd (IORING_ASYNC_CANCEL_FD |
+ * _ALL) while a send queue waits for room: the receive and the POLLOUT
+ * come back -ECANCELED although the channel lives, and must be armed
+ * again. And a cancel of the library's that was itself cancelled (here:
+ * an SQE the application had taken before a completion made the library
+ * queue a cancel, and turned into a failing link head after, so that the
+ * cancel joined its chain) must be issued again: the channel's receive
+ * ends and the loop becomes idle.
+ */
+#define CANCELLED_MSGS	400
+
+TEST_F(shared, requests_cancelled_by_others)
+{
+	IPCSOCK_LOOP_OPTS(opts, .bgid_base = 0x2000);
+	struct app *app = &self->app;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	char buf[2048] = { 0 }, rbuf[sizeof(buf) + 64];
+	unsigned int i, got = 0, head, n;
+	struct ipcsock *c;
+	uint32_t seq;
+	uint64_t deadline;
+	bool order = true;
+	struct rec rc;
+	int sv[2], ret;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	c = ipcsock_new(app->loop);
+	ASSERT_NE(NULL, c);
+	ASSERT_EQ(0, ipcsock_bind(c, sv[0]));
+	rec_attach(&rc, c);
+	rc.check_seq = true;
+	for (i = 0; i < CANCELLED_MSGS; i++) {
+		struct ipcsock_payload p = { .data = buf, .len = sizeof(buf) };
+
+		memcpy(buf, &i, sizeof(i));
+		ret = ipcsock_send(c, &p);
+		if (ret == -ENOBUFS)
+			break;
+		ASSERT_EQ(0, ret);
+	}
+	/* The socket is full and messages are queued: POLLOUT is armed. */
+	ASSERT_LT(i, CANCELLED_MSGS);
+	app_turn(app, 10);
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_cancel_fd(sqe, sv[0], IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 1);
+	deadline = now_ms() + WAIT_MS;
+	while (!app->app_cqes && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	ASSERT_EQ(1, app->app_cqes);
+	EXPECT_LE(2, app->app_log[0].res)
+		TH_LOG("the receive and POLLOUT were not both cancelled");
+
+	/* Everything queued goes once the peer reads; then the other way. */
+	n = i;
+	deadline = now_ms() + WAIT_MS;
+	while (got < n && now_ms() < deadline) {
+		ret = raw_recv(sv[1], rbuf, sizeof(rbuf), NULL, 0, NULL,
+			       NULL);
+		if (ret == -EAGAIN) {
+			ASSERT_LE(0, app_turn(app, 1));
+			continue;
+		}
+		ASSERT_EQ(TEST_WIRE_HDR_LEN + sizeof(buf), ret);
+		memcpy(&seq, rbuf + TEST_WIRE_HDR_LEN, sizeof(seq));
+		if (seq != got)
+			order = false;
+		got++;
+	}
+	EXPECT_EQ(n, got)
+		TH_LOG("the send queue stalled after POLLOUT was cancelled");
+	EXPECT_TRUE(order);
+	for (i = 0; i < 3; i++)
+		ASSERT_LT(0, raw_send_msg(sv[1], &i, sizeof(i), NULL, 0));
+	deadline = now_ms() + WAIT_MS;
+	while (rc.received < 3 && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_EQ(3, rc.received)
+		TH_LOG("the receive was not armed again after it was cancelled");
+	EXPECT_EQ(0, rc.bad);
+
+	/*
+	 * A broken datagram fails the channel, and the completion that
+	 * brings it makes the library queue a cancel of the receive, behind
+	 * an SQE the application took before handing the completion over.
+	 */
+	app->loop2 = ipcsock_loop_new_shared(&app->ring, &opts);
+	ASSERT_NE(NULL, app->loop2);
+	ipcsock_free(c);
+	close(sv[1]);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	app->c = ipcsock_new(app->loop2);
+	ASSERT_NE(NULL, app->c);
+	ASSERT_EQ(0, ipcsock_bind(app->c, sv[0]));
+	rec_attach(&rc, app->c);
+	ASSERT_LE(0, app_turn(app, 0));
+	ASSERT_LT(0, raw_send_hdr(sv[1], NULL, "junk", 4, NULL, 0));
+	app->app_cqes = 0;
+	deadline = now_ms() + WAIT_MS;
+	while (!rc.hangup && now_ms() < deadline) {
+		struct __kernel_timespec ts = { .tv_nsec = 10 * 1000000L };
+
+		io_uring_submit_and_wait_timeout(&app->ring, &cqe, 1, &ts,
+						 NULL);
+		sqe = io_uring_get_sqe(&app->ring);
+		ASSERT_NE(NULL, sqe);
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, APP_UD_BASE + 2);
+		n = 0;
+		io_uring_for_each_cqe(&app->ring, head, cqe) {
+			if (!ipcsock_loop_handle_cqe(app->loop2, cqe) &&
+			    !ipcsock_loop_handle_cqe(app->loop, cqe) &&
+			    cqe->user_data >= APP_UD_BASE)
+				app_log_cqe(app, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&app->ring, n);
+		/* The misuse: the SQE becomes a failing head after the call. */
+		io_uring_prep_read(sqe, -1, buf, 1, 0);
+		sqe->flags |= IOSQE_IO_LINK;
+		io_uring_sqe_set_data64(sqe, APP_UD_BASE + 2);
+		ipcsock_loop_dispatch(app->loop2, 0);
+		ipcsock_loop_dispatch(app->loop, 0);
+	}
+	ASSERT_EQ(1, rc.hangup);
+	EXPECT_EQ(-EPROTO, rc.hangup_err);
+	/* The failed channel, still bound, holds nothing in the kernel. */
+	deadline = now_ms() + WAIT_MS;
+	while (!ipcsock_loop_idle(app->loop2) && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(ipcsock_loop_idle(app->loop2))
+		TH_LOG("the cancelled cancel was not issued again");
+	close(sv[1]);
+}
+
+/*
  * Make an SQPOLL ring's kernel thread lag behind the application, as a
  * busy machine may: it shares the application's CPU (IORING_SETUP_SQ_AFF),
  * so it takes SQEs when the scheduler lets it, not at once. False when
