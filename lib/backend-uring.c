@@ -7,10 +7,12 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "uring.h"
 
+static int uring_submit_sq(struct ipcsock_loop *loop);
 static void uring_wake(struct ipcsock_loop *loop);
 
 /*
@@ -139,6 +141,50 @@ static void uring_cancel_cqe(struct ipcsock_chan *ch, enum ipcsock_op op,
 }
 
 /*
+ * Is an SQE naming the channel's fd still in the SQ, not yet taken by the
+ * kernel? Its position is known (ch->sq_seq); the kernel has taken
+ * everything before its head. Free-running counters: the window
+ * [head, tail) is at most the SQ long, so a long-gone position never
+ * falls in it.
+ */
+static bool uring_fd_in_sq(const struct ipcsock_chan *ch)
+{
+	const struct io_uring_sq *sq = &ch->loop->ring->sq;
+	unsigned int head = io_uring_smp_load_acquire(sq->khead);
+
+	return ch->sq_seq - 1 - head < sq->sqe_tail - head;
+}
+
+/*
+ * The kernel looks an SQE's fd number up when it takes the SQE: on an
+ * SQPOLL ring some time after submit, behind an open link chain of the
+ * application's not before the chain is submitted. Closing the fd before
+ * then would let the request act on whatever file the application opens
+ * next under that number (a receive of ours taking its messages). So the
+ * fd is closed once the kernel has taken every SQE naming it, later if
+ * need be: each such SQE completes, and its completion retries.
+ */
+void uring_close_fd(struct ipcsock_chan *ch)
+{
+	if (ch->fd < 0)
+		return;
+	if (uring_fd_in_sq(ch)) {
+		/*
+		 * Not uring_submit(): deferred work run from here could put
+		 * and free a channel a completion is being handled for.
+		 */
+		uring_submit_sq(ch->loop);
+		if (uring_fd_in_sq(ch)) {
+			uring_defer(ch, URING_DEFER_CLOSE);
+			return;
+		}
+	}
+	uring_undefer(ch, URING_DEFER_CLOSE);
+	close(ch->fd);
+	ch->fd = -1;
+}
+
+/*
  * Retry what found no SQE: at every submit, after every completion the
  * application hands over, and before our own ring waits. The list is
  * taken whole; work that still finds no SQE defers itself again.
@@ -170,6 +216,8 @@ static void uring_defer_run(struct ipcsock_loop *loop)
 			uring_rx_arm(ch);
 		if (what & URING_DEFER_TX)
 			uring_tx_resume(ch);
+		if (what & URING_DEFER_CLOSE)
+			uring_close_fd(ch);
 		/* The operation uring_defer() counted. */
 		uring_op_done(ch);
 		chan_put(ch);
@@ -228,14 +276,12 @@ static int uring_drive_chains(struct ipcsock_loop *loop, unsigned int nowait)
 	return ret == -ETIME ? 0 : ret;
 }
 
-/* Retry deferred work first, so that it goes in the same submit. */
-int uring_submit(struct ipcsock_loop *loop)
+/* Hand the SQ to the kernel; see uring_submit(). */
+static int uring_submit_sq(struct ipcsock_loop *loop)
 {
 	bool drive = loop->defer_taskrun;
 	int ret;
 
-	if (uring_deferred(loop))
-		uring_defer_run(loop);
 	if (!loop->sq_dirty && !(drive && loop->tx_nowait))
 		return 0;
 	/* Ours go with the application's chain, once it is closed. */
@@ -253,6 +299,14 @@ int uring_submit(struct ipcsock_loop *loop)
 	if (drive && loop->tx_nowait)
 		return uring_drive_chains(loop, loop->tx_nowait);
 	return 0;
+}
+
+/* Retry deferred work first, so that it goes in the same submit. */
+int uring_submit(struct ipcsock_loop *loop)
+{
+	if (uring_deferred(loop))
+		uring_defer_run(loop);
+	return uring_submit_sq(loop);
 }
 
 int uring_process_cqe(struct ipcsock_loop *loop,
@@ -485,14 +539,22 @@ static int uring_setup(struct ipcsock_loop *loop)
 
 /*
  * A shared loop freed before it was idle: nothing will retry its deferred
- * work. What can go now goes; the rest is dropped with the loop (the
- * manual says to free the loop once idle).
+ * work. What can go now goes; an fd still named by an SQE the SQPOLL
+ * thread has not taken yet is given a moment; one behind the application's
+ * open link chain stays open (the manual says to free the loop once idle).
  */
 static void uring_shared_exit(struct ipcsock_loop *loop)
 {
+	struct timespec ts = { .tv_nsec = 100 * 1000 };
 	struct ipcsock_chan *ch;
+	int tries;
 
 	uring_submit(loop);
+	for (tries = 0; tries < 1000 && uring_deferred(loop) &&
+	     (loop->ring->flags & IORING_SETUP_SQPOLL); tries++) {
+		nanosleep(&ts, NULL);
+		uring_defer_run(loop);
+	}
 	while (!list_empty(&loop->uring_deferred)) {
 		ch = list_first_entry(&loop->uring_deferred,
 				      struct ipcsock_chan, defer_node);

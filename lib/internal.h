@@ -219,6 +219,7 @@ struct ipcsock_chan {
 	struct msghdr rx_tmpl;
 	unsigned int uring_defer;	/* URING_DEFER_*: waiting for an SQE */
 	struct list_head defer_node;	/* on loop->uring_deferred */
+	unsigned int sq_seq;		/* SQ tail after the last SQE naming fd */
 
 	/* epoll backend */
 	uint32_t ep_events;		/* interest registered, 0: not in set */

@@ -84,6 +84,7 @@ void uring_rx_arm(struct ipcsock_chan *ch)
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = ch->bgid;
 	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_RECV));
+	uring_sqe_names_fd(ch);
 	ch->rx_armed = true;
 	uring_op_start(ch, 1);
 }

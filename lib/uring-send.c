@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <unistd.h>
 
 #include "uring.h"
 
@@ -48,6 +47,7 @@ static void uring_arm_pollout(struct ipcsock_chan *ch)
 	}
 	io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
 	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_POLLOUT));
+	uring_sqe_names_fd(ch);
 	ch->tx_chain = 1;
 	ch->tx_chain_poll = true;
 	ch->tx_chain_sends = 0;
@@ -115,6 +115,7 @@ static void uring_tx_start(struct ipcsock_chan *ch)
 					IPCSOCK_OP_SEND_POLLED :
 					IPCSOCK_OP_SEND));
 	}
+	uring_sqe_names_fd(ch);
 	loop->sq_dirty = true;
 	if (!head)
 		loop->tx_nowait += n;
@@ -140,12 +141,7 @@ void uring_tx_linger(struct ipcsock_chan *ch)
 	if (ch->tx_chain || (ch->uring_defer & URING_DEFER_TX))
 		return;
 	chan_tx_drop(ch, 0);
-	if (ch->fd >= 0) {
-		/* SQEs naming the fd number must reach the kernel first. */
-		uring_submit(ch->loop);
-		close(ch->fd);
-		ch->fd = -1;
-	}
+	uring_close_fd(ch);
 }
 
 /* Sending found no SQE before: carry on where it stopped. */

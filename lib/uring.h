@@ -37,6 +37,7 @@ enum {
 	URING_DEFER_RX_CANCEL	= 1 << 1,	/* cancel it */
 	URING_DEFER_TX		= 1 << 2,	/* uring_tx_start() */
 	URING_DEFER_TX_CANCEL	= 1 << 3,	/* cancel the POLLOUT */
+	URING_DEFER_CLOSE	= 1 << 4,	/* close fd: see uring_close_fd */
 };
 
 /* Operations the kernel holds for a channel: it lives until they end. */
@@ -52,6 +53,12 @@ static inline void uring_op_done(struct ipcsock_chan *ch)
 	ch->loop->inflight--;
 }
 
+/* An SQE naming ch->fd was just taken: see uring_close_fd(). */
+static inline void uring_sqe_names_fd(struct ipcsock_chan *ch)
+{
+	ch->sq_seq = ch->loop->ring->sq.sqe_tail;
+}
+
 /* backend-uring.c */
 unsigned int uring_sq_room(struct ipcsock_loop *loop, unsigned int want);
 struct io_uring_sqe *uring_get_sqe(struct ipcsock_loop *loop);
@@ -60,6 +67,7 @@ void uring_reap(struct ipcsock_loop *loop);
 void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op);
 void uring_defer(struct ipcsock_chan *ch, unsigned int what);
 void uring_undefer(struct ipcsock_chan *ch, unsigned int what);
+void uring_close_fd(struct ipcsock_chan *ch);
 
 /* uring-recv.c */
 int uring_rx_open(struct ipcsock_chan *ch);

@@ -75,6 +75,12 @@ FIXTURE_VARIANT_ADD(shared, defer_taskrun)
 	.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
 };
 
+/* The kernel's thread submits: SQEs are consumed some time after submit. */
+FIXTURE_VARIANT_ADD(shared, sqpoll)
+{
+	.flags = IORING_SETUP_SQPOLL,
+};
+
 static void on_ready(struct ipcsock *sock, void *arg)
 {
 	struct app *self = arg;
@@ -216,7 +222,11 @@ static void app_close(struct __test_metadata *_metadata, struct app *app)
 
 FIXTURE_SETUP(shared)
 {
-	struct io_uring_params p = { .flags = variant->flags };
+	/* An SQPOLL thread that idles soon spins less on a busy machine. */
+	struct io_uring_params p = {
+		.flags = variant->flags,
+		.sq_thread_idle = 10,
+	};
 	struct app *app = &self->app;
 
 	app->fds_before = count_open_fds();
@@ -379,7 +389,8 @@ TEST_F(shared, held_message_does_not_starve_ring)
  * as task work, one hop per io_uring_enter, so unless the library drives
  * its chains a message costs the application a whole wait-handle-dispatch
  * turn. A stream sent in batches must get through in far fewer turns
- * than it has messages.
+ * than it has messages (and on an SQPOLL ring, whose thread takes a chain
+ * when it gets to it, get through at all).
  */
 TEST_F(shared, ring_sends_need_few_turns)
 {
@@ -408,6 +419,12 @@ TEST_F(shared, ring_sends_need_few_turns)
 	}
 	EXPECT_EQ(CHAIN_MSGS, app->next_seq);
 	EXPECT_TRUE(app->order_ok);
+	/*
+	 * An SQPOLL thread posts each completion as it goes and wakes the
+	 * application for it: the turns count its pace, not the library's.
+	 */
+	if (variant->flags & IORING_SETUP_SQPOLL)
+		return;
 	EXPECT_GT(CHAIN_MSGS / 4, turns)
 		TH_LOG("%u application turns for %u messages", turns,
 		       app->next_seq);
@@ -833,11 +850,14 @@ TEST_F(shared, requests_cancelled_by_others)
 /*
  * Make an SQPOLL ring's kernel thread lag behind the application, as a
  * busy machine may: it shares the application's CPU (IORING_SETUP_SQ_AFF),
- * so it takes SQEs when the scheduler lets it, not at once. False when
- * the process may not do this: the test then leaves the lag to chance.
+ * so it takes SQEs when the scheduler lets it, not at once. With @fifo the
+ * application runs SCHED_FIFO there, and the thread takes SQEs only while
+ * the application sleeps in the kernel. False when the process may not do
+ * this (SCHED_FIFO needs root): the test then leaves the lag to chance.
  */
-static bool sqpoll_lagging(struct io_uring_params *p)
+static bool sqpoll_lagging(struct io_uring_params *p, bool fifo)
 {
+	struct sched_param sp = { .sched_priority = 1 };
 	cpu_set_t set;
 	int cpu = sched_getcpu();
 
@@ -849,7 +869,7 @@ static bool sqpoll_lagging(struct io_uring_params *p)
 		return false;
 	p->flags |= IORING_SETUP_SQ_AFF;
 	p->sq_thread_cpu = cpu;
-	return true;
+	return !fifo || !sched_setscheduler(0, SCHED_FIFO, &sp);
 }
 
 /*
@@ -974,7 +994,7 @@ FIXTURE_SETUP(sqfull)
 			  .flags = variant->loop_flags);
 
 	self->s.fds_before = count_open_fds();
-	if ((p.flags & IORING_SETUP_SQPOLL) && !sqpoll_lagging(&p))
+	if ((p.flags & IORING_SETUP_SQPOLL) && !sqpoll_lagging(&p, false))
 		TH_LOG("cannot pin the SQPOLL thread to our CPU");
 	ASSERT_EQ(0, io_uring_queue_init_params(8, &self->s.ring, &p));
 	self->s.loop = ipcsock_loop_new_shared(&self->s.ring, &opts);
@@ -1092,6 +1112,87 @@ TEST_F(sqfull, traffic_and_close)
 		ASSERT_LE(0, sqf_turn(&self->s, 1));
 	EXPECT_TRUE(ipcsock_loop_idle(self->s.loop));
 	EXPECT_EQ(self->s.app_sent, self->s.app_done);
+}
+
+/*
+ * On an SQPOLL ring a submit only hands SQEs to the kernel's thread,
+ * which resolves their fd numbers when it gets to them. Closing a socket
+ * right after binding it, and before the thread caught up, must not leave
+ * a receive of the library's to be issued on whatever file the number
+ * names by then: here a socket of the application's, made at once, with a
+ * message waiting. The message must stay the application's, and the
+ * library's socket be closed all the same (its peer sees EOF).
+ */
+TEST(sqpoll_close_then_reuse_fd)
+{
+	struct io_uring_params p = {
+		.flags = IORING_SETUP_SQPOLL,
+		.sq_thread_idle = 10,
+	};
+	struct __kernel_timespec ts = { .tv_nsec = 10 * 1000000L };
+	int fds_before = count_open_fds(), sv[2], tv[2], round, reused = 0;
+	struct io_uring_cqe *cqe;
+	struct ipcsock_loop *loop;
+	struct ipcsock *sock;
+	unsigned int head, n;
+	struct io_uring ring;
+	uint64_t deadline;
+	char buf[64];
+
+	if (!sqpoll_lagging(&p, true))
+		TH_LOG("cannot make the SQPOLL thread lag: not root?");
+	ASSERT_EQ(0, io_uring_queue_init_params(64, &ring, &p));
+	loop = ipcsock_loop_new_shared(&ring, NULL);
+	ASSERT_NE(NULL, loop);
+	for (round = 0; round < 8; round++) {
+		sock = ipcsock_new(loop);
+		ASSERT_NE(NULL, sock);
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC,
+					0, sv));
+		ASSERT_EQ(0, ipcsock_bind(sock, sv[0]));
+		ipcsock_free(sock);
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC,
+					0, tv));
+		reused += tv[0] == sv[0] || tv[1] == sv[0];
+		ASSERT_LT(0, raw_send_msg(tv[0], "app", 3, NULL, 0));
+		ASSERT_LT(0, raw_send_msg(tv[1], "app", 3, NULL, 0));
+
+		deadline = now_ms() + WAIT_MS;
+		while (!ipcsock_loop_idle(loop) && now_ms() < deadline) {
+			io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts,
+							 NULL);
+			n = 0;
+			io_uring_for_each_cqe(&ring, head, cqe) {
+				ipcsock_loop_handle_cqe(loop, cqe);
+				n++;
+			}
+			io_uring_cq_advance(&ring, n);
+			ipcsock_loop_dispatch(loop, 0);
+		}
+		EXPECT_TRUE(ipcsock_loop_idle(loop));
+		/* The application's messages are where it sent them. */
+		EXPECT_EQ(TEST_WIRE_HDR_LEN + 3,
+			  raw_recv(tv[0], buf, sizeof(buf), NULL, 0, NULL,
+				   NULL))
+			TH_LOG("round %d: a receive of the library's took the message on the reused fd %d",
+			       round, tv[0]);
+		EXPECT_EQ(TEST_WIRE_HDR_LEN + 3,
+			  raw_recv(tv[1], buf, sizeof(buf), NULL, 0, NULL,
+				   NULL))
+			TH_LOG("round %d: a receive of the library's took the message on the reused fd %d",
+			       round, tv[1]);
+		/* And the library's socket is closed: its peer sees EOF. */
+		EXPECT_EQ(0, raw_recv(sv[1], buf, sizeof(buf), NULL, 0, NULL,
+				      NULL));
+		close(sv[1]);
+		close(tv[0]);
+		close(tv[1]);
+	}
+	TH_LOG("the application got the closed socket's number back in %d of 8 rounds",
+	       reused);
+	ipcsock_loop_free(loop);
+	io_uring_queue_exit(&ring);
+	EXPECT_EQ(fds_before, count_open_fds());
 }
 
 /* Newer than liburing 2.3's header: the kernel's numbers (6.18). */
