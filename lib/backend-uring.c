@@ -7,33 +7,227 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "uring.h"
 
+static int uring_submit_sq(struct ipcsock_loop *loop);
+static void uring_wake(struct ipcsock_loop *loop);
+
+/*
+ * Does the application's last SQE not yet taken by the kernel open a link
+ * chain? An SQE of ours behind it would join the chain: cancelled when a
+ * link before it fails, held back by a slow one, and ending the chain
+ * where the application did not mean it to end. Submitting would cut the
+ * chain short as well, at the end of the batch.
+ */
+static bool uring_sq_link_open(const struct io_uring *ring)
+{
+	const struct io_uring_sq *sq = &ring->sq;
+	unsigned int tail = sq->sqe_tail;
+	unsigned int shift = !!(ring->flags & IORING_SETUP_SQE128);
+	const struct io_uring_sqe *last;
+
+	if (tail == io_uring_smp_load_acquire(sq->khead))
+		return false;
+	last = &sq->sqes[((tail - 1) & sq->ring_mask) << shift];
+	return last->flags & (IOSQE_IO_LINK | IOSQE_IO_HARDLINK);
+}
+
+/*
+ * How many SQEs, up to @want, may be taken now in one go (a chain must
+ * not span a submit)? When the SQ is full, what waits in it goes to the
+ * kernel first, which takes it at once - except an SQPOLL thread, which
+ * takes it when it gets to it: wait for that, it is never long. 0 when no
+ * SQE can be had now (open link chain, a submit that failed): the caller
+ * defers its work.
+ */
+unsigned int uring_sq_room(struct ipcsock_loop *loop, unsigned int want)
+{
+	struct io_uring *ring = loop->ring;
+	unsigned int room;
+
+	if (loop->shared && uring_sq_link_open(ring))
+		return 0;
+	room = io_uring_sq_space_left(ring);
+	if (room < want) {
+		io_uring_submit(ring);
+		room = io_uring_sq_space_left(ring);
+	}
+	if (!room && (ring->flags & IORING_SETUP_SQPOLL)) {
+		io_uring_sqring_wait(ring);
+		room = io_uring_sq_space_left(ring);
+	}
+	return room < want ? room : want;
+}
+
 struct io_uring_sqe *uring_get_sqe(struct ipcsock_loop *loop)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(loop->ring);
+	struct io_uring_sqe *sqe;
 
-	if (!sqe) {
-		io_uring_submit(loop->ring);
-		sqe = io_uring_get_sqe(loop->ring);
-	}
+	if (!uring_sq_room(loop, 1))
+		return NULL;
+	sqe = io_uring_get_sqe(loop->ring);
 	if (sqe)
 		loop->sq_dirty = true;
 	return sqe;
 }
 
+/*
+ * Keep @what for later: the channel lives, and the loop is not idle,
+ * until it is done (it counts as an operation in flight).
+ */
+void uring_defer(struct ipcsock_chan *ch, unsigned int what)
+{
+	struct ipcsock_loop *loop = ch->loop;
+
+	if (!ch->uring_defer) {
+		list_add_tail(&ch->defer_node, &loop->uring_deferred);
+		uring_op_start(ch, 1);
+	}
+	ch->uring_defer |= what;
+	/* Every public call's submit on its way out retries it. */
+	loop->sq_dirty = true;
+}
+
+/* @what is not wanted any more. The caller puts the channel. */
+void uring_undefer(struct ipcsock_chan *ch, unsigned int what)
+{
+	if (!(ch->uring_defer & what))
+		return;
+	ch->uring_defer &= ~what;
+	if (!ch->uring_defer) {
+		list_del_init(&ch->defer_node);
+		uring_op_done(ch);
+	}
+}
+
 /* Cancel the channel's request of kind @op (its user_data says which). */
 void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op)
 {
+	bool recv = op == IPCSOCK_OP_RECV;
 	struct io_uring_sqe *sqe = uring_get_sqe(ch->loop);
 
-	if (!sqe)
+	if (!sqe) {
+		uring_defer(ch, recv ? URING_DEFER_RX_CANCEL :
+				       URING_DEFER_TX_CANCEL);
 		return;
+	}
 	io_uring_prep_cancel64(sqe, ipcsock_ud(ch, op), 0);
-	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_CANCEL));
+	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, recv ?
+						IPCSOCK_OP_CANCEL_RECV :
+						IPCSOCK_OP_CANCEL_POLLOUT));
 	uring_op_start(ch, 1);
+}
+
+/*
+ * A cancel of ours came back. -ECANCELED means it never ran: it was
+ * cancelled itself (a link chain it got caught in failed). Its request
+ * would then live on - a receive holding the socket open after close -
+ * so cancel again while that request is still there.
+ */
+static void uring_cancel_cqe(struct ipcsock_chan *ch, enum ipcsock_op op,
+			     int res)
+{
+	if (res != -ECANCELED)
+		return;
+	if (op == IPCSOCK_OP_CANCEL_RECV && ch->rx_armed &&
+	    (!ch->sock || ch->rx_done))
+		uring_cancel(ch, IPCSOCK_OP_RECV);
+	else if (op == IPCSOCK_OP_CANCEL_POLLOUT && ch->tx_chain_poll &&
+		 !ch->sock)
+		uring_cancel(ch, IPCSOCK_OP_POLLOUT);
+}
+
+/*
+ * Is an SQE naming the channel's fd still in the SQ, not yet taken by the
+ * kernel? Its position is known (ch->sq_seq); the kernel has taken
+ * everything before its head. Free-running counters: the window
+ * [head, tail) is at most the SQ long, so a long-gone position never
+ * falls in it.
+ */
+static bool uring_fd_in_sq(const struct ipcsock_chan *ch)
+{
+	const struct io_uring_sq *sq = &ch->loop->ring->sq;
+	unsigned int head = io_uring_smp_load_acquire(sq->khead);
+
+	return ch->sq_seq - 1 - head < sq->sqe_tail - head;
+}
+
+/*
+ * The kernel looks an SQE's fd number up when it takes the SQE: on an
+ * SQPOLL ring some time after submit, behind an open link chain of the
+ * application's not before the chain is submitted. Closing the fd before
+ * then would let the request act on whatever file the application opens
+ * next under that number (a receive of ours taking its messages). So the
+ * fd is closed once the kernel has taken every SQE naming it, later if
+ * need be: each such SQE completes, and its completion retries.
+ */
+void uring_close_fd(struct ipcsock_chan *ch)
+{
+	if (ch->fd < 0)
+		return;
+	if (uring_fd_in_sq(ch)) {
+		/*
+		 * Not uring_submit(): deferred work run from here could put
+		 * and free a channel a completion is being handled for.
+		 */
+		uring_submit_sq(ch->loop);
+		if (uring_fd_in_sq(ch)) {
+			uring_defer(ch, URING_DEFER_CLOSE);
+			return;
+		}
+	}
+	uring_undefer(ch, URING_DEFER_CLOSE);
+	close(ch->fd);
+	ch->fd = -1;
+}
+
+/*
+ * Retry what found no SQE: at every submit, after every completion the
+ * application hands over, and before our own ring waits. The list is
+ * taken whole; work that still finds no SQE defers itself again.
+ */
+static void uring_defer_run(struct ipcsock_loop *loop)
+{
+	struct list_head todo = LIST_HEAD_INIT(todo);
+	struct ipcsock_chan *ch;
+	unsigned int what;
+
+	if (loop->uring_defer_running)
+		return;
+	loop->uring_defer_running = true;
+	if (loop->uring_wake_deferred) {
+		loop->uring_wake_deferred = false;
+		uring_wake(loop);
+	}
+	list_splice_tail_init(&loop->uring_deferred, &todo);
+	while (!list_empty(&todo)) {
+		ch = list_first_entry(&todo, struct ipcsock_chan, defer_node);
+		list_del_init(&ch->defer_node);
+		what = ch->uring_defer;
+		ch->uring_defer = 0;
+		if ((what & URING_DEFER_RX_CANCEL) && ch->rx_armed)
+			uring_cancel(ch, IPCSOCK_OP_RECV);
+		if ((what & URING_DEFER_TX_CANCEL) && ch->tx_chain_poll)
+			uring_cancel(ch, IPCSOCK_OP_POLLOUT);
+		if (what & URING_DEFER_RX_ARM)
+			uring_rx_arm(ch);
+		if (what & URING_DEFER_TX)
+			uring_tx_resume(ch);
+		if (what & URING_DEFER_CLOSE)
+			uring_close_fd(ch);
+		/* The operation uring_defer() counted. */
+		uring_op_done(ch);
+		chan_put(ch);
+	}
+	loop->uring_defer_running = false;
+}
+
+static inline bool uring_deferred(const struct ipcsock_loop *loop)
+{
+	return !list_empty(&loop->uring_deferred) || loop->uring_wake_deferred;
 }
 
 /* IPCSOCK_OP_SEND completions posted and not yet reaped. */
@@ -82,14 +276,18 @@ static int uring_drive_chains(struct ipcsock_loop *loop, unsigned int nowait)
 	return ret == -ETIME ? 0 : ret;
 }
 
-int uring_submit(struct ipcsock_loop *loop)
+/* Hand the SQ to the kernel; see uring_submit(). */
+static int uring_submit_sq(struct ipcsock_loop *loop)
 {
 	bool drive = loop->defer_taskrun;
 	int ret;
 
 	if (!loop->sq_dirty && !(drive && loop->tx_nowait))
 		return 0;
-	loop->sq_dirty = false;
+	/* Ours go with the application's chain, once it is closed. */
+	if (loop->shared && uring_sq_link_open(loop->ring))
+		return 0;
+	loop->sq_dirty = uring_deferred(loop);
 	if (drive)
 		ret = io_uring_submit_and_get_events(loop->ring);
 	else
@@ -101,6 +299,14 @@ int uring_submit(struct ipcsock_loop *loop)
 	if (drive && loop->tx_nowait)
 		return uring_drive_chains(loop, loop->tx_nowait);
 	return 0;
+}
+
+/* Retry deferred work first, so that it goes in the same submit. */
+int uring_submit(struct ipcsock_loop *loop)
+{
+	if (uring_deferred(loop))
+		uring_defer_run(loop);
+	return uring_submit_sq(loop);
 }
 
 int uring_process_cqe(struct ipcsock_loop *loop,
@@ -132,8 +338,10 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 		uring_op_done(ch);
 		uring_tx_cqe(ch, op, cqe->res);
 		break;
-	case IPCSOCK_OP_CANCEL:
+	case IPCSOCK_OP_CANCEL_RECV:
+	case IPCSOCK_OP_CANCEL_POLLOUT:
 		uring_op_done(ch);
+		uring_cancel_cqe(ch, op, cqe->res);
 		break;
 	case IPCSOCK_OP_WAKE:	/* handled above */
 		break;
@@ -151,6 +359,9 @@ int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 	    loop_inherited(loop))
 		return 0;
 	ret = uring_process_cqe(loop, cqe);
+	/* Any completion may make room, or close the application's chain. */
+	if (uring_deferred(loop))
+		uring_defer_run(loop);
 	/* The application dispatches after its batch: no wake needed. */
 	loop->wake_pending = false;
 	return ret;
@@ -203,7 +414,9 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	/* A shared ring's completions are the application's to reap. */
 	if (loop->shared)
 		return uring_submit(loop);
-	loop->sq_dirty = false;
+	if (uring_deferred(loop))
+		uring_defer_run(loop);
+	loop->sq_dirty = uring_deferred(loop);
 	if (timeout_ms && loop->busy_poll_us && uring_busy_poll(loop))
 		return 0;
 	if (timeout_ms < 0) {
@@ -233,7 +446,10 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 
 static int uring_chan_open(struct ipcsock_chan *ch)
 {
-	int err = uring_rx_open(ch);
+	int err;
+
+	INIT_LIST_HEAD(&ch->defer_node);
+	err = uring_rx_open(ch);
 
 	if (!err)
 		loop_submit_if_outside(ch->loop);
@@ -260,6 +476,10 @@ static void uring_chan_close(struct ipcsock_chan *ch)
 
 static void uring_chan_destroy(struct ipcsock_chan *ch)
 {
+	/* Our own ring went with its loop, and with it the deferred work. */
+	if (ch->uring_defer)
+		list_del_init(&ch->defer_node);
+	ch->uring_defer = 0;
 	uring_rx_destroy(ch);
 }
 
@@ -271,8 +491,11 @@ static void uring_wake(struct ipcsock_loop *loop)
 	if (!loop->shared || loop->wake_armed)
 		return;
 	sqe = uring_get_sqe(loop);
-	if (!sqe)
+	if (!sqe) {
+		loop->uring_wake_deferred = true;
+		loop->sq_dirty = true;
 		return;
+	}
 	io_uring_prep_nop(sqe);
 	io_uring_sqe_set_data64(sqe, ipcsock_ud_make(loop, IPCSOCK_OP_WAKE,
 						     0, 0));
@@ -315,8 +538,36 @@ static int uring_setup(struct ipcsock_loop *loop)
 	return 0;
 }
 
+/*
+ * A shared loop freed before it was idle: nothing will retry its deferred
+ * work. What can go now goes; an fd still named by an SQE the SQPOLL
+ * thread has not taken yet is given a moment; one behind the application's
+ * open link chain stays open (the manual says to free the loop once idle).
+ */
+static void uring_shared_exit(struct ipcsock_loop *loop)
+{
+	struct timespec ts = { .tv_nsec = 100 * 1000 };
+	struct ipcsock_chan *ch;
+	int tries;
+
+	uring_submit(loop);
+	for (tries = 0; tries < 1000 && uring_deferred(loop) &&
+	     (loop->ring->flags & IORING_SETUP_SQPOLL); tries++) {
+		nanosleep(&ts, NULL);
+		uring_defer_run(loop);
+	}
+	while (!list_empty(&loop->uring_deferred)) {
+		ch = list_first_entry(&loop->uring_deferred,
+				      struct ipcsock_chan, defer_node);
+		list_del_init(&ch->defer_node);
+		ch->uring_defer = 0;
+	}
+}
+
 static void uring_loop_exit(struct ipcsock_loop *loop)
 {
+	if (loop->shared && loop->ring)
+		uring_shared_exit(loop);
 	if (!loop->shared && loop->ring) {
 		io_uring_queue_exit(loop->ring);
 		loop->ring = NULL;
@@ -349,11 +600,43 @@ static int uring_check_ops(struct io_uring *ring)
 	return err;
 }
 
+/*
+ * Ring setups the library cannot work on. IOPOLL rings (and HYBRID_IOPOLL,
+ * which needs IOPOLL) take only requests that can be polled for
+ * completion: every socket request fails with EINVAL. A ring still
+ * disabled (R_DISABLED, not yet enabled) takes no submission at all. A
+ * ring whose fd is registered only cannot register buffer rings through
+ * liburing 2.3, which has no way to say so. And a flag this version does
+ * not know may change how the SQ works (IORING_SETUP_SQ_REWIND would).
+ * Everything else works: SQPOLL, SQE128, CQE32, CQE_MIXED (all of our
+ * CQEs are 16 bytes), NO_MMAP, NO_SQARRAY, the task-run and issuer modes.
+ */
+static int uring_shared_usable(struct io_uring *ring)
+{
+	unsigned int known = (IORING_SETUP_CQE_MIXED << 1) - 1;
+	unsigned int flags = ring->flags;
+
+	if (flags & ~known)
+		return -EINVAL;
+	if (flags & (IORING_SETUP_IOPOLL | IORING_SETUP_HYBRID_IOPOLL |
+		     IORING_SETUP_REGISTERED_FD_ONLY))
+		return -EINVAL;
+	/* An enter that asks for nothing fails only on a disabled ring. */
+	if ((flags & IORING_SETUP_R_DISABLED) &&
+	    io_uring_enter(ring->ring_fd, 0, 0, 0, NULL) == -EBADFD)
+		return -EINVAL;
+	return 0;
+}
+
 static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 {
 	int err;
 
+	INIT_LIST_HEAD(&loop->uring_deferred);
 	if (shared) {
+		err = uring_shared_usable(shared);
+		if (err)
+			return err;
 		err = uring_check_ops(shared);
 		if (err)
 			return err;

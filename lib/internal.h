@@ -104,6 +104,15 @@ struct ipcsock_loop {
 	bool reaping;		/* inside the CQE loop: do not recurse */
 	unsigned int tx_nowait;	/* IPCSOCK_OP_SEND CQEs not yet reaped */
 
+	/*
+	 * io_uring backend: channels with work that found no SQE free (a full
+	 * SQ, or an open link chain of the application's), retried wherever
+	 * SQEs can be had again; see uring_defer_run().
+	 */
+	struct list_head uring_deferred;
+	bool uring_wake_deferred;	/* a wake NOP is due */
+	bool uring_defer_running;
+
 	/* epoll backend */
 	int epfd;
 
@@ -212,6 +221,9 @@ struct ipcsock_chan {
 	size_t br_len;
 	unsigned int bgid;
 	struct msghdr rx_tmpl;
+	unsigned int uring_defer;	/* URING_DEFER_*: waiting for an SQE */
+	struct list_head defer_node;	/* on loop->uring_deferred */
+	unsigned int sq_seq;		/* SQ tail after the last SQE naming fd */
 
 	/* epoll backend */
 	uint32_t ep_events;		/* interest registered, 0: not in set */
@@ -247,8 +259,9 @@ enum ipcsock_op {
 	IPCSOCK_OP_SEND,		/* completes at once: MSG_DONTWAIT */
 	IPCSOCK_OP_SEND_POLLED,		/* waits behind a POLLOUT head */
 	IPCSOCK_OP_POLLOUT,
-	IPCSOCK_OP_CANCEL,
+	IPCSOCK_OP_CANCEL_RECV,		/* cancels the multishot receive */
 	IPCSOCK_OP_WAKE,
+	IPCSOCK_OP_CANCEL_POLLOUT,	/* cancels a POLLOUT */
 };
 
 static inline uint64_t ipcsock_ud_make(const struct ipcsock_loop *loop,

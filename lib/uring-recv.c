@@ -75,13 +75,16 @@ void uring_rx_arm(struct ipcsock_chan *ch)
 	    chan_rx_busy(ch) >= ch->nr_rx)
 		return;
 	sqe = uring_get_sqe(ch->loop);
-	if (!sqe)
-		return;	/* the SQ is full of ours: rearmed on a later CQE */
+	if (!sqe) {
+		uring_defer(ch, URING_DEFER_RX_ARM);
+		return;
+	}
 	io_uring_prep_recvmsg_multishot(sqe, ch->fd, &ch->rx_tmpl,
 					MSG_CMSG_CLOEXEC | MSG_TRUNC);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
 	sqe->buf_group = ch->bgid;
 	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_RECV));
+	uring_sqe_names_fd(ch);
 	ch->rx_armed = true;
 	uring_op_start(ch, 1);
 }
@@ -96,6 +99,8 @@ void uring_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
 
 void uring_rx_stop(struct ipcsock_chan *ch)
 {
+	/* A receive still waiting for an SQE is simply never armed. */
+	uring_undefer(ch, URING_DEFER_RX_ARM);
 	if (ch->rx_armed)
 		uring_cancel(ch, IPCSOCK_OP_RECV);
 }

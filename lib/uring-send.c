@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <unistd.h>
 
 #include "uring.h"
 
@@ -28,16 +27,27 @@
  * -EAGAIN comes back cancelled and is sent again.
  */
 #define TX_CHAIN_MAX	64u
+/*
+ * An SQPOLL thread that serves several rings (any ring it was attached to
+ * with IORING_SETUP_ATTACH_WQ, including the first, whose flags do not
+ * say so) takes at most 8 SQEs of a ring per round, and a chain ends with
+ * the round: the rest of a longer one would run unlinked, and could
+ * overtake a send that found the socket full.
+ */
+#define TX_CHAIN_MAX_SQPOLL	8u
 
 /* Wake the send side when the socket has room again. */
 static void uring_arm_pollout(struct ipcsock_chan *ch)
 {
 	struct io_uring_sqe *sqe = uring_get_sqe(ch->loop);
 
-	if (!sqe)
+	if (!sqe) {
+		uring_defer(ch, URING_DEFER_TX);
 		return;
+	}
 	io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
 	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_POLLOUT));
+	uring_sqe_names_fd(ch);
 	ch->tx_chain = 1;
 	ch->tx_chain_poll = true;
 	ch->tx_chain_sends = 0;
@@ -64,7 +74,8 @@ static void uring_tx_flush(struct ipcsock_chan *ch)
 static void uring_tx_start(struct ipcsock_chan *ch)
 {
 	struct ipcsock_loop *loop = ch->loop;
-	unsigned int i, n, head = ch->tx_need_pollout;
+	unsigned int i, n, room, head = ch->tx_need_pollout;
+	unsigned int max = TX_CHAIN_MAX;
 	struct io_uring_sqe *sqe;
 
 	if (ch->tx_chain || ch->tx_err || !chan_tx_queued(ch))
@@ -73,24 +84,28 @@ static void uring_tx_start(struct ipcsock_chan *ch)
 		uring_tx_flush(ch);
 		return;
 	}
+	if (loop->ring->flags & IORING_SETUP_SQPOLL)
+		max = TX_CHAIN_MAX_SQPOLL;
 	n = chan_tx_queued(ch);
-	if (n > TX_CHAIN_MAX)
-		n = TX_CHAIN_MAX;
+	if (n > max)
+		n = max;
 	/* A chain must sit whole in the SQ: it ends at the end of a submit. */
-	if (io_uring_sq_space_left(loop->ring) < n + head)
-		io_uring_submit(loop->ring);
-	if (io_uring_sq_space_left(loop->ring) < n + head)
-		n = io_uring_sq_space_left(loop->ring) - head;
-	if ((int)n <= 0)
+	room = uring_sq_room(loop, n + head);
+	if (!room) {
+		uring_defer(ch, URING_DEFER_TX);
 		return;
+	}
+	/* Room for the POLLOUT only: the sends follow once it completes. */
+	n = room - head;
 	if (head) {
-		sqe = uring_get_sqe(loop);
+		sqe = io_uring_get_sqe(loop->ring);
 		io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
-		sqe->flags |= IOSQE_IO_LINK;
+		if (n)
+			sqe->flags |= IOSQE_IO_LINK;
 		io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_POLLOUT));
 	}
 	for (i = 0; i < n; i++) {
-		sqe = uring_get_sqe(loop);
+		sqe = io_uring_get_sqe(loop->ring);
 		io_uring_prep_sendmsg(sqe, ch->fd,
 				      &chan_tx_slot(ch, ch->tx_head + i)->msg,
 				      MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -100,6 +115,8 @@ static void uring_tx_start(struct ipcsock_chan *ch)
 					IPCSOCK_OP_SEND_POLLED :
 					IPCSOCK_OP_SEND));
 	}
+	uring_sqe_names_fd(ch);
+	loop->sq_dirty = true;
 	if (!head)
 		loop->tx_nowait += n;
 	ch->tx_need_pollout = false;
@@ -114,21 +131,26 @@ static void uring_tx_start(struct ipcsock_chan *ch)
  * socket takes it, without waiting for room; then its fd goes, which is
  * when the peer sees the hang-up.
  */
-static void uring_tx_linger(struct ipcsock_chan *ch)
+void uring_tx_linger(struct ipcsock_chan *ch)
 {
 	if (ch->tx_chain)
 		return;
 	if (!ch->tx_need_pollout && !ch->tx_err)
 		uring_tx_start(ch);
-	if (ch->tx_chain)
+	/* A chain that waits for an SQE goes before the fd. */
+	if (ch->tx_chain || (ch->uring_defer & URING_DEFER_TX))
 		return;
 	chan_tx_drop(ch, 0);
-	if (ch->fd >= 0) {
-		/* SQEs naming the fd number must reach the kernel first. */
-		uring_submit(ch->loop);
-		close(ch->fd);
-		ch->fd = -1;
-	}
+	uring_close_fd(ch);
+}
+
+/* Sending found no SQE before: carry on where it stopped. */
+void uring_tx_resume(struct ipcsock_chan *ch)
+{
+	if (ch->sock)
+		uring_tx_start(ch);
+	else
+		uring_tx_linger(ch);
 }
 
 /*
@@ -137,6 +159,8 @@ static void uring_tx_linger(struct ipcsock_chan *ch)
  */
 void uring_tx_close(struct ipcsock_chan *ch)
 {
+	/* A POLLOUT still waiting for an SQE is not wanted now. */
+	uring_undefer(ch, URING_DEFER_TX);
 	if (ch->tx_chain_poll)
 		uring_cancel(ch, IPCSOCK_OP_POLLOUT);
 	uring_tx_linger(ch);

@@ -10,6 +10,9 @@
  */
 #include "helpers.h"
 
+#include <sched.h>
+#include <sys/syscall.h>
+
 #include <sanitizer/lsan_interface.h>
 
 /* LeakSanitizer's interface: null where it is not linked in. */
@@ -45,6 +48,11 @@ struct app {
 	/* ready_read leaves every message unreceived, and counts its calls. */
 	bool hold;
 	unsigned int held_calls;
+	/* The application's own completions, in the order they came. */
+	struct {
+		uint64_t ud;
+		int res;
+	} app_log[16];
 };
 
 FIXTURE(shared)
@@ -65,6 +73,12 @@ FIXTURE_VARIANT_ADD(shared, plain)
 FIXTURE_VARIANT_ADD(shared, defer_taskrun)
 {
 	.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+};
+
+/* The kernel's thread submits: SQEs are consumed some time after submit. */
+FIXTURE_VARIANT_ADD(shared, sqpoll)
+{
+	.flags = IORING_SETUP_SQPOLL,
 };
 
 static void on_ready(struct ipcsock *sock, void *arg)
@@ -101,6 +115,15 @@ static void on_hangup(struct ipcsock *sock, int err, void *arg)
 	self->hangup_err = err;
 }
 
+static void app_log_cqe(struct app *self, const struct io_uring_cqe *cqe)
+{
+	if (self->app_cqes < ARRAY_SIZE(self->app_log)) {
+		self->app_log[self->app_cqes].ud = cqe->user_data;
+		self->app_log[self->app_cqes].res = cqe->res;
+	}
+	self->app_cqes++;
+}
+
 /*
  * One turn of the application's loop: wait, hand out CQEs (to the first
  * loop, what it declines to the second), dispatch.
@@ -126,7 +149,7 @@ static int app_turn(struct app *self, int timeout_ms)
 		else if (IPCSOCK_USER_DATA_IS_OURS(cqe->user_data))
 			self->dropped++;
 		else if (cqe->user_data >= APP_UD_BASE)
-			self->app_cqes++;
+			app_log_cqe(self, cqe);
 		n++;
 	}
 	io_uring_cq_advance(&self->ring, n);
@@ -199,7 +222,11 @@ static void app_close(struct __test_metadata *_metadata, struct app *app)
 
 FIXTURE_SETUP(shared)
 {
-	struct io_uring_params p = { .flags = variant->flags };
+	/* An SQPOLL thread that idles soon spins less on a busy machine. */
+	struct io_uring_params p = {
+		.flags = variant->flags,
+		.sq_thread_idle = 10,
+	};
 	struct app *app = &self->app;
 
 	app->fds_before = count_open_fds();
@@ -362,7 +389,8 @@ TEST_F(shared, held_message_does_not_starve_ring)
  * as task work, one hop per io_uring_enter, so unless the library drives
  * its chains a message costs the application a whole wait-handle-dispatch
  * turn. A stream sent in batches must get through in far fewer turns
- * than it has messages.
+ * than it has messages (and on an SQPOLL ring, whose thread takes a chain
+ * when it gets to it, get through at all).
  */
 TEST_F(shared, ring_sends_need_few_turns)
 {
@@ -391,6 +419,12 @@ TEST_F(shared, ring_sends_need_few_turns)
 	}
 	EXPECT_EQ(CHAIN_MSGS, app->next_seq);
 	EXPECT_TRUE(app->order_ok);
+	/*
+	 * An SQPOLL thread posts each completion as it goes and wakes the
+	 * application for it: the turns count its pace, not the library's.
+	 */
+	if (variant->flags & IORING_SETUP_SQPOLL)
+		return;
 	EXPECT_GT(CHAIN_MSGS / 4, turns)
 		TH_LOG("%u application turns for %u messages", turns,
 		       app->next_seq);
@@ -523,6 +557,985 @@ TEST(shared_rejects_epoll_backend)
 	EXPECT_EQ(EINVAL, errno);
 	EXPECT_EQ(NULL, ipcsock_loop_new_shared(NULL, NULL));
 	io_uring_queue_exit(&ring);
+}
+
+/*
+ * The application calls into the library while a link chain of its own is
+ * still open: its last prepared SQE has IOSQE_IO_LINK. An SQE the library
+ * put behind it would join the chain - here close()'s cancel, cancelled
+ * with the failing head, leaving the receive armed and the peer without
+ * its hang-up - and end the chain where the application did not. The
+ * peer must see the hang-up, the loop become idle, and the application's
+ * next SQE still be linked to its head: cancelled when the head fails.
+ */
+TEST_F(shared, close_with_open_link)
+{
+	struct app *app = &self->app;
+	struct io_uring_sqe *sqe;
+	uint64_t deadline;
+	char byte;
+
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_read(sqe, -1, &byte, 1, 0);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 1);
+	ipcsock_close(app->a);
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 2);
+
+	deadline = now_ms() + WAIT_MS;
+	while ((!app->hung_up || app->app_cqes < 2 ||
+		!ipcsock_loop_idle(app->loop)) && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(app->hung_up) TH_LOG("the peer never saw the hang-up");
+	EXPECT_EQ(0, app->hangup_err);
+	ASSERT_EQ(2, app->app_cqes);
+	EXPECT_EQ(APP_UD_BASE + 1, app->app_log[0].ud);
+	EXPECT_EQ(-EBADF, app->app_log[0].res);
+	EXPECT_EQ(APP_UD_BASE + 2, app->app_log[1].ud);
+	EXPECT_EQ(-ECANCELED, app->app_log[1].res)
+		TH_LOG("the application's chain was cut: its next SQE ran");
+	/* The fixture's b still has its receive armed; a's is gone. */
+	ipcsock_close(app->b);
+	deadline = now_ms() + WAIT_MS;
+	while (!ipcsock_loop_idle(app->loop) && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(ipcsock_loop_idle(app->loop));
+}
+
+/*
+ * The same with IOSQE_IO_HARDLINK behind a 50 ms timeout: the hang-up
+ * still comes, and the application's next SQE runs after its head, not
+ * before it.
+ */
+TEST_F(shared, close_with_open_hardlink)
+{
+	struct __kernel_timespec ts = { .tv_nsec = 50 * 1000000L };
+	struct app *app = &self->app;
+	struct io_uring_sqe *sqe;
+	uint64_t deadline;
+
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_timeout(sqe, &ts, 0, 0);
+	sqe->flags |= IOSQE_IO_HARDLINK;
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 1);
+	ipcsock_close(app->a);
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 2);
+
+	deadline = now_ms() + WAIT_MS;
+	while ((!app->hung_up || app->app_cqes < 2) && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(app->hung_up);
+	EXPECT_EQ(0, app->hangup_err);
+	ASSERT_EQ(2, app->app_cqes);
+	EXPECT_EQ(APP_UD_BASE + 1, app->app_log[0].ud)
+		TH_LOG("the application's hard-linked SQE ran before its head");
+	EXPECT_EQ(-ETIME, app->app_log[0].res);
+	EXPECT_EQ(APP_UD_BASE + 2, app->app_log[1].ud);
+	EXPECT_EQ(0, app->app_log[1].res);
+}
+
+/*
+ * An open chain across every call that prepares SQEs: create and bind
+ * (receives armed), sends both ways, receives (buffers recycled). The
+ * chain's head is a read of an empty pipe, so anything of the library's
+ * caught in the chain would wait for it: messages must flow while the
+ * head waits, and the application's closing NOP complete only after it.
+ */
+TEST_F(shared, calls_with_open_link)
+{
+	struct app *app = &self->app;
+	struct io_uring_sqe *sqe;
+	struct rec rc, rd;
+	uint64_t deadline;
+	unsigned int i;
+	int pfd[2];
+	char byte;
+
+	ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_read(sqe, pfd[0], &byte, 1, 0);
+	sqe->flags |= IOSQE_IO_LINK;
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 1);
+
+	app_pair(_metadata, app->loop, &app->c, &app->d);
+	rec_attach(&rc, app->c);
+	rec_attach(&rd, app->d);
+	rc.check_seq = rd.check_seq = true;
+	for (i = 0; i < 4; i++) {
+		struct ipcsock_payload p = { .data = &i, .len = sizeof(i) };
+
+		ASSERT_EQ(0, ipcsock_send(app->c, &p));
+		ASSERT_EQ(0, ipcsock_send(app->d, &p));
+		ASSERT_EQ(0, ipcsock_send(app->a, &p));
+	}
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_nop(sqe);
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 2);
+
+	deadline = now_ms() + WAIT_MS;
+	while ((rc.received < 4 || rd.received < 4 || app->next_seq < 4) &&
+	       now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_EQ(4, rc.received);
+	EXPECT_EQ(4, rd.received);
+	EXPECT_EQ(4, app->next_seq);
+	EXPECT_EQ(0, rc.bad + rd.bad);
+	EXPECT_EQ(0, app->app_cqes)
+		TH_LOG("the NOP ran before the head it was linked to");
+
+	ASSERT_EQ(1, write(pfd[1], "x", 1));
+	deadline = now_ms() + WAIT_MS;
+	while (app->app_cqes < 2 && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	ASSERT_EQ(2, app->app_cqes);
+	EXPECT_EQ(APP_UD_BASE + 1, app->app_log[0].ud);
+	EXPECT_EQ(1, app->app_log[0].res);
+	EXPECT_EQ(APP_UD_BASE + 2, app->app_log[1].ud);
+	EXPECT_EQ(0, app->app_log[1].res);
+	close(pfd[0]);
+	close(pfd[1]);
+}
+
+/*
+ * Requests of the library's cancelled by someone else. The application
+ * cancels every request on a socket's fd (IORING_ASYNC_CANCEL_FD |
+ * _ALL) while a send queue waits for room: the receive and the POLLOUT
+ * come back -ECANCELED although the channel lives, and must be armed
+ * again. And a cancel of the library's that was itself cancelled (here:
+ * an SQE the application had taken before a completion made the library
+ * queue a cancel, and turned into a failing link head after, so that the
+ * cancel joined its chain) must be issued again: the channel's receive
+ * ends and the loop becomes idle.
+ */
+#define CANCELLED_MSGS	400
+
+TEST_F(shared, requests_cancelled_by_others)
+{
+	IPCSOCK_LOOP_OPTS(opts, .bgid_base = 0x2000);
+	struct app *app = &self->app;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	char buf[2048] = { 0 }, rbuf[sizeof(buf) + 64];
+	unsigned int i, got = 0, head, n;
+	struct ipcsock *c;
+	uint32_t seq;
+	uint64_t deadline;
+	bool order = true;
+	struct rec rc;
+	int sv[2], ret;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	c = ipcsock_new(app->loop);
+	ASSERT_NE(NULL, c);
+	ASSERT_EQ(0, ipcsock_bind(c, sv[0]));
+	rec_attach(&rc, c);
+	rc.check_seq = true;
+	for (i = 0; i < CANCELLED_MSGS; i++) {
+		struct ipcsock_payload p = { .data = buf, .len = sizeof(buf) };
+
+		memcpy(buf, &i, sizeof(i));
+		ret = ipcsock_send(c, &p);
+		if (ret == -ENOBUFS)
+			break;
+		ASSERT_EQ(0, ret);
+	}
+	/* The socket is full and messages are queued: POLLOUT is armed. */
+	ASSERT_LT(i, CANCELLED_MSGS);
+	app_turn(app, 10);
+	sqe = io_uring_get_sqe(&app->ring);
+	ASSERT_NE(NULL, sqe);
+	io_uring_prep_cancel_fd(sqe, sv[0], IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data64(sqe, APP_UD_BASE + 1);
+	deadline = now_ms() + WAIT_MS;
+	while (!app->app_cqes && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	ASSERT_EQ(1, app->app_cqes);
+	EXPECT_LE(2, app->app_log[0].res)
+		TH_LOG("the receive and POLLOUT were not both cancelled");
+
+	/* Everything queued goes once the peer reads; then the other way. */
+	n = i;
+	deadline = now_ms() + WAIT_MS;
+	while (got < n && now_ms() < deadline) {
+		ret = raw_recv(sv[1], rbuf, sizeof(rbuf), NULL, 0, NULL,
+			       NULL);
+		if (ret == -EAGAIN) {
+			ASSERT_LE(0, app_turn(app, 1));
+			continue;
+		}
+		ASSERT_EQ(TEST_WIRE_HDR_LEN + sizeof(buf), ret);
+		memcpy(&seq, rbuf + TEST_WIRE_HDR_LEN, sizeof(seq));
+		if (seq != got)
+			order = false;
+		got++;
+	}
+	EXPECT_EQ(n, got)
+		TH_LOG("the send queue stalled after POLLOUT was cancelled");
+	EXPECT_TRUE(order);
+	for (i = 0; i < 3; i++)
+		ASSERT_LT(0, raw_send_msg(sv[1], &i, sizeof(i), NULL, 0));
+	deadline = now_ms() + WAIT_MS;
+	while (rc.received < 3 && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_EQ(3, rc.received)
+		TH_LOG("the receive was not armed again after it was cancelled");
+	EXPECT_EQ(0, rc.bad);
+
+	/*
+	 * A broken datagram fails the channel, and the completion that
+	 * brings it makes the library queue a cancel of the receive, behind
+	 * an SQE the application took before handing the completion over.
+	 */
+	app->loop2 = ipcsock_loop_new_shared(&app->ring, &opts);
+	ASSERT_NE(NULL, app->loop2);
+	ipcsock_free(c);
+	close(sv[1]);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	app->c = ipcsock_new(app->loop2);
+	ASSERT_NE(NULL, app->c);
+	ASSERT_EQ(0, ipcsock_bind(app->c, sv[0]));
+	rec_attach(&rc, app->c);
+	ASSERT_LE(0, app_turn(app, 0));
+	ASSERT_LT(0, raw_send_hdr(sv[1], NULL, "junk", 4, NULL, 0));
+	app->app_cqes = 0;
+	deadline = now_ms() + WAIT_MS;
+	while (!rc.hangup && now_ms() < deadline) {
+		struct __kernel_timespec ts = { .tv_nsec = 10 * 1000000L };
+
+		io_uring_submit_and_wait_timeout(&app->ring, &cqe, 1, &ts,
+						 NULL);
+		sqe = io_uring_get_sqe(&app->ring);
+		ASSERT_NE(NULL, sqe);
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, APP_UD_BASE + 2);
+		n = 0;
+		io_uring_for_each_cqe(&app->ring, head, cqe) {
+			if (!ipcsock_loop_handle_cqe(app->loop2, cqe) &&
+			    !ipcsock_loop_handle_cqe(app->loop, cqe) &&
+			    cqe->user_data >= APP_UD_BASE)
+				app_log_cqe(app, cqe);
+			n++;
+		}
+		io_uring_cq_advance(&app->ring, n);
+		/* The misuse: the SQE becomes a failing head after the call. */
+		io_uring_prep_read(sqe, -1, buf, 1, 0);
+		sqe->flags |= IOSQE_IO_LINK;
+		io_uring_sqe_set_data64(sqe, APP_UD_BASE + 2);
+		ipcsock_loop_dispatch(app->loop2, 0);
+		ipcsock_loop_dispatch(app->loop, 0);
+	}
+	ASSERT_EQ(1, rc.hangup);
+	EXPECT_EQ(-EPROTO, rc.hangup_err);
+	/* The failed channel, still bound, holds nothing in the kernel. */
+	deadline = now_ms() + WAIT_MS;
+	while (!ipcsock_loop_idle(app->loop2) && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(ipcsock_loop_idle(app->loop2))
+		TH_LOG("the cancelled cancel was not issued again");
+	close(sv[1]);
+}
+
+/*
+ * Make an SQPOLL ring's kernel thread lag behind the application, as a
+ * busy machine may: it shares the application's CPU (IORING_SETUP_SQ_AFF),
+ * so it takes SQEs when the scheduler lets it, not at once. With @fifo the
+ * application runs SCHED_FIFO there, and the thread takes SQEs only while
+ * the application sleeps in the kernel. False when the process may not do
+ * this (SCHED_FIFO needs root): the test then leaves the lag to chance.
+ */
+static bool sqpoll_lagging(struct io_uring_params *p, bool fifo)
+{
+	struct sched_param sp = { .sched_priority = 1 };
+	cpu_set_t set;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0)
+		return false;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(0, sizeof(set), &set))
+		return false;
+	p->flags |= IORING_SETUP_SQ_AFF;
+	p->sq_thread_cpu = cpu;
+	return !fifo || !sched_setscheduler(0, SCHED_FIFO, &sp);
+}
+
+/*
+ * A small shared ring (8 SQ entries) under many channels: whenever the
+ * library wants an SQE - to arm or re-arm a receive, to wait for room,
+ * to cancel on close, to wake the ring - it may find the SQ full, of the
+ * application's SQEs or of its own, even after a submit (an SQPOLL thread
+ * that has not caught up). No such work may be lost: every message
+ * arrives, in order, every peer sees the hang-up, the loop becomes idle
+ * and no fd is left open.
+ */
+#define SQF_PAIRS	32
+#define SQF_MSGS	150
+#define SQF_LEN		2000
+#define SQF_APP_SQES	4
+
+struct sqf {
+	struct io_uring ring;
+	struct ipcsock_loop *loop;
+	struct ipcsock *x[SQF_PAIRS], *y[SQF_PAIRS];
+	struct rec rx[SQF_PAIRS], ry[SQF_PAIRS];
+	unsigned int app_sent, app_done;
+	int fds_before;
+};
+
+FIXTURE(sqfull)
+{
+	struct sqf s;
+};
+
+FIXTURE_VARIANT(sqfull)
+{
+	unsigned int flags;
+	unsigned int loop_flags;
+	bool app_sqes;		/* the application keeps SQEs of its own pending */
+};
+
+FIXTURE_VARIANT_ADD(sqfull, plain)
+{
+	.flags = 0,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, plain_app_sqes)
+{
+	.flags = 0,
+	.app_sqes = true,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, defer_taskrun_app_sqes)
+{
+	.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	.app_sqes = true,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, ring_sends_app_sqes)
+{
+	.flags = 0,
+	.loop_flags = IPCSOCK_LOOP_RING_SENDS,
+	.app_sqes = true,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, sqpoll)
+{
+	.flags = IORING_SETUP_SQPOLL,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, sqpoll_app_sqes)
+{
+	.flags = IORING_SETUP_SQPOLL,
+	.app_sqes = true,
+};
+
+FIXTURE_VARIANT_ADD(sqfull, sqpoll_ring_sends)
+{
+	.flags = IORING_SETUP_SQPOLL,
+	.loop_flags = IPCSOCK_LOOP_RING_SENDS,
+};
+
+/* Top the application's own pending (prepared, unsubmitted) NOPs up. */
+static void sqf_app_sqes(struct sqf *self, bool on)
+{
+	struct io_uring_sqe *sqe;
+
+	while (on && io_uring_sq_ready(&self->ring) < SQF_APP_SQES) {
+		sqe = io_uring_get_sqe(&self->ring);
+		if (!sqe)
+			return;
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, APP_UD_BASE + self->app_sent++);
+	}
+}
+
+static int sqf_turn(struct sqf *self, int timeout_ms)
+{
+	struct __kernel_timespec ts = {
+		.tv_nsec = timeout_ms * 1000000L,
+	};
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+	int ret;
+
+	ret = io_uring_submit_and_wait_timeout(&self->ring, &cqe, 1, &ts, NULL);
+	if (ret < 0 && ret != -ETIME && ret != -EBUSY && ret != -EAGAIN)
+		return ret;
+	io_uring_for_each_cqe(&self->ring, head, cqe) {
+		if (!ipcsock_loop_handle_cqe(self->loop, cqe) &&
+		    cqe->user_data >= APP_UD_BASE)
+			self->app_done++;
+		n++;
+	}
+	io_uring_cq_advance(&self->ring, n);
+	return ipcsock_loop_dispatch(self->loop, 0);
+}
+
+FIXTURE_SETUP(sqfull)
+{
+	struct io_uring_params p = {
+		.flags = variant->flags,
+		.sq_thread_idle = 10,
+	};
+	IPCSOCK_LOOP_OPTS(opts, .recv_buffers = 4, .send_queue_len = 64,
+			  .flags = variant->loop_flags);
+
+	self->s.fds_before = count_open_fds();
+	if ((p.flags & IORING_SETUP_SQPOLL) && !sqpoll_lagging(&p, false))
+		TH_LOG("cannot pin the SQPOLL thread to our CPU");
+	ASSERT_EQ(0, io_uring_queue_init_params(8, &self->s.ring, &p));
+	self->s.loop = ipcsock_loop_new_shared(&self->s.ring, &opts);
+	ASSERT_NE(NULL, self->s.loop);
+}
+
+FIXTURE_TEARDOWN(sqfull)
+{
+	unsigned int i;
+
+	for (i = 0; i < SQF_PAIRS; i++) {
+		ipcsock_free(self->s.x[i]);
+		ipcsock_free(self->s.y[i]);
+	}
+	for (i = 0; i < 500 && !ipcsock_loop_idle(self->s.loop); i++)
+		sqf_turn(&self->s, 10);
+	EXPECT_TRUE(ipcsock_loop_idle(self->s.loop));
+	ipcsock_loop_free(self->s.loop);
+	io_uring_queue_exit(&self->s.ring);
+	EXPECT_EQ(self->s.fds_before, count_open_fds());
+}
+
+TEST_F(sqfull, traffic_and_close)
+{
+	unsigned int sent_x[SQF_PAIRS] = { 0 }, sent_y[SQF_PAIRS] = { 0 };
+	unsigned int i, todo, bad;
+	uint64_t deadline;
+	char buf[SQF_LEN];
+	int fd, ret;
+
+	memset(buf, 0x5a, sizeof(buf));
+	for (i = 0; i < SQF_PAIRS; i++) {
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		self->s.x[i] = ipcsock_new(self->s.loop);
+		self->s.y[i] = ipcsock_new(self->s.loop);
+		ASSERT_NE(NULL, self->s.x[i]);
+		ASSERT_NE(NULL, self->s.y[i]);
+		fd = ipcsock_create(self->s.x[i]);
+		ASSERT_LE(0, fd);
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		ret = ipcsock_bind(self->s.y[i], fd);
+		if (ret)
+			close(fd);
+		ASSERT_EQ(0, ret);
+		rec_attach(&self->s.rx[i], self->s.x[i]);
+		rec_attach(&self->s.ry[i], self->s.y[i]);
+		self->s.rx[i].check_seq = self->s.ry[i].check_seq = true;
+	}
+
+	/* Both ways at once, bursts larger than the sockets take. */
+	deadline = now_ms() + 2 * WAIT_MS;
+	do {
+		todo = 0;
+		for (i = 0; i < SQF_PAIRS; i++) {
+			struct ipcsock_payload p = {
+				.data = buf, .len = sizeof(buf),
+			};
+
+			sqf_app_sqes(&self->s, variant->app_sqes);
+			while (sent_x[i] < SQF_MSGS) {
+				memcpy(buf, &sent_x[i], sizeof(sent_x[i]));
+				ret = ipcsock_send(self->s.x[i], &p);
+				if (ret == -ENOBUFS)
+					break;
+				ASSERT_EQ(0, ret);
+				sent_x[i]++;
+			}
+			while (sent_y[i] < SQF_MSGS) {
+				memcpy(buf, &sent_y[i], sizeof(sent_y[i]));
+				ret = ipcsock_send(self->s.y[i], &p);
+				if (ret == -ENOBUFS)
+					break;
+				ASSERT_EQ(0, ret);
+				sent_y[i]++;
+			}
+			todo += 2 * SQF_MSGS - self->s.rx[i].received -
+				self->s.ry[i].received;
+		}
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		ASSERT_LE(0, sqf_turn(&self->s, 1));
+	} while (todo && now_ms() < deadline);
+	EXPECT_EQ(0, todo) TH_LOG("%u messages never arrived", todo);
+	for (i = 0, bad = 0; i < SQF_PAIRS; i++)
+		bad += self->s.rx[i].bad + self->s.ry[i].bad +
+		       self->s.rx[i].hangup + self->s.ry[i].hangup;
+	EXPECT_EQ(0, bad);
+
+	/* Closing one end: each peer sees the hang-up, after every message. */
+	for (i = 0; i < SQF_PAIRS; i++) {
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		ipcsock_free(self->s.x[i]);
+		self->s.x[i] = NULL;
+	}
+	deadline = now_ms() + 2 * WAIT_MS;
+	do {
+		todo = 0;
+		for (i = 0; i < SQF_PAIRS; i++)
+			todo += !self->s.ry[i].hangup;
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		ASSERT_LE(0, sqf_turn(&self->s, 1));
+	} while (todo && now_ms() < deadline);
+	EXPECT_EQ(0, todo) TH_LOG("%u peers never saw the hang-up", todo);
+	for (i = 0; i < SQF_PAIRS; i++) {
+		EXPECT_EQ(0, self->s.ry[i].hangup_err);
+		EXPECT_EQ(SQF_MSGS, self->s.ry[i].received_at_hangup);
+	}
+	for (i = 0; i < SQF_PAIRS; i++) {
+		sqf_app_sqes(&self->s, variant->app_sqes);
+		ipcsock_free(self->s.y[i]);
+		self->s.y[i] = NULL;
+	}
+	deadline = now_ms() + 2 * WAIT_MS;
+	while ((!ipcsock_loop_idle(self->s.loop) ||
+		self->s.app_done < self->s.app_sent) && now_ms() < deadline)
+		ASSERT_LE(0, sqf_turn(&self->s, 1));
+	EXPECT_TRUE(ipcsock_loop_idle(self->s.loop));
+	EXPECT_EQ(self->s.app_sent, self->s.app_done);
+}
+
+/*
+ * On an SQPOLL ring a submit only hands SQEs to the kernel's thread,
+ * which resolves their fd numbers when it gets to them. Closing a socket
+ * right after binding it, and before the thread caught up, must not leave
+ * a receive of the library's to be issued on whatever file the number
+ * names by then: here a socket of the application's, made at once, with a
+ * message waiting. The message must stay the application's, and the
+ * library's socket be closed all the same (its peer sees EOF).
+ */
+TEST(sqpoll_close_then_reuse_fd)
+{
+	struct io_uring_params p = {
+		.flags = IORING_SETUP_SQPOLL,
+		.sq_thread_idle = 10,
+	};
+	struct __kernel_timespec ts = { .tv_nsec = 10 * 1000000L };
+	int fds_before = count_open_fds(), sv[2], tv[2], round, reused = 0;
+	struct io_uring_cqe *cqe;
+	struct ipcsock_loop *loop;
+	struct ipcsock *sock;
+	unsigned int head, n;
+	struct io_uring ring;
+	uint64_t deadline;
+	char buf[64];
+
+	if (!sqpoll_lagging(&p, true))
+		TH_LOG("cannot make the SQPOLL thread lag: not root?");
+	ASSERT_EQ(0, io_uring_queue_init_params(64, &ring, &p));
+	loop = ipcsock_loop_new_shared(&ring, NULL);
+	ASSERT_NE(NULL, loop);
+	for (round = 0; round < 8; round++) {
+		sock = ipcsock_new(loop);
+		ASSERT_NE(NULL, sock);
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC,
+					0, sv));
+		ASSERT_EQ(0, ipcsock_bind(sock, sv[0]));
+		ipcsock_free(sock);
+		ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC,
+					0, tv));
+		reused += tv[0] == sv[0] || tv[1] == sv[0];
+		ASSERT_LT(0, raw_send_msg(tv[0], "app", 3, NULL, 0));
+		ASSERT_LT(0, raw_send_msg(tv[1], "app", 3, NULL, 0));
+
+		deadline = now_ms() + WAIT_MS;
+		while (!ipcsock_loop_idle(loop) && now_ms() < deadline) {
+			io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts,
+							 NULL);
+			n = 0;
+			io_uring_for_each_cqe(&ring, head, cqe) {
+				ipcsock_loop_handle_cqe(loop, cqe);
+				n++;
+			}
+			io_uring_cq_advance(&ring, n);
+			ipcsock_loop_dispatch(loop, 0);
+		}
+		EXPECT_TRUE(ipcsock_loop_idle(loop));
+		/* The application's messages are where it sent them. */
+		EXPECT_EQ(TEST_WIRE_HDR_LEN + 3,
+			  raw_recv(tv[0], buf, sizeof(buf), NULL, 0, NULL,
+				   NULL))
+			TH_LOG("round %d: a receive of the library's took the message on the reused fd %d",
+			       round, tv[0]);
+		EXPECT_EQ(TEST_WIRE_HDR_LEN + 3,
+			  raw_recv(tv[1], buf, sizeof(buf), NULL, 0, NULL,
+				   NULL))
+			TH_LOG("round %d: a receive of the library's took the message on the reused fd %d",
+			       round, tv[1]);
+		/* And the library's socket is closed: its peer sees EOF. */
+		EXPECT_EQ(0, raw_recv(sv[1], buf, sizeof(buf), NULL, 0, NULL,
+				      NULL));
+		close(sv[1]);
+		close(tv[0]);
+		close(tv[1]);
+	}
+	TH_LOG("the application got the closed socket's number back in %d of 8 rounds",
+	       reused);
+	ipcsock_loop_free(loop);
+	io_uring_queue_exit(&ring);
+	EXPECT_EQ(fds_before, count_open_fds());
+}
+
+/* Newer than liburing 2.3's header: the kernel's numbers (6.18). */
+#ifndef IORING_SETUP_NO_MMAP
+#define IORING_SETUP_NO_MMAP		(1U << 14)
+#endif
+#ifndef IORING_SETUP_REGISTERED_FD_ONLY
+#define IORING_SETUP_REGISTERED_FD_ONLY	(1U << 15)
+#endif
+#ifndef IORING_SETUP_NO_SQARRAY
+#define IORING_SETUP_NO_SQARRAY		(1U << 16)
+#endif
+#ifndef IORING_SETUP_HYBRID_IOPOLL
+#define IORING_SETUP_HYBRID_IOPOLL	(1U << 17)
+#endif
+#ifndef IORING_SETUP_CQE_MIXED
+#define IORING_SETUP_CQE_MIXED		(1U << 18)
+#endif
+
+/*
+ * liburing 2.3 can set up neither a NO_MMAP ring (it maps the rings
+ * itself) nor a NO_SQARRAY one (it fills the SQ index array, whose offset
+ * such a ring reports as 0: it would write over the ring's heads). Do
+ * what a newer liburing does. The memory is the ring's until
+ * ring_exit_raw().
+ */
+struct raw_ring {
+	void *rings, *sqes;
+	size_t rings_len, sqes_len;
+};
+
+static int ring_init_raw(struct io_uring *ring, struct raw_ring *raw,
+			 unsigned int entries, struct io_uring_params *p)
+{
+	size_t sqe_size = sizeof(struct io_uring_sqe) <<
+			  !!(p->flags & IORING_SETUP_SQE128);
+	size_t cqe_size = sizeof(struct io_uring_cqe) <<
+			  !!(p->flags & IORING_SETUP_CQE32);
+	struct io_uring_sq *sq = &ring->sq;
+	struct io_uring_cq *cq = &ring->cq;
+	unsigned char *base;
+	unsigned int i;
+	int fd;
+
+	memset(ring, 0, sizeof(*ring));
+	memset(raw, 0, sizeof(*raw));
+	if (p->flags & IORING_SETUP_NO_MMAP) {
+		/* Generous: the kernel takes what its layout needs. */
+		raw->rings_len = 64 * 1024;
+		raw->sqes_len = entries * sqe_size;
+		raw->rings = mmap(NULL, raw->rings_len, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		raw->sqes = mmap(NULL, raw->sqes_len, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (raw->rings == MAP_FAILED || raw->sqes == MAP_FAILED)
+			return -ENOMEM;
+		memset(raw->rings, 0, raw->rings_len);
+		memset(raw->sqes, 0, raw->sqes_len);
+		/* user_addr, resv2 in liburing 2.3's header */
+		p->cq_off.resv2 = (uintptr_t)raw->rings;
+		p->sq_off.resv2 = (uintptr_t)raw->sqes;
+	}
+	fd = syscall(__NR_io_uring_setup, entries, p);
+	if (fd < 0)
+		return -errno;
+	if (!(p->flags & IORING_SETUP_NO_MMAP)) {
+		raw->rings_len = p->cq_off.cqes + p->cq_entries * cqe_size;
+		if (!(p->flags & IORING_SETUP_NO_SQARRAY) &&
+		    raw->rings_len < p->sq_off.array + p->sq_entries * 4)
+			raw->rings_len = p->sq_off.array + p->sq_entries * 4;
+		raw->sqes_len = p->sq_entries * sqe_size;
+		raw->rings = mmap(NULL, raw->rings_len, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_POPULATE, fd,
+				  IORING_OFF_SQ_RING);
+		raw->sqes = mmap(NULL, raw->sqes_len, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_POPULATE, fd, IORING_OFF_SQES);
+		if (raw->rings == MAP_FAILED || raw->sqes == MAP_FAILED) {
+			close(fd);
+			return -ENOMEM;
+		}
+	}
+	base = raw->rings;
+	sq->khead = (unsigned int *)(base + p->sq_off.head);
+	sq->ktail = (unsigned int *)(base + p->sq_off.tail);
+	sq->kring_mask = (unsigned int *)(base + p->sq_off.ring_mask);
+	sq->kring_entries = (unsigned int *)(base + p->sq_off.ring_entries);
+	sq->kflags = (unsigned int *)(base + p->sq_off.flags);
+	sq->kdropped = (unsigned int *)(base + p->sq_off.dropped);
+	if (!(p->flags & IORING_SETUP_NO_SQARRAY)) {
+		sq->array = (unsigned int *)(base + p->sq_off.array);
+		for (i = 0; i < p->sq_entries; i++)
+			sq->array[i] = i;
+	}
+	sq->sqes = raw->sqes;
+	sq->ring_mask = *sq->kring_mask;
+	sq->ring_entries = *sq->kring_entries;
+	sq->ring_ptr = raw->rings;
+	sq->ring_sz = raw->rings_len;
+	cq->khead = (unsigned int *)(base + p->cq_off.head);
+	cq->ktail = (unsigned int *)(base + p->cq_off.tail);
+	cq->kring_mask = (unsigned int *)(base + p->cq_off.ring_mask);
+	cq->kring_entries = (unsigned int *)(base + p->cq_off.ring_entries);
+	cq->koverflow = (unsigned int *)(base + p->cq_off.overflow);
+	cq->cqes = (struct io_uring_cqe *)(base + p->cq_off.cqes);
+	cq->kflags = (unsigned int *)(base + p->cq_off.flags);
+	cq->ring_mask = *cq->kring_mask;
+	cq->ring_entries = *cq->kring_entries;
+	cq->ring_ptr = raw->rings;
+	cq->ring_sz = raw->rings_len;
+	ring->flags = p->flags;
+	ring->ring_fd = ring->enter_ring_fd = fd;
+	ring->features = p->features;
+	return 0;
+}
+
+static void ring_exit_raw(struct io_uring *ring, struct raw_ring *raw)
+{
+	close(ring->ring_fd);
+	munmap(raw->rings, raw->rings_len);
+	munmap(raw->sqes, raw->sqes_len);
+}
+
+/*
+ * Which rings ipcsock_loop_new_shared() takes. It refuses, with EINVAL,
+ * the setups the library cannot work on: IOPOLL (sockets cannot be polled
+ * for completion; every request fails with EINVAL), a ring still disabled
+ * (IORING_SETUP_R_DISABLED: nothing can be submitted), one whose fd is
+ * registered only (the library registers its buffer rings through the
+ * fd), and flags it does not know. Every other setup must work: an
+ * exchange both ways, close, hang-up, idle, no fd left.
+ */
+FIXTURE(ring_setup)
+{
+	struct app app;
+	struct io_uring wq;
+	struct raw_ring raw;
+	bool ring_made, wq_made;
+};
+
+FIXTURE_VARIANT(ring_setup)
+{
+	unsigned int flags;
+	bool refused;
+	bool raw;		/* set up by hand (liburing 2.3 cannot) */
+	bool enable;		/* enable the R_DISABLED ring first */
+	unsigned int fake;	/* flags only claimed in ring->flags */
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, sqpoll)
+{
+	.flags = IORING_SETUP_SQPOLL,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, sqpoll_sq_aff)
+{
+	.flags = IORING_SETUP_SQPOLL | IORING_SETUP_SQ_AFF,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, coop_taskrun)
+{
+	.flags = IORING_SETUP_COOP_TASKRUN,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, taskrun_flag)
+{
+	.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, single_issuer)
+{
+	.flags = IORING_SETUP_SINGLE_ISSUER,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, sqe128)
+{
+	.flags = IORING_SETUP_SQE128,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, cqe32)
+{
+	.flags = IORING_SETUP_CQE32,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, defer_taskrun_sqe128_cqe32)
+{
+	.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		 IORING_SETUP_SQE128 | IORING_SETUP_CQE32,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, cqe_mixed)
+{
+	.flags = IORING_SETUP_CQE_MIXED,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, cqsize_clamp_submit_all)
+{
+	.flags = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP |
+		 IORING_SETUP_SUBMIT_ALL,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, attach_wq)
+{
+	.flags = IORING_SETUP_ATTACH_WQ,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, r_disabled_enabled)
+{
+	.flags = IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER,
+	.enable = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, no_mmap)
+{
+	.flags = IORING_SETUP_NO_MMAP,
+	.raw = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, no_sqarray)
+{
+	.flags = IORING_SETUP_NO_SQARRAY,
+	.raw = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, no_sqarray_sqpoll)
+{
+	.flags = IORING_SETUP_NO_SQARRAY | IORING_SETUP_SQPOLL,
+	.raw = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, iopoll)
+{
+	.flags = IORING_SETUP_IOPOLL,
+	.refused = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, hybrid_iopoll)
+{
+	.flags = IORING_SETUP_IOPOLL | IORING_SETUP_HYBRID_IOPOLL,
+	.refused = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, r_disabled)
+{
+	.flags = IORING_SETUP_R_DISABLED,
+	.refused = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, registered_fd_only)
+{
+	.fake = IORING_SETUP_REGISTERED_FD_ONLY,
+	.refused = true,
+};
+
+FIXTURE_VARIANT_ADD(ring_setup, unknown_flag)
+{
+	.fake = 1U << 24,
+	.refused = true,
+};
+
+FIXTURE_SETUP(ring_setup)
+{
+	struct io_uring_params p = {
+		.flags = variant->flags,
+		.sq_thread_idle = 10,
+		.cq_entries = 256,
+	};
+	struct app *app = &self->app;
+	int ret;
+
+	app->fds_before = count_open_fds();
+	app->order_ok = true;
+	if (p.flags & IORING_SETUP_ATTACH_WQ) {
+		ASSERT_EQ(0, io_uring_queue_init(8, &self->wq, 0));
+		self->wq_made = true;
+		p.wq_fd = self->wq.ring_fd;
+	}
+	ret = variant->raw ? ring_init_raw(&app->ring, &self->raw, 64, &p) :
+			     io_uring_queue_init_params(64, &app->ring, &p);
+	ASSERT_EQ(0, ret);
+	self->ring_made = true;
+	if (variant->enable)
+		ASSERT_EQ(0, syscall(__NR_io_uring_register, app->ring.ring_fd,
+				     IORING_REGISTER_ENABLE_RINGS, NULL, 0));
+	app->ring.flags |= variant->fake;
+}
+
+FIXTURE_TEARDOWN(ring_setup)
+{
+	struct app *app = &self->app;
+
+	if (app->loop)
+		app_close(_metadata, app);
+	if (self->ring_made) {
+		app->ring.flags &= ~variant->fake;
+		if (variant->raw)
+			ring_exit_raw(&app->ring, &self->raw);
+		else
+			io_uring_queue_exit(&app->ring);
+	}
+	if (self->wq_made)
+		io_uring_queue_exit(&self->wq);
+	EXPECT_EQ(app->fds_before, count_open_fds());
+}
+
+#define SETUP_MSGS	64
+
+TEST_F(ring_setup, new_shared)
+{
+	struct app *app = &self->app;
+	struct rec ra;
+	uint64_t deadline;
+	unsigned int i;
+
+	if (variant->refused) {
+		errno = 0;
+		EXPECT_EQ(NULL, ipcsock_loop_new_shared(&app->ring, NULL));
+		EXPECT_EQ(EINVAL, errno);
+		return;
+	}
+	app_open(_metadata, app, NULL);
+	rec_attach(&ra, app->a);
+	ra.check_seq = true;
+	for (i = 0; i < SETUP_MSGS; i++) {
+		struct ipcsock_payload p = { .data = &i, .len = sizeof(i) };
+
+		ASSERT_EQ(0, ipcsock_send(app->a, &p));
+		ASSERT_EQ(0, ipcsock_send(app->b, &p));
+	}
+	deadline = now_ms() + WAIT_MS;
+	while ((app->next_seq < SETUP_MSGS || ra.received < SETUP_MSGS) &&
+	       now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_EQ(SETUP_MSGS, app->next_seq);
+	EXPECT_TRUE(app->order_ok);
+	EXPECT_EQ(SETUP_MSGS, ra.received);
+	EXPECT_EQ(0, ra.bad);
+
+	ipcsock_close(app->a);
+	deadline = now_ms() + WAIT_MS;
+	while (!app->hung_up && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_TRUE(app->hung_up);
+	EXPECT_EQ(0, app->hangup_err);
 }
 
 TEST_HARNESS_MAIN
