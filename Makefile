@@ -384,9 +384,10 @@ CHECKPATCH_IGNORE := PREFER_DEFINED_ATTRIBUTE_MACRO,SSCANF_TO_KSTRTO
 CHECKPATCH_FLAGS := --no-tree --file --terse --no-summary --show-types \
 		    --max-line-length=100 --ignore $(CHECKPATCH_IGNORE)
 CHECKPATCH_FILES = $(wildcard lib/*.c lib/*.h include/*.h selftests/*.c \
-			      selftests/*.h bench/*.c examples/*.c \
-			      examples/*/*.c examples/*/*.h fuzz/*.c \
-			      scripts/*.c soak/*.c)
+			      selftests/*.h bench/*.c bench/*.h \
+			      examples/*.c examples/*.h examples/*/*.c \
+			      examples/*/*.h fuzz/*.c fuzz/*.h scripts/*.c \
+			      soak/*.c)
 
 checkpatch: | $(DEPS_STAMP)
 	$(call msg,CHECK,$(words $(CHECKPATCH_FILES)) files)perl $(CHECKPATCH) \
