@@ -337,6 +337,8 @@ void fz_rebind(struct fz *fz, unsigned int how, bool in_callback)
 {
 	bool settled = !in_callback && (how & 2);
 
+	if (!in_callback && fz->fl->ring)
+		app_chain_end(fz->fl, false);
 	if (settled)
 		fz_settle(fz);
 	fz_verify(fz, settled);

@@ -97,6 +97,8 @@ bool send_state_ok(const struct fz *fz, int ret, unsigned int count)
 	if (fz->fl->ring && fz->fl->ring_sends)
 		unread = fz->lib_sent - fz->lib_reaped;
 
+	if (chain_refused(fz->fl, ret))
+		return true;
 	if (ret == -EPIPE)
 		return may_end;
 	if (fz->hup_calls)

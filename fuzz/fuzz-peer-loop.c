@@ -3,25 +3,34 @@
  * fuzz-peer: the loops, and the application that owns a shared ring.
  *
  * Loops live across inputs and are made on first use, each with default
- * and with small options (enum fz_kind): byte 0's three (io_uring sending
- * directly or always on the ring, epoll), and, which only byte 1 reaches,
- * loops inside an io_uring of the application's (ipcsock_loop_new_shared():
- * a plain ring and one set up with IORING_SETUP_SINGLE_ISSUER |
- * IORING_SETUP_DEFER_TASKRUN, each sending directly or on the ring; the
- * small ones have a 4-entry SQ) and loops with busy_poll_us set.
+ * and with small options (enum fz_kind, enum fz_size): byte 0's three
+ * (io_uring sending directly or always on the ring, epoll), and, which
+ * only byte 1 reaches, loops inside an io_uring of the application's
+ * (ipcsock_loop_new_shared(): a plain ring and one set up with
+ * IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, each sending
+ * directly or on the ring; the small ones have a 4- or 8-entry SQ), loops
+ * with busy_poll_us set, and the thread's default loop. The shared ones
+ * are made before anything else (fz_loops_early()), so that their loop
+ * numbers are the first a counter gives out (see fuzz-peer-multi.c).
  *
  * On a shared ring the harness is the application: it submits and waits
  * on the ring itself, hands every completion whose user_data carries the
- * library's tag to ipcsock_loop_handle_cqe(), which must take it (1), and
- * keeps the others, which the library must leave alone (0), then runs
- * ipcsock_loop_dispatch(loop, 0). It also puts requests of its own on the
- * ring (op_app()), each of which must come back to it exactly once with
- * the result it should have. The waits are long: when the library has a
- * callback due it must make the ring complete something (its wake-up
- * NOP), so a conversation that has not settled yet cannot leave the
- * application waiting until the deadline. Dispatch must never wait on a
- * shared ring, so the harness sometimes gives it a timeout of -1. Once
- * the loop is idle, nothing of the library's may complete any more.
+ * library's tag to ipcsock_loop_handle_cqe() of the input's loop, or of
+ * another loop on the same ring (fuzz-peer-multi.c), one of which must
+ * take it (1), and keeps the others, which the library must leave alone
+ * (0), then runs ipcsock_loop_dispatch(loop, 0). It also puts requests of
+ * its own on the ring (op_app()), each of which must come back to it
+ * exactly once with the result it should have: among them a chain it
+ * leaves open (IOSQE_IO_LINK on its last SQE, unsubmitted) while the
+ * input calls into the library, and ends later with a NOP of its own,
+ * which must then run after the chain's head and only if the head
+ * succeeded, whatever the library put on the ring meanwhile. The waits
+ * are long: when the library has a callback due it must make the ring
+ * complete something (its wake-up NOP), so a conversation that has not
+ * settled yet cannot leave the application waiting until the deadline.
+ * Dispatch must never wait on a shared ring, so the harness sometimes
+ * gives it a timeout of -1. Once the loop is idle, nothing of the
+ * library's may complete any more.
  */
 #include <errno.h>
 #include <liburing.h>
@@ -33,21 +42,25 @@
 
 #include "fuzz-peer.h"
 
-static struct fz_loop fz_loops[NR_KINDS][2];
+static struct fz_loop fz_loops[NR_KINDS][NR_SIZES];
 
-static const char * const kind_names[NR_KINDS][2] = {
+static const char * const kind_names[NR_KINDS][NR_SIZES] = {
 	[KIND_URING] = { "io_uring", "io_uring-small" },
 	[KIND_EPOLL] = { "epoll", "epoll-small" },
 	[KIND_URING_RING] = { "io_uring-ring", "io_uring-ring-small" },
-	[KIND_SHARED] = { "shared", "shared-small" },
-	[KIND_SHARED_DEFER] = { "shared-defer", "shared-defer-small" },
-	[KIND_SHARED_RING] = { "shared-ring", "shared-ring-small" },
+	[KIND_SHARED] = { "shared", "shared-small", "shared-small8" },
+	[KIND_SHARED_DEFER] = { "shared-defer", "shared-defer-small",
+				"shared-defer-small8" },
+	[KIND_SHARED_RING] = { "shared-ring", "shared-ring-small",
+			       "shared-ring-small8" },
 	[KIND_SHARED_DEFER_RING] = { "shared-defer-ring",
-				     "shared-defer-ring-small" },
+				     "shared-defer-ring-small",
+				     "shared-defer-ring-small8" },
 	[KIND_BUSY_URING] = { "busy-io_uring", "busy-io_uring-small" },
 	[KIND_BUSY_EPOLL] = { "busy-epoll", "busy-epoll-small" },
 	[KIND_BUSY_URING_RING] = { "busy-io_uring-ring",
 				   "busy-io_uring-ring-small" },
+	[KIND_DEFAULT] = { "default" },
 };
 
 static bool kind_shared(unsigned int kind)
@@ -91,7 +104,8 @@ static __attribute__((noreturn)) void setup_failed(const struct fz_loop *fl,
 }
 
 /* The application's ring, for a shared loop. */
-static void shared_ring_setup(struct fz_loop *fl, bool defer, bool small)
+static void shared_ring_setup(struct fz_loop *fl, bool defer,
+			      unsigned int size)
 {
 	struct io_uring_params p;
 	int err;
@@ -103,8 +117,9 @@ static void shared_ring_setup(struct fz_loop *fl, bool defer, bool small)
 	if (defer)
 		p.flags = IORING_SETUP_SINGLE_ISSUER |
 			  IORING_SETUP_DEFER_TASKRUN;
-	err = io_uring_queue_init_params(small ? FZ_SHARED_SQ_SMALL :
-						 FZ_SHARED_SQ, fl->ring, &p);
+	fl->sq_entries = size == SIZE_SMALL8 ? FZ_SHARED_SQ_SMALL8 :
+			 size == SIZE_SMALL ? FZ_SHARED_SQ_SMALL : FZ_SHARED_SQ;
+	err = io_uring_queue_init_params(fl->sq_entries, fl->ring, &p);
 	if (err)
 		setup_failed(fl, "io_uring_queue_init_params", -err);
 	/* Without it, a wait with a timeout puts liburing's TIMEOUT on it. */
@@ -115,8 +130,35 @@ static void shared_ring_setup(struct fz_loop *fl, bool defer, bool small)
 		setup_failed(fl, "eventfd", errno);
 }
 
-static void loop_setup(struct fz_loop *fl, unsigned int kind, bool small)
+/*
+ * The thread's default loop: what ipcsock_loop_new(NULL) makes, io_uring
+ * unless IPCSOCK_BACKEND says otherwise. Made once, it lives on.
+ */
+static void default_setup(struct fz_loop *fl)
 {
+	bool epoll;
+
+	fl->name = kind_names[KIND_DEFAULT][0];
+	fl->app_evfd = -1;
+	fl->kind = KIND_DEFAULT;
+	fl->loop = ipcsock_loop_default();
+	if (!fl->loop)
+		setup_failed(fl, "ipcsock_loop_default", errno);
+	loop_counted(fl);
+	epoll = ipcsock_loop_backend(fl->loop) == IPCSOCK_BACKEND_EPOLL;
+	fl->async_rx = !epoll && !kernel_defer_taskrun();
+	fl->unbound = ipcsock_new(fl->loop);
+	fl->fd = ipcsock_loop_fd(fl->loop);
+	if (!fl->unbound || fl->fd < 0)
+		setup_failed(fl, "loop set-up", fl->fd < 0 ? -fl->fd : ENOMEM);
+	fl->max_msg = IPCSOCK_DEFAULT_MAX_MSG_SIZE;
+	fl->queue_len = IPCSOCK_DEFAULT_SEND_QUEUE;
+}
+
+static void loop_setup(struct fz_loop *fl, unsigned int kind,
+		       unsigned int size)
+{
+	bool small = size != SIZE_DEFAULT;
 	bool epoll = kind == KIND_EPOLL || kind == KIND_BUSY_EPOLL;
 	bool defer = kind == KIND_SHARED_DEFER ||
 		     kind == KIND_SHARED_DEFER_RING;
@@ -129,8 +171,9 @@ static void loop_setup(struct fz_loop *fl, unsigned int kind, bool small)
 		.flags = kind_ring_sends(kind) ? IPCSOCK_LOOP_RING_SENDS : 0,
 	);
 
-	fl->name = kind_names[kind][small];
+	fl->name = kind_names[kind][size];
 	fl->app_evfd = -1;
+	fl->kind = kind;
 	fl->busy = kind >= KIND_BUSY_URING;
 	fl->ring_sends = kind_ring_sends(kind);
 	if (kind_shared(kind))
@@ -140,7 +183,8 @@ static void loop_setup(struct fz_loop *fl, unsigned int kind, bool small)
 	if (fl->busy)
 		opts.busy_poll_us = FZ_BUSY_US;
 	if (kind_shared(kind)) {
-		shared_ring_setup(fl, defer, small);
+		fl->shared_defer = defer;
+		shared_ring_setup(fl, defer, size);
 		/*
 		 * AUTO is io_uring here; ring_entries and busy_poll_us are
 		 * ignored; the small loops' buffer groups sit at the top.
@@ -156,6 +200,7 @@ static void loop_setup(struct fz_loop *fl, unsigned int kind, bool small)
 	}
 	if (!fl->loop)
 		setup_failed(fl, "ipcsock_loop_new", errno);
+	loop_counted(fl);
 	if (ipcsock_loop_backend(fl->loop) != (epoll ? IPCSOCK_BACKEND_EPOLL :
 					       IPCSOCK_BACKEND_URING))
 		setup_failed(fl, "not the backend asked for", EINVAL);
@@ -167,17 +212,71 @@ static void loop_setup(struct fz_loop *fl, unsigned int kind, bool small)
 	fl->queue_len = small ? FZ_SMALL_QUEUE : IPCSOCK_DEFAULT_SEND_QUEUE;
 }
 
-struct fz_loop *fz_loop_get(unsigned int kind, bool small)
+/* Only shared rings have a SIZE_SMALL8; the default loop has one size. */
+struct fz_loop *fz_loop_get(unsigned int kind, unsigned int size)
 {
-	struct fz_loop *fl = &fz_loops[kind][small];
+	struct fz_loop *fl;
 
-	if (!fl->loop)
-		loop_setup(fl, kind, small);
+	if (kind == KIND_DEFAULT)
+		size = SIZE_DEFAULT;
+	else if (size == SIZE_SMALL8 && !kind_shared(kind))
+		size = SIZE_SMALL;
+	fl = &fz_loops[kind][size];
+	if (fl->loop)
+		return fl;
+	if (kind == KIND_DEFAULT)
+		default_setup(fl);
+	else
+		loop_setup(fl, kind, size);
 	return fl;
+}
+
+/*
+ * The shared loops first: they take the lowest loop numbers. Then the
+ * default loop, which a forked child inherits: made now, not in the
+ * middle of an input, whose fds would then count as leaked.
+ */
+void fz_loops_early(void)
+{
+	unsigned int kind, size;
+
+	for (kind = KIND_SHARED; kind <= KIND_SHARED_DEFER_RING; kind++)
+		for (size = 0; size < NR_SIZES; size++)
+			fz_loop_get(kind, size);
+	fz_loop_get(KIND_DEFAULT, SIZE_DEFAULT);
 }
 
 /* ------------------------------------------------------------------ */
 /* The application's side of a shared ring */
+
+/*
+ * The NOP that ends a chain runs after the chain's head, and is cancelled
+ * exactly when the head failed: a request of the library's in between
+ * must neither cut the chain nor fail it. A head submitted without its
+ * tail ends a chain of its own, which the kernel leaves to an io-wq
+ * worker: it may then complete after the tail. If the harness itself had
+ * to submit the head alone (no SQE left for the tail), anything goes.
+ */
+static void chain_tail_check(struct fz_loop *fl, int res)
+{
+	const struct fz_chain *c = &fl->chain;
+
+	if (c->split && (!res || res == -ECANCELED))
+		return;
+	if (!c->head_done)
+		fz_fail("shared ring: the application's linked NOP completed (%d) before its head: the chain was cut, its head submitted without it",
+			res);
+	if (c->head_kind == APP_CHAIN_NOP && res == -ECANCELED)
+		fz_fail("shared ring: the application's linked NOP was cancelled after its head succeeded: a request of the library's joined its open chain and failed");
+	if (c->head_kind == APP_CHAIN_NOP && res)
+		fz_fail("shared ring: the application's linked NOP completed with %d",
+			res);
+	if (c->head_kind == APP_CHAIN_BAD && !res)
+		fz_fail("shared ring: the application's linked NOP ran although its head failed: the library submitted the open chain with a request of its own");
+	if (c->head_kind == APP_CHAIN_BAD && res != -ECANCELED)
+		fz_fail("shared ring: the application's linked NOP completed with %d after its head failed",
+			res);
+}
 
 static void app_cqe(struct fz_loop *fl, const struct io_uring_cqe *cqe)
 {
@@ -198,6 +297,16 @@ static void app_cqe(struct fz_loop *fl, const struct io_uring_cqe *cqe)
 	case APP_POLL:
 		ok = cqe->res > 0 && (cqe->res & POLLIN);
 		break;
+	case APP_BAD:
+		ok = cqe->res == -EINVAL;
+		break;
+	case APP_CHAIN_BAD:
+		ok = cqe->res == -EBADF;
+		break;
+	case APP_CHAIN_TAIL:
+		chain_tail_check(fl, cqe->res);
+		ok = true;
+		break;
 	default:
 		ok = !cqe->res;
 		break;
@@ -206,6 +315,10 @@ static void app_cqe(struct fz_loop *fl, const struct io_uring_cqe *cqe)
 		fz_fail("shared ring: the application's request %#llx (kind %u) completed with %d, flags %#x",
 			(unsigned long long)r->ud, r->kind, cqe->res,
 			cqe->flags);
+	if (r->kind == APP_CHAIN_NOP || r->kind == APP_CHAIN_BAD)
+		fl->chain.head_done = true;
+	if (r->kind == APP_CHAIN_TAIL)
+		fl->chain.live = false;
 	r->busy = false;
 	fl->app_inflight--;
 	fl->app_cqes++;
@@ -213,7 +326,8 @@ static void app_cqe(struct fz_loop *fl, const struct io_uring_cqe *cqe)
 
 /*
  * Hand over the completions posted: the tagged ones are the library's and
- * handle_cqe must take them, the others it must leave to the application.
+ * handle_cqe of the input's loop, or of another loop on the ring, must
+ * take them; the others every loop must leave to the application.
  */
 static unsigned int ring_reap(struct fz_loop *fl)
 {
@@ -224,13 +338,14 @@ static unsigned int ring_reap(struct fz_loop *fl)
 	io_uring_for_each_cqe(fl->ring, head, cqe) {
 		ret = ipcsock_loop_handle_cqe(fl->loop, cqe);
 		if (IPCSOCK_USER_DATA_IS_OURS(cqe->user_data)) {
-			if (ret != 1)
-				fz_fail("handle_cqe(%#llx, res %d) gave %d for the library's own CQE",
+			if (ret == 1)
+				fl->lib_cqes++;
+			else if (ret || !multi_handle_cqe(fl, cqe))
+				fz_fail("handle_cqe(%#llx, res %d) gave %d for the library's own CQE, and no other loop on the ring took it",
 					(unsigned long long)cqe->user_data,
 					cqe->res, ret);
-			fl->lib_cqes++;
 		} else {
-			if (ret)
+			if (ret || multi_handle_cqe(fl, cqe))
 				fz_fail("handle_cqe took the application's CQE %#llx: %d",
 					(unsigned long long)cqe->user_data,
 					ret);
@@ -247,7 +362,8 @@ static unsigned int ring_reap(struct fz_loop *fl)
  * completion (0: only fetch what is done), hand them over. A message that
  * the peer had read before the turn was sent by then, so its CQE was
  * posted: once the CQ and the kernel's overflow list are empty, it is
- * handed over too (@fz->lib_reaped, for send_state_ok()).
+ * handed over too (@fz->lib_reaped, for send_state_ok()). While its chain
+ * is open the application only waits: a submit would cut the chain.
  */
 static unsigned int ring_turn(struct fz_loop *fl, struct fz *fz, int wait_ms)
 {
@@ -259,7 +375,11 @@ static unsigned int ring_turn(struct fz_loop *fl, struct fz *fz, int wait_ms)
 	struct io_uring_cqe *cqe;
 	int ret;
 
-	if (wait_ms > 0)
+	if (fl->chain.open && wait_ms > 0)
+		ret = io_uring_wait_cqe_timeout(fl->ring, &cqe, &ts);
+	else if (fl->chain.open)
+		ret = io_uring_get_events(fl->ring);
+	else if (wait_ms > 0)
 		ret = io_uring_submit_and_wait_timeout(fl->ring, &cqe, 1, &ts,
 						       NULL);
 	else
@@ -274,6 +394,11 @@ static unsigned int ring_turn(struct fz_loop *fl, struct fz *fz, int wait_ms)
 	return n;
 }
 
+void fz_ring_turn(struct fz_loop *fl, int wait_ms)
+{
+	ring_turn(fl, NULL, wait_ms);
+}
+
 /*
  * Dispatch: on a shared ring one turn of the application's loop first.
  * Dispatch never waits there, so a timeout becomes "forever".
@@ -284,10 +409,12 @@ void fz_dispatch(struct fz *fz, int timeout_ms)
 
 	if (!fl->ring) {
 		loop_dispatch(fl->loop, timeout_ms);
+		multi_dispatch(fl);
 		return;
 	}
 	ring_turn(fl, fz, timeout_ms);
 	loop_dispatch(fl->loop, timeout_ms ? -1 : 0);
+	multi_dispatch(fl);
 }
 
 /*
@@ -305,6 +432,7 @@ void fz_wait(struct fz *fz, unsigned int i, uint64_t end)
 	}
 	ring_turn(fl, fz, now < end ? end - now : 0);
 	loop_dispatch(fl->loop, 0);
+	multi_dispatch(fl);
 }
 
 /*
@@ -327,6 +455,7 @@ void fz_loop_quiesce(struct fz_loop *fl)
 		}
 		return;
 	}
+	app_chain_end(fl, false);
 	for (i = 0; i < FZ_APP_MAX; i++)
 		if (fl->app[i].busy && fl->app[i].kind == APP_POLL)
 			eventfd_write(fl->app_evfd, 1);
@@ -386,10 +515,46 @@ static uint64_t app_ud(struct fz_loop *fl, unsigned int form)
 	return ud;
 }
 
-static void app_prep(struct fz_loop *fl, unsigned int kind, unsigned int form)
+/* One request of the application's: the caller made sure there is room. */
+static struct io_uring_sqe *app_sqe(struct fz_loop *fl, unsigned int kind,
+				    unsigned int form)
 {
 	static struct __kernel_timespec ts = { .tv_nsec = 1000 };
-	unsigned int n = kind == APP_LINKED ? 2 : 1, i, slot;
+	struct io_uring_sqe *sqe = io_uring_get_sqe(fl->ring);
+	unsigned int slot;
+
+	if (!sqe)
+		fz_fail("harness: no SQE where one was left");
+	for (slot = 0; fl->app[slot].busy; slot++)
+		;
+	switch (kind) {
+	case APP_TIMEOUT:
+		io_uring_prep_timeout(sqe, &ts, 0, 0);
+		break;
+	case APP_POLL:
+		io_uring_prep_poll_add(sqe, fl->app_evfd, POLLIN);
+		break;
+	case APP_CHAIN_BAD:
+		io_uring_prep_read(sqe, FZ_UNUSED_FD, NULL, 0, 0);
+		break;
+	default:
+		io_uring_prep_nop(sqe);
+		/* Above any opcode a kernel knows: refused at submit. */
+		if (kind == APP_BAD)
+			sqe->opcode = 0xff;
+		break;
+	}
+	fl->app[slot].ud = app_ud(fl, form);
+	fl->app[slot].kind = kind;
+	fl->app[slot].busy = true;
+	io_uring_sqe_set_data64(sqe, fl->app[slot].ud);
+	fl->app_inflight++;
+	return sqe;
+}
+
+static void app_prep(struct fz_loop *fl, unsigned int kind, unsigned int form)
+{
+	unsigned int n = kind == APP_LINKED ? 2 : 1, i;
 	struct io_uring_sqe *sqe;
 
 	if (fl->app_inflight + n > FZ_APP_MAX)
@@ -399,32 +564,93 @@ static void app_prep(struct fz_loop *fl, unsigned int kind, unsigned int form)
 	if (io_uring_sq_space_left(fl->ring) < n)
 		return;
 	for (i = 0; i < n; i++) {
-		for (slot = 0; fl->app[slot].busy; slot++)
-			;
-		sqe = io_uring_get_sqe(fl->ring);
-		switch (kind) {
-		case APP_TIMEOUT:
-			io_uring_prep_timeout(sqe, &ts, 0, 0);
-			break;
-		case APP_POLL:
-			io_uring_prep_poll_add(sqe, fl->app_evfd, POLLIN);
-			break;
-		default:
-			io_uring_prep_nop(sqe);
-			if (kind == APP_LINKED && !i)
-				sqe->flags |= IOSQE_IO_LINK;
-			break;
-		}
-		fl->app[slot].ud = app_ud(fl, form);
-		fl->app[slot].kind = kind;
-		fl->app[slot].busy = true;
-		io_uring_sqe_set_data64(sqe, fl->app[slot].ud);
-		fl->app_inflight++;
+		sqe = app_sqe(fl, kind == APP_LINKED ? APP_NOP : kind, form);
+		if (kind == APP_LINKED && !i)
+			sqe->flags |= IOSQE_IO_LINK;
 	}
 }
 
 /*
- * OP_APP [b]: the application's own work.
+ * NOPs, unsubmitted, until the SQ is full but for @keep entries: the
+ * library finds no SQE free when it next needs one. With @bad the first
+ * has an opcode the kernel refuses, which ends the submit that takes it
+ * (the ring has no IORING_SETUP_SUBMIT_ALL): the SQEs after it stay.
+ */
+static void app_fill(struct fz_loop *fl, unsigned int keep, bool bad,
+		     unsigned int form)
+{
+	while (io_uring_sq_space_left(fl->ring) > keep &&
+	       fl->app_inflight + 2 * keep < FZ_APP_MAX) {
+		app_sqe(fl, bad ? APP_BAD : APP_NOP, form);
+		bad = false;
+	}
+}
+
+/*
+ * Leave a chain open: the last SQE prepared links to whatever comes next,
+ * and nothing is submitted. Its head is a NOP, or a READ of a closed fd
+ * (@bad), which fails and cancels the rest of the chain.
+ */
+static void app_chain_open(struct fz_loop *fl, bool bad, unsigned int form)
+{
+	struct fz_chain *c = &fl->chain;
+	struct io_uring_sqe *sqe;
+
+	if (c->live || fl->app_inflight + 2 > FZ_APP_MAX ||
+	    !io_uring_sq_space_left(fl->ring))
+		return;
+	c->head_kind = bad ? APP_CHAIN_BAD : APP_CHAIN_NOP;
+	sqe = app_sqe(fl, c->head_kind, form);
+	sqe->flags |= IOSQE_IO_LINK;
+	c->head_ud = sqe->user_data;
+	c->open = true;
+	c->live = true;
+	c->head_done = false;
+	c->split = false;
+}
+
+/*
+ * End the open chain with a NOP and submit it. With @reap_first, hand
+ * over the completions posted before: handle_cqe may prepare SQEs, which
+ * then come between the head and the tail.
+ */
+void app_chain_end(struct fz_loop *fl, bool reap_first)
+{
+	struct fz_chain *c = &fl->chain;
+	struct io_uring_sqe *sqe;
+
+	if (!c->open)
+		return;
+	if (reap_first)
+		ring_reap(fl);
+	if (!io_uring_sq_space_left(fl->ring)) {
+		/* The library filled the SQ: the head goes without its tail. */
+		c->split = true;
+		io_uring_submit(fl->ring);
+		if (!io_uring_sq_space_left(fl->ring))
+			fz_fail("shared ring: the SQ stays full after a submit");
+	}
+	sqe = app_sqe(fl, APP_CHAIN_TAIL, 0);
+	c->tail_ud = sqe->user_data;
+	c->open = false;
+	io_uring_submit(fl->ring);
+}
+
+/*
+ * What a library call may return instead of doing its work while the
+ * application's chain is open: nothing is documented, so every call must
+ * do its work.
+ */
+bool chain_refused(const struct fz_loop *fl, int ret)
+{
+	(void)fl;
+	(void)ret;
+	return false;
+}
+
+/*
+ * OP_APP [b] [c, if b bit 4]: the application's own work. It first ends
+ * the chain an earlier OP_APP left open, if any.
  *   arg bits 0-1: on a shared ring, put a NOP, a 1 us TIMEOUT, a POLL_ADD
  *                 on the application's eventfd, or two linked NOPs on it
  *   arg bit 2:    leave them unsubmitted: the library's next submit
@@ -432,24 +658,40 @@ static void app_prep(struct fz_loop *fl, unsigned int kind, unsigned int form)
  *   arg bit 3:    ipcsock_loop_flush(), on any loop
  *   b bits 0-2:   the form of the user_data, see app_ud()
  *   b bit 3:      write the eventfd, which completes the POLL_ADDs
+ *   c bit 0:      then leave a chain open (app_chain_open()) until the
+ *                 next OP_APP, or until the harness waits for the
+ *                 conversation or forks; the input's calls into the
+ *                 library come in between
+ *   c bit 1:      its head fails (a READ of a closed fd), else a NOP
+ *   c bit 2:      first fill the SQ with NOPs (app_fill())
+ *   c bit 3:      the first of them has an opcode the kernel refuses
+ *   c bit 4:      end the open chain only after handing over the
+ *                 completions posted
  */
 void op_app(struct fz *fz, struct fz_in *in, unsigned int arg)
 {
 	struct fz_loop *fl = fz->fl;
-	unsigned int b = in_u8(in);
+	unsigned int b = in_u8(in), c = 0;
 	int ret;
 
+	if (b & 0x10)
+		c = in_u8(in);
 	if (fl->ring) {
+		app_chain_end(fl, c & 0x10);
 		app_prep(fl, arg & 3, b & 7);
 		if (!(arg & 4))
 			io_uring_submit(fl->ring);
+		if (c & 4)
+			app_fill(fl, c & 1, c & 8, b & 7);
+		if (c & 1)
+			app_chain_open(fl, c & 2, b & 7);
 		if (b & 8)
 			eventfd_write(fl->app_evfd, 1);
 	}
 	if (arg & 8) {
 		ret = ipcsock_loop_flush(fl->loop);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
-		    ret != -EBUSY)
+		    ret != -EBUSY && !chain_refused(fl, ret))
 			fz_fail("ipcsock_loop_flush: %d", ret);
 	}
 }

@@ -42,6 +42,12 @@
  *    come back to it untouched, dispatch never waits, a conversation that
  *    must still settle makes the ring complete something, and an idle loop
  *    has nothing left to complete;
+ *  - an application's chain left open on a shared ring while the input
+ *    calls into the library is not joined by the library's requests: it
+ *    runs as the application built it, and the library's work is done;
+ *  - more loops on the ring (OP_LOOPS, also around the wrap of the loop
+ *    numbers, see fuzz-peer-multi.c) and more channels each get exactly
+ *    their own completions and messages, once and in order;
  *  - after teardown the loop is idle and the process has exactly the
  *    descriptors it had before the input (/proc/self/fd).
  *
@@ -52,19 +58,20 @@
  *
  * Input format: byte 0 is the configuration (see enum fz_conf). If its
  * backend code is 3 (BE_EXT), byte 1 chooses the loop among all of them,
- * the shared-ring and busy-polling ones included, and how the channel is
- * made (see enum fz_ext); codes 0-2 mean what they always meant (code 3
- * used to be plain io_uring again, which no seed used). Then operations,
- * each one byte (low 4 bits: operation, high 4 bits: its argument)
- * followed by the bytes that operation reads. Reads past the end give 0.
+ * the shared-ring, busy-polling and default ones included, and how the
+ * channel is made (see enum fz_ext); codes 0-2 mean what they always
+ * meant (code 3 used to be plain io_uring again, which no seed used).
+ * Then operations, each one byte (low 4 bits: operation, high 4 bits: its
+ * argument) followed by the bytes that operation reads. Reads past the
+ * end give 0.
  * "fuzz-peer -seed=DIR" writes the seed corpus to DIR and exits.
  *
  * This file has the helpers, the checks at the end of a conversation and
  * the input loop; the library's callbacks are in fuzz-peer-lib.c, the
  * loops and the shared ring's application in fuzz-peer-loop.c, binding
  * and rebinding in fuzz-peer-chan.c, the raw peer end in fuzz-peer-raw.c,
- * the send side's argument checks in fuzz-peer-send.c and the seed corpus
- * in fuzz-peer-seeds.c.
+ * the send side's argument checks in fuzz-peer-send.c, more loops and
+ * channels in fuzz-peer-multi.c and the seed corpus in fuzz-peer-seeds.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -207,7 +214,12 @@ static void fz_state(const struct fz *fz)
 		fprintf(stderr, ", ring CQEs: library %lu, application %lu (%u out)",
 			fz->fl->lib_cqes, fz->fl->app_cqes,
 			fz->fl->app_inflight);
+	if (fz->fl->chain.live)
+		fprintf(stderr, ", the application's chain %s (head %s)",
+			fz->fl->chain.open ? "open" : "ended",
+			fz->fl->chain.head_done ? "done" : "out");
 	fputc('\n', stderr);
+	multi_state();
 }
 
 void fz_fail(const char *fmt, ...)
@@ -272,7 +284,7 @@ void loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 {
 	int ret = ipcsock_loop_dispatch(loop, timeout_ms);
 
-	if (ret < 0 && ret != -EINTR)
+	if (ret < 0 && ret != -EINTR && !(cur && chain_refused(cur->fl, ret)))
 		fz_fail("ipcsock_loop_dispatch: %d", ret);
 }
 
@@ -325,6 +337,9 @@ void fz_settle(struct fz *fz)
 	uint64_t end = now_ms() + FZ_SETTLE_MS;
 	unsigned int i;
 
+	/* What the library must still do may wait behind an open chain. */
+	if (fz->fl->ring)
+		app_chain_end(fz->fl, false);
 	for (i = 0; !fz_settled(fz); i++) {
 		if (now_ms() > end)
 			fz_fail("stuck: %u of %u datagrams delivered, no hangup",
@@ -499,6 +514,9 @@ static void fz_run(struct fz *fz, struct fz_in *in)
 		case OP_REBIND:
 			op_rebind(fz, in, arg);
 			break;
+		case OP_LOOPS:
+			op_loops(fz, in, arg);
+			break;
 		default:
 			/* Spare codes: more plain sends, the common case. */
 			op_send(fz, in, false);
@@ -556,7 +574,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = { .p = data, .n = size };
 	struct fz *fz = &the_fz;
-	unsigned int conf, ext = 0, kind;
+	unsigned int conf, ext = 0, kind, fsize;
 
 	fz_setup_once();
 	conf = in_u8(&in);
@@ -565,8 +583,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ext = in_u8(&in);
 		kind = (ext & EXT_KIND) % NR_KINDS;
 	}
+	fsize = !(conf & CONF_SMALL) ? SIZE_DEFAULT :
+	       ext & EXT_SQ8 ? SIZE_SMALL8 : SIZE_SMALL;
 	memset(fz, 0, sizeof(*fz));
-	fz->fl = fz_loop_get(kind, conf & CONF_SMALL);
+	fz->fl = fz_loop_get(kind, fsize);
 	fz->consumer = (conf & CONF_CONSUMER) >> 3;
 	fz->per_call = conf & CONF_PER_CALL3 ? 3 : 1;
 	fz->drain = !(conf & CONF_NO_DRAIN);
@@ -594,6 +614,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fz->drain)
 		fz_settle(fz);
 	fz_verify(fz, fz->drain);
+	multi_end(fz);
 	if (verbose)
 		fz_state(fz);
 	fz_teardown(fz);
@@ -603,6 +624,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	uint64_t t;
 	int i;
 
 	for (i = 1; i < *argc; i++) {
@@ -611,5 +633,14 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 			exit(0);
 		}
 	}
+	/*
+	 * The shared loops take the first numbers, then the counter goes
+	 * round to just before the wrap: see fuzz-peer-multi.c.
+	 */
+	t = now_ms();
+	fz_loops_early();
+	loops_burn_to_wrap();
+	fprintf(stderr, "fuzz-peer: loop numbers brought to the wrap in %llu ms\n",
+		(unsigned long long)(now_ms() - t));
 	return 0;
 }

@@ -5,8 +5,9 @@
  * fuzz-peer-lib.c the library's callbacks; fuzz-peer-loop.c the loops and
  * the application that owns a shared ring; fuzz-peer-chan.c binding,
  * creating and rebinding the channel; fuzz-peer-raw.c the raw peer end;
- * fuzz-peer-send.c the send side's argument checks; fuzz-peer-seeds.c the
- * seed corpus.
+ * fuzz-peer-send.c the send side's argument checks; fuzz-peer-multi.c
+ * more loops and channels beside the conversation's, and the loop numbers;
+ * fuzz-peer-seeds.c the seed corpus.
  */
 #ifndef FUZZ_PEER_H
 #define FUZZ_PEER_H
@@ -60,9 +61,10 @@ _Static_assert(sizeof(struct fz_wire_hdr) == 8, "wire header is 8 bytes");
 #define FZ_UNUSED_FD		19999
 /* busy_poll_us of the busy-polling loops: short, so that fuzzing stays fast. */
 #define FZ_BUSY_US		20
-/* SQ sizes of the shared rings; the small one fills at once. */
+/* SQ sizes of the shared rings; the small ones fill at once. */
 #define FZ_SHARED_SQ		64
 #define FZ_SHARED_SQ_SMALL	4
+#define FZ_SHARED_SQ_SMALL8	8
 /* The application's own requests a shared ring holds at most. */
 #define FZ_APP_MAX		16
 
@@ -80,6 +82,7 @@ enum fz_op {
 	OP_LOCAL_CLOSE,		/* arg & 1: ipcsock_free, else ipcsock_close */
 	OP_APP,			/* the application's requests, op_app() */
 	OP_REBIND,		/* close and bind again, see op_rebind() */
+	OP_LOOPS,		/* more loops and channels, op_loops() */
 	NR_OPS
 };
 
@@ -108,6 +111,7 @@ enum fz_ext {
 	EXT_CREATE	= 1 << 4,	/* ipcsock_create(), not _bind() */
 	EXT_KEEP	= 1 << 5,	/* the loop's kept handle, rebound */
 	EXT_CB_FIRST	= 1 << 6,	/* callbacks set before binding */
+	EXT_SQ8		= 1 << 7,	/* CONF_SMALL shared ring: 8-entry SQ */
 };
 
 /* Every loop the harness has: the first three are byte 0's backends too. */
@@ -122,7 +126,16 @@ enum fz_kind {
 	KIND_BUSY_URING,	/* own io_uring, busy_poll_us */
 	KIND_BUSY_EPOLL,	/* epoll, busy_poll_us */
 	KIND_BUSY_URING_RING,	/* busy_poll_us, RING_SENDS */
+	KIND_DEFAULT,		/* ipcsock_loop_default(), this thread's */
 	NR_KINDS,
+};
+
+/* Each kind has these: default options, then small ones (SQ 4 or 8). */
+enum fz_size {
+	SIZE_DEFAULT,
+	SIZE_SMALL,		/* a shared one has a 4-entry SQ */
+	SIZE_SMALL8,		/* EXT_SQ8: shared only, an 8-entry SQ */
+	NR_SIZES,
 };
 
 enum fz_consumer {
@@ -138,6 +151,11 @@ enum fz_app_kind {
 	APP_TIMEOUT,		/* 1 us: completes with -ETIME */
 	APP_POLL,		/* POLLIN on the application's eventfd */
 	APP_LINKED,		/* two NOPs, the first linked */
+	/* Not from op_app()'s arg: */
+	APP_BAD,		/* an opcode the kernel refuses: -EINVAL */
+	APP_CHAIN_NOP,		/* a NOP left linked to what comes next */
+	APP_CHAIN_BAD,		/* a READ of a closed fd, left linked */
+	APP_CHAIN_TAIL,		/* the NOP that ends the chain */
 };
 
 /* OP_REBIND: a bind or create that must fail, see bind_probe(). */
@@ -199,6 +217,21 @@ struct fz_app_req {
 	bool busy;
 };
 
+/*
+ * A chain the application began with IOSQE_IO_LINK on its last SQE and
+ * left unsubmitted, so that whatever comes next on the ring joins it; it
+ * ends it (app_chain_end()) with a NOP of its own.
+ */
+struct fz_chain {
+	bool open;			/* the head waits for its tail */
+	bool live;			/* head or tail still to complete */
+	bool head_done;
+	bool split;			/* the harness had to submit the head */
+	uint8_t head_kind;		/* APP_CHAIN_NOP or APP_CHAIN_BAD */
+	uint64_t head_ud;
+	uint64_t tail_ud;
+};
+
 struct fz_loop {
 	struct ipcsock_loop *loop;
 	struct ipcsock *unbound;	/* never bound: -ENOTCONN */
@@ -209,6 +242,10 @@ struct fz_loop {
 	bool busy;			/* busy_poll_us set */
 	bool ring_sends;		/* IPCSOCK_LOOP_RING_SENDS */
 	bool async_rx;			/* receives run at any syscall */
+	bool shared_defer;		/* a shared DEFER_TASKRUN ring */
+	unsigned int kind;		/* enum fz_kind */
+	unsigned int sq_entries;	/* of a shared ring */
+	unsigned int number;		/* the loop number a counter gives it */
 	const char *name;
 
 	/* A shared ring: the application's, which the harness drives. */
@@ -219,6 +256,7 @@ struct fz_loop {
 	unsigned long lib_cqes;		/* the library's, handed over */
 	unsigned long app_cqes;
 	struct fz_app_req app[FZ_APP_MAX];
+	struct fz_chain chain;
 };
 
 /*
@@ -321,11 +359,24 @@ void fz_set_callbacks(struct fz *fz);
 void op_flags(struct fz *fz, struct fz_in *in, unsigned int arg);
 
 /* fuzz-peer-loop.c */
-struct fz_loop *fz_loop_get(unsigned int kind, bool small);
+struct fz_loop *fz_loop_get(unsigned int kind, unsigned int size);
+void fz_loops_early(void);
 void fz_dispatch(struct fz *fz, int timeout_ms);
 void fz_wait(struct fz *fz, unsigned int i, uint64_t end);
+void fz_ring_turn(struct fz_loop *fl, int wait_ms);
 void fz_loop_quiesce(struct fz_loop *fl);
+void app_chain_end(struct fz_loop *fl, bool reap_first);
+bool chain_refused(const struct fz_loop *fl, int ret);
 void op_app(struct fz *fz, struct fz_in *in, unsigned int arg);
+
+/* fuzz-peer-multi.c */
+void loop_counted(struct fz_loop *fl);
+void loops_burn_to_wrap(void);
+bool multi_handle_cqe(struct fz_loop *fl, const struct io_uring_cqe *cqe);
+void multi_dispatch(struct fz_loop *fl);
+void multi_end(struct fz *fz);
+void multi_state(void);
+void op_loops(struct fz *fz, struct fz_in *in, unsigned int arg);
 
 /* fuzz-peer-chan.c */
 void fz_conv_reset(struct fz *fz);
