@@ -48,6 +48,8 @@
  *  - more loops on the ring (OP_LOOPS, also around the wrap of the loop
  *    numbers, see fuzz-peer-multi.c) and more channels each get exactly
  *    their own completions and messages, once and in order;
+ *  - a forked child's default loop is its own and works, and the parent's
+ *    loop goes on working (OP_FORK, see fuzz-peer-fork.c);
  *  - after teardown the loop is idle and the process has exactly the
  *    descriptors it had before the input (/proc/self/fd).
  *
@@ -71,7 +73,8 @@
  * loops and the shared ring's application in fuzz-peer-loop.c, binding
  * and rebinding in fuzz-peer-chan.c, the raw peer end in fuzz-peer-raw.c,
  * the send side's argument checks in fuzz-peer-send.c, more loops and
- * channels in fuzz-peer-multi.c and the seed corpus in fuzz-peer-seeds.c.
+ * channels in fuzz-peer-multi.c, the forked child in fuzz-peer-fork.c and
+ * the seed corpus in fuzz-peer-seeds.c.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -517,6 +520,9 @@ static void fz_run(struct fz *fz, struct fz_in *in)
 		case OP_LOOPS:
 			op_loops(fz, in, arg);
 			break;
+		case OP_FORK:
+			op_fork(fz, in, arg);
+			break;
 		default:
 			/* Spare codes: more plain sends, the common case. */
 			op_send(fz, in, false);
@@ -594,6 +600,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz->create = ext & EXT_CREATE;
 	fz->keep = ext & EXT_KEEP;
 	fz_conv_reset(fz);
+	fork_reset();
 	cur = fz;
 
 	fd_baseline = count_fds();

@@ -7,7 +7,8 @@
  * creating and rebinding the channel; fuzz-peer-raw.c the raw peer end;
  * fuzz-peer-send.c the send side's argument checks; fuzz-peer-multi.c
  * more loops and channels beside the conversation's, and the loop numbers;
- * fuzz-peer-seeds.c the seed corpus.
+ * fuzz-peer-fork.c a forked child on its default loop; fuzz-peer-seeds.c
+ * the seed corpus.
  */
 #ifndef FUZZ_PEER_H
 #define FUZZ_PEER_H
@@ -83,6 +84,7 @@ enum fz_op {
 	OP_APP,			/* the application's requests, op_app() */
 	OP_REBIND,		/* close and bind again, see op_rebind() */
 	OP_LOOPS,		/* more loops and channels, op_loops() */
+	OP_FORK,		/* a child on its default loop, op_fork() */
 	NR_OPS
 };
 
@@ -377,6 +379,10 @@ void multi_dispatch(struct fz_loop *fl);
 void multi_end(struct fz *fz);
 void multi_state(void);
 void op_loops(struct fz *fz, struct fz_in *in, unsigned int arg);
+
+/* fuzz-peer-fork.c */
+void fork_reset(void);
+void op_fork(struct fz *fz, struct fz_in *in, unsigned int arg);
 
 /* fuzz-peer-chan.c */
 void fz_conv_reset(struct fz *fz);
