@@ -2,7 +2,9 @@
 /*
  * fuzz-peer: the seed corpus. "fuzz-peer -seed=DIR" writes it to DIR and
  * exits (make fuzz-seeds): for each of byte 0's backends the same set,
- * then a few for the loops and channels behind byte 1 (seeds_write_ext()).
+ * then a few for the loops and channels behind byte 1 (seeds_write_ext()),
+ * then those for more loops and channels, the application's open chain,
+ * small SQs and a forked child (seeds_write_new()).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@ static void put(struct fz_seed *s, unsigned int n, ...)
 #define PUT(s, ...)	put(s, sizeof((unsigned int[]){ __VA_ARGS__ }) / \
 			       sizeof(unsigned int), __VA_ARGS__)
 #define OP(op, arg)	((op) | (arg) << 4)
+#define ARRAY_LEN(a)	(sizeof(a) / sizeof((a)[0]))
 
 /* OP_SEND, correct header, 0-255 bytes, 1-4 fds from the given picks. */
 static void seed_msg(struct fz_seed *s, unsigned int size, unsigned int nr,
@@ -245,6 +248,159 @@ static void seeds_write_ext(const char *dir)
 	seed_write(dir, "rebind-epoll-in-hangup", &s);
 }
 
+/*
+ * OP_LOOPS: more loops on the input's ring (the first takes the input's
+ * loop's number again if the counter is naive), channels on them and on
+ * the input's loop, messages both ways, then all closed at once.
+ */
+static void seed_loops(struct fz_seed *s)
+{
+	seed_msg(s, 5, 1, POOL_MEMFD_A, 1);
+	PUT(s, OP(OP_LOOPS, 8 | 0), 1);
+	PUT(s, OP(OP_LOOPS, 1), 0, OP(OP_LOOPS, 1), 2);
+	PUT(s, OP(OP_LOOPS, 2), 3 | 2 << 2);
+	seed_msg(s, 40, 0, 0, 2);
+	PUT(s, OP(OP_DISPATCH, 2), OP(OP_LOOPS, 2), 1 | 1 << 2);
+	PUT(s, OP(OP_LOOPS, 4 | 0), 0xf0 | 4);
+	PUT(s, OP(OP_LOOPS, 2), 2 | 3 << 2);
+	seed_msg(s, 7, 0, 0, 3);
+	PUT(s, OP(OP_DISPATCH, 1), OP(OP_LOOPS, 3), 0);
+	PUT(s, OP(OP_PEER_CLOSE, 0));
+}
+
+/*
+ * OP_APP leaves a chain open (c bit 0, head failing with c bit 1) and the
+ * input calls into the library before the next OP_APP ends it.
+ */
+static void seed_chain(struct fz_seed *s, unsigned int c,
+		       const unsigned int *ops, unsigned int n)
+{
+	unsigned int i;
+
+	seed_msg(s, 4, 0, 0, 1);
+	PUT(s, OP(OP_DISPATCH, 1));
+	PUT(s, OP(OP_APP, APP_NOP), 0x10 | 1, c);
+	for (i = 0; i < n; i++)
+		PUT(s, ops[i]);
+	PUT(s, OP(OP_APP, APP_NOP), 0x10 | 2, c & 0x10);
+}
+
+static void seeds_write_new(const char *dir)
+{
+	static const unsigned int close_ops[] = { OP(OP_LOCAL_CLOSE, 0),
+						  OP(OP_DISPATCH, 3) };
+	static const unsigned int free_ops[] = { OP(OP_LOCAL_CLOSE, 1) };
+	static const unsigned int send_ops[] = {
+		OP(OP_LIB_SEND, 0), 0, 7, 1, 30,
+		OP(OP_LIB_SEND, 0), 1 | 3 << 2, 9, 1, 10, 1, 20, 1, 5,
+		OP(OP_DISPATCH, 1), OP(OP_DRAIN, 15),
+	};
+	static const unsigned int recv_ops[] = {
+		OP(OP_SEND, 0), 1 << 2, 33, 4, OP(OP_DISPATCH, 0),
+		OP(OP_RECV, 3), OP(OP_DISPATCH, 2),
+	};
+	static const unsigned int rebind_ops[] = {
+		OP(OP_SEND, 0), 1 << 2, 9, 5, OP(OP_REBIND, 8), 0,
+		OP(OP_DISPATCH, 3),
+	};
+	struct fz_seed s;
+	unsigned int i;
+
+	/* Loops around the wrap of the loop numbers, on each shared ring. */
+	seed_ext(&s, 0, KIND_SHARED);
+	seed_loops(&s);
+	seed_write(dir, "loops-shared", &s);
+	seed_ext(&s, 0, KIND_SHARED_DEFER);
+	seed_loops(&s);
+	seed_write(dir, "loops-shared-defer", &s);
+	seed_ext(&s, CONF_SMALL, KIND_SHARED_RING);
+	seed_loops(&s);
+	seed_write(dir, "loops-shared-ring-small", &s);
+	seed_ext(&s, 0, KIND_SHARED_DEFER_RING | EXT_CREATE);
+	seed_loops(&s);
+	seed_write(dir, "loops-shared-defer-ring-create", &s);
+	/* Loops made and freed, more channels on one own loop. */
+	seed_ext(&s, 0, KIND_EPOLL);
+	seed_loops(&s);
+	seed_write(dir, "loops-epoll", &s);
+	seed_ext(&s, CONF_SMALL, KIND_URING);
+	seed_loops(&s);
+	seed_write(dir, "loops-uring-small", &s);
+
+	/* A chain left open while the library closes, frees, sends... */
+	seed_ext(&s, 0, KIND_SHARED);
+	seed_chain(&s, 1 | 2, close_ops, ARRAY_LEN(close_ops));
+	PUT(&s, OP(OP_PEER_CLOSE, 0));
+	seed_write(dir, "chain-shared-bad-close", &s);
+	seed_ext(&s, 0, KIND_SHARED_DEFER);
+	seed_chain(&s, 1 | 2, free_ops, ARRAY_LEN(free_ops));
+	seed_write(dir, "chain-shared-defer-bad-free", &s);
+	seed_ext(&s, 0, KIND_SHARED_RING);
+	seed_chain(&s, 1 | 2, send_ops, ARRAY_LEN(send_ops));
+	seed_write(dir, "chain-shared-ring-bad-send", &s);
+	seed_ext(&s, 0, KIND_SHARED_DEFER_RING);
+	seed_chain(&s, 1, send_ops, ARRAY_LEN(send_ops));
+	seed_write(dir, "chain-shared-defer-ring-nop-send", &s);
+	seed_ext(&s, CONSUMER_MANUAL << 3, KIND_SHARED);
+	seed_chain(&s, 1 | 2 | 0x10, recv_ops, ARRAY_LEN(recv_ops));
+	seed_write(dir, "chain-shared-bad-recv", &s);
+	seed_ext(&s, CONSUMER_SOME << 3, KIND_SHARED_DEFER);
+	seed_chain(&s, 1 | 0x10, rebind_ops, ARRAY_LEN(rebind_ops));
+	seed_valid_close(&s);
+	seed_write(dir, "chain-shared-defer-nop-rebind", &s);
+
+	/*
+	 * Small SQs (4 and 8 entries): the SQ filled by the application,
+	 * many of its requests out, several channels, all closed at once.
+	 */
+	for (i = 0; i < 2; i++) {
+		memset(&s, 0, sizeof(s));
+		PUT(&s, BE_EXT | CONF_SMALL,
+		    (i ? KIND_SHARED_DEFER : KIND_SHARED) | (i ? EXT_SQ8 : 0));
+		PUT(&s, OP(OP_APP, APP_POLL), 0, OP(OP_APP, APP_POLL), 1);
+		PUT(&s, OP(OP_APP, APP_POLL), 2, OP(OP_APP, APP_TIMEOUT), 3);
+		PUT(&s, OP(OP_LOOPS, 1), 0, OP(OP_LOOPS, 1), 8);
+		PUT(&s, OP(OP_LOOPS, 1), 0, OP(OP_LOOPS, 0), 0);
+		PUT(&s, OP(OP_APP, APP_NOP | 4), 0x10, 4 | 8);
+		PUT(&s, OP(OP_LOOPS, 2), 3 | 3 << 2);
+		seed_msg(&s, 30, 1, POOL_PIPE_R, 1);
+		PUT(&s, OP(OP_APP, APP_LINKED | 4), 0x10, 4);
+		PUT(&s, OP(OP_LOOPS, 1), 1);
+		PUT(&s, OP(OP_DISPATCH, 1), OP(OP_LOOPS, 2), 2 | 1 << 2);
+		PUT(&s, OP(OP_APP, APP_NOP), 0x10 | 8, 4);
+		PUT(&s, OP(OP_LOOPS, 3), 1, OP(OP_LOCAL_CLOSE, 0));
+		PUT(&s, OP(OP_APP, APP_NOP), 0);
+		seed_write(dir, i ? "small8-shared-defer-channels" :
+				    "small-shared-channels", &s);
+	}
+	seed_ext(&s, CONF_TIGHT | CONF_SMALL, KIND_SHARED_RING | EXT_SQ8);
+	for (i = 0; i < 3; i++) {
+		PUT(&s, OP(OP_APP, APP_NOP | 4), 0x10, 4);
+		PUT(&s, OP(OP_LIB_SEND, 0), 1 | 4 << 2, i);
+		PUT(&s, 3, 0xe8, 0x03, 3, 0xe8, 0x03, 3, 0xe8, 0x03,
+		    3, 0xe8, 0x03);
+	}
+	PUT(&s, OP(OP_DRAIN, 3), OP(OP_DISPATCH, 0));
+	seed_write(dir, "small8-shared-ring-sq-full", &s);
+
+	/* A forked child on its default loop talks to the input's loop. */
+	seed_ext(&s, 0, KIND_DEFAULT);
+	seed_msg(&s, 5, 1, POOL_MEMFD_A, 1);
+	PUT(&s, OP(OP_FORK, 0), 0xa5);
+	seed_lib_send(&s);
+	seed_valid_close(&s);
+	seed_write(dir, "fork-default", &s);
+	seed_ext(&s, 0, KIND_SHARED_DEFER);
+	PUT(&s, OP(OP_FORK, 0), 0xa5);
+	seed_valid_close(&s);
+	seed_write(dir, "fork-shared-defer", &s);
+	seed_ext(&s, 0, KIND_EPOLL);
+	seed_lib_send(&s);
+	PUT(&s, OP(OP_FORK, 0), 0xa5);
+	seed_valid_close(&s);
+	seed_write(dir, "fork-epoll", &s);
+}
+
 void seeds_write(const char *dir)
 {
 	unsigned int e, i, j;
@@ -387,4 +543,5 @@ void seeds_write(const char *dir)
 		seed_end(dir, e, "enobufs", &s, true);
 	}
 	seeds_write_ext(dir);
+	seeds_write_new(dir);
 }
