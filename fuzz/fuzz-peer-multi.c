@@ -6,17 +6,22 @@
  * Loops on one shared ring tell their completions apart by a loop number
  * in user_data, 16 bits of it. The harness counts the loops it makes, so
  * it knows the number each one would get from a plain counter: at start
- * (loops_burn_to_wrap()) it makes and frees epoll loops until that counter
- * sits just before the wrap, and the shared loops, made first, hold the
- * numbers right after it. OP_LOOPS makes more loops on the input's ring
- * (or like its loop, if it is not shared) while the input's loop and its
- * channel are live, each loop with a channel of its own, and can first
- * bring the counter round to the input's loop's number: cheaply when it
- * is near, with 65,536 loops at most once every FZ_BURN_EVERY_S seconds
+ * (loops_burn_to_wrap()) it makes and frees loops until that counter sits
+ * just before the wrap, and the shared loops, made first, hold the
+ * numbers right after it. It burns numbers with loops on a ring of its
+ * own (burn_ring), which any scheme must number: a plain counter counts
+ * every loop, one that numbers only shared loops counts these, and one
+ * that skips the numbers of live loops must skip the shared loops' on the
+ * way round. OP_LOOPS makes more loops on the input's ring (or like its
+ * loop, if it is not shared) while the input's loop and its channel are
+ * live, each loop with a channel of its own, and can first bring the
+ * counter round to the input's loop's number: cheaply when it is near,
+ * with up to 65,535 loops at most once every FZ_BURN_EVERY_S seconds
  * otherwise (IPCSOCK_FUZZ_BURN_EVERY=0: every time, to reproduce). It
- * also adds channels to the input's loop (several at once on a ring with
- * a 4-entry SQ), sends on all of them both ways, and closes them all at
- * once.
+ * can also make and free a few epoll loops (a program's threads' default
+ * loops), add channels to the input's loop (several at once on a ring
+ * with a 4-entry SQ), send on all of them both ways, and close them all
+ * at once.
  *
  * Every CQE of the library's must be taken by exactly the loop it belongs
  * to (ring_reap() offers it to the input's loop, then to these), and on
@@ -85,24 +90,43 @@ void loop_counted(struct fz_loop *fl)
 	fl->number = ++loops_made & 0xffff;
 }
 
-/* Make and free @n epoll loops, as a program's threads would. */
-static void burn(unsigned long n)
+/*
+ * Make and free @n loops: shared ones on burn_ring with @shared (about
+ * 10 us each), else epoll loops, as a program's threads would make.
+ */
+static void burn_loops(unsigned long n, bool shared)
 {
 	IPCSOCK_LOOP_OPTS(opts, .backend = IPCSOCK_BACKEND_EPOLL);
+	static struct io_uring *burn_ring;
 	uint64_t t = now_ms();
 	struct ipcsock_loop *loop;
 	unsigned long i;
+	int err;
 
+	if (shared && !burn_ring) {
+		burn_ring = calloc(1, sizeof(*burn_ring));
+		err = burn_ring ? io_uring_queue_init(2, burn_ring, 0) :
+				  -ENOMEM;
+		if (err)
+			fz_fail("io_uring_queue_init: %s", strerror(-err));
+	}
 	for (i = 0; i < n; i++) {
-		loop = ipcsock_loop_new(&opts);
+		loop = shared ? ipcsock_loop_new_shared(burn_ring, NULL) :
+				ipcsock_loop_new(&opts);
 		if (!loop)
-			fz_fail("ipcsock_loop_new (epoll) after %lu loops: %s",
-				loops_made, strerror(errno));
+			fz_fail("ipcsock_loop_new%s after %lu loops: %s",
+				shared ? "_shared" : "", loops_made,
+				strerror(errno));
 		loops_made++;
 		ipcsock_loop_free(loop);
 	}
 	loops_burned += n;
 	burn_ms += now_ms() - t;
+}
+
+static void burn(unsigned long n)
+{
+	burn_loops(n, true);
 }
 
 /* The next loops made take 65534, 65535, 0, 1, ...: the shared loops'. */
@@ -496,7 +520,8 @@ void multi_end(struct fz *fz)
  *                 2: on each channel the peer sends b & 3 messages and
  *                    the library b >> 2 & 3
  *                 3: close every channel (b bit 0: ipcsock_free)
- *   arg bit 2:    first make and free (b >> 4) + 1 epoll loops
+ *   arg bit 2:    first make and free (b >> 4) + 1 epoll loops (which a
+ *                 plain counter counts too)
  *   arg bit 3:    first bring the loop counter round to the input's
  *                 loop's number (burn_to()), on a shared ring
  */
@@ -513,7 +538,7 @@ void op_loops(struct fz *fz, struct fz_in *in, unsigned int arg)
 	if (fz->nofile_low)
 		return;
 	if (arg & 4)
-		burn((b >> 4) + 1);
+		burn_loops((b >> 4) + 1, false);
 	if ((arg & 8) && fl->ring)
 		burn_to(fl->number);
 	switch (arg & 3) {
