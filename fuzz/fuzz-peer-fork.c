@@ -64,6 +64,14 @@ struct fork_end {
 };
 
 static bool forked;		/* in this input */
+static unsigned long forks;
+static uint64_t fork_ms;
+
+void fork_totals(void)
+{
+	fprintf(stderr, "fuzz-peer: %lu forks in %llu ms\n", forks,
+		(unsigned long long)fork_ms);
+}
 
 void fork_reset(void)
 {
@@ -171,7 +179,7 @@ void op_fork(struct fz *fz, struct fz_in *in, unsigned int arg)
 	struct fz_loop *fl = fz->fl;
 	bool exited = false;
 	int sv[2], ret, status = 0;
-	uint64_t end;
+	uint64_t end, t;
 	pid_t pid;
 
 	(void)arg;
@@ -193,6 +201,8 @@ void op_fork(struct fz *fz, struct fz_in *in, unsigned int arg)
 	if (ret)
 		fz_fail("OP_FORK: ipcsock_bind: %d", ret);
 	fflush(stderr);
+	forks++;
+	t = now_ms();
 	pid = fork();
 	if (pid < 0)
 		fz_fail("fork: %s", strerror(errno));
@@ -217,6 +227,7 @@ void op_fork(struct fz *fz, struct fz_in *in, unsigned int arg)
 		}
 		fz_dispatch(fz, 1);
 	}
+	fork_ms += now_ms() - t;
 	ipcsock_free(e.sock);
 	if (WIFSIGNALED(status))
 		fz_fail("OP_FORK: the child died of signal %d",

@@ -435,6 +435,14 @@ static void aux_close(struct fz_aux *a, bool do_free)
 	}
 }
 
+/* At exit: what the expensive parts cost this process. */
+void multi_totals(void)
+{
+	fprintf(stderr,
+		"fuzz-peer: %lu loops made, %lu of them burned in %llu ms\n",
+		loops_made, loops_burned, (unsigned long long)burn_ms);
+}
+
 void multi_state(void)
 {
 	unsigned int i;

@@ -629,6 +629,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	return 0;
 }
 
+static void fz_totals(void)
+{
+	multi_totals();
+	fork_totals();
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	uint64_t t;
@@ -649,5 +655,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	loops_burn_to_wrap();
 	fprintf(stderr, "fuzz-peer: loop numbers brought to the wrap in %llu ms\n",
 		(unsigned long long)(now_ms() - t));
+	atexit(fz_totals);
 	return 0;
 }

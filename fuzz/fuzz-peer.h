@@ -378,11 +378,13 @@ bool multi_handle_cqe(struct fz_loop *fl, const struct io_uring_cqe *cqe);
 void multi_dispatch(struct fz_loop *fl);
 void multi_end(struct fz *fz);
 void multi_state(void);
+void multi_totals(void);
 void op_loops(struct fz *fz, struct fz_in *in, unsigned int arg);
 
 /* fuzz-peer-fork.c */
 void fork_reset(void);
 void op_fork(struct fz *fz, struct fz_in *in, unsigned int arg);
+void fork_totals(void);
 
 /* fuzz-peer-chan.c */
 void fz_conv_reset(struct fz *fz);
