@@ -10,12 +10,16 @@
  * and the conversation go on as before: every invariant still holds, and
  * the process has exactly the fds it had.
  *
- * A fork costs some milliseconds, so OP_FORK acts once per input at most
- * and only with a magic byte after it.
+ * A fork of this process and the child's exit take 20-80 ms, 10-30
+ * inputs' worth, so OP_FORK acts only with a magic byte after it, once
+ * per input at most, and once every FZ_FORK_EVERY_MS: the first one of a
+ * process always, so that an input reproduces on its own
+ * (IPCSOCK_FUZZ_FORK_EVERY_MS=0: every time).
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -25,6 +29,7 @@
 
 #define FZ_FORK_MAGIC		0xa5
 #define FZ_FORK_MS		5000
+#define FZ_FORK_EVERY_MS	2000
 
 #define FORK_MSG_LEN		23
 #define FORK_MSG_SEED		0x5c
@@ -65,7 +70,23 @@ struct fork_end {
 
 static bool forked;		/* in this input */
 static unsigned long forks;
-static uint64_t fork_ms;
+static uint64_t fork_ms, fork_last_ms;
+
+/* Not too often: see above. */
+static bool fork_due(void)
+{
+	static long every = -1;
+	const char *env;
+
+	if (every < 0) {
+		env = getenv("IPCSOCK_FUZZ_FORK_EVERY_MS");
+		every = env ? atol(env) : FZ_FORK_EVERY_MS;
+	}
+	if (forks && now_ms() - fork_last_ms < (uint64_t)every)
+		return false;
+	fork_last_ms = now_ms();
+	return true;
+}
 
 void fork_totals(void)
 {
@@ -169,8 +190,9 @@ static __attribute__((noreturn)) void fork_child(int fd)
 }
 
 /*
- * OP_FORK [b]: with b == FZ_FORK_MAGIC, once per input: fork a child
- * that talks to a socket on the input's loop from its default loop.
+ * OP_FORK [b]: with b == FZ_FORK_MAGIC, once per input (and not too
+ * often, fork_due()): fork a child that talks to a socket on the input's
+ * loop from its default loop.
  */
 void op_fork(struct fz *fz, struct fz_in *in, unsigned int arg)
 {
@@ -183,7 +205,7 @@ void op_fork(struct fz *fz, struct fz_in *in, unsigned int arg)
 	pid_t pid;
 
 	(void)arg;
-	if (b != FZ_FORK_MAGIC || forked || fz->nofile_low)
+	if (b != FZ_FORK_MAGIC || forked || fz->nofile_low || !fork_due())
 		return;
 	forked = true;
 	/* The parent waits below: its chain must not hold the ring up. */

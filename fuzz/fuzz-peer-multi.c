@@ -15,9 +15,10 @@
  * way round. OP_LOOPS makes more loops on the input's ring (or like its
  * loop, if it is not shared) while the input's loop and its channel are
  * live, each loop with a channel of its own, and can first bring the
- * counter round to the input's loop's number: cheaply when it is near,
- * with up to 65,535 loops at most once every FZ_BURN_EVERY_S seconds
- * otherwise (IPCSOCK_FUZZ_BURN_EVERY=0: every time, to reproduce). It
+ * counter round to the input's loop's number: cheaply when it is near;
+ * when it is not, at most once every FZ_BURN_EVERY_S seconds, round to
+ * just before the wrap again, which brings every shared loop made at
+ * start near (IPCSOCK_FUZZ_BURN_EVERY=0: every time, to reproduce). It
  * can also make and free a few epoll loops (a program's threads' default
  * loops), add channels to the input's loop (several at once on a ring
  * with a 4-entry SQ), send on all of them both ways, and close them all
@@ -48,7 +49,7 @@
 #define FZ_AUX_LEN		48
 /* A burn of at most this many loops is cheap enough for any input. */
 #define FZ_BURN_CHEAP		1024
-#define FZ_BURN_EVERY_S		30
+#define FZ_BURN_EVERY_S		60
 
 /* A loop made by OP_LOOPS, on the input's ring or like its loop. */
 struct fz_sib {
@@ -136,12 +137,13 @@ void loops_burn_to_wrap(void)
 }
 
 /*
- * The next loop made takes @number again. Far (a full turn of the
- * counter, some 0.5 s) at most once every FZ_BURN_EVERY_S seconds.
+ * The next loop made takes @number again: the shared loops made at start
+ * have the numbers just after the wrap. When the counter is past it, go
+ * round to just before the wrap first (most of a turn, about a second),
+ * at most once every FZ_BURN_EVERY_S seconds.
  */
 static void burn_to(unsigned int number)
 {
-	unsigned long need = (number - (loops_made + 1)) & 0xffff;
 	static long every = -1;
 	const char *env;
 
@@ -149,13 +151,14 @@ static void burn_to(unsigned int number)
 		env = getenv("IPCSOCK_FUZZ_BURN_EVERY");
 		every = env ? atol(env) : FZ_BURN_EVERY_S;
 	}
-	if (need > FZ_BURN_CHEAP) {
+	if (((number - (loops_made + 1)) & 0xffff) > FZ_BURN_CHEAP) {
 		if (burned_far && now_ms() - burn_last_ms < every * 1000ull)
 			return;
 		burned_far = true;
 		burn_last_ms = now_ms();
+		loops_burn_to_wrap();
 	}
-	burn(need);
+	burn((number - (loops_made + 1)) & 0xffff);
 }
 
 /* ------------------------------------------------------------------ */
