@@ -6,9 +6,13 @@
  * loop of its own, not the parent's: ipcsock(7) says loops do not survive
  * fork), binds the other end on it, sends a message and waits for the
  * reply, which the parent's ready_read sends. The parent keeps a default
- * loop of its own for the child to inherit. Afterwards the parent's loop
- * and the conversation go on as before: every invariant still holds, and
- * the process has exactly the fds it had.
+ * loop of its own for the child to inherit. With arg bit 0 the child then
+ * also calls into what it inherited, the input's loop and the
+ * conversation's socket, each call of which must fail with ECHILD, and
+ * frees them, which must release its own copies only (ipcsock(7)).
+ * Afterwards the parent's loop and the conversation go on as before:
+ * every invariant still holds, and the process has exactly the fds it
+ * had.
  *
  * A fork of this process and the child's exit take 20-80 ms, 10-30
  * inputs' worth, so OP_FORK acts only with a magic byte after it, once
@@ -47,6 +51,7 @@ enum {
 	FORK_EX_TIMEOUT,	/* no reply */
 	FORK_EX_REPLY,		/* not the reply sent */
 	FORK_EX_HANGUP,
+	FORK_EX_PARENT,		/* a call on the parent's did not fail */
 };
 
 static const char * const fork_what[] = {
@@ -58,6 +63,7 @@ static const char * const fork_what[] = {
 	[FORK_EX_TIMEOUT - FORK_EX_LOOP] = "no reply from the parent",
 	[FORK_EX_REPLY - FORK_EX_LOOP] = "the reply was not the one sent",
 	[FORK_EX_HANGUP - FORK_EX_LOOP] = "its channel hung up",
+	[FORK_EX_PARENT - FORK_EX_LOOP] = "a call on the parent's loop or socket did not fail with ECHILD",
 };
 
 struct fork_end {
@@ -151,8 +157,41 @@ static __attribute__((noreturn)) void child_exit(int code, const char *what,
 	_exit(code);
 }
 
+static void child_echild(const char *what, int ret)
+{
+	if (ret != -ECHILD)
+		child_exit(FORK_EX_PARENT, what, ret);
+}
+
+/*
+ * What the child inherited: every call fails with ECHILD, and freeing
+ * releases the child's copies only, which the parent's conversation
+ * shows. Callbacks set here are only recorded.
+ */
+static void child_touch_parent(struct fz *fz)
+{
+	struct ipcsock_payload p = { .data = "x", .len = 1 };
+	struct ipcsock_loop *loop = fz->fl->loop;
+
+	child_echild("dispatch of the parent's loop",
+		     ipcsock_loop_dispatch(loop, 0));
+	child_echild("flush of the parent's loop", ipcsock_loop_flush(loop));
+	child_echild("fd of the parent's loop", ipcsock_loop_fd(loop));
+	if (fz->sock && !fz->lib_closed) {
+		child_echild("send on the parent's socket",
+			     ipcsock_send(fz->sock, &p));
+		child_echild("receive on the parent's socket",
+			     ipcsock_receive(fz->sock, &p));
+		ipcsock_set_ready_read(fz->sock, NULL, NULL);
+		ipcsock_close(fz->sock);
+		ipcsock_free(fz->sock);
+	}
+	ipcsock_loop_free(loop);
+}
+
 /* The child: its own default loop, one exchange with the parent. */
-static __attribute__((noreturn)) void fork_child(int fd)
+static __attribute__((noreturn)) void fork_child(struct fz *fz, int fd,
+						 bool touch)
 {
 	uint64_t end = now_ms() + FZ_FORK_MS;
 	struct fork_end e = { 0 };
@@ -186,13 +225,16 @@ static __attribute__((noreturn)) void fork_child(int fd)
 	if (e.hups)
 		child_exit(FORK_EX_HANGUP, "hangup", e.hup_err);
 	ipcsock_free(e.sock);
+	if (touch)
+		child_touch_parent(fz);
 	_exit(FORK_OK);
 }
 
 /*
  * OP_FORK [b]: with b == FZ_FORK_MAGIC, once per input (and not too
  * often, fork_due()): fork a child that talks to a socket on the input's
- * loop from its default loop.
+ * loop from its default loop; with arg bit 0 it then calls into the
+ * input's loop and socket, which it inherited.
  */
 void op_fork(struct fz *fz, struct fz_in *in, unsigned int arg)
 {
@@ -204,7 +246,6 @@ void op_fork(struct fz *fz, struct fz_in *in, unsigned int arg)
 	uint64_t end, t;
 	pid_t pid;
 
-	(void)arg;
 	if (b != FZ_FORK_MAGIC || forked || fz->nofile_low || !fork_due())
 		return;
 	forked = true;
@@ -229,7 +270,7 @@ void op_fork(struct fz *fz, struct fz_in *in, unsigned int arg)
 	if (pid < 0)
 		fz_fail("fork: %s", strerror(errno));
 	if (!pid)
-		fork_child(sv[0]);
+		fork_child(fz, sv[0], arg & 1);
 	close(sv[0]);
 
 	end = now_ms() + FZ_SETTLE_MS;

@@ -399,6 +399,25 @@ static void seeds_write_new(const char *dir)
 	PUT(&s, OP(OP_FORK, 0), 0xa5);
 	seed_valid_close(&s);
 	seed_write(dir, "fork-epoll", &s);
+	/* The child also calls into the loop and socket it inherited. */
+	for (i = 0; i < 3; i++) {
+		static const unsigned int kinds[] = { KIND_EPOLL, KIND_URING,
+						      KIND_SHARED };
+		static const char * const names[] = {
+			"fork-touch-epoll", "fork-touch-uring",
+			"fork-touch-shared",
+		};
+
+		seed_ext(&s, 0, kinds[i]);
+		seed_msg(&s, 5, 1, POOL_MEMFD_A, 1);
+		seed_lib_send(&s);
+		seed_msg(&s, 9, 0, 0, 2);
+		PUT(&s, OP(OP_FORK, 1), 0xa5);
+		seed_msg(&s, 12, 1, POOL_PIPE_R, 3);
+		PUT(&s, OP(OP_LIB_SEND, 0), 0, 7, 1, 30, OP(OP_DRAIN, 3));
+		seed_valid_close(&s);
+		seed_write(dir, names[i], &s);
+	}
 }
 
 void seeds_write(const char *dir)
