@@ -28,8 +28,9 @@
  * to (ring_reap() offers it to the input's loop, then to these), and on
  * each of these channels, as on the conversation's: every message arrives
  * exactly once and in order, both ways, no hangup while the peer is open,
- * end of file at the peer once the channel is closed, and every loop
- * idle at the end. multi_end() checks it at the end of the input, before
+ * end of file at the peer once the channel is closed (after a reset
+ * notice only if messages of the peer's were never delivered), and every
+ * loop idle at the end. multi_end() checks it at the end of the input, before
  * the conversation's teardown, and frees the loops.
  */
 #include <errno.h>
@@ -50,6 +51,12 @@
 /* A burn of at most this many loops is cheap enough for any input. */
 #define FZ_BURN_CHEAP		1024
 #define FZ_BURN_EVERY_S		60
+/*
+ * The wire format's reset notice: a header alone with this flag, which
+ * a library may send last when it closes with messages of ours it never
+ * delivered.
+ */
+#define AUX_F_RESET		0x01
 
 /* A loop made by OP_LOOPS, on the input's ring or like its loop. */
 struct fz_sib {
@@ -71,6 +78,7 @@ struct fz_aux {
 	unsigned int ltx, lrx;		/* library -> peer */
 	bool closed;			/* ipcsock_close() or _free() */
 	bool freed;
+	bool reset;			/* the peer read a reset notice */
 	bool eof;			/* the peer read end of file */
 };
 
@@ -379,6 +387,17 @@ static int aux_peer_read(struct fz_aux *a)
 		return 0;
 	}
 	memcpy(&h, buf, sizeof(h));
+	if (a->reset)
+		fz_fail("channel %u of OP_LOOPS: a datagram after the reset notice",
+			a->id);
+	if (n == FZ_HDR && h.flags == AUX_F_RESET && !h.len && !h.nr_fds) {
+		if (!a->closed || a->rx == a->tx)
+			fz_fail("channel %u of OP_LOOPS: a reset notice, %s, %u of %u delivered",
+				a->id, a->closed ? "closed" : "open", a->rx,
+				a->tx);
+		a->reset = true;
+		return 1;
+	}
 	if (a->lrx >= a->ltx)
 		fz_fail("channel %u of OP_LOOPS: the peer read message %u, %u sent (another loop's?)",
 			a->id, a->lrx, a->ltx);
@@ -463,9 +482,10 @@ void multi_state(void)
 			i, sibs[i].number, sibs[i].cqes);
 	for (i = 0; i < nr_aux; i++)
 		fprintf(stderr,
-			"fuzz-peer:   channel %u (loop %d): peer sent %u, received %u; library sent %u, peer read %u%s%s\n",
+			"fuzz-peer:   channel %u (loop %d): peer sent %u, received %u; library sent %u, peer read %u%s%s%s\n",
 			i, auxs[i].sib, auxs[i].tx, auxs[i].rx, auxs[i].ltx,
 			auxs[i].lrx, auxs[i].closed ? ", closed" : "",
+			auxs[i].reset ? ", reset notice" : "",
 			auxs[i].eof ? ", end of file" : "");
 }
 
