@@ -8,8 +8,10 @@
  * only byte 1 reaches, loops inside an io_uring of the application's
  * (ipcsock_loop_new_shared(): a plain ring and one set up with
  * IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, each sending
- * directly or on the ring; the small ones have a 4- or 8-entry SQ), loops
- * with busy_poll_us set, and the thread's default loop. The shared ones
+ * directly or on the ring; and one set up with IORING_SETUP_SQPOLL, whose
+ * kernel thread takes the SQEs in its own time; the small ones have a 4-
+ * or 8-entry SQ), loops with busy_poll_us set, and the thread's default
+ * loop. The shared ones
  * are made before anything else (fz_loops_early()), so that their loop
  * numbers are the first a counter gives out (see fuzz-peer-multi.c).
  *
@@ -61,11 +63,14 @@ static const char * const kind_names[NR_KINDS][NR_SIZES] = {
 	[KIND_BUSY_URING_RING] = { "busy-io_uring-ring",
 				   "busy-io_uring-ring-small" },
 	[KIND_DEFAULT] = { "default" },
+	[KIND_SHARED_SQPOLL] = { "shared-sqpoll", "shared-sqpoll-small",
+				 "shared-sqpoll-small8" },
 };
 
 static bool kind_shared(unsigned int kind)
 {
-	return kind >= KIND_SHARED && kind <= KIND_SHARED_DEFER_RING;
+	return (kind >= KIND_SHARED && kind <= KIND_SHARED_DEFER_RING) ||
+	       kind == KIND_SHARED_SQPOLL;
 }
 
 /*
@@ -104,7 +109,7 @@ static __attribute__((noreturn)) void setup_failed(const struct fz_loop *fl,
 }
 
 /* The application's ring, for a shared loop. */
-static void shared_ring_setup(struct fz_loop *fl, bool defer,
+static void shared_ring_setup(struct fz_loop *fl, bool defer, bool sqpoll,
 			      unsigned int size)
 {
 	struct io_uring_params p;
@@ -117,6 +122,11 @@ static void shared_ring_setup(struct fz_loop *fl, bool defer,
 	if (defer)
 		p.flags = IORING_SETUP_SINGLE_ISSUER |
 			  IORING_SETUP_DEFER_TASKRUN;
+	if (sqpoll) {
+		p.flags = IORING_SETUP_SQPOLL;
+		p.sq_thread_idle = FZ_SQPOLL_IDLE_MS;
+		fl->sqpoll = true;
+	}
 	fl->sq_entries = size == SIZE_SMALL8 ? FZ_SHARED_SQ_SMALL8 :
 			 size == SIZE_SMALL ? FZ_SHARED_SQ_SMALL : FZ_SHARED_SQ;
 	err = io_uring_queue_init_params(fl->sq_entries, fl->ring, &p);
@@ -184,7 +194,7 @@ static void loop_setup(struct fz_loop *fl, unsigned int kind,
 		opts.busy_poll_us = FZ_BUSY_US;
 	if (kind_shared(kind)) {
 		fl->shared_defer = defer;
-		shared_ring_setup(fl, defer, size);
+		shared_ring_setup(fl, defer, kind == KIND_SHARED_SQPOLL, size);
 		/*
 		 * AUTO is io_uring here; ring_entries and busy_poll_us are
 		 * ignored; the small loops' buffer groups sit at the top.
@@ -240,8 +250,8 @@ void fz_loops_early(void)
 {
 	unsigned int kind, size;
 
-	for (kind = KIND_SHARED; kind <= KIND_SHARED_DEFER_RING; kind++)
-		for (size = 0; size < NR_SIZES; size++)
+	for (kind = 0; kind < NR_KINDS; kind++)
+		for (size = 0; size < NR_SIZES && kind_shared(kind); size++)
 			fz_loop_get(kind, size);
 	fz_loop_get(KIND_DEFAULT, SIZE_DEFAULT);
 }
@@ -627,6 +637,9 @@ void app_chain_end(struct fz_loop *fl, bool reap_first)
 		/* The library filled the SQ: the head goes without its tail. */
 		c->split = true;
 		io_uring_submit(fl->ring);
+		/* An SQPOLL thread takes them in its own time. */
+		if (fl->sqpoll && !io_uring_sq_space_left(fl->ring))
+			io_uring_sqring_wait(fl->ring);
 		if (!io_uring_sq_space_left(fl->ring))
 			fz_fail("shared ring: the SQ stays full after a submit");
 	}

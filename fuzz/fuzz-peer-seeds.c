@@ -4,7 +4,7 @@
  * exits (make fuzz-seeds): for each of byte 0's backends the same set,
  * then a few for the loops and channels behind byte 1 (seeds_write_ext()),
  * then those for more loops and channels, the application's open chain,
- * small SQs and a forked child (seeds_write_new()).
+ * small SQs, SQPOLL rings and a forked child (seeds_write_new()).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -382,6 +382,37 @@ static void seeds_write_new(const char *dir)
 	}
 	PUT(&s, OP(OP_DRAIN, 3), OP(OP_DISPATCH, 0));
 	seed_write(dir, "small8-shared-ring-sq-full", &s);
+
+	/*
+	 * SQPOLL: the kernel thread takes the SQEs in its own time, and a
+	 * small SQ is full when the library wants one.
+	 */
+	seed_ext(&s, 0, KIND_SHARED_SQPOLL);
+	seed_valid_close(&s);
+	seed_lib_send(&s);
+	seed_write(dir, "sqpoll-valid-close", &s);
+	seed_ext(&s, CONF_SMALL | CONSUMER_SOME << 3, KIND_SHARED_SQPOLL);
+	PUT(&s, OP(OP_LOOPS, 1), 0, OP(OP_LOOPS, 1), 0, OP(OP_LOOPS, 0), 1);
+	PUT(&s, OP(OP_APP, APP_POLL), 0, OP(OP_APP, APP_NOP | 4), 0x10, 4);
+	PUT(&s, OP(OP_LOOPS, 2), 3 | 3 << 2);
+	PUT(&s, OP(OP_BURST, 7), 100, 0x9c, 3);
+	PUT(&s, OP(OP_APP, APP_NOP | 4), 0x10, 4);
+	PUT(&s, OP(OP_LOOPS, 3), 0, OP(OP_LOCAL_CLOSE, 0));
+	seed_write(dir, "sqpoll-small-channels", &s);
+	seed_ext(&s, CONF_SMALL | CONF_TIGHT, KIND_SHARED_SQPOLL | EXT_SQ8);
+	for (i = 0; i < 3; i++) {
+		PUT(&s, OP(OP_APP, APP_NOP | 4), 0x10, 4);
+		PUT(&s, OP(OP_LIB_SEND, 0), 1 | 4 << 2, i);
+		PUT(&s, 3, 0xe8, 0x03, 3, 0xe8, 0x03, 3, 0xe8, 0x03,
+		    3, 0xe8, 0x03);
+	}
+	PUT(&s, OP(OP_DRAIN, 3), OP(OP_DISPATCH, 0));
+	seed_valid_close(&s);
+	seed_write(dir, "sqpoll-small8-sq-full", &s);
+	seed_ext(&s, 0, KIND_SHARED_SQPOLL);
+	seed_chain(&s, 1 | 2, close_ops, ARRAY_LEN(close_ops));
+	PUT(&s, OP(OP_PEER_CLOSE, 0));
+	seed_write(dir, "chain-sqpoll-bad-close", &s);
 
 	/* A forked child on its default loop talks to the input's loop. */
 	seed_ext(&s, 0, KIND_DEFAULT);

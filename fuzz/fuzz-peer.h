@@ -62,6 +62,11 @@ _Static_assert(sizeof(struct fz_wire_hdr) == 8, "wire header is 8 bytes");
 #define FZ_UNUSED_FD		19999
 /* busy_poll_us of the busy-polling loops: short, so that fuzzing stays fast. */
 #define FZ_BUSY_US		20
+/*
+ * How long an SQPOLL ring's kernel thread polls before it sleeps: short,
+ * for it spins on a CPU meanwhile.
+ */
+#define FZ_SQPOLL_IDLE_MS	2
 /* SQ sizes of the shared rings; the small ones fill at once. */
 #define FZ_SHARED_SQ		64
 #define FZ_SHARED_SQ_SMALL	4
@@ -129,6 +134,7 @@ enum fz_kind {
 	KIND_BUSY_EPOLL,	/* epoll, busy_poll_us */
 	KIND_BUSY_URING_RING,	/* busy_poll_us, RING_SENDS */
 	KIND_DEFAULT,		/* ipcsock_loop_default(), this thread's */
+	KIND_SHARED_SQPOLL,	/* the application's, IORING_SETUP_SQPOLL */
 	NR_KINDS,
 };
 
@@ -245,6 +251,7 @@ struct fz_loop {
 	bool ring_sends;		/* IPCSOCK_LOOP_RING_SENDS */
 	bool async_rx;			/* receives run at any syscall */
 	bool shared_defer;		/* a shared DEFER_TASKRUN ring */
+	bool sqpoll;			/* a shared SQPOLL ring */
 	unsigned int kind;		/* enum fz_kind */
 	unsigned int sq_entries;	/* of a shared ring */
 	unsigned int number;		/* the loop number a counter gives it */
