@@ -255,6 +255,7 @@ static int uring_drive_chains(struct ipcsock_loop *loop, unsigned int nowait)
 {
 	struct io_uring *ring = loop->ring;
 	struct __kernel_timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
+	uint64_t end = loop_now_us() + 100 * 1000;
 	unsigned int posted, ready, want;
 	struct io_uring_cqe *cqe;
 	int ret = 0;
@@ -262,6 +263,20 @@ static int uring_drive_chains(struct ipcsock_loop *loop, unsigned int nowait)
 	for (;;) {
 		posted = uring_nowait_posted(loop);
 		if (posted >= nowait)
+			break;
+		/*
+		 * The kernel stopped at an SQE it refused (an application's,
+		 * on a ring without IORING_SETUP_SUBMIT_ALL): ours behind it
+		 * were not submitted and cannot complete now.
+		 */
+		if (io_uring_sq_ready(ring))
+			break;
+		/*
+		 * The kernel ends a wait that timed out with 0, not -ETIME,
+		 * while any CQE (the application's, say) is posted: the
+		 * bound must be ours.
+		 */
+		if (loop_now_us() >= end)
 			break;
 		ready = io_uring_cq_ready(ring);
 		want = nowait - posted;

@@ -560,6 +560,83 @@ TEST(shared_rejects_epoll_backend)
 }
 
 /*
+ * Ring sends on a shared DEFER_TASKRUN ring without SUBMIT_ALL: the
+ * application left an SQE the kernel refuses at submit, with more behind
+ * it. The kernel stops there, the library's sends stay in the SQ, and a
+ * send that waited for their completions never returned (the kernel ends
+ * a timed-out wait with 0 while the application's CQEs are posted). The
+ * send must return, and the message go out with a later submit.
+ */
+TEST(ring_sends_behind_refused_sqe)
+{
+	struct io_uring_params p = {
+		.flags = IORING_SETUP_SINGLE_ISSUER |
+			 IORING_SETUP_DEFER_TASKRUN,
+	};
+	IPCSOCK_LOOP_OPTS(opts, .flags = IPCSOCK_LOOP_RING_SENDS);
+	struct ipcsock_payload m = { .data = "hi", .len = 2 };
+	int fds = count_open_fds(), remote, i, app_cqes = 0;
+	struct io_uring_cqe *cqe;
+	struct ipcsock_loop *loop;
+	struct io_uring_sqe *sqe;
+	struct io_uring ring;
+	struct ipcsock *a;
+	uint64_t start;
+	char buf[64];
+	ssize_t n = -1;
+
+	if (io_uring_queue_init_params(64, &ring, &p))
+		SKIP(return, "no DEFER_TASKRUN rings here");
+	loop = ipcsock_loop_new_shared(&ring, &opts);
+	ASSERT_NE(NULL, loop);
+	a = ipcsock_new(loop);
+	ASSERT_NE(NULL, a);
+	remote = ipcsock_create(a);
+	ASSERT_LE(0, remote);
+	for (i = 0; i < 6; i++) {
+		sqe = io_uring_get_sqe(&ring);
+		ASSERT_NE(NULL, sqe);
+		io_uring_prep_nop(sqe);
+		if (i == 1)
+			sqe->opcode = 0xff;	/* refused at submit */
+		io_uring_sqe_set_data64(sqe, i + 1);
+	}
+	start = now_ms();
+	EXPECT_EQ(0, ipcsock_send(a, &m));
+	EXPECT_GT(1000, now_ms() - start);
+	while (n < 0 && now_ms() - start < WAIT_MS) {
+		io_uring_submit_and_wait_timeout(&ring, &cqe, 1,
+			&(struct __kernel_timespec){ .tv_nsec = 10000000 },
+			NULL);
+		while (!io_uring_peek_cqe(&ring, &cqe)) {
+			if (!ipcsock_loop_handle_cqe(loop, cqe))
+				app_cqes++;
+			io_uring_cqe_seen(&ring, cqe);
+		}
+		ipcsock_loop_dispatch(loop, 0);
+		n = recv(remote, buf, sizeof(buf), MSG_DONTWAIT);
+	}
+	/* The wire header, then the two bytes. */
+	EXPECT_EQ(8 + 2, n);
+	EXPECT_EQ(6, app_cqes);
+	ipcsock_free(a);
+	close(remote);
+	for (i = 0; i < 100 && !ipcsock_loop_idle(loop); i++) {
+		io_uring_submit_and_wait_timeout(&ring, &cqe, 1,
+			&(struct __kernel_timespec){ .tv_nsec = 10000000 },
+			NULL);
+		while (!io_uring_peek_cqe(&ring, &cqe)) {
+			ipcsock_loop_handle_cqe(loop, cqe);
+			io_uring_cqe_seen(&ring, cqe);
+		}
+	}
+	EXPECT_TRUE(ipcsock_loop_idle(loop));
+	ipcsock_loop_free(loop);
+	io_uring_queue_exit(&ring);
+	EXPECT_EQ(fds, count_open_fds());
+}
+
+/*
  * The application calls into the library while a link chain of its own is
  * still open: its last prepared SQE has IOSQE_IO_LINK. An SQE the library
  * put behind it would join the chain - here close()'s cancel, cancelled
