@@ -533,7 +533,8 @@ uninstall:
 # each name in selftests/cxx/Build, against the static library, with their
 # own TAP runner (the kselftest harness does not compile as C++): `make
 # selftests` builds them, `make check` runs them with the C selftests
-# (TESTS=cxx/<name> picks one). CXX defaults to the C++ compiler of CC's
+# (TESTS=cxx/<name> picks one) and runs selftests/cxx/check-header.sh
+# with the packaging checks. CXX defaults to the C++ compiler of CC's
 # family: the sanitizer runtime must match the library's.
 
 HEADERS += include/ipcsock.hpp
@@ -555,6 +556,7 @@ ALL_CXXFLAGS	:= -std=c++17 -Wall -Wextra -Wpedantic $(werror) -D_GNU_SOURCE \
 ifeq ($(origin TESTS),file)
   TESTS += $(addprefix cxx/,$(cxx-selftests-y))
 endif
+PACKAGING_TESTS += selftests/cxx/check-header.sh
 
 selftests: $(CXX_SELFTEST_PROGS)
 
