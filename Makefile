@@ -451,6 +451,61 @@ uninstall:
 		$(foreach s,3 7,$(addprefix $(DESTDIR)$(MANDIR)/man$(s)/,$(notdir $(MAN$(s)_PAGES))))
 
 # ---------------------------------------------------------------------------
+# C++ API (include/ipcsock.hpp, header-only): installed with the C header.
+# Its selftests, selftests/cxx/<name>.cpp -> $(O)/selftests/cxx/<name> for
+# each name in selftests/cxx/Build, against the static library, with their
+# own TAP runner (the kselftest harness does not compile as C++): `make
+# selftests` builds them, `make check` runs them with the C selftests
+# (TESTS=cxx/<name> picks one) and runs selftests/cxx/check-header.sh
+# with the packaging checks. CXX defaults to the C++ compiler of CC's
+# family: the sanitizer runtime must match the library's.
+
+HEADERS += include/ipcsock.hpp
+
+ifeq ($(origin CXX),default)
+  CXX := $(if $(findstring clang,$(CC)),$(subst clang,clang++,$(CC)),$(if $(findstring gcc,$(CC)),$(subst gcc,g++,$(CC)),g++))
+endif
+CXXFLAGS	?= -O2 -g
+
+cxx-selftests-y :=
+include selftests/cxx/Build
+
+CXX_SELFTEST_PROGS := $(addprefix $(O)/selftests/cxx/,$(cxx-selftests-y))
+CXX_SELFTEST_OBJS := $(addsuffix .o,$(CXX_SELFTEST_PROGS))
+CXX_FLAGS_FILE	:= $(O)/selftests/cxx/.build-flags
+ALL_CXXFLAGS	:= -std=c++17 -Wall -Wextra -Wpedantic $(werror) -D_GNU_SOURCE \
+		   -Iinclude $(CPPFLAGS) $(CXXFLAGS) $(san_flags)
+
+ifeq ($(origin TESTS),file)
+  TESTS += $(addprefix cxx/,$(cxx-selftests-y))
+endif
+PACKAGING_TESTS += selftests/cxx/check-header.sh
+
+selftests: $(CXX_SELFTEST_PROGS)
+
+$(CXX_FLAGS_FILE): FORCE
+	@mkdir -p $(@D)
+	@printf '%s\n' '$(subst ','\'',$(CXX) | $(ALL_CXXFLAGS) | $(ALL_LDFLAGS))' > $@.tmp; \
+	if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv -f $@.tmp $@; fi
+
+$(CXX_SELFTEST_OBJS): $(O)/selftests/cxx/%.o: selftests/cxx/%.cpp \
+		      $(CXX_FLAGS_FILE) $(FLAGS_FILE)
+	@mkdir -p $(@D)
+	$(call msg,CXX,$@)$(CXX) $(ALL_CXXFLAGS) -MMD -MP -c -o $@ $<
+
+$(CXX_SELFTEST_PROGS): %: %.o $(STATIC_LIB)
+	$(call msg,LD,$@)$(CXX) $(ALL_LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
+
+cxx-selftests-clean:
+	$(Q)rm -rf $(O)/selftests/cxx
+
+clean: cxx-selftests-clean
+
+-include $(CXX_SELFTEST_OBJS:.o=.d)
+
+.PHONY: cxx-selftests-clean
+
+# ---------------------------------------------------------------------------
 # Cleaning. clean keeps the deps cache (extracting it takes a while),
 # distclean removes it too. Only what this Makefile makes is removed (see
 # DIR-clean above), so O=. (where selftests/, bench/ and examples/ are the
