@@ -400,6 +400,24 @@ void uring_reap(struct ipcsock_loop *loop)
 }
 
 /*
+ * Completions the CQ had no room for wait in the kernel's overflow list,
+ * where no look at the CQ sees them. Turn the posted ones into channel
+ * state and pull the rest in until none is left behind: close must know
+ * of every message the kernel already took out of the socket for us.
+ */
+void uring_cq_flush(struct ipcsock_loop *loop)
+{
+	unsigned int tries;
+
+	for (tries = 0; tries < 64 && io_uring_cq_has_overflow(loop->ring);
+	     tries++) {
+		uring_reap(loop);
+		io_uring_get_events(loop->ring);
+	}
+	uring_reap(loop);
+}
+
+/*
  * Low-latency mode: fetch completions without sleeping for a while. Each
  * round is one io_uring_enter that runs pending task work (the receive
  * completing), so a message is seen about one syscall after it lands,

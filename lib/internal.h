@@ -329,6 +329,7 @@ void chan_destroy(struct ipcsock_chan *ch);
 /* backend-uring.c */
 int uring_process_cqe(struct ipcsock_loop *loop,
 		      const struct io_uring_cqe *cqe);
+void uring_cq_flush(struct ipcsock_loop *loop);
 
 /* tx.c */
 int chan_tx_alloc(struct ipcsock_chan *ch);

@@ -103,6 +103,11 @@ bool chan_rx_unreceived(struct ipcsock_chan *ch)
 		return true;
 	if (loop->ops != &ipcsock_uring_ops || loop->shared || !ch->br)
 		return false;
+	if (io_uring_cq_has_overflow(loop->ring)) {
+		uring_cq_flush(loop);
+		if (chan_rx_pending(ch))
+			return true;
+	}
 	ud = ipcsock_ud(ch, IPCSOCK_OP_RECV);
 	io_uring_for_each_cqe(loop->ring, head, cqe) {
 		if (cqe->user_data != ud || !(cqe->flags & IORING_CQE_F_BUFFER))

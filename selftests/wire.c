@@ -499,4 +499,53 @@ TEST_F(wire, peer_on_shared_ring_received_all_then_closed)
 	shared_peer_closes(_metadata, self, 0, 5);
 }
 
+/*
+ * Close must see every message the kernel took out of the socket for us,
+ * also one whose completion waits in the CQ's overflow list: 32 messages
+ * to another channel fill a ring_entries 8 loop's CQ (32 entries), the one
+ * message to the closed channel overflows. Its peer must get the reset
+ * notice, not a clean end of file.
+ */
+TEST(reset_notice_after_cq_overflow)
+{
+	IPCSOCK_LOOP_OPTS(opts, .backend = IPCSOCK_BACKEND_URING,
+			  .ring_entries = 8);
+	struct {
+		struct test_wire_hdr hdr;
+		char data[4];
+	} m = { .hdr = { .len = 4, .version = 1 }, .data = "abc" };
+	int fds = count_open_fds(), py, pz, i, notices = 0;
+	struct test_wire_hdr got;
+	struct ipcsock_loop *loop;
+	struct ipcsock *y, *z;
+	ssize_t n;
+
+	loop = ipcsock_loop_new(&opts);
+	if (!loop)
+		SKIP(return, "no io_uring loop here");
+	y = ipcsock_new(loop);
+	z = ipcsock_new(loop);
+	ASSERT_NE(NULL, y);
+	ASSERT_NE(NULL, z);
+	py = ipcsock_create(y);
+	pz = ipcsock_create(z);
+	ASSERT_LE(0, py);
+	ASSERT_LE(0, pz);
+	for (i = 0; i < 32; i++)
+		ASSERT_EQ(sizeof(m), send(py, &m, sizeof(m), 0));
+	ASSERT_EQ(sizeof(m), send(pz, &m, sizeof(m), 0));
+	ipcsock_loop_dispatch(loop, 0);
+	ipcsock_close(z);
+	while ((n = recv(pz, &got, sizeof(got), MSG_DONTWAIT)) > 0)
+		if (n == sizeof(got) && got.flags == TEST_WIRE_F_RESET)
+			notices++;
+	EXPECT_EQ(1, notices);
+	ipcsock_free(y);
+	ipcsock_free(z);
+	ipcsock_loop_free(loop);
+	close(py);
+	close(pz);
+	EXPECT_EQ(fds, count_open_fds());
+}
+
 TEST_HARNESS_MAIN
