@@ -117,6 +117,10 @@ struct ipcsock_loop_opts {
  * IPCSOCK_LOOP_OPTS() - declare loop options with their size set
  * @name: the variable to declare, a struct ipcsock_loop_opts
  * @...: designated initialisers of the other fields, e.g. .flags = ...
+ *
+ * For C. C++ has designated initialisers only from C++20, and g++ -Wextra
+ * warns of every field left out; C++ code value-initialises the struct and
+ * sets .sz and the fields it wants (ipcsock.hpp's Loop takes such a struct).
  */
 #define IPCSOCK_LOOP_OPTS(name, ...)					\
 	struct ipcsock_loop_opts name = {				\
