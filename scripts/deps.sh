@@ -12,9 +12,13 @@
 #    mandoc, which `make check` lints the man pages with (groff, or no
 #    lint, without it), g++, which `make check` builds the header and the
 #    README's example with as C++ (skipped without it), gnuplot-nox for
-#    `make bench-plot`, and clang with its libFuzzer runtime, which only
-#    `make fuzz` needs, are installed as root and only warned about
-#    otherwise.
+#    `make bench-plot`, clang with its libFuzzer runtime, which only
+#    `make fuzz` needs, and libcamera-dev and libcamera-ipa 0.0.3 (Debian
+#    12's libcamera: the benchmark's `libcamera` implementation and
+#    compat/libcamera/ run the real IPCUnixSocket; another version would
+#    not match compat/libcamera/ipc_unixsocket.h, so they are installed
+#    only when apt offers 0.0.3) are installed as root and only warned
+#    about otherwise.
 # 2. Files borrowed from the kernel source tarball, extracted in one tar pass
 #    into the cache, once (a stamp names the tarball they came from):
 #      kselftest/kselftest_harness.h, kselftest/kselftest.h
@@ -95,6 +99,58 @@ missing_fuzz_packages()
 	fi
 }
 
+# libcamera 0.0.3 for the benchmark and compat/libcamera/: its headers and
+# pkg-config file (libcamera-dev), and its IPA modules and proxy workers
+# (libcamera-ipa), real processes that speak its IPC.
+libcamera_version=0.0.3
+
+missing_libcamera_packages()
+{
+	local pkgs=()
+
+	pkg-config --exact-version=$libcamera_version libcamera 2>/dev/null ||
+		pkgs+=(libcamera-dev)
+	case $(dpkg-query -W -f '${Status} ${Version}' libcamera-ipa 2>/dev/null) in
+	"install ok installed $libcamera_version"-*) ;;
+	*) pkgs+=(libcamera-ipa) ;;
+	esac
+	echo "${pkgs[*]}"
+}
+
+# libcamera_installable [--known] PACKAGE...: those whose apt candidate is
+# libcamera 0.0.3, and, without --known, those apt does not know yet (the
+# update before installing may bring them); the others are named on
+# stderr.
+libcamera_installable()
+{
+	local pkg cand known=0 ok=()
+
+	if [ "$1" = --known ]; then
+		known=1
+		shift
+	fi
+	for pkg in "$@"; do
+		cand=$(LC_ALL=C apt-cache policy "$pkg" 2>/dev/null |
+		       sed -n 's/^ *Candidate: //p')
+		case $cand in
+		"$libcamera_version"-*)
+			ok+=("$pkg")
+			;;
+		"" | "(none)")
+			if [ $known = 0 ]; then
+				ok+=("$pkg")
+			else
+				echo "deps.sh: warning: apt has no $pkg: the benchmark's libcamera implementation and compat/libcamera/check.sh are left out" >&2
+			fi
+			;;
+		*)
+			echo "deps.sh: warning: apt offers $pkg $cand, not $libcamera_version: the benchmark's libcamera implementation and compat/libcamera/check.sh are left out" >&2
+			;;
+		esac
+	done
+	echo "${ok[*]}"
+}
+
 # Debian 12 has linux-source-6.12 in the bookworm-security suite only, the
 # security updates: a standard install lists that suite in its apt sources,
 # but a minimal system (debootstrap, some chroots and images) may have
@@ -171,6 +227,15 @@ fuzz_missing=$(missing_fuzz_packages)
 if [ -n "$fuzz_missing" ]; then
 	optional="${optional:+$optional }$fuzz_missing"
 fi
+other_optional=$optional
+libcamera_missing=$(missing_libcamera_packages)
+if [ -n "$libcamera_missing" ]; then
+	# shellcheck disable=SC2086
+	libcamera_missing=$(libcamera_installable $libcamera_missing)
+fi
+if [ -n "$libcamera_missing" ]; then
+	optional="${optional:+$optional }$libcamera_missing"
+fi
 install="$missing${missing:+${optional:+ }}$optional"
 
 if [ -n "$install" ]; then
@@ -196,18 +261,28 @@ if [ -n "$install" ]; then
 			fi
 			exit 1
 		fi
-		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\` and the kernel-doc check, mandoc for the man page lint of \`make check\`, g++ for its C++ build of the header, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`)" >&2
+		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\` and the kernel-doc check, mandoc for the man page lint of \`make check\`, g++ for its C++ build of the header, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`, libcamera-dev and libcamera-ipa $libcamera_version for the benchmark's libcamera implementation)" >&2
 	else
 		echo "  APT     $install"
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -q ||
 			die "apt-get update failed"
-		# Word splitting of the list is intended.
-		# shellcheck disable=SC2086
-		check_apt $install || exit 1
-		# shellcheck disable=SC2086
-		apt-get install -q -y --no-install-recommends $install ||
-			die "apt-get could not install: $install"
+		# The fresh lists may offer another libcamera than 0.0.3, or
+		# none: then it is left out.
+		if [ -n "$libcamera_missing" ]; then
+			# shellcheck disable=SC2086
+			libcamera_missing=$(libcamera_installable --known $libcamera_missing)
+			install="$missing${missing:+${other_optional:+ }}$other_optional"
+			install="$install${install:+${libcamera_missing:+ }}$libcamera_missing"
+		fi
+		if [ -n "$install" ]; then
+			# Word splitting of the list is intended.
+			# shellcheck disable=SC2086
+			check_apt $install || exit 1
+			# shellcheck disable=SC2086
+			apt-get install -q -y --no-install-recommends $install ||
+				die "apt-get could not install: $install"
+		fi
 		missing=$(missing_packages)
 		[ -z "$missing" ] || die "still missing after apt-get: $missing"
 	fi
