@@ -32,7 +32,8 @@ static int lc_open(struct bench_chan *c, int fd)
 }
 
 /*
- * The receiver queues only net.unix.max_dgram_qlen datagrams: a flooding
+ * Unread datagrams count against the sender's SO_SNDBUF (between the two
+ * ends of a pair net.unix.max_dgram_qlen does not apply): a flooding
  * sender waits for room, which the protocol itself has no answer to.
  */
 static int wait_writable(int fd)
