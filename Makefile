@@ -505,6 +505,17 @@ clean: cxx-selftests-clean
 
 .PHONY: cxx-selftests-clean
 
+# The benchmark's C++ objects (bench-cxx-y in bench/Build: the real
+# libcamera's implementation), which bench/Build links into $(BENCH_PROG).
+BENCH_CXX_OBJS	:= $(addprefix $(O)/bench/,$(bench-cxx-y))
+
+$(BENCH_CXX_OBJS): $(O)/bench/%.o: bench/%.cpp $(CXX_FLAGS_FILE) $(O)/bench/.build-flags
+	@mkdir -p $(@D)
+	$(call msg,CXX,$@)$(CXX) $(ALL_CXXFLAGS) $(bench-cxxflags) -MMD -MP -c -o $@ $<
+
+$(BENCH_PROG): $(BENCH_CXX_OBJS)
+-include $(BENCH_CXX_OBJS:.o=.d)
+
 # ---------------------------------------------------------------------------
 # Cleaning. clean keeps the deps cache (extracting it takes a while),
 # distclean removes it too. Only what this Makefile makes is removed (see

@@ -69,6 +69,8 @@ struct bench_impl {
 		    unsigned int n);
 	/* Block until something happens; hand received messages to rx. */
 	int (*wait)(struct bench_chan *c);
+	/* Why this build lacks it (no commas or quotes), or NULL. */
+	const char *missing;
 };
 
 struct bench_chan {
@@ -87,8 +89,9 @@ enum bench_impl_id {
 	IMPL_IPCSOCK_EPOLL,
 	IMPL_FLOOR_SENDMSG,
 	IMPL_FLOOR_MMSG,
-	IMPL_LIBCAMERA,
+	IMPL_LIBCAMERA_STYLE,
 	IMPL_IPCSOCK_URING_BUSY,
+	IMPL_LIBCAMERA,
 	BENCH_NR_IMPLS,
 };
 
@@ -96,8 +99,9 @@ extern const struct bench_impl impl_ipcsock_uring;
 extern const struct bench_impl impl_ipcsock_epoll;
 extern const struct bench_impl impl_floor_sendmsg;
 extern const struct bench_impl impl_floor_mmsg;
-extern const struct bench_impl impl_libcamera;
+extern const struct bench_impl impl_libcamera_style;
 extern const struct bench_impl impl_ipcsock_uring_busy;
+extern const struct bench_impl impl_libcamera;
 extern unsigned int bench_busy_poll_us;
 extern const struct bench_impl *const bench_impls[BENCH_NR_IMPLS];
 

@@ -140,7 +140,7 @@ static int lc_wait(struct bench_chan *c)
 	return c->err;
 }
 
-const struct bench_impl impl_libcamera = {
+const struct bench_impl impl_libcamera_style = {
 	.name = "libcamera-style",
 	.sock_type = SOCK_DGRAM | SOCK_NONBLOCK,
 	.open = lc_open,

@@ -22,6 +22,13 @@ const char *ref_impl_name(enum bench_ref ref)
 	return bench_impls[ref_ids[ref]]->name;
 }
 
+/* Why implementation @i has no round that worked. */
+static const char *why_none(const struct bench_result *r, unsigned int i)
+{
+	return bench_impls[i]->missing ? bench_impls[i]->missing :
+					 strerror(-r->err);
+}
+
 static bool is_latency(const struct bench_cfg *cfg)
 {
 	return cfg->scenario != BENCH_STREAM;
@@ -219,7 +226,7 @@ static void table_row(FILE *f, const struct bench_row *row, unsigned int i)
 	fprintf(f, " %-18s", bench_impls[i]->name);
 	if (!r->ok) {
 		fprintf(f, " %s: %s\n", bench_err_unsupported(r->err) ?
-			"unavailable" : "failed", strerror(-r->err));
+			"unavailable" : "failed", why_none(r, i));
 		return;
 	}
 	if (cfg->scenario == BENCH_STREAM) {
@@ -308,7 +315,10 @@ static void rec_num(struct rec *o, const char *key, double v, int prec)
 		fputs("null", o->f);
 }
 
-/* Names and strerror() texts have neither commas nor quotes. */
+/*
+ * Names, strerror() texts and bench_impl.missing have neither commas nor
+ * quotes.
+ */
 static void rec_str(struct rec *o, const char *key, const char *v)
 {
 	if (!rec_key(o, key))
@@ -378,7 +388,7 @@ static void rec_write(struct rec *o, const struct bench_row *row,
 		rec_num(o, ref_key[k], r->vs[k].med, 4);
 		rec_range(o, ref_key[k], r->vs[k].min, r->vs[k].max, 4, true);
 	}
-	rec_str(o, "error", r->ok ? NULL : strerror(-r->err));
+	rec_str(o, "error", r->ok ? NULL : why_none(r, i));
 	fputs(o->mode == REC_JSON ? "}" : "\n", o->f);
 }
 

@@ -24,8 +24,9 @@ const struct bench_impl *const bench_impls[BENCH_NR_IMPLS] = {
 	[IMPL_IPCSOCK_EPOLL] = &impl_ipcsock_epoll,
 	[IMPL_FLOOR_SENDMSG] = &impl_floor_sendmsg,
 	[IMPL_FLOOR_MMSG] = &impl_floor_mmsg,
-	[IMPL_LIBCAMERA] = &impl_libcamera,
+	[IMPL_LIBCAMERA_STYLE] = &impl_libcamera_style,
 	[IMPL_IPCSOCK_URING_BUSY] = &impl_ipcsock_uring_busy,
+	[IMPL_LIBCAMERA] = &impl_libcamera,
 };
 
 const struct bench_scenario_ops *const bench_scenarios[BENCH_NR_SCENARIOS] = {
@@ -300,6 +301,8 @@ int run_one(const struct bench_impl *impl, const struct bench_cfg *cfg,
 	pid_t pid;
 
 	memset(run, 0, sizeof(*run));
+	if (impl->missing)
+		return -EOPNOTSUPP;
 	if (socketpair(AF_UNIX, impl->sock_type | SOCK_CLOEXEC, 0, sv))
 		return -errno;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl)) {
