@@ -109,6 +109,7 @@ enum bench_scenario {
 	BENCH_PINGPONG,
 	BENCH_STREAM,
 	BENCH_CAMERA,
+	BENCH_FANIN,		/* its own suite: fanin.h */
 	BENCH_NR_SCENARIOS,
 };
 
@@ -195,6 +196,7 @@ struct bench_scenario_ops {
 extern const struct bench_scenario_ops pingpong_ops;
 extern const struct bench_scenario_ops stream_ops;
 extern const struct bench_scenario_ops camera_ops;
+extern const struct bench_scenario_ops fanin_ops;
 extern const struct bench_scenario_ops *const bench_scenarios[BENCH_NR_SCENARIOS];
 
 /* camera.c: sizes and fds of the three requests (parent) or replies. */
@@ -262,6 +264,8 @@ int peer_main(int argc, char **argv);
 void peer_set_exe(const char *argv0);
 bool bench_err_unsupported(int err);
 extern bool bench_pin;
+int read_full(int fd, void *buf, size_t len);
+int write_full(int fd, const void *buf, size_t len);
 
 /* Helpers the scenarios share (run.c). */
 int ctx_send(struct bench_ctx *x, unsigned int first, unsigned int n);
@@ -305,13 +309,42 @@ struct bench_row {
 	struct bench_result res[BENCH_NR_IMPLS];
 };
 
+/*
+ * One JSON or CSV record, whatever the scenario: NaN is null (an empty
+ * cell), a NULL string null; a range that does not apply (valid false) is
+ * left out of JSON. README.md lists the fields.
+ */
+struct bench_range {
+	double min, max;
+	bool valid;
+};
+
+struct bench_record {
+	const char *scenario, *impl, *error;
+	double size, fds, batch, fps, rounds;
+	double median_us, p90_us, p99_us, p999_us, max_us;
+	double msgs_per_s, mb_per_s;
+	double cpu_us_per_msg, allocs_per_msg, rss_kib, ctxsw_per_msg;
+	struct bench_range median_us_range, msgs_per_s_range;
+	struct bench_ratio vs[BENCH_NR_REFS];
+	/* fanin */
+	double channels, window, server_cpu_us_per_msg;
+	double rss_kib_per_channel, idle_rss_kib_per_channel;
+	double server_rss_kib_per_channel, server_idle_rss_kib_per_channel;
+	struct bench_ratio vs_floor_epoll, vs_one_channel;
+};
+
+/* Every number NaN, every string NULL, every range invalid. */
+void record_init(struct bench_record *rec);
+
 /* report.c */
 void result_add_run(struct bench_result *r, const struct bench_cfg *cfg,
 		    unsigned int round, const struct bench_run *run);
 void row_summarize(struct bench_row *row, unsigned int rounds);
 void report_table(FILE *f, const struct bench_row *rows, unsigned int n);
 int report_records(const char *path, bool csv, const struct bench_row *rows,
-		   unsigned int n);
+		   unsigned int n, const struct bench_record *extra,
+		   unsigned int nr_extra);
 const char *ref_impl_name(enum bench_ref ref);
 
 #endif /* IPCSOCK_BENCH_H */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "fanin.h"
 
 #define MAX_ROWS	256
 #define MAX_LIST	16
@@ -28,6 +29,10 @@ struct opts {
 	bool scenarios[BENCH_NR_SCENARIOS];
 	bool impls[BENCH_NR_IMPLS];
 	bool impls_given;
+	bool fanin_impls[FANIN_NR_IMPLS];
+	unsigned int channels[FANIN_MAX_ROWS], nr_channels;
+	unsigned int window;
+	unsigned int procs;
 	unsigned int sizes[MAX_LIST], nr_sizes;
 	unsigned int fds[MAX_LIST], nr_fds;
 	unsigned int batches[MAX_LIST], nr_batches;
@@ -60,6 +65,9 @@ static const struct row_spec quick_stream[] = {
 	{ 64, 0, 1 }, { 64, 0, 32 }, { 64, 1, 32 },
 };
 
+static const unsigned int default_channels[] = { 1, 16, 256, 1024, 4096 };
+static const unsigned int quick_channels[] = { 1, 256 };
+
 static const unsigned int full_sizes[] = { 64, 1024, 16384, 65536 };
 static const unsigned int full_fds[] = { 0, 1, 4 };
 static const unsigned int full_batches[] = { 1, 8, 32 };
@@ -71,14 +79,18 @@ static void print_usage(FILE *f)
 "\n"
 "libipcsock (io_uring and epoll backends) against blocking sendmsg,\n"
 "sendmmsg/recvmmsg, libcamera 0.0.3's IPCUnixSocket and a rewrite of its\n"
-"protocol (libcamera-style), between two processes.\n"
+"protocol (libcamera-style), between two processes; and fanin: N channels\n"
+"into one server process (ipcsock-uring, ipcsock-shared, ipcsock-epoll,\n"
+"floor-epoll) from a few client processes.\n"
 "\n"
 "  --quick            reduced suite, under 20 s\n"
 "  --full             every size x fds x batch combination\n"
-"  --scenario LIST    pingpong,stream,camera (default: all)\n"
+"  --scenario LIST    pingpong,stream,camera,fanin (default: all)\n"
 "  --impl LIST        ipcsock-uring,ipcsock-epoll,floor-sendmsg,floor-mmsg,\n"
-"                     libcamera-style,ipcsock-uring-busy,libcamera (default:\n"
-"                     all; the busy-polling one in ping-pong rows only)\n"
+"                     libcamera-style,ipcsock-uring-busy,libcamera;\n"
+"                     fanin: ipcsock-uring,ipcsock-shared,ipcsock-epoll,\n"
+"                     floor-epoll (default: all; the busy-polling one in\n"
+"                     ping-pong rows only)\n"
 "  --busy-poll US     busy_poll_us of ipcsock-uring-busy (default 100;\n"
 "                     0 leaves it out)\n"
 "  --size LIST        message sizes, e.g. 64,1k,64k (16 B .. 64 KiB)\n"
@@ -88,13 +100,18 @@ static void print_usage(FILE *f)
 "  --duration MS      measured time per run (default 120, quick 40)\n"
 "  --warmup MS        warm-up time per run (default 20, quick 10)\n"
 "  --fps N            camera frame rate (default 240)\n"
+"  --channels LIST    fanin channel counts (default 1,16,256,1024,4096;\n"
+"                     quick 1,256; at most %u)\n"
+"  --window N         fanin messages in flight per channel (default 8)\n"
+"  --client-procs N   fanin client processes (default 2, at most %u)\n"
 "  --frames N         camera frames measured per run (default 120, quick 48)\n"
 "  --pin              parent on CPU 0, peer on CPU 1 (ipcsock-uring-busy\n"
 "                     is always pinned so)\n"
 "  --json FILE        write the results as JSON records (- for stdout)\n"
 "  --csv FILE         the same records as CSV (bench/plot.gp draws them)\n"
 "  -h, --help         this text\n",
-		BENCH_MAX_FDS, BENCH_MAX_BATCH);
+		BENCH_MAX_FDS, BENCH_MAX_BATCH, FANIN_MAX_CHANNELS,
+		FANIN_MAX_PROCS);
 }
 
 static int parse_num(const char *s, unsigned int *v)
@@ -153,20 +170,42 @@ static int parse_names(const char *arg, bool *sel, unsigned int nr,
 	return 0;
 }
 
+/* --impl: names of either suite, each in at least one. */
+static int parse_impls(const char *arg, struct opts *o)
+{
+	char buf[256], *tok, *save;
+	unsigned int i;
+	bool found;
+
+	snprintf(buf, sizeof(buf), "%s", arg);
+	memset(o->impls, 0, sizeof(o->impls));
+	memset(o->fanin_impls, 0, sizeof(o->fanin_impls));
+	for (tok = strtok_r(buf, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		found = false;
+		for (i = 0; i < BENCH_NR_IMPLS; i++)
+			if (!strcmp(tok, bench_impls[i]->name))
+				found = o->impls[i] = true;
+		for (i = 0; i < FANIN_NR_IMPLS; i++)
+			if (!strcmp(tok, fanin_impls[i]->name))
+				found = o->fanin_impls[i] = true;
+		if (!found)
+			return -EINVAL;
+	}
+	o->impls_given = true;
+	return 0;
+}
+
 static const char *scenario_name(unsigned int i)
 {
 	return bench_scenarios[i]->name;
 }
 
-static const char *impl_name(unsigned int i)
-{
-	return bench_impls[i]->name;
-}
-
 enum {
 	OPT_QUICK = 256, OPT_FULL, OPT_SCENARIO, OPT_IMPL, OPT_SIZE, OPT_FDS,
 	OPT_BATCH, OPT_ROUNDS, OPT_DURATION, OPT_WARMUP, OPT_FPS, OPT_FRAMES,
-	OPT_PIN, OPT_JSON, OPT_CSV, OPT_BUSY_POLL,
+	OPT_PIN, OPT_JSON, OPT_CSV, OPT_BUSY_POLL, OPT_CHANNELS, OPT_WINDOW,
+	OPT_PROCS,
 };
 
 static const struct option long_opts[] = {
@@ -186,6 +225,9 @@ static const struct option long_opts[] = {
 	{ "json", required_argument, NULL, OPT_JSON },
 	{ "csv", required_argument, NULL, OPT_CSV },
 	{ "busy-poll", required_argument, NULL, OPT_BUSY_POLL },
+	{ "channels", required_argument, NULL, OPT_CHANNELS },
+	{ "window", required_argument, NULL, OPT_WINDOW },
+	{ "client-procs", required_argument, NULL, OPT_PROCS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -200,7 +242,10 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 	memset(o, 0, sizeof(*o));
 	memset(o->scenarios, 1, sizeof(o->scenarios));
 	memset(o->impls, 1, sizeof(o->impls));
+	memset(o->fanin_impls, 1, sizeof(o->fanin_impls));
 	o->fps = 240;
+	o->window = 8;
+	o->procs = 2;
 	while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_QUICK:
@@ -214,9 +259,7 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 					  BENCH_NR_SCENARIOS, scenario_name);
 			break;
 		case OPT_IMPL:
-			err = parse_names(optarg, o->impls, BENCH_NR_IMPLS,
-					  impl_name);
-			o->impls_given = true;
+			err = parse_impls(optarg, o);
 			break;
 		case OPT_BUSY_POLL:
 			err = parse_num(optarg, &bench_busy_poll_us);
@@ -265,6 +308,20 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case OPT_PIN:
 			bench_pin = true;
+			break;
+		case OPT_CHANNELS:
+			err = parse_list(optarg, o->channels, &o->nr_channels,
+					 1, FANIN_MAX_CHANNELS);
+			break;
+		case OPT_WINDOW:
+			err = parse_num(optarg, &o->window);
+			if (!err && (!o->window || o->window > FANIN_MAX_WINDOW))
+				err = -EINVAL;
+			break;
+		case OPT_PROCS:
+			err = parse_num(optarg, &o->procs);
+			if (!err && (!o->procs || o->procs > FANIN_MAX_PROCS))
+				err = -EINVAL;
 			break;
 		case OPT_JSON:
 			o->json = optarg;
@@ -338,6 +395,11 @@ static void add_row(const struct opts *o, enum bench_scenario sc,
 			row->res[i].rss[r] = NAN;
 		}
 	}
+	/* --impl named none of this suite's implementations. */
+	for (i = 0; i < BENCH_NR_IMPLS; i++)
+		if (row->res[i].enabled)
+			return;
+	nr_rows--;
 }
 
 static void add_specs(const struct opts *o, enum bench_scenario sc,
@@ -403,6 +465,56 @@ static void build_suite(const struct opts *o)
 		add_row(o, BENCH_CAMERA, 0, CAMERA_FDS, 1);
 }
 
+static struct fanin_row fanin_rows[FANIN_MAX_ROWS];
+static unsigned int nr_fanin;
+
+static void add_fanin_row(const struct opts *o, unsigned int channels)
+{
+	struct fanin_row *row = &fanin_rows[nr_fanin++];
+	struct fanin_result *res;
+	const char *skip;
+	unsigned int i, r;
+
+	memset(row, 0, sizeof(*row));
+	row->cfg = (struct fanin_cfg) {
+		.channels = channels,
+		.window = o->window,
+		.procs = o->procs,
+		.warmup_ms = o->warmup_ms,
+		.duration_ms = o->duration_ms,
+	};
+	skip = fanin_prepare_row(&row->cfg);
+	if (skip)
+		snprintf(row->skip, sizeof(row->skip), "%s", skip);
+	for (i = 0; i < FANIN_NR_IMPLS; i++) {
+		res = &row->res[i];
+		res->enabled = o->fanin_impls[i];
+		for (r = 0; r < BENCH_MAX_ROUNDS; r++)
+			res->srv_cpu[r] = res->all_cpu[r] = res->rate[r] =
+			res->srv_idle[r] = res->srv_busy[r] =
+			res->all_idle[r] = res->all_busy[r] = NAN;
+	}
+}
+
+static void build_fanin(const struct opts *o)
+{
+	const unsigned int *n = o->channels;
+	unsigned int i, nr = o->nr_channels;
+	bool any = false;
+
+	for (i = 0; i < FANIN_NR_IMPLS; i++)
+		any |= o->fanin_impls[i];
+	if (!o->scenarios[BENCH_FANIN] || !any)
+		return;
+	if (!nr) {
+		n = o->quick ? quick_channels : default_channels;
+		nr = o->quick ? ARRAY_SIZE(quick_channels) :
+				ARRAY_SIZE(default_channels);
+	}
+	for (i = 0; i < nr; i++)
+		add_fanin_row(o, n[i]);
+}
+
 static void progress(const struct opts *o, unsigned int done,
 		     unsigned int total, const struct bench_row *row,
 		     unsigned int round, unsigned int impl)
@@ -453,6 +565,47 @@ static void run_row(const struct opts *o, struct bench_row *row,
 	}
 }
 
+/*
+ * Round-major, so that one round's runs at every N are close in time: the
+ * ratios to N = 1 are taken within a round too.
+ */
+static void run_fanin(const struct opts *o, unsigned int *done,
+		      unsigned int total)
+{
+	struct fanin_srv_report srv;
+	struct fanin_cli_report cli;
+	struct fanin_result *res;
+	struct fanin_row *row;
+	unsigned int r, k, j, i;
+	int err;
+
+	for (r = 0; r < o->rounds; r++) {
+		for (k = 0; k < nr_fanin; k++) {
+			row = &fanin_rows[k];
+			for (j = 0; j < FANIN_NR_IMPLS && !row->skip[0]; j++) {
+				i = (j + r) % FANIN_NR_IMPLS;
+				res = &row->res[i];
+				if (!res->enabled)
+					continue;
+				if (o->progress)
+					fprintf(stderr, "\r\033[K[%3u%%] fanin %u channels: %s, round %u/%u",
+						(*done)++ * 100 / total,
+						row->cfg.channels,
+						fanin_impls[i]->name, r + 1,
+						o->rounds);
+				err = fanin_run_one(fanin_impls[i], &row->cfg,
+						    &srv, &cli);
+				if (err)
+					res->err = err;
+				else
+					fanin_result_add(res, &row->cfg, r,
+							 &srv, &cli);
+			}
+		}
+	}
+	fanin_summarize(fanin_rows, nr_fanin, o->rounds);
+}
+
 static void print_header(const struct opts *o)
 {
 	struct utsname u;
@@ -481,6 +634,9 @@ static void print_notes(void)
 	       "ipcsock-uring-busy runs pinned, parent on CPU 0 and peer on CPU 1.\n");
 }
 
+static struct bench_record fanin_recs[FANIN_MAX_ROWS * FANIN_NR_IMPLS];
+static unsigned int nr_fanin_recs;
+
 int main(int argc, char **argv)
 {
 	unsigned int i, j, total = 0, done = 0;
@@ -503,29 +659,39 @@ int main(int argc, char **argv)
 		sched_setaffinity(0, sizeof(set), &set);
 	}
 	build_suite(&o);
-	if (!nr_rows) {
+	build_fanin(&o);
+	if (!nr_rows && !nr_fanin) {
 		fprintf(stderr, "ipcsock-bench: nothing to run\n");
 		return 2;
 	}
 	for (i = 0; i < nr_rows; i++)
 		for (j = 0; j < BENCH_NR_IMPLS; j++)
 			total += rows[i].res[j].enabled * o.rounds;
+	for (i = 0; i < nr_fanin; i++)
+		for (j = 0; j < FANIN_NR_IMPLS; j++)
+			total += fanin_rows[i].res[j].enabled * o.rounds;
 
 	print_header(&o);
 	fflush(stdout);
 	for (i = 0; i < nr_rows; i++)
 		run_row(&o, &rows[i], &done, total);
+	run_fanin(&o, &done, total);
 	if (o.progress)
 		fprintf(stderr, "\r\033[K");
 	report_table(stdout, rows, nr_rows);
-	print_notes();
+	if (nr_rows)
+		print_notes();
+	fanin_table(stdout, fanin_rows, nr_fanin);
 	if (!alloc_count_works())
 		printf("allocs: not counted (a sanitizer owns malloc).\n");
 
+	nr_fanin_recs = fanin_records(fanin_rows, nr_fanin, fanin_recs,
+				      ARRAY_SIZE(fanin_recs));
 	for (i = 0; i < 2; i++) {
 		const char *path = i ? o.csv : o.json;
 
-		ret = path ? report_records(path, i, rows, nr_rows) : 0;
+		ret = path ? report_records(path, i, rows, nr_rows, fanin_recs,
+					    nr_fanin_recs) : 0;
 		if (ret) {
 			fprintf(stderr, "ipcsock-bench: %s: %s\n", path,
 				strerror(-ret));
@@ -537,6 +703,12 @@ int main(int argc, char **argv)
 		for (j = 0; j < BENCH_NR_IMPLS; j++)
 			if (rows[i].res[j].enabled && !rows[i].res[j].ok &&
 			    !bench_err_unsupported(rows[i].res[j].err))
+				return 1;
+	for (i = 0; i < nr_fanin; i++)
+		for (j = 0; j < FANIN_NR_IMPLS; j++)
+			if (fanin_rows[i].res[j].enabled &&
+			    !fanin_rows[i].skip[0] && !fanin_rows[i].res[j].ok &&
+			    !bench_err_unsupported(fanin_rows[i].res[j].err))
 				return 1;
 	return 0;
 }

@@ -329,46 +329,72 @@ static void rec_str(struct rec *o, const char *key, const char *v)
 		fputs(v ? v : o->mode == REC_JSON ? "null" : "", o->f);
 }
 
-static void rec_range(struct rec *o, const char *stem, double min,
-		      double max, int prec, bool valid)
+static void rec_range(struct rec *o, const char *stem,
+		      const struct bench_range *r, int prec)
 {
 	char key[48];
 
 	if (o->mode != REC_JSON) {
 		snprintf(key, sizeof(key), "%s_range_min", stem);
-		rec_num(o, key, valid ? min : NAN, prec);
+		rec_num(o, key, r->valid ? r->min : NAN, prec);
 		snprintf(key, sizeof(key), "%s_range_max", stem);
-		rec_num(o, key, valid ? max : NAN, prec);
+		rec_num(o, key, r->valid ? r->max : NAN, prec);
 		return;
 	}
-	if (!valid)
+	if (!r->valid)
 		return;
 	snprintf(key, sizeof(key), "%s_range", stem);
 	rec_key(o, key);
-	if (isnan(min))
+	if (isnan(r->min))
 		fputs("null", o->f);
 	else
-		fprintf(o->f, "[%.*f, %.*f]", prec, min, prec, max);
+		fprintf(o->f, "[%.*f, %.*f]", prec, r->min, prec, r->max);
 }
 
-static void rec_write(struct rec *o, const struct bench_row *row,
-		      unsigned int i)
+static void rec_ratio(struct rec *o, const char *key,
+		      const struct bench_ratio *q)
 {
-	const struct bench_cfg *cfg = &row->cfg;
-	const struct bench_result *r = &row->res[i];
-	bool camera = cfg->scenario == BENCH_CAMERA;
-	bool stream = cfg->scenario == BENCH_STREAM;
+	struct bench_range r = { q->min, q->max, true };
+
+	rec_num(o, key, q->med, 4);
+	rec_range(o, key, &r, 4);
+}
+
+void record_init(struct bench_record *rec)
+{
+	const struct bench_ratio none = { NAN, NAN, NAN };
+	unsigned int k;
+
+	*rec = (struct bench_record) {
+		.size = NAN, .fds = NAN, .batch = NAN, .fps = NAN,
+		.rounds = NAN, .median_us = NAN, .p90_us = NAN,
+		.p99_us = NAN, .p999_us = NAN, .max_us = NAN,
+		.msgs_per_s = NAN, .mb_per_s = NAN, .cpu_us_per_msg = NAN,
+		.allocs_per_msg = NAN, .rss_kib = NAN, .ctxsw_per_msg = NAN,
+		.channels = NAN, .window = NAN, .server_cpu_us_per_msg = NAN,
+		.rss_kib_per_channel = NAN, .idle_rss_kib_per_channel = NAN,
+		.server_rss_kib_per_channel = NAN,
+		.server_idle_rss_kib_per_channel = NAN,
+		.vs_floor_epoll = none, .vs_one_channel = none,
+	};
+	for (k = 0; k < BENCH_NR_REFS; k++)
+		rec->vs[k] = none;
+}
+
+/* The one place that decides the fields and their order. */
+static void rec_write(struct rec *o, const struct bench_record *r)
+{
 	static const char *const ref_key[BENCH_NR_REFS] = {
 		"vs_floor_sendmsg", "vs_floor_mmsg", "vs_libcamera",
 	};
 	unsigned int k;
 
 	o->nr = 0;
-	rec_str(o, "scenario", bench_scenarios[cfg->scenario]->name);
-	rec_str(o, "impl", bench_impls[i]->name);
-	rec_num(o, "size", camera ? NAN : cfg->size, 0);
-	rec_num(o, "fds", camera ? NAN : cfg->nr_fds, 0);
-	rec_num(o, "batch", stream ? cfg->batch : NAN, 0);
+	rec_str(o, "scenario", r->scenario);
+	rec_str(o, "impl", r->impl);
+	rec_num(o, "size", r->size, 0);
+	rec_num(o, "fds", r->fds, 0);
+	rec_num(o, "batch", r->batch, 0);
 	rec_num(o, "median_us", r->median_us, 3);
 	rec_num(o, "p90_us", r->p90_us, 3);
 	rec_num(o, "p99_us", r->p99_us, 3);
@@ -379,24 +405,74 @@ static void rec_write(struct rec *o, const struct bench_row *row,
 	rec_num(o, "allocs_per_msg", r->allocs_per_msg, 6);
 	rec_num(o, "rss_kib", r->rss_kib, 0);
 	rec_num(o, "max_us", r->max_us, 3);
-	rec_num(o, "ctxsw_per_msg", r->csw_per_msg, 4);
-	rec_range(o, "median_us", r->round_min, r->round_max, 3, !stream);
-	rec_range(o, "msgs_per_s", r->round_min, r->round_max, 3, stream);
-	rec_num(o, "fps", camera ? cfg->fps : NAN, 0);
-	rec_num(o, "rounds", r->ok, 0);
-	for (k = 0; k < BENCH_NR_REFS; k++) {
-		rec_num(o, ref_key[k], r->vs[k].med, 4);
-		rec_range(o, ref_key[k], r->vs[k].min, r->vs[k].max, 4, true);
-	}
-	rec_str(o, "error", r->ok ? NULL : why_none(r, i));
+	rec_num(o, "ctxsw_per_msg", r->ctxsw_per_msg, 4);
+	rec_range(o, "median_us", &r->median_us_range, 3);
+	rec_range(o, "msgs_per_s", &r->msgs_per_s_range, 3);
+	rec_num(o, "fps", r->fps, 0);
+	rec_num(o, "rounds", r->rounds, 0);
+	for (k = 0; k < BENCH_NR_REFS; k++)
+		rec_ratio(o, ref_key[k], &r->vs[k]);
+	rec_num(o, "channels", r->channels, 0);
+	rec_num(o, "window", r->window, 0);
+	rec_num(o, "server_cpu_us_per_msg", r->server_cpu_us_per_msg, 3);
+	rec_num(o, "rss_kib_per_channel", r->rss_kib_per_channel, 2);
+	rec_num(o, "idle_rss_kib_per_channel", r->idle_rss_kib_per_channel, 2);
+	rec_num(o, "server_rss_kib_per_channel",
+		r->server_rss_kib_per_channel, 2);
+	rec_num(o, "server_idle_rss_kib_per_channel",
+		r->server_idle_rss_kib_per_channel, 2);
+	rec_ratio(o, "vs_floor_epoll", &r->vs_floor_epoll);
+	rec_ratio(o, "vs_one_channel", &r->vs_one_channel);
+	rec_str(o, "error", r->error);
 	fputs(o->mode == REC_JSON ? "}" : "\n", o->f);
 }
 
-/* @path "-" is stdout. */
+/* A pair scenario's row and implementation as a record. */
+static void row_record(struct bench_record *rec, const struct bench_row *row,
+		       unsigned int i)
+{
+	const struct bench_cfg *cfg = &row->cfg;
+	const struct bench_result *r = &row->res[i];
+	bool camera = cfg->scenario == BENCH_CAMERA;
+	bool stream = cfg->scenario == BENCH_STREAM;
+	struct bench_range range = { r->round_min, r->round_max, true };
+	unsigned int k;
+
+	record_init(rec);
+	rec->scenario = bench_scenarios[cfg->scenario]->name;
+	rec->impl = bench_impls[i]->name;
+	rec->size = camera ? NAN : cfg->size;
+	rec->fds = camera ? NAN : cfg->nr_fds;
+	rec->batch = stream ? cfg->batch : NAN;
+	rec->median_us = r->median_us;
+	rec->p90_us = r->p90_us;
+	rec->p99_us = r->p99_us;
+	rec->p999_us = r->p999_us;
+	rec->msgs_per_s = r->msgs_per_s;
+	rec->mb_per_s = r->mb_per_s;
+	rec->cpu_us_per_msg = r->cpu_us_per_msg;
+	rec->allocs_per_msg = r->allocs_per_msg;
+	rec->rss_kib = r->rss_kib;
+	rec->max_us = r->max_us;
+	rec->ctxsw_per_msg = r->csw_per_msg;
+	if (stream)
+		rec->msgs_per_s_range = range;
+	else
+		rec->median_us_range = range;
+	rec->fps = camera ? cfg->fps : NAN;
+	rec->rounds = r->ok;
+	for (k = 0; k < BENCH_NR_REFS; k++)
+		rec->vs[k] = r->vs[k];
+	rec->error = r->ok ? NULL : why_none(r, i);
+}
+
+/* @path "-" is stdout; @extra (fanin's) follow the rows. */
 int report_records(const char *path, bool csv, const struct bench_row *rows,
-		   unsigned int n)
+		   unsigned int n, const struct bench_record *extra,
+		   unsigned int nr_extra)
 {
 	struct rec o = { .mode = csv ? REC_CSV_HEAD : REC_JSON };
+	struct bench_record rec;
 	bool first = true;
 	unsigned int i, j;
 	int err = 0;
@@ -404,20 +480,23 @@ int report_records(const char *path, bool csv, const struct bench_row *rows,
 	o.f = strcmp(path, "-") ? fopen(path, "w") : stdout;
 	if (!o.f)
 		return -errno;
-	if (csv && n) {
-		rec_write(&o, &rows[0], 0);
+	if (csv) {
+		record_init(&rec);
+		rec_write(&o, &rec);
 		o.mode = REC_CSV;
-	} else if (!csv) {
+	} else {
 		fputs("[\n", o.f);
 	}
-	for (i = 0; i < n; i++) {
-		for (j = 0; j < BENCH_NR_IMPLS; j++) {
-			if (!rows[i].res[j].enabled)
+	for (i = 0; i < n + nr_extra; i++) {
+		for (j = 0; j < (i < n ? BENCH_NR_IMPLS : 1); j++) {
+			if (i < n && !rows[i].res[j].enabled)
 				continue;
 			if (!first && !csv)
 				fputs(",\n", o.f);
 			first = false;
-			rec_write(&o, &rows[i], j);
+			if (i < n)
+				row_record(&rec, &rows[i], j);
+			rec_write(&o, i < n ? &rec : &extra[i - n]);
 		}
 	}
 	if (!csv)

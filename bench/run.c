@@ -33,6 +33,7 @@ const struct bench_scenario_ops *const bench_scenarios[BENCH_NR_SCENARIOS] = {
 	[BENCH_PINGPONG] = &pingpong_ops,
 	[BENCH_STREAM] = &stream_ops,
 	[BENCH_CAMERA] = &camera_ops,
+	[BENCH_FANIN] = &fanin_ops,
 };
 
 bool bench_pin;
@@ -164,7 +165,7 @@ static int ctx_init(struct bench_ctx *x, const struct bench_impl *impl,
 	return 0;
 }
 
-static int read_full(int fd, void *buf, size_t len)
+int read_full(int fd, void *buf, size_t len)
 {
 	unsigned char *p = buf;
 	ssize_t n;
@@ -183,7 +184,7 @@ static int read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
-static int write_full(int fd, const void *buf, size_t len)
+int write_full(int fd, const void *buf, size_t len)
 {
 	const unsigned char *p = buf;
 	ssize_t n;

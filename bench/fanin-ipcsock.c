@@ -1,0 +1,228 @@
+// SPDX-License-Identifier: MIT
+/*
+ * fanin servers on the library: ipcsock-uring (the loop's own ring),
+ * ipcsock-epoll, and ipcsock-shared (the application's own io_uring, with
+ * ipcsock_loop_new_shared() and ipcsock_loop_handle_cqe()). Default loop
+ * options but the backend; each message is echoed from its ready_read.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "ipcsock.h"
+#include "fanin.h"
+
+struct ipc_chan {
+	struct fanin_srv *srv;
+	struct ipcsock *sock;
+	unsigned int id;
+};
+
+struct ipc_srv {
+	struct ipcsock_loop *loop;
+	struct io_uring ring;		/* ipcsock-shared's */
+	bool have_ring;
+	struct ipc_chan *chans;
+};
+
+static void chan_ready_read(struct ipcsock *sock, void *arg)
+{
+	struct ipc_chan *c = arg;
+	struct ipcsock_payload p;
+	int err;
+
+	while (!ipcsock_receive(sock, &p)) {
+		if (fanin_srv_check(c->srv, c->id, p.data, p.len))
+			return;
+		/* The library copies the bytes before the call returns. */
+		err = ipcsock_send(sock, &p);
+		if (err) {
+			fanin_srv_fail(c->srv, err);
+			return;
+		}
+	}
+}
+
+static void chan_hangup(struct ipcsock *sock, int err, void *arg)
+{
+	struct ipc_chan *c = arg;
+
+	(void)sock;
+	if (err)
+		fanin_srv_fail(c->srv, err);
+	fanin_srv_hangup(c->srv);
+}
+
+/* ipcsock-shared: the application's turn, its ring's completions first. */
+static int shared_turn(struct fanin_srv *s, int timeout_ms)
+{
+	struct ipc_srv *p = s->priv;
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+	int ret;
+
+	ret = timeout_ms ? io_uring_submit_and_wait(&p->ring, 1) :
+			   io_uring_submit(&p->ring);
+	if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
+		return ret;
+	io_uring_for_each_cqe(&p->ring, head, cqe) {
+		/* The server puts nothing of its own on the ring. */
+		if (!ipcsock_loop_handle_cqe(p->loop, cqe))
+			return -EPROTO;
+		n++;
+	}
+	io_uring_cq_advance(&p->ring, n);
+	ret = ipcsock_loop_dispatch(p->loop, 0);
+	return ret < 0 && ret != -EINTR ? ret : 0;
+}
+
+static int own_turn(struct fanin_srv *s, int timeout_ms)
+{
+	struct ipc_srv *p = s->priv;
+	int ret;
+
+	ret = ipcsock_loop_dispatch(p->loop, timeout_ms);
+	return ret < 0 && ret != -EINTR ? ret : 0;
+}
+
+static void ipc_close(struct fanin_srv *s)
+{
+	struct ipc_srv *p = s->priv;
+	unsigned int i;
+
+	if (!p)
+		return;
+	for (i = 0; p->chans && i < s->nr; i++)
+		ipcsock_free(p->chans[i].sock);
+	/* A shared ring's loop is freed once its operations completed. */
+	for (i = 0; p->have_ring && p->loop && i < 1000 &&
+	     !ipcsock_loop_idle(p->loop); i++)
+		if (shared_turn(s, -1))
+			break;
+	ipcsock_loop_free(p->loop);
+	if (p->have_ring)
+		io_uring_queue_exit(&p->ring);
+	free(p->chans);
+	free(p);
+	s->priv = NULL;
+}
+
+/* The loop exists; a socket per channel, bound to its fd. */
+static int bind_all(struct fanin_srv *s, const int *fds)
+{
+	struct ipc_srv *p = s->priv;
+	struct ipc_chan *c;
+	unsigned int i;
+	int err;
+
+	p->chans = calloc(s->nr, sizeof(*p->chans));
+	if (!p->chans)
+		return -ENOMEM;
+	for (i = 0; i < s->nr; i++) {
+		c = &p->chans[i];
+		c->srv = s;
+		c->id = i;
+		c->sock = ipcsock_new(p->loop);
+		if (!c->sock)
+			return -ENOMEM;
+		err = ipcsock_bind(c->sock, fds[i]);
+		if (err)
+			return err;
+		ipcsock_set_ready_read(c->sock, chan_ready_read, c);
+		ipcsock_set_hangup(c->sock, chan_hangup, c);
+	}
+	return 0;
+}
+
+static int open_own(struct fanin_srv *s, const int *fds,
+		    enum ipcsock_backend b)
+{
+	IPCSOCK_LOOP_OPTS(opts, .backend = b);
+	struct ipc_srv *p;
+	int err;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	s->priv = p;
+	p->loop = ipcsock_loop_new(&opts);
+	/* As impl-ipcsock.c: no such loop here means no such backend. */
+	if (!p->loop || ipcsock_loop_backend(p->loop) != b)
+		err = p->loop || errno != ENOMEM ? -EOPNOTSUPP : -ENOMEM;
+	else
+		err = bind_all(s, fds);
+	if (err)
+		ipc_close(s);
+	return err;
+}
+
+static int open_uring(struct fanin_srv *s, const int *fds)
+{
+	return open_own(s, fds, IPCSOCK_BACKEND_URING);
+}
+
+static int open_epoll(struct fanin_srv *s, const int *fds)
+{
+	return open_own(s, fds, IPCSOCK_BACKEND_EPOLL);
+}
+
+/*
+ * The application's ring as a server that owns one would set it up
+ * (examples/uring-server.c): DEFER_TASKRUN where the kernel has it.
+ */
+static int open_shared(struct fanin_srv *s, const int *fds)
+{
+	struct io_uring_params params = {
+		.flags = IORING_SETUP_SINGLE_ISSUER |
+			 IORING_SETUP_DEFER_TASKRUN,
+	};
+	struct ipc_srv *p;
+	int err;
+
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	s->priv = p;
+	err = io_uring_queue_init_params(IPCSOCK_DEFAULT_RING_ENTRIES,
+					 &p->ring, &params);
+	if (err == -EINVAL)
+		err = io_uring_queue_init(IPCSOCK_DEFAULT_RING_ENTRIES,
+					  &p->ring, 0);
+	if (err) {
+		free(p);
+		s->priv = NULL;
+		return err == -ENOMEM ? err : -EOPNOTSUPP;
+	}
+	p->have_ring = true;
+	p->loop = ipcsock_loop_new_shared(&p->ring, NULL);
+	if (!p->loop)
+		err = errno == ENOMEM ? -ENOMEM : -EOPNOTSUPP;
+	else
+		err = bind_all(s, fds);
+	if (err)
+		ipc_close(s);
+	return err;
+}
+
+const struct fanin_server_ops fanin_ipcsock_uring = {
+	.name = "ipcsock-uring",
+	.open = open_uring,
+	.turn = own_turn,
+	.close = ipc_close,
+};
+
+const struct fanin_server_ops fanin_ipcsock_epoll = {
+	.name = "ipcsock-epoll",
+	.open = open_epoll,
+	.turn = own_turn,
+	.close = ipc_close,
+};
+
+const struct fanin_server_ops fanin_ipcsock_shared = {
+	.name = "ipcsock-shared",
+	.open = open_shared,
+	.turn = shared_turn,
+	.close = ipc_close,
+};
