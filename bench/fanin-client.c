@@ -5,6 +5,7 @@
  * channel keeping a window of messages in flight and checking every echo.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -169,12 +170,14 @@ int fanin_client_main(const struct fanin_cfg *cfg, const int *fds,
 	struct fanin_cli_report rep = { 0 };
 	struct epoll_event ev = { .events = EPOLLIN };
 	uint64_t cpu0 = 0;
-	int64_t rss0 = rss_kib();
+	int64_t rss0;
 	struct cli cl;
 	unsigned int i;
 	int ep, err;
 	char c;
 
+	malloc_trim(0);		/* as the server does */
+	rss0 = rss_kib();
 	err = cli_setup(&cl, cfg, fds, first, nr);
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	if (!err && ep < 0)

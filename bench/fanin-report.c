@@ -130,14 +130,15 @@ static void table_row(FILE *f, const struct fanin_row *row, unsigned int i)
 	fprintf(f, "\n");
 }
 
-void fanin_table(FILE *f, const struct fanin_row *rows, unsigned int nr)
+void fanin_table(FILE *f, const struct fanin_row *rows, unsigned int nr,
+		 unsigned int rounds)
 {
 	unsigned int k, i;
 
 	if (!nr)
 		return;
-	fprintf(f, "\nfanin: N channels into one server, %u B echoes, window %u, %u client processes\n",
-		FANIN_MSG_LEN, rows[0].cfg.window, rows[0].cfg.procs);
+	fprintf(f, "\nfanin: N channels into one server, %u B echoes, window %u, %u client processes, %u rounds\n",
+		FANIN_MSG_LEN, rows[0].cfg.window, rows[0].cfg.procs, rounds);
 	fprintf(f, "%5s %-15s %8s %8s %8s  %-17s  %-17s %7s %7s %7s %7s\n",
 		"N", "impl", "msgs/s", "srv us", "all us", "srv x floor-epoll",
 		"srv x N=1", "srv idl", "srv bsy", "all idl", "all bsy");

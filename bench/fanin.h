@@ -180,7 +180,8 @@ void fanin_result_add(struct fanin_result *r, const struct fanin_cfg *cfg,
 		      const struct fanin_cli_report *cli);
 void fanin_summarize(struct fanin_row *rows, unsigned int nr,
 		     unsigned int rounds);
-void fanin_table(FILE *f, const struct fanin_row *rows, unsigned int nr);
+void fanin_table(FILE *f, const struct fanin_row *rows, unsigned int nr,
+		 unsigned int rounds);
 unsigned int fanin_records(const struct fanin_row *rows, unsigned int nr,
 			   struct bench_record *rec, unsigned int max);
 

@@ -21,6 +21,7 @@ struct opts {
 	bool quick;
 	bool full;
 	unsigned int rounds;
+	unsigned int fanin_rounds;
 	unsigned int warmup_ms;
 	unsigned int duration_ms;
 	unsigned int fps;
@@ -96,7 +97,7 @@ static void print_usage(FILE *f)
 "  --size LIST        message sizes, e.g. 64,1k,64k (16 B .. 64 KiB)\n"
 "  --fds LIST         fds per message, e.g. 0,1,4 (at most %d)\n"
 "  --batch LIST       stream batch sizes, e.g. 1,8,32 (at most %d)\n"
-"  --rounds N         rounds per row (default 5, quick 3)\n"
+"  --rounds N         rounds per row (default 5, quick and fanin 3)\n"
 "  --duration MS      measured time per run (default 120, quick 40)\n"
 "  --warmup MS        warm-up time per run (default 20, quick 10)\n"
 "  --fps N            camera frame rate (default 240)\n"
@@ -347,6 +348,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		return -1;
 	}
 	o->rounds = rounds ? rounds : o->quick ? 3 : 5;
+	/* A fanin round is long (N = 4096: seconds of setup and teardown). */
+	o->fanin_rounds = rounds ? rounds : 3;
 	o->duration_ms = duration ? duration : o->quick ? 40 : 120;
 	o->warmup_ms = have_warmup ? warmup : o->quick ? 10 : 20;
 	o->frames = frames ? frames : o->quick ? 48 : 120;
@@ -579,7 +582,7 @@ static void run_fanin(const struct opts *o, unsigned int *done,
 	unsigned int r, k, j, i;
 	int err;
 
-	for (r = 0; r < o->rounds; r++) {
+	for (r = 0; r < o->fanin_rounds; r++) {
 		for (k = 0; k < nr_fanin; k++) {
 			row = &fanin_rows[k];
 			for (j = 0; j < FANIN_NR_IMPLS && !row->skip[0]; j++) {
@@ -592,7 +595,7 @@ static void run_fanin(const struct opts *o, unsigned int *done,
 						(*done)++ * 100 / total,
 						row->cfg.channels,
 						fanin_impls[i]->name, r + 1,
-						o->rounds);
+						o->fanin_rounds);
 				err = fanin_run_one(fanin_impls[i], &row->cfg,
 						    &srv, &cli);
 				if (err)
@@ -603,7 +606,7 @@ static void run_fanin(const struct opts *o, unsigned int *done,
 			}
 		}
 	}
-	fanin_summarize(fanin_rows, nr_fanin, o->rounds);
+	fanin_summarize(fanin_rows, nr_fanin, o->fanin_rounds);
 }
 
 static void print_header(const struct opts *o)
@@ -669,7 +672,7 @@ int main(int argc, char **argv)
 			total += rows[i].res[j].enabled * o.rounds;
 	for (i = 0; i < nr_fanin; i++)
 		for (j = 0; j < FANIN_NR_IMPLS; j++)
-			total += fanin_rows[i].res[j].enabled * o.rounds;
+			total += fanin_rows[i].res[j].enabled * o.fanin_rounds;
 
 	print_header(&o);
 	fflush(stdout);
@@ -681,7 +684,7 @@ int main(int argc, char **argv)
 	report_table(stdout, rows, nr_rows);
 	if (nr_rows)
 		print_notes();
-	fanin_table(stdout, fanin_rows, nr_fanin);
+	fanin_table(stdout, fanin_rows, nr_fanin, o.fanin_rounds);
 	if (!alloc_count_works())
 		printf("allocs: not counted (a sanitizer owns malloc).\n");
 
