@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -176,6 +177,7 @@ int fanin_client_main(const struct fanin_cfg *cfg, const int *fds,
 	int ep, err;
 	char c;
 
+	prctl(PR_SET_NAME, "fanin-client");
 	malloc_trim(0);		/* as the server does */
 	rss0 = rss_kib();
 	err = cli_setup(&cl, cfg, fds, first, nr);

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <liburing.h>
@@ -25,24 +26,41 @@ struct ipc_srv {
 	struct io_uring ring;		/* ipcsock-shared's */
 	bool have_ring;
 	struct ipc_chan *chans;
+	unsigned char echo[FANIN_MAX_WINDOW][FANIN_MSG_LEN];
+	struct ipcsock_payload out[FANIN_MAX_WINDOW];
 };
 
+/*
+ * Echoes what has arrived as one batch, as floor-epoll's sendmmsg does: the
+ * received views are valid until the next receive, so they are copied.
+ */
 static void chan_ready_read(struct ipcsock *sock, void *arg)
 {
 	struct ipc_chan *c = arg;
-	struct ipcsock_payload p;
-	int err;
+	struct ipc_srv *p = c->srv->priv;
+	struct ipcsock_payload in;
+	unsigned int n = 0;
+	int ret;
 
-	while (!ipcsock_receive(sock, &p)) {
-		if (fanin_srv_check(c->srv, c->id, p.data, p.len))
-			return;
-		/* The library copies the bytes before the call returns. */
-		err = ipcsock_send(sock, &p);
-		if (err) {
-			fanin_srv_fail(c->srv, err);
-			return;
+	do {
+		ret = ipcsock_receive(sock, &in);
+		if (!ret) {
+			if (fanin_srv_check(c->srv, c->id, in.data, in.len))
+				return;
+			memcpy(p->echo[n], in.data, FANIN_MSG_LEN);
+			p->out[n].data = p->echo[n];
+			p->out[n].len = FANIN_MSG_LEN;
+			n++;
 		}
-	}
+		if (n && (ret || n == FANIN_MAX_WINDOW)) {
+			ret = ipcsock_send_batch(sock, p->out, n);
+			if (ret < 0) {
+				fanin_srv_fail(c->srv, ret);
+				return;
+			}
+			n = 0;
+		}
+	} while (!ret);
 }
 
 static void chan_hangup(struct ipcsock *sock, int err, void *arg)

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
  * fanin's server process: one implementation's event loop over every
- * channel, and its measured window. The window opens once every channel
- * has echoed a full window of messages and the warm-up time has passed,
+ * channel, and its measured window. The window opens once the warm-up time
+ * has passed and every channel has echoed a window of messages and enough
+ * to have used each of the library's receive buffers once (the first use
+ * of a buffer faults its page in: not the steady state),
  * and closes after the measured time and at least a window per channel
  * (every channel's turn comes at least once, on average);
  * the clock is read once per turn of the loop, as every implementation
@@ -11,8 +13,10 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include "ipcsock.h"
 #include "fanin.h"
 
 static int serve_until(struct fanin_srv *s, const struct fanin_server_ops *ops,
@@ -36,11 +40,18 @@ int fanin_server_main(const struct fanin_server_ops *ops,
 		      const struct fanin_cfg *cfg, const int *fds, int ctl)
 {
 	struct fanin_srv_report rep = { 0 };
-	struct fanin_srv s = { .nr = cfg->channels, .window = cfg->window };
+	struct fanin_srv s = {
+		.nr = cfg->channels,
+		.window = cfg->window,
+		.warm_at = cfg->window > IPCSOCK_DEFAULT_RECV_BUFFERS ?
+			   cfg->window : IPCSOCK_DEFAULT_RECV_BUFFERS,
+	};
 	uint64_t t0, cpu0, e0;
 	int64_t rss0;
 	int err;
 
+	/* Told apart from the clients in ps, top and perf. */
+	prctl(PR_SET_NAME, "fanin-server");
 	/* The application's own per-channel state, before the baseline. */
 	s.next_seq = calloc(s.nr, sizeof(*s.next_seq));
 	if (!s.next_seq)
@@ -66,7 +77,7 @@ int fanin_server_main(const struct fanin_server_ops *ops,
 		return 1;
 	}
 
-	/* Warm-up: from the first message, every channel a window. */
+	/* Warm-up: from the first message, until every channel is warm. */
 	err = serve_until(&s, ops, 0, 1, false);
 	t0 = now_ns();
 	if (!err)

@@ -38,7 +38,8 @@ struct fanin_srv {
 	unsigned int nr;		/* channels */
 	uint32_t *next_seq;		/* per channel: the next message's */
 	unsigned int window;
-	unsigned int warm;		/* channels that echoed a window */
+	uint32_t warm_at;		/* echoes that make a channel warm */
+	unsigned int warm;		/* channels that are warm */
 	unsigned int hung_up;		/* channels whose client closed */
 	uint64_t echoed;		/* messages echoed so far */
 	int err;			/* sticky: the first failure */
@@ -86,7 +87,7 @@ static inline int fanin_srv_check(struct fanin_srv *s, unsigned int chan,
 			s->err = -EPROTO;
 		return -EPROTO;
 	}
-	if (++s->next_seq[chan] == s->window)
+	if (++s->next_seq[chan] == s->warm_at)
 		s->warm++;
 	s->echoed++;
 	return 0;
