@@ -23,6 +23,7 @@ const struct fanin_server_ops *const fanin_impls[FANIN_NR_IMPLS] = {
 	[FANIN_IPCSOCK_SHARED] = &fanin_ipcsock_shared,
 	[FANIN_IPCSOCK_EPOLL] = &fanin_ipcsock_epoll,
 	[FANIN_FLOOR_EPOLL] = &fanin_floor_epoll,
+	[FANIN_FLOOR_URING] = &fanin_floor_uring,
 };
 
 /* Its runs are not pairs of processes: main.c runs its suite itself. */

@@ -66,6 +66,7 @@ enum fanin_impl_id {
 	FANIN_IPCSOCK_SHARED,
 	FANIN_IPCSOCK_EPOLL,
 	FANIN_FLOOR_EPOLL,
+	FANIN_FLOOR_URING,
 	FANIN_NR_IMPLS,
 };
 
@@ -73,6 +74,7 @@ extern const struct fanin_server_ops fanin_ipcsock_uring;
 extern const struct fanin_server_ops fanin_ipcsock_shared;
 extern const struct fanin_server_ops fanin_ipcsock_epoll;
 extern const struct fanin_server_ops fanin_floor_epoll;
+extern const struct fanin_server_ops fanin_floor_uring;
 extern const struct fanin_server_ops *const fanin_impls[FANIN_NR_IMPLS];
 
 /* Checks one received message of channel @chan; 0 or -EPROTO (sticky). */
