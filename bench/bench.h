@@ -346,5 +346,8 @@ int report_records(const char *path, bool csv, const struct bench_row *rows,
 		   unsigned int n, const struct bench_record *extra,
 		   unsigned int nr_extra);
 const char *ref_impl_name(enum bench_ref ref);
+/* Table cells: a number ("-" for NaN), a ratio "med (min-max)". */
+void put_num(FILE *f, int width, int prec, double v);
+void put_ratio(FILE *f, const struct bench_ratio *q);
 
 #endif /* IPCSOCK_BENCH_H */

@@ -154,8 +154,35 @@ static int bind_all(struct fanin_srv *s, const int *fds)
 	return 0;
 }
 
-static int open_own(struct fanin_srv *s, const int *fds,
-		    enum ipcsock_backend b)
+/*
+ * The application's ring as a server that owns one would set it up
+ * (examples/uring-server.c): DEFER_TASKRUN where the kernel has it.
+ */
+static int shared_loop(struct ipc_srv *p)
+{
+	struct io_uring_params params = {
+		.flags = IORING_SETUP_SINGLE_ISSUER |
+			 IORING_SETUP_DEFER_TASKRUN,
+	};
+	int err;
+
+	err = io_uring_queue_init_params(IPCSOCK_DEFAULT_RING_ENTRIES,
+					 &p->ring, &params);
+	if (err == -EINVAL)
+		err = io_uring_queue_init(IPCSOCK_DEFAULT_RING_ENTRIES,
+					  &p->ring, 0);
+	if (err)
+		return err == -ENOMEM ? err : -EOPNOTSUPP;
+	p->have_ring = true;
+	p->loop = ipcsock_loop_new_shared(&p->ring, NULL);
+	if (!p->loop)
+		return errno == ENOMEM ? -ENOMEM : -EOPNOTSUPP;
+	return 0;
+}
+
+/* A loop of its own, or on the application's ring (@shared). */
+static int ipc_open(struct fanin_srv *s, const int *fds,
+		    enum ipcsock_backend b, bool shared)
 {
 	IPCSOCK_LOOP_OPTS(opts, .backend = b);
 	struct ipc_srv *p;
@@ -165,11 +192,18 @@ static int open_own(struct fanin_srv *s, const int *fds,
 	if (!p)
 		return -ENOMEM;
 	s->priv = p;
-	p->loop = ipcsock_loop_new(&opts);
-	/* As impl-ipcsock.c: no such loop here means no such backend. */
-	if (!p->loop || ipcsock_loop_backend(p->loop) != b)
-		err = p->loop || errno != ENOMEM ? -EOPNOTSUPP : -ENOMEM;
-	else
+	if (shared) {
+		err = shared_loop(p);
+	} else {
+		p->loop = ipcsock_loop_new(&opts);
+		/* As impl-ipcsock.c: no such loop means no such backend. */
+		if (!p->loop || ipcsock_loop_backend(p->loop) != b)
+			err = p->loop || errno != ENOMEM ? -EOPNOTSUPP :
+							   -ENOMEM;
+		else
+			err = 0;
+	}
+	if (!err)
 		err = bind_all(s, fds);
 	if (err)
 		ipc_close(s);
@@ -178,50 +212,17 @@ static int open_own(struct fanin_srv *s, const int *fds,
 
 static int open_uring(struct fanin_srv *s, const int *fds)
 {
-	return open_own(s, fds, IPCSOCK_BACKEND_URING);
+	return ipc_open(s, fds, IPCSOCK_BACKEND_URING, false);
 }
 
 static int open_epoll(struct fanin_srv *s, const int *fds)
 {
-	return open_own(s, fds, IPCSOCK_BACKEND_EPOLL);
+	return ipc_open(s, fds, IPCSOCK_BACKEND_EPOLL, false);
 }
 
-/*
- * The application's ring as a server that owns one would set it up
- * (examples/uring-server.c): DEFER_TASKRUN where the kernel has it.
- */
 static int open_shared(struct fanin_srv *s, const int *fds)
 {
-	struct io_uring_params params = {
-		.flags = IORING_SETUP_SINGLE_ISSUER |
-			 IORING_SETUP_DEFER_TASKRUN,
-	};
-	struct ipc_srv *p;
-	int err;
-
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		return -ENOMEM;
-	s->priv = p;
-	err = io_uring_queue_init_params(IPCSOCK_DEFAULT_RING_ENTRIES,
-					 &p->ring, &params);
-	if (err == -EINVAL)
-		err = io_uring_queue_init(IPCSOCK_DEFAULT_RING_ENTRIES,
-					  &p->ring, 0);
-	if (err) {
-		free(p);
-		s->priv = NULL;
-		return err == -ENOMEM ? err : -EOPNOTSUPP;
-	}
-	p->have_ring = true;
-	p->loop = ipcsock_loop_new_shared(&p->ring, NULL);
-	if (!p->loop)
-		err = errno == ENOMEM ? -ENOMEM : -EOPNOTSUPP;
-	else
-		err = bind_all(s, fds);
-	if (err)
-		ipc_close(s);
-	return err;
+	return ipc_open(s, fds, IPCSOCK_BACKEND_URING, true);
 }
 
 const struct fanin_server_ops fanin_ipcsock_uring = {

@@ -78,26 +78,6 @@ void fanin_summarize(struct fanin_row *rows, unsigned int nr,
 	}
 }
 
-static void put(FILE *f, int width, int prec, double v)
-{
-	if (isnan(v))
-		fprintf(f, " %*s", width, "-");
-	else
-		fprintf(f, " %*.*f", width, prec, v);
-}
-
-static void put_ratio(FILE *f, const struct bench_ratio *q)
-{
-	char buf[40];
-
-	if (isnan(q->med))
-		snprintf(buf, sizeof(buf), "-");
-	else
-		snprintf(buf, sizeof(buf), "%.2f (%.2f-%.2f)", q->med, q->min,
-			 q->max);
-	fprintf(f, "  %-17s", buf);
-}
-
 static void table_row(FILE *f, const struct fanin_row *row, unsigned int i)
 {
 	const struct fanin_result *r = &row->res[i];
@@ -112,18 +92,18 @@ static void table_row(FILE *f, const struct fanin_row *row, unsigned int i)
 			"unavailable" : "failed", strerror(-r->err));
 		return;
 	}
-	put(f, 8, 0, r->rate_med);
-	put(f, 8, 2, r->srv_cpu_med);
-	put(f, 8, 2, r->all_cpu_med);
+	put_num(f, 8, 0, r->rate_med);
+	put_num(f, 8, 2, r->srv_cpu_med);
+	put_num(f, 8, 2, r->all_cpu_med);
 	if (i == FANIN_FLOOR_EPOLL)
 		fprintf(f, "  %-17s", "(reference)");
 	else
 		put_ratio(f, &r->vs_floor);
 	put_ratio(f, &r->vs_one);
-	put(f, 7, 1, r->srv_idle_med);
-	put(f, 7, 1, r->srv_busy_med);
-	put(f, 7, 1, r->all_idle_med);
-	put(f, 7, 1, r->all_busy_med);
+	put_num(f, 7, 1, r->srv_idle_med);
+	put_num(f, 7, 1, r->srv_busy_med);
+	put_num(f, 7, 1, r->all_idle_med);
+	put_num(f, 7, 1, r->all_busy_med);
 	if (r->err)
 		fprintf(f, "  (%u rounds, last error: %s)", r->ok,
 			strerror(-r->err));

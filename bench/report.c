@@ -135,7 +135,7 @@ void row_summarize(struct bench_row *row, unsigned int rounds)
 
 /* ---- table ---- */
 
-static void put_num(FILE *f, int width, int prec, double v)
+void put_num(FILE *f, int width, int prec, double v)
 {
 	if (isnan(v))
 		fprintf(f, " %*s", width, "-");
@@ -153,7 +153,7 @@ static void put_allocs(FILE *f, double v)
 		fprintf(f, " %7.2f", v);
 }
 
-static void put_ratio(FILE *f, const struct bench_ratio *q)
+void put_ratio(FILE *f, const struct bench_ratio *q)
 {
 	char buf[40];
 
