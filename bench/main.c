@@ -614,10 +614,14 @@ static void print_header(const struct opts *o)
 	struct utsname u;
 
 	uname(&u);
-	printf("ipcsock-bench: %s %s, %ld CPUs%s; %u rounds per row, implementations interleaved\n",
-	       u.sysname, u.release, sysconf(_SC_NPROCESSORS_ONLN),
-	       bench_pin ? " (pinned: parent CPU 0, peer CPU 1)" : "",
-	       o->rounds);
+	printf("ipcsock-bench: %s %s, %ld CPUs%s; ", u.sysname, u.release,
+	       sysconf(_SC_NPROCESSORS_ONLN),
+	       bench_pin ? " (pinned: parent CPU 0, peer CPU 1)" : "");
+	if (nr_rows)
+		printf("%u rounds per row, ", o->rounds);
+	if (nr_fanin)
+		printf("fanin %u rounds, ", o->fanin_rounds);
+	printf("implementations interleaved\n");
 	printf("runs: %u ms warm-up + %u ms measured; camera %u frames at %u fps; busy poll %u us\n",
 	       o->warmup_ms, o->duration_ms, o->frames, o->fps,
 	       bench_busy_poll_us);
