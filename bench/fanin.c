@@ -52,7 +52,7 @@ const char *fanin_prepare_row(const struct fanin_cfg *cfg)
 	if (!setrlimit(RLIMIT_NOFILE, &rl))
 		return NULL;
 	snprintf(why, sizeof(why),
-		 "RLIMIT_NOFILE below %llu and not raisable (not root)",
+		 "RLIMIT_NOFILE below %llu and not raisable (no CAP_SYS_RESOURCE)",
 		 (unsigned long long)need);
 	return why;
 }
