@@ -10,7 +10,6 @@
  * are all taken must not make the loop spin.
  */
 #include <errno.h>
-#include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -20,6 +19,29 @@
 #define EP_EVENTS	64
 #define EP_EVFD_TAG	UINT64_MAX
 
+struct ep_loop {
+	struct ipcsock_loop loop;
+	int epfd;
+};
+
+struct ep_chan {
+	struct ipcsock_chan ch;
+	uint32_t events;		/* interest registered, 0: not in set */
+	unsigned int rx_next;		/* next receive slot to fill */
+	struct mmsghdr rx_mmsg[EP_RX_BATCH];
+	struct iovec rx_iov[EP_RX_BATCH];
+};
+
+static inline struct ep_loop *ep_loop(struct ipcsock_loop *loop)
+{
+	return container_of(loop, struct ep_loop, loop);
+}
+
+static inline struct ep_chan *ep_chan(struct ipcsock_chan *ch)
+{
+	return container_of(ch, struct ep_chan, ch);
+}
+
 static uint64_t ep_tag(const struct ipcsock_chan *ch)
 {
 	return (uint64_t)ch->gen << 32 | ch->id;
@@ -28,36 +50,38 @@ static uint64_t ep_tag(const struct ipcsock_chan *ch)
 static void ep_update(struct ipcsock_chan *ch)
 {
 	struct epoll_event ev = { .data.u64 = ep_tag(ch) };
+	struct ep_chan *ec = ep_chan(ch);
 	int op;
 
 	if (ch->sock && !ch->rx_done && chan_rx_busy(ch) < ch->nr_rx)
 		ev.events |= EPOLLIN;
 	if (ch->sock && ch->tx_need_pollout && !ch->tx_err)
 		ev.events |= EPOLLOUT;
-	if (ev.events == ch->ep_events)
+	if (ev.events == ec->events)
 		return;
 	if (!ev.events)
 		op = EPOLL_CTL_DEL;
-	else if (!ch->ep_events)
+	else if (!ec->events)
 		op = EPOLL_CTL_ADD;
 	else
 		op = EPOLL_CTL_MOD;
-	if (!epoll_ctl(ch->loop->epfd, op, ch->fd, &ev))
-		ch->ep_events = ev.events;
+	if (!epoll_ctl(ep_loop(ch->loop)->epfd, op, ch->fd, &ev))
+		ec->events = ev.events;
 }
 
-static bool ep_data_after(struct ipcsock_chan *ch, unsigned int from,
+static bool ep_data_after(struct ep_chan *ec, unsigned int from,
 			  unsigned int n)
 {
 	for (; from < n; from++)
-		if (ch->rx_mmsg[from].msg_len ||
-		    ch->rx_mmsg[from].msg_hdr.msg_controllen)
+		if (ec->rx_mmsg[from].msg_len ||
+		    ec->rx_mmsg[from].msg_hdr.msg_controllen)
 			return true;
 	return false;
 }
 
 static void ep_rx(struct ipcsock_chan *ch)
 {
+	struct ep_chan *ec = ep_chan(ch);
 	unsigned int i, k, slot, tail;
 	int n;
 
@@ -69,21 +93,21 @@ static void ep_rx(struct ipcsock_chan *ch)
 			k = EP_RX_BATCH;
 		for (i = 0; i < k; i++) {
 			unsigned char *buf;
-			struct msghdr *mh = &ch->rx_mmsg[i].msg_hdr;
+			struct msghdr *mh = &ec->rx_mmsg[i].msg_hdr;
 
-			buf = rx_slot_buf(ch, (ch->rx_next + i) % ch->nr_rx);
-			ch->rx_iov[i].iov_base = buf + IPCSOCK_RX_HDR_OFF;
-			ch->rx_iov[i].iov_len = ch->rx_stride -
+			buf = rx_slot_buf(ch, (ec->rx_next + i) % ch->nr_rx);
+			ec->rx_iov[i].iov_base = buf + IPCSOCK_RX_HDR_OFF;
+			ec->rx_iov[i].iov_len = ch->rx_stride -
 						IPCSOCK_RX_HDR_OFF;
 			mh->msg_name = NULL;
 			mh->msg_namelen = 0;
-			mh->msg_iov = &ch->rx_iov[i];
+			mh->msg_iov = &ec->rx_iov[i];
 			mh->msg_iovlen = 1;
 			mh->msg_control = buf + IPCSOCK_RX_CTRL_OFF;
 			mh->msg_controllen = IPCSOCK_CTRL_LEN;
 			mh->msg_flags = 0;
 		}
-		n = recvmmsg(ch->fd, ch->rx_mmsg, k,
+		n = recvmmsg(ch->fd, ec->rx_mmsg, k,
 			     MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC, NULL);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -92,22 +116,21 @@ static void ep_rx(struct ipcsock_chan *ch)
 			continue;
 		}
 		for (i = 0; i < (unsigned int)n; i++) {
-			struct msghdr *mh = &ch->rx_mmsg[i].msg_hdr;
+			struct msghdr *mh = &ec->rx_mmsg[i].msg_hdr;
 
-			slot = (ch->rx_next) % ch->nr_rx;
+			slot = ec->rx_next % ch->nr_rx;
 			tail = ch->rx_tail;
 			/*
 			 * recvmmsg already took what follows from the socket:
 			 * an empty datagram with data behind it is no EOF.
 			 */
-			ch->rx_more = ep_data_after(ch, i + 1, n);
-			chan_rx_datagram(ch, slot, ch->rx_mmsg[i].msg_len,
+			chan_rx_datagram(ch, slot, ec->rx_mmsg[i].msg_len,
 					 mh->msg_control, mh->msg_controllen,
-					 mh->msg_flags);
+					 mh->msg_flags,
+					 ep_data_after(ec, i + 1, n));
 			if (ch->rx_tail != tail)
-				ch->rx_next++;
+				ec->rx_next++;
 		}
-		ch->rx_more = false;
 		if ((unsigned int)n < k)
 			break;
 	}
@@ -134,8 +157,8 @@ static bool ep_tx_direct_ok(struct ipcsock_chan *ch)
 static int ep_poll(struct ipcsock_loop *loop, int timeout_ms)
 {
 	struct epoll_event evs[EP_EVENTS];
+	int i, n, epfd = ep_loop(loop)->epfd;
 	struct ipcsock_chan *ch;
-	int i, n;
 
 	n = 0;
 	if (timeout_ms && loop->busy_poll_us) {
@@ -143,11 +166,11 @@ static int ep_poll(struct ipcsock_loop *loop, int timeout_ms)
 
 		/* Low-latency mode: spin instead of sleeping, for a while. */
 		do {
-			n = epoll_wait(loop->epfd, evs, EP_EVENTS, 0);
+			n = epoll_wait(epfd, evs, EP_EVENTS, 0);
 		} while (!n && loop_now_us() < end);
 	}
 	if (!n)
-		n = epoll_wait(loop->epfd, evs, EP_EVENTS, timeout_ms);
+		n = epoll_wait(epfd, evs, EP_EVENTS, timeout_ms);
 	if (n < 0)
 		return -errno;
 	for (i = 0; i < n; i++) {
@@ -165,10 +188,10 @@ static int ep_poll(struct ipcsock_loop *loop, int timeout_ms)
 				      evs[i].data.u64 >> 32);
 		if (!ch || !ch->sock)
 			continue;
-		if ((ch->ep_events & EPOLLOUT) &&
+		if ((ep_chan(ch)->events & EPOLLOUT) &&
 		    (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			ep_tx_start(ch);
-		if ((ch->ep_events & EPOLLIN) &&
+		if ((ep_chan(ch)->events & EPOLLIN) &&
 		    (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
 			ep_rx(ch);
 		ep_update(ch);
@@ -184,12 +207,19 @@ static int ep_submit(struct ipcsock_loop *loop)
 
 static int ep_chan_open(struct ipcsock_chan *ch)
 {
-	ch->rx_mmsg = calloc(EP_RX_BATCH, sizeof(*ch->rx_mmsg));
-	ch->rx_iov = calloc(EP_RX_BATCH, sizeof(*ch->rx_iov));
-	if (!ch->rx_mmsg || !ch->rx_iov)
-		return -ENOMEM;
 	ep_update(ch);
-	return ch->ep_events ? 0 : -errno;
+	return ep_chan(ch)->events ? 0 : -errno;
+}
+
+/* Out of the epoll set; the fd stays open. Also the first step of close. */
+static void ep_chan_destroy(struct ipcsock_chan *ch)
+{
+	struct ep_chan *ec = ep_chan(ch);
+
+	if (ec->events && ch->fd >= 0)
+		epoll_ctl(ep_loop(ch->loop)->epfd, EPOLL_CTL_DEL, ch->fd,
+			  NULL);
+	ec->events = 0;
 }
 
 static void ep_chan_close(struct ipcsock_chan *ch)
@@ -197,22 +227,9 @@ static void ep_chan_close(struct ipcsock_chan *ch)
 	if (!ch->tx_err)
 		chan_tx_flush_direct(ch);
 	chan_tx_drop(ch, 0);
-	if (ch->ep_events)
-		epoll_ctl(ch->loop->epfd, EPOLL_CTL_DEL, ch->fd, NULL);
-	ch->ep_events = 0;
+	ep_chan_destroy(ch);
 	close(ch->fd);
 	ch->fd = -1;
-}
-
-static void ep_chan_destroy(struct ipcsock_chan *ch)
-{
-	if (ch->ep_events && ch->fd >= 0)
-		epoll_ctl(ch->loop->epfd, EPOLL_CTL_DEL, ch->fd, NULL);
-	ch->ep_events = 0;
-	free(ch->rx_mmsg);
-	free(ch->rx_iov);
-	ch->rx_mmsg = NULL;
-	ch->rx_iov = NULL;
 }
 
 static void ep_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
@@ -223,17 +240,37 @@ static void ep_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
 
 static int ep_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 {
+	struct ep_loop *el = ep_loop(loop);
+
 	if (shared)
 		return -EINVAL;
-	loop->epfd = epoll_create1(EPOLL_CLOEXEC);
-	return loop->epfd < 0 ? -errno : 0;
+	el->epfd = epoll_create1(EPOLL_CLOEXEC);
+	return el->epfd < 0 ? -errno : 0;
 }
 
 static void ep_loop_exit(struct ipcsock_loop *loop)
 {
-	if (loop->epfd >= 0)
-		close(loop->epfd);
-	loop->epfd = -1;
+	struct ep_loop *el = ep_loop(loop);
+
+	if (el->epfd >= 0)
+		close(el->epfd);
+	el->epfd = -1;
+}
+
+/* The parent's epoll set: no channel of ours is in it as far as we know. */
+static void ep_loop_orphan(struct ipcsock_loop *loop)
+{
+	unsigned int i;
+
+	for (i = 0; i < loop->nr_chans; i++)
+		if (loop->chans[i])
+			ep_chan(loop->chans[i])->events = 0;
+	ep_loop_exit(loop);
+}
+
+static int ep_loop_fd(struct ipcsock_loop *loop)
+{
+	return ep_loop(loop)->epfd;
 }
 
 static int ep_attach_evfd(struct ipcsock_loop *loop)
@@ -243,15 +280,19 @@ static int ep_attach_evfd(struct ipcsock_loop *loop)
 		.data.u64 = EP_EVFD_TAG,
 	};
 
-	return epoll_ctl(loop->epfd, EPOLL_CTL_ADD, loop->evfd, &ev) ?
+	return epoll_ctl(ep_loop(loop)->epfd, EPOLL_CTL_ADD, loop->evfd, &ev) ?
 	       -errno : 0;
 }
 
 const struct ipcsock_backend_ops ipcsock_epoll_ops = {
 	.id = IPCSOCK_BACKEND_EPOLL,
+	.loop_size = sizeof(struct ep_loop),
+	.chan_size = sizeof(struct ep_chan),
 	.loop_init = ep_loop_init,
 	.loop_exit = ep_loop_exit,
+	.loop_orphan = ep_loop_orphan,
 	.loop_attach_evfd = ep_attach_evfd,
+	.loop_fd = ep_loop_fd,
 	.poll = ep_poll,
 	.submit = ep_submit,
 	.chan_open = ep_chan_open,

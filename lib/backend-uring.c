@@ -695,6 +695,17 @@ static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 	return err;
 }
 
+/* What loop_exit does: an own ring is unmapped and its fd closed. */
+static void uring_loop_orphan(struct ipcsock_loop *loop)
+{
+	uring_loop_exit(loop);
+}
+
+static int uring_loop_fd(struct ipcsock_loop *loop)
+{
+	return loop->evfd;
+}
+
 static int uring_attach_evfd(struct ipcsock_loop *loop)
 {
 	int err;
@@ -711,9 +722,13 @@ static int uring_attach_evfd(struct ipcsock_loop *loop)
 
 const struct ipcsock_backend_ops ipcsock_uring_ops = {
 	.id = IPCSOCK_BACKEND_URING,
+	.loop_size = sizeof(struct ipcsock_loop),
+	.chan_size = sizeof(struct ipcsock_chan),
 	.loop_init = uring_loop_init,
 	.loop_exit = uring_loop_exit,
+	.loop_orphan = uring_loop_orphan,
 	.loop_attach_evfd = uring_attach_evfd,
+	.loop_fd = uring_loop_fd,
 	.poll = uring_poll,
 	.submit = uring_submit,
 	.chan_open = uring_chan_open,

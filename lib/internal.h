@@ -40,12 +40,26 @@
 
 struct ipcsock_chan;
 
+/*
+ * A backend keeps its state in structs of its own that embed struct
+ * ipcsock_loop and struct ipcsock_chan first (see container_of); the
+ * generic code allocates them by the sizes given here.
+ */
 struct ipcsock_backend_ops {
 	enum ipcsock_backend id;
+	size_t loop_size;
+	size_t chan_size;
 	int (*loop_init)(struct ipcsock_loop *loop, struct io_uring *shared);
 	void (*loop_exit)(struct ipcsock_loop *loop);
+	/*
+	 * In the child of a fork(): drop this process's copies of the
+	 * loop's kernel objects, changing nothing the parent still uses.
+	 */
+	void (*loop_orphan)(struct ipcsock_loop *loop);
 	/* Make loop->evfd pollable alongside the backend's own events. */
 	int (*loop_attach_evfd)(struct ipcsock_loop *loop);
+	/* The fd ipcsock_loop_fd() hands out, once loop->evfd is attached. */
+	int (*loop_fd)(struct ipcsock_loop *loop);
 	/*
 	 * Submit what is queued, wait up to @timeout_ms for events and turn
 	 * them into channel state. Runs no callback. Returns 0 or -errno.
@@ -112,9 +126,6 @@ struct ipcsock_loop {
 	struct list_head uring_deferred;
 	bool uring_wake_deferred;	/* a wake NOP is due */
 	bool uring_defer_running;
-
-	/* epoll backend */
-	int epfd;
 
 	/* eventfd behind ipcsock_loop_fd(), made on first request */
 	int evfd;
@@ -206,12 +217,10 @@ struct ipcsock_chan {
 	unsigned int rx_head;
 	unsigned int rx_tail;
 	int rx_held;			/* slot last handed out, or -1 */
-	unsigned int rx_next;		/* epoll: next slot to fill */
 	bool rx_armed;			/* uring: multishot RECVMSG live */
 	bool rx_done;			/* EOF or failure seen: no more */
 	int rx_reset;			/* -ECONNRESET seen before EOF */
 	bool rx_reset_notice;		/* the peer's reset notice came */
-	bool rx_more;			/* epoll: more data in this batch */
 	int hup_err;
 	bool hup_due;
 	bool hup_done;
@@ -224,11 +233,6 @@ struct ipcsock_chan {
 	unsigned int uring_defer;	/* URING_DEFER_*: waiting for an SQE */
 	struct list_head defer_node;	/* on loop->uring_deferred */
 	unsigned int sq_seq;		/* SQ tail after the last SQE naming fd */
-
-	/* epoll backend */
-	uint32_t ep_events;		/* interest registered, 0: not in set */
-	struct mmsghdr *rx_mmsg;
-	struct iovec *rx_iov;
 
 	bool closing;			/* inside ipcsock_close: keep it */
 	bool on_ready;			/* on loop->ready, or loop->dead */
@@ -360,7 +364,8 @@ static inline struct ipcsock_tx_slot *chan_tx_slot(struct ipcsock_chan *ch,
 int chan_rx_alloc(struct ipcsock_chan *ch);
 void chan_rx_free(struct ipcsock_chan *ch);
 void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot,
-		      size_t len, void *ctrl, size_t ctrl_len, int msg_flags);
+		      size_t len, void *ctrl, size_t ctrl_len, int msg_flags,
+		      bool more);
 void chan_rx_error(struct ipcsock_chan *ch, int err);
 void chan_rx_end(struct ipcsock_chan *ch, int err);
 void chan_fail(struct ipcsock_chan *ch, int err);

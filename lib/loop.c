@@ -162,102 +162,111 @@ static void atfork_init(void)
 				    atfork_child);
 }
 
-static struct ipcsock_loop *loop_alloc(const struct ipcsock_loop_opts *opts)
+/* Read the options into @conf, the part of a loop every backend shares. */
+static int loop_conf(const struct ipcsock_loop_opts *opts,
+		     struct ipcsock_loop *conf)
 {
-	struct ipcsock_loop *loop;
 	int err = opts_check(opts);
 
-	if (err) {
-		errno = -err;
-		return NULL;
-	}
+	if (err)
+		return err;
 	pthread_once(&atfork_once, atfork_init);
-	if (atfork_err) {
-		errno = atfork_err;
-		return NULL;
-	}
-	loop = calloc(1, sizeof(*loop));
-	if (!loop)
-		return NULL;
-	loop->fork_gen = loop_fork_gen;
-	loop->max_msg_size = OPT(opts, max_msg_size,
+	if (atfork_err)
+		return -atfork_err;
+	memset(conf, 0, sizeof(*conf));
+	conf->fork_gen = loop_fork_gen;
+	conf->max_msg_size = OPT(opts, max_msg_size,
 				 IPCSOCK_DEFAULT_MAX_MSG_SIZE);
-	loop->send_queue_len = OPT(opts, send_queue_len,
+	conf->send_queue_len = OPT(opts, send_queue_len,
 				   IPCSOCK_DEFAULT_SEND_QUEUE);
-	loop->recv_buffers = OPT(opts, recv_buffers,
+	conf->recv_buffers = OPT(opts, recv_buffers,
 				 IPCSOCK_DEFAULT_RECV_BUFFERS);
-	if (loop->recv_buffers <= IPCSOCK_RECV_BUFFERS_MAX)
-		loop->recv_buffers = roundup_pow2(loop->recv_buffers);
-	if (loop->send_queue_len <= IPCSOCK_SEND_QUEUE_MAX)
-		loop->tx_slots = roundup_pow2(loop->send_queue_len);
-	loop->ring_entries = OPT(opts, ring_entries,
+	if (conf->recv_buffers <= IPCSOCK_RECV_BUFFERS_MAX)
+		conf->recv_buffers = roundup_pow2(conf->recv_buffers);
+	if (conf->send_queue_len <= IPCSOCK_SEND_QUEUE_MAX)
+		conf->tx_slots = roundup_pow2(conf->send_queue_len);
+	conf->ring_entries = OPT(opts, ring_entries,
 				 IPCSOCK_DEFAULT_RING_ENTRIES);
-	loop->bgid_base = OPT(opts, bgid_base, IPCSOCK_DEFAULT_BGID_BASE);
-	loop->busy_poll_us = OPT(opts, busy_poll_us, 0);
-	loop->flags = OPT(opts, flags, 0);
-	if (loop->max_msg_size > IPCSOCK_MAX_MSG_SIZE_LIMIT ||
-	    loop->recv_buffers > IPCSOCK_RECV_BUFFERS_MAX ||
-	    loop->send_queue_len > IPCSOCK_SEND_QUEUE_MAX ||
-	    loop->ring_entries > IPCSOCK_RING_ENTRIES_MAX ||
-	    loop->bgid_base > 0xffff || loop->busy_poll_us > 1000000 ||
-	    (loop->flags & ~IPCSOCK_LOOP_RING_SENDS)) {
-		free(loop);
-		errno = EINVAL;
+	conf->bgid_base = OPT(opts, bgid_base, IPCSOCK_DEFAULT_BGID_BASE);
+	conf->busy_poll_us = OPT(opts, busy_poll_us, 0);
+	conf->flags = OPT(opts, flags, 0);
+	if (conf->max_msg_size > IPCSOCK_MAX_MSG_SIZE_LIMIT ||
+	    conf->recv_buffers > IPCSOCK_RECV_BUFFERS_MAX ||
+	    conf->send_queue_len > IPCSOCK_SEND_QUEUE_MAX ||
+	    conf->ring_entries > IPCSOCK_RING_ENTRIES_MAX ||
+	    conf->bgid_base > 0xffff || conf->busy_poll_us > 1000000 ||
+	    (conf->flags & ~IPCSOCK_LOOP_RING_SENDS))
+		return -EINVAL;
+	conf->evfd = -1;
+	return 0;
+}
+
+/* A loop of backend @ops, in the backend's own struct, set up. */
+static struct ipcsock_loop *loop_make(const struct ipcsock_loop *conf,
+				      const struct ipcsock_backend_ops *ops,
+				      struct io_uring *shared, int *err)
+{
+	struct ipcsock_loop *loop = calloc(1, ops->loop_size);
+
+	if (!loop) {
+		*err = -ENOMEM;
 		return NULL;
 	}
-	loop->epfd = -1;
-	loop->evfd = -1;
+	*loop = *conf;
+	loop->ops = ops;
 	INIT_LIST_HEAD(&loop->ready);
 	INIT_LIST_HEAD(&loop->socks);
 	INIT_LIST_HEAD(&loop->dead);
+	*err = ops->loop_init(loop, shared);
+	if (*err) {
+		free(loop);
+		return NULL;
+	}
 	return loop;
 }
 
-static int loop_init(struct ipcsock_loop *loop, enum ipcsock_backend b,
-		     struct io_uring *shared)
+static struct ipcsock_loop *loop_new(const struct ipcsock_loop *conf,
+				     enum ipcsock_backend b,
+				     struct io_uring *shared, int *err)
 {
-	int err;
+	struct ipcsock_loop *loop;
 
-	if (b == IPCSOCK_BACKEND_EPOLL) {
-		loop->ops = &ipcsock_epoll_ops;
-		return loop->ops->loop_init(loop, NULL);
+	if (b == IPCSOCK_BACKEND_EPOLL)
+		return loop_make(conf, &ipcsock_epoll_ops, NULL, err);
+	if (b != IPCSOCK_BACKEND_AUTO && b != IPCSOCK_BACKEND_URING) {
+		*err = -EINVAL;
+		return NULL;
 	}
-	if (b != IPCSOCK_BACKEND_AUTO && b != IPCSOCK_BACKEND_URING)
-		return -EINVAL;
-	loop->ops = &ipcsock_uring_ops;
-	err = loop->ops->loop_init(loop, shared);
+	loop = loop_make(conf, &ipcsock_uring_ops, shared, err);
 	/*
 	 * io_uring can be missing (ENOSYS), forbidden by seccomp or
 	 * kernel.io_uring_disabled (EPERM), or too old for what we need
 	 * (EINVAL, EOPNOTSUPP): AUTO falls back to the portable backend.
 	 */
-	if (err && b == IPCSOCK_BACKEND_AUTO && !shared && err != -ENOMEM) {
-		loop->ops = &ipcsock_epoll_ops;
-		err = loop->ops->loop_init(loop, NULL);
-	}
-	return err;
+	if (!loop && b == IPCSOCK_BACKEND_AUTO && !shared && *err != -ENOMEM)
+		loop = loop_make(conf, &ipcsock_epoll_ops, NULL, err);
+	return loop;
 }
 
 struct ipcsock_loop *ipcsock_loop_new(const struct ipcsock_loop_opts *opts)
 {
-	struct ipcsock_loop *loop = loop_alloc(opts);
-	int err;
+	struct ipcsock_loop conf, *loop;
+	int err = loop_conf(opts, &conf);
 
-	if (!loop)
-		return NULL;
-	err = loop_init(loop, backend_wanted(opts), NULL);
 	if (err) {
-		free(loop);
 		errno = -err;
 		return NULL;
 	}
+	loop = loop_new(&conf, backend_wanted(opts), NULL, &err);
+	if (!loop)
+		errno = -err;
 	return loop;
 }
 
 struct ipcsock_loop *ipcsock_loop_new_shared(struct io_uring *ring,
 					     const struct ipcsock_loop_opts *opts)
 {
-	struct ipcsock_loop *loop;
+	struct ipcsock_loop conf, *loop;
 	int err;
 
 	if (!ring ||
@@ -265,22 +274,18 @@ struct ipcsock_loop *ipcsock_loop_new_shared(struct io_uring *ring,
 		errno = EINVAL;
 		return NULL;
 	}
-	loop = loop_alloc(opts);
-	if (!loop)
-		return NULL;
-	err = loop_uid_get();
+	err = loop_conf(opts, &conf);
+	if (!err)
+		err = loop_uid_get();
 	if (err < 0) {
-		free(loop);
 		errno = -err;
 		return NULL;
 	}
-	loop->uid = err;
-	err = loop_init(loop, IPCSOCK_BACKEND_URING, ring);
-	if (err) {
-		loop_uid_put(loop->uid);
-		free(loop);
+	conf.uid = err;
+	loop = loop_new(&conf, IPCSOCK_BACKEND_URING, ring, &err);
+	if (!loop) {
+		loop_uid_put(conf.uid);
 		errno = -err;
-		return NULL;
 	}
 	return loop;
 }
@@ -330,16 +335,10 @@ struct ipcsock_loop *ipcsock_loop_default(void)
  */
 static void loop_orphan(struct ipcsock_loop *loop)
 {
-	unsigned int i;
-
 	if (loop->orphaned)
 		return;
 	loop->orphaned = true;
-	for (i = 0; i < loop->nr_chans; i++)
-		if (loop->chans[i])
-			loop->chans[i]->ep_events = 0;
-	/* Closes an epoll fd, or unmaps an own ring and closes its fd. */
-	loop->ops->loop_exit(loop);
+	loop->ops->loop_orphan(loop);
 	loop->ring = NULL;
 	if (loop->evfd >= 0)
 		close(loop->evfd);
@@ -463,7 +462,7 @@ int ipcsock_loop_fd(struct ipcsock_loop *loop)
 		if (!list_empty(&loop->ready))
 			loop_wake(loop);
 	}
-	return loop->ops->id == IPCSOCK_BACKEND_EPOLL ? loop->epfd : loop->evfd;
+	return loop->ops->loop_fd(loop);
 }
 
 bool ipcsock_loop_idle(const struct ipcsock_loop *loop)

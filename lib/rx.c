@@ -169,14 +169,15 @@ void chan_rx_error(struct ipcsock_chan *ch, int err)
 /*
  * A datagram with no bytes and no fds is what EOF looks like too; a peer
  * that really hung up shows it in poll. Our own peers never send empty
- * datagrams, so one from a live peer is a protocol error.
+ * datagrams, so one from a live peer is a protocol error. @more: the
+ * backend already took data that followed it out of the socket.
  */
-static int empty_datagram(struct ipcsock_chan *ch)
+static int empty_datagram(struct ipcsock_chan *ch, bool more)
 {
 	struct pollfd pfd = { .fd = ch->fd, .events = POLLRDHUP };
 	int queued = 0;
 
-	if (ch->rx_more)
+	if (more)
 		return -EPROTO;
 	if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & (POLLRDHUP | POLLHUP)))
 		return -EPROTO;
@@ -246,11 +247,12 @@ static int check_datagram(struct ipcsock_chan *ch, unsigned int slot,
 
 /*
  * The backend received a datagram into @slot: @len bytes in all (the full
- * length, also when truncated), control data at @ctrl. Queue it as a
- * message, or close its fds and end the channel.
+ * length, also when truncated), control data at @ctrl; @more when it
+ * already received what followed. Queue it as a message, or close its
+ * fds and end the channel.
  */
 void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
-		      void *ctrl, size_t ctrl_len, int msg_flags)
+		      void *ctrl, size_t ctrl_len, int msg_flags, bool more)
 {
 	struct ipcsock_rx_msg *m;
 	unsigned int nr_fds;
@@ -262,7 +264,7 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 	if (!err && !len && !nr_fds &&
 	    !(msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		/* EOF, unless a live peer sent an empty datagram. */
-		err = empty_datagram(ch);
+		err = empty_datagram(ch, more);
 		if (err)
 			chan_fail(ch, err);
 		else

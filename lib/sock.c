@@ -224,7 +224,7 @@ static int chan_bind(struct ipcsock *sock, int fd)
 	err = fit_sndbuf(fd, loop->max_msg_size);
 	if (err)
 		return err;
-	ch = calloc(1, sizeof(*ch));
+	ch = calloc(1, loop->ops->chan_size);
 	if (!ch)
 		return -ENOMEM;
 	ch->loop = loop;

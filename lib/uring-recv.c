@@ -126,7 +126,7 @@ void uring_rx_cqe(struct ipcsock_chan *ch,
 		}
 		chan_rx_datagram(ch, slot, out->payloadlen,
 				 buf + IPCSOCK_RX_CTRL_OFF, out->controllen,
-				 out->flags);
+				 out->flags, false);
 	} else if (cqe->res < 0 && cqe->res != -ENOBUFS) {
 		chan_rx_error(ch, cqe->res);
 	}
