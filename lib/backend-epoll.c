@@ -28,6 +28,7 @@ struct ep_chan {
 	struct ipcsock_chan ch;
 	uint32_t events;		/* interest registered, 0: not in set */
 	unsigned int rx_next;		/* next receive slot to fill */
+	bool tx_need_pollout;		/* the socket was full */
 	struct mmsghdr rx_mmsg[EP_RX_BATCH];
 	struct iovec rx_iov[EP_RX_BATCH];
 };
@@ -55,7 +56,7 @@ static void ep_update(struct ipcsock_chan *ch)
 
 	if (ch->sock && !ch->rx_done && chan_rx_busy(ch) < ch->nr_rx)
 		ev.events |= EPOLLIN;
-	if (ch->sock && ch->tx_need_pollout && !ch->tx_err)
+	if (ch->sock && ec->tx_need_pollout && !ch->tx_err)
 		ev.events |= EPOLLOUT;
 	if (ev.events == ec->events)
 		return;
@@ -143,7 +144,7 @@ static void ep_tx_start(struct ipcsock_chan *ch)
 	if (ch->tx_err || !ch->sock)
 		return;
 	err = chan_tx_flush_direct(ch);
-	ch->tx_need_pollout = err == -EAGAIN;
+	ep_chan(ch)->tx_need_pollout = err == -EAGAIN;
 	if (err && err != -EAGAIN)
 		chan_tx_error(ch, err);
 	ep_update(ch);
@@ -248,13 +249,14 @@ static int ep_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 	return el->epfd < 0 ? -errno : 0;
 }
 
-static void ep_loop_exit(struct ipcsock_loop *loop)
+static bool ep_loop_exit(struct ipcsock_loop *loop)
 {
 	struct ep_loop *el = ep_loop(loop);
 
 	if (el->epfd >= 0)
 		close(el->epfd);
 	el->epfd = -1;
+	return true;
 }
 
 /* The parent's epoll set: no channel of ours is in it as far as we know. */

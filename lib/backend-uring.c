@@ -45,10 +45,11 @@ static bool uring_sq_link_open(const struct io_uring *ring)
  */
 unsigned int uring_sq_room(struct ipcsock_loop *loop, unsigned int want)
 {
-	struct io_uring *ring = loop->ring;
+	struct uring_loop *ul = to_uring_loop(loop);
+	struct io_uring *ring = ul->ring;
 	unsigned int room;
 
-	if (loop->shared && uring_sq_link_open(ring))
+	if (ul->shared && uring_sq_link_open(ring))
 		return 0;
 	room = io_uring_sq_space_left(ring);
 	if (room < want) {
@@ -64,13 +65,14 @@ unsigned int uring_sq_room(struct ipcsock_loop *loop, unsigned int want)
 
 struct io_uring_sqe *uring_get_sqe(struct ipcsock_loop *loop)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	struct io_uring_sqe *sqe;
 
 	if (!uring_sq_room(loop, 1))
 		return NULL;
-	sqe = io_uring_get_sqe(loop->ring);
+	sqe = io_uring_get_sqe(ul->ring);
 	if (sqe)
-		loop->sq_dirty = true;
+		ul->sq_dirty = true;
 	return sqe;
 }
 
@@ -80,25 +82,28 @@ struct io_uring_sqe *uring_get_sqe(struct ipcsock_loop *loop)
  */
 void uring_defer(struct ipcsock_chan *ch, unsigned int what)
 {
-	struct ipcsock_loop *loop = ch->loop;
+	struct uring_loop *ul = to_uring_loop(ch->loop);
+	struct uring_chan *uc = to_uring_chan(ch);
 
-	if (!ch->uring_defer) {
-		list_add_tail(&ch->defer_node, &loop->uring_deferred);
+	if (!uc->defer) {
+		list_add_tail(&uc->defer_node, &ul->deferred);
 		uring_op_start(ch, 1);
 	}
-	ch->uring_defer |= what;
+	uc->defer |= what;
 	/* Every public call's submit on its way out retries it. */
-	loop->sq_dirty = true;
+	ul->sq_dirty = true;
 }
 
 /* @what is not wanted any more. The caller puts the channel. */
 void uring_undefer(struct ipcsock_chan *ch, unsigned int what)
 {
-	if (!(ch->uring_defer & what))
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	if (!(uc->defer & what))
 		return;
-	ch->uring_defer &= ~what;
-	if (!ch->uring_defer) {
-		list_del_init(&ch->defer_node);
+	uc->defer &= ~what;
+	if (!uc->defer) {
+		list_del_init(&uc->defer_node);
 		uring_op_done(ch);
 	}
 }
@@ -130,12 +135,14 @@ void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op)
 static void uring_cancel_cqe(struct ipcsock_chan *ch, enum ipcsock_op op,
 			     int res)
 {
+	struct uring_chan *uc = to_uring_chan(ch);
+
 	if (res != -ECANCELED)
 		return;
-	if (op == IPCSOCK_OP_CANCEL_RECV && ch->rx_armed &&
+	if (op == IPCSOCK_OP_CANCEL_RECV && uc->rx_armed &&
 	    (!ch->sock || ch->rx_done))
 		uring_cancel(ch, IPCSOCK_OP_RECV);
-	else if (op == IPCSOCK_OP_CANCEL_POLLOUT && ch->tx_chain_poll &&
+	else if (op == IPCSOCK_OP_CANCEL_POLLOUT && uc->tx_chain_poll &&
 		 !ch->sock)
 		uring_cancel(ch, IPCSOCK_OP_POLLOUT);
 }
@@ -147,12 +154,14 @@ static void uring_cancel_cqe(struct ipcsock_chan *ch, enum ipcsock_op op,
  * [head, tail) is at most the SQ long, so a long-gone position never
  * falls in it.
  */
-static bool uring_fd_in_sq(const struct ipcsock_chan *ch)
+static bool uring_fd_in_sq(struct ipcsock_chan *ch)
 {
-	const struct io_uring_sq *sq = &ch->loop->ring->sq;
+	struct uring_loop *ul = to_uring_loop(ch->loop);
+	struct uring_chan *uc = to_uring_chan(ch);
+	const struct io_uring_sq *sq = &ul->ring->sq;
 	unsigned int head = io_uring_smp_load_acquire(sq->khead);
 
-	return ch->sq_seq - 1 - head < sq->sqe_tail - head;
+	return uc->sq_seq - 1 - head < sq->sqe_tail - head;
 }
 
 /*
@@ -191,26 +200,29 @@ void uring_close_fd(struct ipcsock_chan *ch)
  */
 static void uring_defer_run(struct ipcsock_loop *loop)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	struct list_head todo = LIST_HEAD_INIT(todo);
 	struct ipcsock_chan *ch;
+	struct uring_chan *uc;
 	unsigned int what;
 
-	if (loop->uring_defer_running)
+	if (ul->defer_running)
 		return;
-	loop->uring_defer_running = true;
-	if (loop->uring_wake_deferred) {
-		loop->uring_wake_deferred = false;
+	ul->defer_running = true;
+	if (ul->wake_deferred) {
+		ul->wake_deferred = false;
 		uring_wake(loop);
 	}
-	list_splice_tail_init(&loop->uring_deferred, &todo);
+	list_splice_tail_init(&ul->deferred, &todo);
 	while (!list_empty(&todo)) {
-		ch = list_first_entry(&todo, struct ipcsock_chan, defer_node);
-		list_del_init(&ch->defer_node);
-		what = ch->uring_defer;
-		ch->uring_defer = 0;
-		if ((what & URING_DEFER_RX_CANCEL) && ch->rx_armed)
+		uc = list_first_entry(&todo, struct uring_chan, defer_node);
+		ch = &uc->ch;
+		list_del_init(&uc->defer_node);
+		what = uc->defer;
+		uc->defer = 0;
+		if ((what & URING_DEFER_RX_CANCEL) && uc->rx_armed)
 			uring_cancel(ch, IPCSOCK_OP_RECV);
-		if ((what & URING_DEFER_TX_CANCEL) && ch->tx_chain_poll)
+		if ((what & URING_DEFER_TX_CANCEL) && uc->tx_chain_poll)
 			uring_cancel(ch, IPCSOCK_OP_POLLOUT);
 		if (what & URING_DEFER_RX_ARM)
 			uring_rx_arm(ch);
@@ -222,21 +234,24 @@ static void uring_defer_run(struct ipcsock_loop *loop)
 		uring_op_done(ch);
 		chan_put(ch);
 	}
-	loop->uring_defer_running = false;
+	ul->defer_running = false;
 }
 
-static inline bool uring_deferred(const struct ipcsock_loop *loop)
+static inline bool uring_deferred(struct ipcsock_loop *loop)
 {
-	return !list_empty(&loop->uring_deferred) || loop->uring_wake_deferred;
+	struct uring_loop *ul = to_uring_loop(loop);
+
+	return !list_empty(&ul->deferred) || ul->wake_deferred;
 }
 
 /* IPCSOCK_OP_SEND completions posted and not yet reaped. */
 static unsigned int uring_nowait_posted(struct ipcsock_loop *loop)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
 
-	io_uring_for_each_cqe(loop->ring, head, cqe)
+	io_uring_for_each_cqe(ul->ring, head, cqe)
 		if (ipcsock_ud_of(loop, cqe->user_data) &&
 		    ipcsock_ud_op(cqe->user_data) == IPCSOCK_OP_SEND)
 			n++;
@@ -253,7 +268,8 @@ static unsigned int uring_nowait_posted(struct ipcsock_loop *loop)
  */
 static int uring_drive_chains(struct ipcsock_loop *loop, unsigned int nowait)
 {
-	struct io_uring *ring = loop->ring;
+	struct uring_loop *ul = to_uring_loop(loop);
+	struct io_uring *ring = ul->ring;
 	struct __kernel_timespec ts = { .tv_nsec = 100 * 1000 * 1000 };
 	uint64_t end = loop_now_us() + 100 * 1000;
 	unsigned int posted, ready, want;
@@ -294,25 +310,26 @@ static int uring_drive_chains(struct ipcsock_loop *loop, unsigned int nowait)
 /* Hand the SQ to the kernel; see uring_submit(). */
 static int uring_submit_sq(struct ipcsock_loop *loop)
 {
-	bool drive = loop->defer_taskrun;
+	struct uring_loop *ul = to_uring_loop(loop);
+	bool drive = ul->defer_taskrun;
 	int ret;
 
-	if (!loop->sq_dirty && !(drive && loop->tx_nowait))
+	if (!ul->sq_dirty && !(drive && ul->tx_nowait))
 		return 0;
 	/* Ours go with the application's chain, once it is closed. */
-	if (loop->shared && uring_sq_link_open(loop->ring))
+	if (ul->shared && uring_sq_link_open(ul->ring))
 		return 0;
-	loop->sq_dirty = uring_deferred(loop);
+	ul->sq_dirty = uring_deferred(loop);
 	if (drive)
-		ret = io_uring_submit_and_get_events(loop->ring);
+		ret = io_uring_submit_and_get_events(ul->ring);
 	else
-		ret = io_uring_submit(loop->ring);
+		ret = io_uring_submit(ul->ring);
 	if (ret < 0) {
-		loop->sq_dirty = true;
+		ul->sq_dirty = true;
 		return ret;
 	}
-	if (drive && loop->tx_nowait)
-		return uring_drive_chains(loop, loop->tx_nowait);
+	if (drive && ul->tx_nowait)
+		return uring_drive_chains(loop, ul->tx_nowait);
 	return 0;
 }
 
@@ -327,6 +344,7 @@ int uring_submit(struct ipcsock_loop *loop)
 int uring_process_cqe(struct ipcsock_loop *loop,
 		      const struct io_uring_cqe *cqe)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	uint64_t ud = cqe->user_data;
 	enum ipcsock_op op = ipcsock_ud_op(ud);
 	struct ipcsock_chan *ch;
@@ -334,12 +352,12 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 	if (!ipcsock_ud_of(loop, ud))
 		return 0;
 	if (op == IPCSOCK_OP_WAKE) {
-		loop->wake_armed = false;
+		ul->wake_armed = false;
 		loop->inflight--;
 		return 1;
 	}
 	if (op == IPCSOCK_OP_SEND)
-		loop->tx_nowait--;
+		ul->tx_nowait--;
 	ch = loop_chan_lookup(loop, ud & 0xffff, (ud >> 32) & 0xff);
 	if (!ch)
 		return 1;
@@ -365,6 +383,12 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 	return 1;
 }
 
+static void uring_submit_prepared(struct ipcsock_loop *loop)
+{
+	if (to_uring_loop(loop)->sq_dirty)
+		uring_submit(loop);
+}
+
 int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 			    const struct io_uring_cqe *cqe)
 {
@@ -385,18 +409,19 @@ int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 /* Turn the CQEs already posted into channel state; no syscall. */
 void uring_reap(struct ipcsock_loop *loop)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	struct io_uring_cqe *cqe;
 	unsigned int head, n = 0;
 
-	if (loop->reaping)
+	if (ul->reaping)
 		return;
-	loop->reaping = true;
-	io_uring_for_each_cqe(loop->ring, head, cqe) {
+	ul->reaping = true;
+	io_uring_for_each_cqe(ul->ring, head, cqe) {
 		uring_process_cqe(loop, cqe);
 		n++;
 	}
-	io_uring_cq_advance(loop->ring, n);
-	loop->reaping = false;
+	io_uring_cq_advance(ul->ring, n);
+	ul->reaping = false;
 }
 
 /*
@@ -407,12 +432,13 @@ void uring_reap(struct ipcsock_loop *loop)
  */
 void uring_cq_flush(struct ipcsock_loop *loop)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	unsigned int tries;
 
-	for (tries = 0; tries < 64 && io_uring_cq_has_overflow(loop->ring);
+	for (tries = 0; tries < 64 && io_uring_cq_has_overflow(ul->ring);
 	     tries++) {
 		uring_reap(loop);
-		io_uring_get_events(loop->ring);
+		io_uring_get_events(ul->ring);
 	}
 	uring_reap(loop);
 }
@@ -425,12 +451,13 @@ void uring_cq_flush(struct ipcsock_loop *loop)
  */
 static bool uring_busy_poll(struct ipcsock_loop *loop)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	uint64_t end = loop_now_us() + loop->busy_poll_us;
 
 	do {
-		if (io_uring_submit_and_get_events(loop->ring) < 0)
+		if (io_uring_submit_and_get_events(ul->ring) < 0)
 			return false;
-		if (io_uring_cq_ready(loop->ring)) {
+		if (io_uring_cq_ready(ul->ring)) {
 			uring_reap(loop);
 			return true;
 		}
@@ -440,16 +467,19 @@ static bool uring_busy_poll(struct ipcsock_loop *loop)
 
 static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 {
-	struct io_uring *ring = loop->ring;
+	struct uring_loop *ul = to_uring_loop(loop);
+	struct io_uring *ring = ul->ring;
 	struct io_uring_cqe *cqe;
 	int ret = 0;
 
 	/* A shared ring's completions are the application's to reap. */
-	if (loop->shared)
-		return uring_submit(loop);
+	if (ul->shared) {
+		ret = uring_submit(loop);
+		return ret ? ret : 1;
+	}
 	if (uring_deferred(loop))
 		uring_defer_run(loop);
-	loop->sq_dirty = uring_deferred(loop);
+	ul->sq_dirty = uring_deferred(loop);
 	if (timeout_ms && loop->busy_poll_us && uring_busy_poll(loop))
 		return 0;
 	if (timeout_ms < 0) {
@@ -462,14 +492,14 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 
 		ret = io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts,
 						       NULL);
-	} else if (loop->defer_taskrun) {
+	} else if (ul->defer_taskrun) {
 		ret = io_uring_submit_and_get_events(ring);
 	} else {
 		ret = io_uring_submit(ring);
 	}
 	/* Out of resources for now: the SQEs stay for the next submit. */
 	if (ret == -EAGAIN || ret == -EBUSY)
-		loop->sq_dirty = true;
+		ul->sq_dirty = true;
 	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN &&
 	    ret != -EBUSY)
 		return ret;
@@ -479,9 +509,10 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 
 static int uring_chan_open(struct ipcsock_chan *ch)
 {
+	struct uring_chan *uc = to_uring_chan(ch);
 	int err;
 
-	INIT_LIST_HEAD(&ch->defer_node);
+	INIT_LIST_HEAD(&uc->defer_node);
 	err = uring_rx_open(ch);
 
 	if (!err)
@@ -497,48 +528,54 @@ static int uring_chan_open(struct ipcsock_chan *ch)
  */
 static void uring_chan_close(struct ipcsock_chan *ch)
 {
+	struct uring_loop *ul = to_uring_loop(ch->loop);
 	struct ipcsock_loop *loop = ch->loop;
 	int tries;
 
 	uring_rx_stop(ch);
 	uring_tx_close(ch);
 	uring_submit(loop);
-	for (tries = 0; !loop->shared && ch->inflight && tries < 500; tries++)
+	for (tries = 0; !ul->shared && ch->inflight && tries < 500; tries++)
 		uring_poll(loop, tries ? 10 : 0);
 }
 
 static void uring_chan_destroy(struct ipcsock_chan *ch)
 {
+	struct uring_chan *uc = to_uring_chan(ch);
+
 	/* Our own ring went with its loop, and with it the deferred work. */
-	if (ch->uring_defer)
-		list_del_init(&ch->defer_node);
-	ch->uring_defer = 0;
+	if (uc->defer)
+		list_del_init(&uc->defer_node);
+	uc->defer = 0;
 	uring_rx_destroy(ch);
 }
 
 /* A NOP with our tag wakes a shared ring's owner into dispatch. */
 static void uring_wake(struct ipcsock_loop *loop)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	struct io_uring_sqe *sqe;
 
-	if (!loop->shared || loop->wake_armed)
+	if (!ul->shared || ul->wake_armed)
 		return;
 	sqe = uring_get_sqe(loop);
 	if (!sqe) {
-		loop->uring_wake_deferred = true;
-		loop->sq_dirty = true;
+		ul->wake_deferred = true;
+		ul->sq_dirty = true;
 		return;
 	}
 	io_uring_prep_nop(sqe);
 	io_uring_sqe_set_data64(sqe, ipcsock_ud_make(loop, IPCSOCK_OP_WAKE,
 						     0, 0));
-	loop->wake_armed = true;
+	ul->wake_armed = true;
 	loop->inflight++;
 	uring_submit(loop);
 }
 
 static int uring_setup(struct ipcsock_loop *loop)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
+
 	/* Fastest first; each older kernel refuses the newer flags. */
 	static const unsigned int tries[] = {
 		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
@@ -555,7 +592,7 @@ static int uring_setup(struct ipcsock_loop *loop)
 			  IORING_SETUP_SUBMIT_ALL;
 		p.cq_entries = 4 * loop->ring_entries;
 		err = io_uring_queue_init_params(loop->ring_entries,
-						 &loop->own_ring, &p);
+						 &ul->own_ring, &p);
 		if (err != -EINVAL)
 			break;
 	}
@@ -563,11 +600,11 @@ static int uring_setup(struct ipcsock_loop *loop)
 		return err;
 	/* Without NODROP an overflowing CQ loses completions. */
 	if (!(p.features & IORING_FEAT_NODROP)) {
-		io_uring_queue_exit(&loop->own_ring);
+		io_uring_queue_exit(&ul->own_ring);
 		return -EOPNOTSUPP;
 	}
-	loop->defer_taskrun = p.flags & IORING_SETUP_DEFER_TASKRUN;
-	loop->ring = &loop->own_ring;
+	ul->defer_taskrun = p.flags & IORING_SETUP_DEFER_TASKRUN;
+	ul->ring = &ul->own_ring;
 	return 0;
 }
 
@@ -579,32 +616,36 @@ static int uring_setup(struct ipcsock_loop *loop)
  */
 static void uring_shared_exit(struct ipcsock_loop *loop)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	struct timespec ts = { .tv_nsec = 100 * 1000 };
-	struct ipcsock_chan *ch;
+	struct uring_chan *uc;
 	int tries;
 
 	uring_submit(loop);
 	for (tries = 0; tries < 1000 && uring_deferred(loop) &&
-	     (loop->ring->flags & IORING_SETUP_SQPOLL); tries++) {
+	     (ul->ring->flags & IORING_SETUP_SQPOLL); tries++) {
 		nanosleep(&ts, NULL);
 		uring_defer_run(loop);
 	}
-	while (!list_empty(&loop->uring_deferred)) {
-		ch = list_first_entry(&loop->uring_deferred,
-				      struct ipcsock_chan, defer_node);
-		list_del_init(&ch->defer_node);
-		ch->uring_defer = 0;
+	while (!list_empty(&ul->deferred)) {
+		uc = list_first_entry(&ul->deferred, struct uring_chan,
+				      defer_node);
+		list_del_init(&uc->defer_node);
+		uc->defer = 0;
 	}
 }
 
-static void uring_loop_exit(struct ipcsock_loop *loop)
+static bool uring_loop_exit(struct ipcsock_loop *loop)
 {
-	if (loop->shared && loop->ring)
+	struct uring_loop *ul = to_uring_loop(loop);
+
+	if (ul->shared && ul->ring)
 		uring_shared_exit(loop);
-	if (!loop->shared && loop->ring) {
-		io_uring_queue_exit(loop->ring);
-		loop->ring = NULL;
+	if (!ul->shared && ul->ring) {
+		io_uring_queue_exit(ul->ring);
+		ul->ring = NULL;
 	}
+	return !ul->shared;
 }
 
 /*
@@ -663,9 +704,10 @@ static int uring_shared_usable(struct io_uring *ring)
 
 static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	int err;
 
-	INIT_LIST_HEAD(&loop->uring_deferred);
+	INIT_LIST_HEAD(&ul->deferred);
 	if (shared) {
 		err = uring_shared_usable(shared);
 		if (err)
@@ -673,8 +715,8 @@ static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 		err = uring_check_ops(shared);
 		if (err)
 			return err;
-		loop->ring = shared;
-		loop->shared = true;
+		ul->ring = shared;
+		ul->shared = true;
 		/*
 		 * Such a ring runs its task work only when someone enters
 		 * for completions, so the library's submits do (see
@@ -682,23 +724,27 @@ static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 		 * found one of our wake NOPs already posted would never
 		 * enter, and nothing on the ring would progress.
 		 */
-		loop->defer_taskrun = shared->flags &
+		ul->defer_taskrun = shared->flags &
 				      IORING_SETUP_DEFER_TASKRUN;
 		return 0;
 	}
 	err = uring_setup(loop);
 	if (err)
 		return err;
-	err = uring_check_ops(loop->ring);
+	err = uring_check_ops(ul->ring);
 	if (err)
 		uring_loop_exit(loop);
 	return err;
 }
 
-/* What loop_exit does: an own ring is unmapped and its fd closed. */
+/*
+ * An own ring is unmapped and its fd closed, as by loop_exit; with no
+ * ring left, releasing a channel unregisters no buffer ring.
+ */
 static void uring_loop_orphan(struct ipcsock_loop *loop)
 {
 	uring_loop_exit(loop);
+	to_uring_loop(loop)->ring = NULL;
 }
 
 static int uring_loop_fd(struct ipcsock_loop *loop)
@@ -708,12 +754,13 @@ static int uring_loop_fd(struct ipcsock_loop *loop)
 
 static int uring_attach_evfd(struct ipcsock_loop *loop)
 {
+	struct uring_loop *ul = to_uring_loop(loop);
 	int err;
 
 	/* On a shared ring the eventfd only flags callbacks due. */
-	if (loop->shared)
+	if (ul->shared)
 		return 0;
-	err = io_uring_register_eventfd(loop->ring, loop->evfd);
+	err = io_uring_register_eventfd(ul->ring, loop->evfd);
 	/* What completed before there was an eventfd would never signal. */
 	if (!err)
 		uring_poll(loop, 0);
@@ -722,8 +769,8 @@ static int uring_attach_evfd(struct ipcsock_loop *loop)
 
 const struct ipcsock_backend_ops ipcsock_uring_ops = {
 	.id = IPCSOCK_BACKEND_URING,
-	.loop_size = sizeof(struct ipcsock_loop),
-	.chan_size = sizeof(struct ipcsock_chan),
+	.loop_size = sizeof(struct uring_loop),
+	.chan_size = sizeof(struct uring_chan),
 	.loop_init = uring_loop_init,
 	.loop_exit = uring_loop_exit,
 	.loop_orphan = uring_loop_orphan,
@@ -731,12 +778,15 @@ const struct ipcsock_backend_ops ipcsock_uring_ops = {
 	.loop_fd = uring_loop_fd,
 	.poll = uring_poll,
 	.submit = uring_submit,
+	.submit_prepared = uring_submit_prepared,
 	.chan_open = uring_chan_open,
 	.chan_close = uring_chan_close,
 	.chan_destroy = uring_chan_destroy,
 	.tx_start = uring_tx_kick,
 	.tx_direct_ok = uring_tx_direct_ok,
+	.tx_inflight = uring_tx_inflight,
 	.rx_recycle = uring_rx_recycle,
+	.rx_unreaped = uring_rx_unreaped,
 	.rx_stop = uring_rx_stop,
 	.wake = uring_wake,
 };

@@ -18,8 +18,6 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
-#include <liburing.h>
-
 #include "ipcsock.h"
 #include "list.h"
 #include "wire.h"
@@ -50,7 +48,11 @@ struct ipcsock_backend_ops {
 	size_t loop_size;
 	size_t chan_size;
 	int (*loop_init)(struct ipcsock_loop *loop, struct io_uring *shared);
-	void (*loop_exit)(struct ipcsock_loop *loop);
+	/*
+	 * True when the kernel's operations ended with the loop (its own
+	 * ring, epoll); false when they may still complete (a shared ring).
+	 */
+	bool (*loop_exit)(struct ipcsock_loop *loop);
 	/*
 	 * In the child of a fork(): drop this process's copies of the
 	 * loop's kernel objects, changing nothing the parent still uses.
@@ -62,11 +64,15 @@ struct ipcsock_backend_ops {
 	int (*loop_fd)(struct ipcsock_loop *loop);
 	/*
 	 * Submit what is queued, wait up to @timeout_ms for events and turn
-	 * them into channel state. Runs no callback. Returns 0 or -errno.
+	 * them into channel state. Runs no callback. Returns 0 or -errno, or
+	 * 1 when it cannot wait at all (a shared ring's completions come
+	 * from the application).
 	 */
 	int (*poll)(struct ipcsock_loop *loop, int timeout_ms);
 	/* Hand everything prepared to the kernel now. */
 	int (*submit)(struct ipcsock_loop *loop);
+	/* Optional: the same, only if anything was prepared since. */
+	void (*submit_prepared)(struct ipcsock_loop *loop);
 	int (*chan_open)(struct ipcsock_chan *ch);
 	/* Detached from its handle: flush, cancel, release when idle. */
 	void (*chan_close)(struct ipcsock_chan *ch);
@@ -79,8 +85,18 @@ struct ipcsock_backend_ops {
 	 * now? Only when no send of this channel is queued or in flight.
 	 */
 	bool (*tx_direct_ok)(struct ipcsock_chan *ch);
+	/*
+	 * Optional: how many of the oldest queued messages the kernel holds
+	 * (they come back through their completions, not to be dropped).
+	 */
+	unsigned int (*tx_inflight)(struct ipcsock_chan *ch);
 	/* Receive buffer @slot is free again. */
 	void (*rx_recycle)(struct ipcsock_chan *ch, unsigned int slot);
+	/*
+	 * Optional: has the kernel received messages for the channel that
+	 * are not yet turned into channel state?
+	 */
+	bool (*rx_unreaped)(struct ipcsock_chan *ch);
 	/* The channel failed: stop receiving. */
 	void (*rx_stop)(struct ipcsock_chan *ch);
 	/* Optional: make the owner of the loop call dispatch again. */
@@ -107,25 +123,6 @@ struct ipcsock_loop {
 	struct ipcsock_wire_hdr tx_hdr[IPCSOCK_TX_DIRECT_BATCH];
 	unsigned char *tx_ctrl;
 	size_t tx_ctrl_cap;
-
-	/* io_uring backend */
-	struct io_uring *ring;
-	struct io_uring own_ring;
-	bool shared;
-	bool defer_taskrun;	/* completions need io_uring_get_events */
-	bool wake_armed;	/* shared ring: a wake NOP is in flight */
-	bool sq_dirty;		/* SQEs prepared and not yet submitted */
-	bool reaping;		/* inside the CQE loop: do not recurse */
-	unsigned int tx_nowait;	/* IPCSOCK_OP_SEND CQEs not yet reaped */
-
-	/*
-	 * io_uring backend: channels with work that found no SQE free (a full
-	 * SQ, or an open link chain of the application's), retried wherever
-	 * SQEs can be had again; see uring_defer_run().
-	 */
-	struct list_head uring_deferred;
-	bool uring_wake_deferred;	/* a wake NOP is due */
-	bool uring_defer_running;
 
 	/* eventfd behind ipcsock_loop_fd(), made on first request */
 	int evfd;
@@ -198,10 +195,6 @@ struct ipcsock_chan {
 	size_t tx_arena_len;
 	unsigned int tx_head;
 	unsigned int tx_tail;
-	unsigned int tx_chain;		/* uring: SQEs of the chain in flight */
-	unsigned int tx_chain_sends;	/* uring: sends in that chain */
-	bool tx_chain_poll;		/* uring: chain waits for POLLOUT */
-	bool tx_need_pollout;
 	int tx_err;			/* sticky send error, e.g. -EPIPE */
 
 	/*
@@ -217,7 +210,6 @@ struct ipcsock_chan {
 	unsigned int rx_head;
 	unsigned int rx_tail;
 	int rx_held;			/* slot last handed out, or -1 */
-	bool rx_armed;			/* uring: multishot RECVMSG live */
 	bool rx_done;			/* EOF or failure seen: no more */
 	int rx_reset;			/* -ECONNRESET seen before EOF */
 	bool rx_reset_notice;		/* the peer's reset notice came */
@@ -225,22 +217,17 @@ struct ipcsock_chan {
 	bool hup_due;
 	bool hup_done;
 
-	/* io_uring backend */
-	struct io_uring_buf_ring *br;
-	size_t br_len;
-	unsigned int bgid;
-	struct msghdr rx_tmpl;
-	unsigned int uring_defer;	/* URING_DEFER_*: waiting for an SQE */
-	struct list_head defer_node;	/* on loop->uring_deferred */
-	unsigned int sq_seq;		/* SQ tail after the last SQE naming fd */
-
 	bool closing;			/* inside ipcsock_close: keep it */
 	bool on_ready;			/* on loop->ready, or loop->dead */
 	struct list_head ready_node;
 };
 
-/* Offsets inside one receive slot; no peer name is asked for. */
-#define IPCSOCK_RX_CTRL_OFF	sizeof(struct io_uring_recvmsg_out)
+/*
+ * Offsets inside one receive slot; no peer name is asked for. The slot
+ * starts with the io_uring_recvmsg_out that multishot RECVMSG writes
+ * (uring-recv.c checks the size); epoll leaves it unused.
+ */
+#define IPCSOCK_RX_CTRL_OFF	16u
 #define IPCSOCK_RX_HDR_OFF	(IPCSOCK_RX_CTRL_OFF + IPCSOCK_CTRL_LEN)
 #define IPCSOCK_RX_DATA_OFF	(IPCSOCK_RX_HDR_OFF + \
 				 sizeof(struct ipcsock_wire_hdr))
@@ -249,51 +236,6 @@ static inline unsigned char *rx_slot_buf(struct ipcsock_chan *ch,
 					 unsigned int slot)
 {
 	return ch->rx_mem + (size_t)slot * ch->rx_stride;
-}
-
-/*
- * user_data layout: [63:48] tag, [47:40] op, [39:32] generation, [31:16]
- * loop, [15:0] channel id. The loop number keeps apart the completions of
- * several loops on one shared ring, and those of a loop freed before it
- * was idle; an io_uring channel's id fits in 16 bits, since its buffer
- * group id, bgid_base + id, must.
- */
-enum ipcsock_op {
-	IPCSOCK_OP_RECV = 1,
-	IPCSOCK_OP_SEND,		/* completes at once: MSG_DONTWAIT */
-	IPCSOCK_OP_SEND_POLLED,		/* waits behind a POLLOUT head */
-	IPCSOCK_OP_POLLOUT,
-	IPCSOCK_OP_CANCEL_RECV,		/* cancels the multishot receive */
-	IPCSOCK_OP_WAKE,
-	IPCSOCK_OP_CANCEL_POLLOUT,	/* cancels a POLLOUT */
-};
-
-static inline uint64_t ipcsock_ud_make(const struct ipcsock_loop *loop,
-				       enum ipcsock_op op, unsigned int gen,
-				       unsigned int id)
-{
-	return IPCSOCK_USER_DATA_TAG << 48 | (uint64_t)op << 40 |
-	       (uint64_t)(gen & 0xff) << 32 | (uint64_t)loop->uid << 16 |
-	       (id & 0xffff);
-}
-
-static inline enum ipcsock_op ipcsock_ud_op(uint64_t ud)
-{
-	return (ud >> 40) & 0xff;
-}
-
-/* Is @ud a completion of @loop's? */
-static inline bool ipcsock_ud_of(const struct ipcsock_loop *loop,
-				 uint64_t ud)
-{
-	return IPCSOCK_USER_DATA_IS_OURS(ud) &&
-	       ((ud >> 16) & 0xffff) == loop->uid;
-}
-
-static inline uint64_t ipcsock_ud(const struct ipcsock_chan *ch,
-				  enum ipcsock_op op)
-{
-	return ipcsock_ud_make(ch->loop, op, ch->gen, ch->id);
 }
 
 /* loop.c */
@@ -329,11 +271,6 @@ void loop_submit_if_outside(struct ipcsock_loop *loop);
 /* sock.c */
 void chan_put(struct ipcsock_chan *ch);
 void chan_destroy(struct ipcsock_chan *ch);
-
-/* backend-uring.c */
-int uring_process_cqe(struct ipcsock_loop *loop,
-		      const struct io_uring_cqe *cqe);
-void uring_cq_flush(struct ipcsock_loop *loop);
 
 /* tx.c */
 int chan_tx_alloc(struct ipcsock_chan *ch);

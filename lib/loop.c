@@ -329,9 +329,8 @@ struct ipcsock_loop *ipcsock_loop_default(void)
  * descriptors and mappings, and nothing else: closing a copy or unmapping
  * it leaves the parent's epoll set, ring and sockets as they are, while
  * EPOLL_CTL_DEL, unregistering a buffer ring, cancelling or flushing would
- * not. After this the channels' release touches no shared kernel state:
- * no channel is in an epoll set as far as it knows, and with loop->ring
- * NULL no buffer ring is unregistered.
+ * not. After this the channels' release touches no shared kernel state
+ * (see the backends' loop_orphan).
  */
 static void loop_orphan(struct ipcsock_loop *loop)
 {
@@ -339,7 +338,6 @@ static void loop_orphan(struct ipcsock_loop *loop)
 		return;
 	loop->orphaned = true;
 	loop->ops->loop_orphan(loop);
-	loop->ring = NULL;
 	if (loop->evfd >= 0)
 		close(loop->evfd);
 	loop->evfd = -1;
@@ -386,6 +384,7 @@ static void loop_free_inherited(struct ipcsock_loop *loop)
 void ipcsock_loop_free(struct ipcsock_loop *loop)
 {
 	struct ipcsock *sock;
+	bool kernel_done;
 	unsigned int i;
 
 	if (!loop)
@@ -406,15 +405,15 @@ void ipcsock_loop_free(struct ipcsock_loop *loop)
 		list_del_init(&sock->node);
 		sock->loop = NULL;
 	}
-	loop->ops->loop_exit(loop);
 	/*
 	 * An own ring is gone now, and with it every operation, so what the
 	 * kernel held can be freed. A shared ring lives on: a channel it still
 	 * holds is left allocated rather than freed under the kernel's feet
 	 * (free the loop once ipcsock_loop_idle() says so to avoid this).
 	 */
+	kernel_done = loop->ops->loop_exit(loop);
 	for (i = 0; i < loop->nr_chans; i++) {
-		if (loop->chans[i] && !loop->shared) {
+		if (loop->chans[i] && kernel_done) {
 			loop->chans[i]->inflight = 0;
 			chan_put(loop->chans[i]);
 		}
@@ -584,8 +583,8 @@ void loop_wake_if_pending(struct ipcsock_loop *loop)
 
 void loop_submit_if_outside(struct ipcsock_loop *loop)
 {
-	if (!loop->in_dispatch && loop->sq_dirty)
-		loop->ops->submit(loop);
+	if (!loop->in_dispatch && loop->ops->submit_prepared)
+		loop->ops->submit_prepared(loop);
 }
 
 static int run_chan_callbacks(struct ipcsock_chan *ch)
@@ -680,17 +679,18 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		loop->tx_progress = false;
 		err = loop->ops->poll(loop, timeout_ms);
 		/* A signal ends the wait, as it does poll(2)'s. */
-		if (err && (err != -EINTR || list_empty(&loop->ready))) {
+		if (err < 0 && (err != -EINTR || list_empty(&loop->ready))) {
 			loop->dispatching = false;
 			/* The eventfd was read above: what is due stays due. */
 			if (!list_empty(&loop->ready))
 				loop_wake(loop);
 			return err;
 		}
+		/* Interrupted with callbacks due, or it cannot wait. */
 		if (err)
 			break;
 		if (!list_empty(&loop->ready) || loop->tx_progress ||
-		    !timeout_ms || loop->shared)
+		    !timeout_ms)
 			break;
 		if (timeout_ms > 0) {
 			now = loop_now_us();

@@ -83,45 +83,15 @@ void chan_rx_drop_pending(struct ipcsock_chan *ch)
 
 /*
  * Is the application closing with messages of the peer's it never
- * received? Those pending, and on the loop's own ring also those whose
- * completions are posted and not yet reaped: a submit that waits for
- * completions (ring sends under DEFER_TASKRUN), or any syscall on a ring
- * without it, lets the receive take messages in with nobody reaping them.
- * A shared ring's completions are the application's to hand over, and
- * which of those still in its ring it already handed over, the library
- * cannot tell: there only what was handed over counts.
+ * received? Those pending, and those the kernel already took out of the
+ * socket for the channel that are not yet turned into messages.
  */
 bool chan_rx_unreceived(struct ipcsock_chan *ch)
 {
-	struct ipcsock_loop *loop = ch->loop;
-	struct io_uring_recvmsg_out *out;
-	struct io_uring_cqe *cqe;
-	unsigned int head, slot;
-	uint64_t ud;
+	const struct ipcsock_backend_ops *ops = ch->loop->ops;
 
-	if (chan_rx_pending(ch))
-		return true;
-	if (loop->ops != &ipcsock_uring_ops || loop->shared || !ch->br)
-		return false;
-	if (io_uring_cq_has_overflow(loop->ring)) {
-		uring_cq_flush(loop);
-		if (chan_rx_pending(ch))
-			return true;
-	}
-	ud = ipcsock_ud(ch, IPCSOCK_OP_RECV);
-	io_uring_for_each_cqe(loop->ring, head, cqe) {
-		if (cqe->user_data != ud || !(cqe->flags & IORING_CQE_F_BUFFER))
-			continue;
-		slot = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-		if (slot >= ch->nr_rx)
-			continue;
-		out = io_uring_recvmsg_validate(rx_slot_buf(ch, slot), cqe->res,
-						&ch->rx_tmpl);
-		/* Not the end of file, which carries nothing. */
-		if (out && (out->payloadlen || out->controllen))
-			return true;
-	}
-	return false;
+	return chan_rx_pending(ch) || (ops->rx_unreaped &&
+				       ops->rx_unreaped(ch));
 }
 
 /* No more messages will come; report it after those already queued. */

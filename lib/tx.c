@@ -109,9 +109,11 @@ void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep)
  */
 void chan_tx_fail(struct ipcsock_chan *ch, int err)
 {
+	const struct ipcsock_backend_ops *ops = ch->loop->ops;
+
 	if (!ch->tx_err)
 		ch->tx_err = err;
-	chan_tx_drop(ch, ch->tx_chain_sends);
+	chan_tx_drop(ch, ops->tx_inflight ? ops->tx_inflight(ch) : 0);
 }
 
 static int payload_check(const struct ipcsock_payload *p, unsigned int max)

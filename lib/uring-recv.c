@@ -14,9 +14,15 @@
 
 #include "uring.h"
 
+/* The receive slot's layout (internal.h) holds the kernel's header. */
+_Static_assert(sizeof(struct io_uring_recvmsg_out) == IPCSOCK_RX_CTRL_OFF,
+	       "IPCSOCK_RX_CTRL_OFF is not the size of io_uring_recvmsg_out");
+
 /* Register the channel's buffer ring and hand it every receive slot. */
 int uring_rx_open(struct ipcsock_chan *ch)
 {
+	struct uring_loop *ul = to_uring_loop(ch->loop);
+	struct uring_chan *uc = to_uring_chan(ch);
 	struct ipcsock_loop *loop = ch->loop;
 	struct io_uring_buf_reg reg = { 0 };
 	unsigned int i, mask = io_uring_buf_ring_mask(ch->nr_rx);
@@ -26,32 +32,32 @@ int uring_rx_open(struct ipcsock_chan *ch)
 
 	if (loop->bgid_base + ch->id > 0xffff)
 		return -EMFILE;
-	ch->bgid = loop->bgid_base + ch->id;
-	ch->br_len = (ch->nr_rx * sizeof(struct io_uring_buf) + page - 1) &
+	uc->bgid = loop->bgid_base + ch->id;
+	uc->br_len = (ch->nr_rx * sizeof(struct io_uring_buf) + page - 1) &
 		     ~(page - 1);
-	mem = mmap(NULL, ch->br_len, PROT_READ | PROT_WRITE,
+	mem = mmap(NULL, uc->br_len, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (mem == MAP_FAILED)
 		return -errno;
-	ch->br = mem;
+	uc->br = mem;
 	reg.ring_addr = (unsigned long)mem;
 	reg.ring_entries = ch->nr_rx;
-	reg.bgid = ch->bgid;
-	err = io_uring_register_buf_ring(loop->ring, &reg, 0);
+	reg.bgid = uc->bgid;
+	err = io_uring_register_buf_ring(ul->ring, &reg, 0);
 	if (err) {
-		munmap(mem, ch->br_len);
-		ch->br = NULL;
+		munmap(mem, uc->br_len);
+		uc->br = NULL;
 		return err;
 	}
-	io_uring_buf_ring_init(ch->br);
+	io_uring_buf_ring_init(uc->br);
 	for (i = 0; i < ch->nr_rx; i++)
-		io_uring_buf_ring_add(ch->br, rx_slot_buf(ch, i), ch->rx_stride,
+		io_uring_buf_ring_add(uc->br, rx_slot_buf(ch, i), ch->rx_stride,
 				      i, mask, i);
-	io_uring_buf_ring_advance(ch->br, ch->nr_rx);
+	io_uring_buf_ring_advance(uc->br, ch->nr_rx);
 
 	/* Only the layout matters to multishot: no name, room for 253 fds. */
-	memset(&ch->rx_tmpl, 0, sizeof(ch->rx_tmpl));
-	ch->rx_tmpl.msg_controllen = IPCSOCK_CTRL_LEN;
+	memset(&uc->rx_tmpl, 0, sizeof(uc->rx_tmpl));
+	uc->rx_tmpl.msg_controllen = IPCSOCK_CTRL_LEN;
 	uring_rx_arm(ch);
 	return 0;
 }
@@ -59,19 +65,23 @@ int uring_rx_open(struct ipcsock_chan *ch)
 /* Called once nothing is in flight: the kernel no longer writes here. */
 void uring_rx_destroy(struct ipcsock_chan *ch)
 {
-	if (!ch->br)
+	struct uring_loop *ul = to_uring_loop(ch->loop);
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	if (!uc->br)
 		return;
-	if (ch->loop->ring)
-		io_uring_unregister_buf_ring(ch->loop->ring, ch->bgid);
-	munmap(ch->br, ch->br_len);
-	ch->br = NULL;
+	if (ul->ring)
+		io_uring_unregister_buf_ring(ul->ring, uc->bgid);
+	munmap(uc->br, uc->br_len);
+	uc->br = NULL;
 }
 
 void uring_rx_arm(struct ipcsock_chan *ch)
 {
+	struct uring_chan *uc = to_uring_chan(ch);
 	struct io_uring_sqe *sqe;
 
-	if (ch->rx_armed || ch->rx_done || !ch->sock ||
+	if (uc->rx_armed || ch->rx_done || !ch->sock ||
 	    chan_rx_busy(ch) >= ch->nr_rx)
 		return;
 	sqe = uring_get_sqe(ch->loop);
@@ -79,47 +89,52 @@ void uring_rx_arm(struct ipcsock_chan *ch)
 		uring_defer(ch, URING_DEFER_RX_ARM);
 		return;
 	}
-	io_uring_prep_recvmsg_multishot(sqe, ch->fd, &ch->rx_tmpl,
+	io_uring_prep_recvmsg_multishot(sqe, ch->fd, &uc->rx_tmpl,
 					MSG_CMSG_CLOEXEC | MSG_TRUNC);
 	sqe->flags |= IOSQE_BUFFER_SELECT;
-	sqe->buf_group = ch->bgid;
+	sqe->buf_group = uc->bgid;
 	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_RECV));
 	uring_sqe_names_fd(ch);
-	ch->rx_armed = true;
+	uc->rx_armed = true;
 	uring_op_start(ch, 1);
 }
 
 void uring_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
 {
-	io_uring_buf_ring_add(ch->br, rx_slot_buf(ch, slot), ch->rx_stride,
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	io_uring_buf_ring_add(uc->br, rx_slot_buf(ch, slot), ch->rx_stride,
 			      slot, io_uring_buf_ring_mask(ch->nr_rx), 0);
-	io_uring_buf_ring_advance(ch->br, 1);
+	io_uring_buf_ring_advance(uc->br, 1);
 	uring_rx_arm(ch);
 }
 
 void uring_rx_stop(struct ipcsock_chan *ch)
 {
+	struct uring_chan *uc = to_uring_chan(ch);
+
 	/* A receive still waiting for an SQE is simply never armed. */
 	uring_undefer(ch, URING_DEFER_RX_ARM);
-	if (ch->rx_armed)
+	if (uc->rx_armed)
 		uring_cancel(ch, IPCSOCK_OP_RECV);
 }
 
 void uring_rx_cqe(struct ipcsock_chan *ch,
 			 const struct io_uring_cqe *cqe)
 {
+	struct uring_chan *uc = to_uring_chan(ch);
 	unsigned int slot;
 	unsigned char *buf;
 	struct io_uring_recvmsg_out *out;
 
 	if (!(cqe->flags & IORING_CQE_F_MORE)) {
-		ch->rx_armed = false;
+		uc->rx_armed = false;
 		uring_op_done(ch);
 	}
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		slot = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		buf = rx_slot_buf(ch, slot);
-		out = io_uring_recvmsg_validate(buf, cqe->res, &ch->rx_tmpl);
+		out = io_uring_recvmsg_validate(buf, cqe->res, &uc->rx_tmpl);
 		if (slot >= ch->nr_rx || !out) {
 			chan_fail(ch, -EPROTO);
 			return;
@@ -132,4 +147,45 @@ void uring_rx_cqe(struct ipcsock_chan *ch,
 	}
 	/* Ended for want of buffers, CQ overflow or a reset: go on. */
 	uring_rx_arm(ch);
+}
+
+/*
+ * Messages posted and not yet reaped (see chan_rx_unreceived()), on the
+ * loop's own ring: a submit that waits for completions (ring sends under
+ * DEFER_TASKRUN), or any syscall on a ring without it, lets the receive
+ * take messages in with nobody reaping them. A shared ring's completions
+ * are the application's to hand over, and which of those still in its
+ * ring it already handed over, the library cannot tell: there only what
+ * was handed over counts.
+ */
+bool uring_rx_unreaped(struct ipcsock_chan *ch)
+{
+	struct uring_loop *ul = to_uring_loop(ch->loop);
+	struct uring_chan *uc = to_uring_chan(ch);
+	struct io_uring_recvmsg_out *out;
+	struct io_uring_cqe *cqe;
+	unsigned int head, slot;
+	uint64_t ud;
+
+	if (ul->shared || !uc->br)
+		return false;
+	if (io_uring_cq_has_overflow(ul->ring)) {
+		uring_cq_flush(ch->loop);
+		if (chan_rx_pending(ch))
+			return true;
+	}
+	ud = ipcsock_ud(ch, IPCSOCK_OP_RECV);
+	io_uring_for_each_cqe(ul->ring, head, cqe) {
+		if (cqe->user_data != ud || !(cqe->flags & IORING_CQE_F_BUFFER))
+			continue;
+		slot = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		if (slot >= ch->nr_rx)
+			continue;
+		out = io_uring_recvmsg_validate(rx_slot_buf(ch, slot), cqe->res,
+						&uc->rx_tmpl);
+		/* Not the end of file, which carries nothing. */
+		if (out && (out->payloadlen || out->controllen))
+			return true;
+	}
+	return false;
 }

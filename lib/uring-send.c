@@ -39,6 +39,7 @@
 /* Wake the send side when the socket has room again. */
 static void uring_arm_pollout(struct ipcsock_chan *ch)
 {
+	struct uring_chan *uc = to_uring_chan(ch);
 	struct io_uring_sqe *sqe = uring_get_sqe(ch->loop);
 
 	if (!sqe) {
@@ -48,9 +49,9 @@ static void uring_arm_pollout(struct ipcsock_chan *ch)
 	io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
 	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_POLLOUT));
 	uring_sqe_names_fd(ch);
-	ch->tx_chain = 1;
-	ch->tx_chain_poll = true;
-	ch->tx_chain_sends = 0;
+	uc->tx_chain = 1;
+	uc->tx_chain_poll = true;
+	uc->tx_chain_sends = 0;
 	uring_op_start(ch, 1);
 }
 
@@ -73,18 +74,20 @@ static void uring_tx_flush(struct ipcsock_chan *ch)
  */
 static void uring_tx_start(struct ipcsock_chan *ch)
 {
+	struct uring_loop *ul = to_uring_loop(ch->loop);
+	struct uring_chan *uc = to_uring_chan(ch);
 	struct ipcsock_loop *loop = ch->loop;
-	unsigned int i, n, room, head = ch->tx_need_pollout;
+	unsigned int i, n, room, head = uc->tx_need_pollout;
 	unsigned int max = TX_CHAIN_MAX;
 	struct io_uring_sqe *sqe;
 
-	if (ch->tx_chain || ch->tx_err || !chan_tx_queued(ch))
+	if (uc->tx_chain || ch->tx_err || !chan_tx_queued(ch))
 		return;
 	if (!(loop->flags & IPCSOCK_LOOP_RING_SENDS)) {
 		uring_tx_flush(ch);
 		return;
 	}
-	if (loop->ring->flags & IORING_SETUP_SQPOLL)
+	if (ul->ring->flags & IORING_SETUP_SQPOLL)
 		max = TX_CHAIN_MAX_SQPOLL;
 	n = chan_tx_queued(ch);
 	if (n > max)
@@ -98,14 +101,14 @@ static void uring_tx_start(struct ipcsock_chan *ch)
 	/* Room for the POLLOUT only: the sends follow once it completes. */
 	n = room - head;
 	if (head) {
-		sqe = io_uring_get_sqe(loop->ring);
+		sqe = io_uring_get_sqe(ul->ring);
 		io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
 		if (n)
 			sqe->flags |= IOSQE_IO_LINK;
 		io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_POLLOUT));
 	}
 	for (i = 0; i < n; i++) {
-		sqe = io_uring_get_sqe(loop->ring);
+		sqe = io_uring_get_sqe(ul->ring);
 		io_uring_prep_sendmsg(sqe, ch->fd,
 				      &chan_tx_slot(ch, ch->tx_head + i)->msg,
 				      MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -116,13 +119,13 @@ static void uring_tx_start(struct ipcsock_chan *ch)
 					IPCSOCK_OP_SEND));
 	}
 	uring_sqe_names_fd(ch);
-	loop->sq_dirty = true;
+	ul->sq_dirty = true;
 	if (!head)
-		loop->tx_nowait += n;
-	ch->tx_need_pollout = false;
-	ch->tx_chain_poll = head;
-	ch->tx_chain = n + head;
-	ch->tx_chain_sends = n;
+		ul->tx_nowait += n;
+	uc->tx_need_pollout = false;
+	uc->tx_chain_poll = head;
+	uc->tx_chain = n + head;
+	uc->tx_chain_sends = n;
 	uring_op_start(ch, n + head);
 }
 
@@ -133,12 +136,14 @@ static void uring_tx_start(struct ipcsock_chan *ch)
  */
 void uring_tx_linger(struct ipcsock_chan *ch)
 {
-	if (ch->tx_chain)
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	if (uc->tx_chain)
 		return;
-	if (!ch->tx_need_pollout && !ch->tx_err)
+	if (!uc->tx_need_pollout && !ch->tx_err)
 		uring_tx_start(ch);
 	/* A chain that waits for an SQE goes before the fd. */
-	if (ch->tx_chain || (ch->uring_defer & URING_DEFER_TX))
+	if (uc->tx_chain || (uc->defer & URING_DEFER_TX))
 		return;
 	chan_tx_drop(ch, 0);
 	uring_close_fd(ch);
@@ -159,9 +164,11 @@ void uring_tx_resume(struct ipcsock_chan *ch)
  */
 void uring_tx_close(struct ipcsock_chan *ch)
 {
+	struct uring_chan *uc = to_uring_chan(ch);
+
 	/* A POLLOUT still waiting for an SQE is not wanted now. */
 	uring_undefer(ch, URING_DEFER_TX);
-	if (ch->tx_chain_poll)
+	if (uc->tx_chain_poll)
 		uring_cancel(ch, IPCSOCK_OP_POLLOUT);
 	uring_tx_linger(ch);
 }
@@ -169,22 +176,24 @@ void uring_tx_close(struct ipcsock_chan *ch)
 /* Completions of a chain arrive in chain order. */
 void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
 {
-	ch->tx_chain--;
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	uc->tx_chain--;
 	if (op != IPCSOCK_OP_POLLOUT) {
-		ch->tx_chain_sends--;
+		uc->tx_chain_sends--;
 		if (res >= 0 || ch->tx_err) {
 			chan_tx_release(ch, 1);
 		} else if (res == -EAGAIN) {
-			ch->tx_need_pollout = true;
+			uc->tx_need_pollout = true;
 		} else if (res != -ECANCELED) {
 			/* Includes this message: it cannot be sent. */
 			chan_tx_release(ch, 1);
 			chan_tx_error(ch, res);
 		}
 	}
-	if (ch->tx_chain)
+	if (uc->tx_chain)
 		return;
-	ch->tx_chain_poll = false;
+	uc->tx_chain_poll = false;
 	if (ch->sock)
 		uring_tx_start(ch);
 	else
@@ -200,14 +209,16 @@ void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
  */
 void uring_tx_kick(struct ipcsock_chan *ch)
 {
+	struct uring_loop *ul = to_uring_loop(ch->loop);
+	struct uring_chan *uc = to_uring_chan(ch);
 	struct ipcsock_loop *loop = ch->loop;
 	unsigned int head;
 
-	if (loop->shared) {
+	if (ul->shared) {
 		uring_tx_start(ch);
 		return;
 	}
-	if (ch->tx_chain)
+	if (uc->tx_chain)
 		uring_reap(loop);
 	uring_tx_start(ch);
 	/*
@@ -215,8 +226,8 @@ void uring_tx_kick(struct ipcsock_chan *ch)
 	 * socket takes it; stop at the first chain that does not complete at
 	 * once (the socket is full: it waits for POLLOUT in the kernel).
 	 */
-	while (!loop->in_dispatch && ch->tx_chain && !ch->tx_chain_poll &&
-	       chan_tx_queued(ch) > ch->tx_chain_sends) {
+	while (!loop->in_dispatch && uc->tx_chain && !uc->tx_chain_poll &&
+	       chan_tx_queued(ch) > uc->tx_chain_sends) {
 		head = ch->tx_head;
 		uring_submit(loop);
 		uring_reap(loop);
@@ -232,7 +243,15 @@ void uring_tx_kick(struct ipcsock_chan *ch)
  */
 bool uring_tx_direct_ok(struct ipcsock_chan *ch)
 {
-	if (ch->tx_chain && !ch->loop->shared)
+	struct uring_loop *ul = to_uring_loop(ch->loop);
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	if (uc->tx_chain && !ul->shared)
 		uring_reap(ch->loop);
-	return !ch->tx_chain && !chan_tx_queued(ch);
+	return !uc->tx_chain && !chan_tx_queued(ch);
+}
+
+unsigned int uring_tx_inflight(struct ipcsock_chan *ch)
+{
+	return to_uring_chan(ch)->tx_chain_sends;
 }

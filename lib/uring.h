@@ -8,6 +8,8 @@
 #ifndef IPCSOCK_URING_H
 #define IPCSOCK_URING_H
 
+#include <liburing.h>
+
 #include "internal.h"
 
 /* Newer than liburing 2.3's header: the kernel's numbers (Linux 6.18). */
@@ -26,6 +28,103 @@
 #ifndef IORING_SETUP_CQE_MIXED
 #define IORING_SETUP_CQE_MIXED		(1U << 18)
 #endif
+
+/* The io_uring backend's loop: struct ipcsock_loop and the ring. */
+struct uring_loop {
+	struct ipcsock_loop loop;
+	struct io_uring *ring;
+	struct io_uring own_ring;
+	bool shared;
+	bool defer_taskrun;	/* completions need io_uring_get_events */
+	bool wake_armed;	/* shared ring: a wake NOP is in flight */
+	bool sq_dirty;		/* SQEs prepared and not yet submitted */
+	bool reaping;		/* inside the CQE loop: do not recurse */
+	unsigned int tx_nowait;	/* IPCSOCK_OP_SEND CQEs not yet reaped */
+
+	/*
+	 * Channels with work that found no SQE free (a full SQ, or an open
+	 * link chain of the application's), retried wherever SQEs can be
+	 * had again; see uring_defer_run().
+	 */
+	struct list_head deferred;
+	bool wake_deferred;	/* a wake NOP is due */
+	bool defer_running;
+};
+
+/* The io_uring backend's channel. */
+struct uring_chan {
+	struct ipcsock_chan ch;
+
+	unsigned int tx_chain;		/* SQEs of the chain in flight */
+	unsigned int tx_chain_sends;	/* sends in that chain */
+	bool tx_chain_poll;		/* chain waits for POLLOUT */
+	bool tx_need_pollout;		/* the socket was full */
+
+	bool rx_armed;			/* multishot RECVMSG live */
+	struct io_uring_buf_ring *br;
+	size_t br_len;
+	unsigned int bgid;
+	struct msghdr rx_tmpl;
+
+	unsigned int defer;		/* URING_DEFER_*: waiting for an SQE */
+	struct list_head defer_node;	/* on uring_loop->deferred */
+	unsigned int sq_seq;		/* SQ tail after the last SQE naming fd */
+};
+
+static inline struct uring_loop *to_uring_loop(struct ipcsock_loop *loop)
+{
+	return container_of(loop, struct uring_loop, loop);
+}
+
+static inline struct uring_chan *to_uring_chan(struct ipcsock_chan *ch)
+{
+	return container_of(ch, struct uring_chan, ch);
+}
+
+/*
+ * user_data layout: [63:48] tag, [47:40] op, [39:32] generation, [31:16]
+ * loop, [15:0] channel id. The loop number keeps apart the completions of
+ * several loops on one shared ring, and those of a loop freed before it
+ * was idle; an io_uring channel's id fits in 16 bits, since its buffer
+ * group id, bgid_base + id, must.
+ */
+enum ipcsock_op {
+	IPCSOCK_OP_RECV = 1,
+	IPCSOCK_OP_SEND,		/* completes at once: MSG_DONTWAIT */
+	IPCSOCK_OP_SEND_POLLED,		/* waits behind a POLLOUT head */
+	IPCSOCK_OP_POLLOUT,
+	IPCSOCK_OP_CANCEL_RECV,		/* cancels the multishot receive */
+	IPCSOCK_OP_WAKE,
+	IPCSOCK_OP_CANCEL_POLLOUT,	/* cancels a POLLOUT */
+};
+
+static inline uint64_t ipcsock_ud_make(const struct ipcsock_loop *loop,
+				       enum ipcsock_op op, unsigned int gen,
+				       unsigned int id)
+{
+	return IPCSOCK_USER_DATA_TAG << 48 | (uint64_t)op << 40 |
+	       (uint64_t)(gen & 0xff) << 32 | (uint64_t)loop->uid << 16 |
+	       (id & 0xffff);
+}
+
+static inline enum ipcsock_op ipcsock_ud_op(uint64_t ud)
+{
+	return (ud >> 40) & 0xff;
+}
+
+/* Is @ud a completion of @loop's? */
+static inline bool ipcsock_ud_of(const struct ipcsock_loop *loop,
+				 uint64_t ud)
+{
+	return IPCSOCK_USER_DATA_IS_OURS(ud) &&
+	       ((ud >> 16) & 0xffff) == loop->uid;
+}
+
+static inline uint64_t ipcsock_ud(const struct ipcsock_chan *ch,
+				  enum ipcsock_op op)
+{
+	return ipcsock_ud_make(ch->loop, op, ch->gen, ch->id);
+}
 
 /*
  * Work of a channel that found no SQE to go in, kept in ch->uring_defer
@@ -56,7 +155,7 @@ static inline void uring_op_done(struct ipcsock_chan *ch)
 /* An SQE naming ch->fd was just taken: see uring_close_fd(). */
 static inline void uring_sqe_names_fd(struct ipcsock_chan *ch)
 {
-	ch->sq_seq = ch->loop->ring->sq.sqe_tail;
+	to_uring_chan(ch)->sq_seq = to_uring_loop(ch->loop)->ring->sq.sqe_tail;
 }
 
 /* backend-uring.c */
@@ -64,6 +163,9 @@ unsigned int uring_sq_room(struct ipcsock_loop *loop, unsigned int want);
 struct io_uring_sqe *uring_get_sqe(struct ipcsock_loop *loop);
 int uring_submit(struct ipcsock_loop *loop);
 void uring_reap(struct ipcsock_loop *loop);
+void uring_cq_flush(struct ipcsock_loop *loop);
+int uring_process_cqe(struct ipcsock_loop *loop,
+		      const struct io_uring_cqe *cqe);
 void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op);
 void uring_defer(struct ipcsock_chan *ch, unsigned int what);
 void uring_undefer(struct ipcsock_chan *ch, unsigned int what);
@@ -76,6 +178,7 @@ void uring_rx_arm(struct ipcsock_chan *ch);
 void uring_rx_recycle(struct ipcsock_chan *ch, unsigned int slot);
 void uring_rx_stop(struct ipcsock_chan *ch);
 void uring_rx_cqe(struct ipcsock_chan *ch, const struct io_uring_cqe *cqe);
+bool uring_rx_unreaped(struct ipcsock_chan *ch);
 
 /* uring-send.c */
 void uring_tx_kick(struct ipcsock_chan *ch);
@@ -84,5 +187,6 @@ void uring_tx_close(struct ipcsock_chan *ch);
 void uring_tx_linger(struct ipcsock_chan *ch);
 void uring_tx_resume(struct ipcsock_chan *ch);
 void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res);
+unsigned int uring_tx_inflight(struct ipcsock_chan *ch);
 
 #endif /* IPCSOCK_URING_H */
