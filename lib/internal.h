@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal structures shared by the channel logic (loop.c, sock.c, tx.c,
- * rx.c) and the two backends (backend-uring.c, backend-epoll.c).
+ * rx.c) and the two backends (uring.c, epoll.c).
  *
  * A struct ipcsock is the caller's handle. While bound it owns one
  * struct ipcsock_chan, which holds the socket fd and every buffer the
@@ -225,7 +225,7 @@ struct ipcsock_chan {
 /*
  * Offsets inside one receive slot; no peer name is asked for. The slot
  * starts with the io_uring_recvmsg_out that multishot RECVMSG writes
- * (uring-recv.c checks the size); epoll leaves it unused.
+ * (uring-rx.c checks the size); epoll leaves it unused.
  */
 #define IPCSOCK_RX_CTRL_OFF	16u
 #define IPCSOCK_RX_HDR_OFF	(IPCSOCK_RX_CTRL_OFF + IPCSOCK_CTRL_LEN)

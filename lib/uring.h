@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the three files of the io_uring backend share: backend-uring.c
+ * What the three files of the io_uring backend share: uring.c
  * (the ring: setup, submission, completion routing, channel life),
- * uring-recv.c (multishot receive over a provided buffer ring) and
- * uring-send.c (draining the send queue, or SENDMSG chains).
+ * uring-rx.c (multishot receive over a provided buffer ring) and
+ * uring-tx.c (draining the send queue, or SENDMSG chains).
  */
 #ifndef IPCSOCK_URING_H
 #define IPCSOCK_URING_H
@@ -134,7 +134,7 @@ static inline uint64_t ipcsock_ud(const struct ipcsock_chan *ch,
 enum {
 	URING_DEFER_RX_ARM	= 1 << 0,	/* arm the multishot receive */
 	URING_DEFER_RX_CANCEL	= 1 << 1,	/* cancel it */
-	URING_DEFER_TX		= 1 << 2,	/* uring_tx_start() */
+	URING_DEFER_TX		= 1 << 2,	/* uring_tx_issue() */
 	URING_DEFER_TX_CANCEL	= 1 << 3,	/* cancel the POLLOUT */
 	URING_DEFER_CLOSE	= 1 << 4,	/* close fd: see uring_close_fd */
 };
@@ -158,7 +158,7 @@ static inline void uring_sqe_names_fd(struct ipcsock_chan *ch)
 	to_uring_chan(ch)->sq_seq = to_uring_loop(ch->loop)->ring->sq.sqe_tail;
 }
 
-/* backend-uring.c */
+/* uring.c */
 unsigned int uring_sq_room(struct ipcsock_loop *loop, unsigned int want);
 struct io_uring_sqe *uring_get_sqe(struct ipcsock_loop *loop);
 int uring_submit(struct ipcsock_loop *loop);
@@ -171,7 +171,7 @@ void uring_defer(struct ipcsock_chan *ch, unsigned int what);
 void uring_undefer(struct ipcsock_chan *ch, unsigned int what);
 void uring_close_fd(struct ipcsock_chan *ch);
 
-/* uring-recv.c */
+/* uring-rx.c */
 int uring_rx_open(struct ipcsock_chan *ch);
 void uring_rx_destroy(struct ipcsock_chan *ch);
 void uring_rx_arm(struct ipcsock_chan *ch);
@@ -180,8 +180,8 @@ void uring_rx_stop(struct ipcsock_chan *ch);
 void uring_rx_cqe(struct ipcsock_chan *ch, const struct io_uring_cqe *cqe);
 bool uring_rx_unreaped(struct ipcsock_chan *ch);
 
-/* uring-send.c */
-void uring_tx_kick(struct ipcsock_chan *ch);
+/* uring-tx.c */
+void uring_tx_start(struct ipcsock_chan *ch);
 bool uring_tx_direct_ok(struct ipcsock_chan *ch);
 void uring_tx_close(struct ipcsock_chan *ch);
 void uring_tx_linger(struct ipcsock_chan *ch);

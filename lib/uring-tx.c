@@ -72,7 +72,7 @@ static void uring_tx_flush(struct ipcsock_chan *ch)
  * With IPCSOCK_LOOP_RING_SENDS, one IOSQE_IO_LINK chain of SENDMSGs at a
  * time, each MSG_DONTWAIT, behind a POLL_ADD(POLLOUT) head after -EAGAIN.
  */
-static void uring_tx_start(struct ipcsock_chan *ch)
+static void uring_tx_issue(struct ipcsock_chan *ch)
 {
 	struct uring_loop *ul = to_uring_loop(ch->loop);
 	struct uring_chan *uc = to_uring_chan(ch);
@@ -141,7 +141,7 @@ void uring_tx_linger(struct ipcsock_chan *ch)
 	if (uc->tx_chain)
 		return;
 	if (!uc->tx_need_pollout && !ch->tx_err)
-		uring_tx_start(ch);
+		uring_tx_issue(ch);
 	/* A chain that waits for an SQE goes before the fd. */
 	if (uc->tx_chain || (uc->defer & URING_DEFER_TX))
 		return;
@@ -153,7 +153,7 @@ void uring_tx_linger(struct ipcsock_chan *ch)
 void uring_tx_resume(struct ipcsock_chan *ch)
 {
 	if (ch->sock)
-		uring_tx_start(ch);
+		uring_tx_issue(ch);
 	else
 		uring_tx_linger(ch);
 }
@@ -195,7 +195,7 @@ void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
 		return;
 	uc->tx_chain_poll = false;
 	if (ch->sock)
-		uring_tx_start(ch);
+		uring_tx_issue(ch);
 	else
 		uring_tx_linger(ch);
 }
@@ -207,7 +207,7 @@ void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
  * send returns instead of at the next dispatch. A shared ring's CQEs are
  * the application's to reap, so there the message waits for them.
  */
-void uring_tx_kick(struct ipcsock_chan *ch)
+void uring_tx_start(struct ipcsock_chan *ch)
 {
 	struct uring_loop *ul = to_uring_loop(ch->loop);
 	struct uring_chan *uc = to_uring_chan(ch);
@@ -215,12 +215,12 @@ void uring_tx_kick(struct ipcsock_chan *ch)
 	unsigned int head;
 
 	if (ul->shared) {
-		uring_tx_start(ch);
+		uring_tx_issue(ch);
 		return;
 	}
 	if (uc->tx_chain)
 		uring_reap(loop);
-	uring_tx_start(ch);
+	uring_tx_issue(ch);
 	/*
 	 * A queue longer than one chain goes out chain after chain while the
 	 * socket takes it; stop at the first chain that does not complete at

@@ -19,12 +19,12 @@
 #define EP_EVENTS	64
 #define EP_EVFD_TAG	UINT64_MAX
 
-struct ep_loop {
+struct epoll_loop {
 	struct ipcsock_loop loop;
 	int epfd;
 };
 
-struct ep_chan {
+struct epoll_chan {
 	struct ipcsock_chan ch;
 	uint32_t events;		/* interest registered, 0: not in set */
 	unsigned int rx_next;		/* next receive slot to fill */
@@ -33,25 +33,25 @@ struct ep_chan {
 	struct iovec rx_iov[EP_RX_BATCH];
 };
 
-static inline struct ep_loop *ep_loop(struct ipcsock_loop *loop)
+static inline struct epoll_loop *to_epoll_loop(struct ipcsock_loop *loop)
 {
-	return container_of(loop, struct ep_loop, loop);
+	return container_of(loop, struct epoll_loop, loop);
 }
 
-static inline struct ep_chan *ep_chan(struct ipcsock_chan *ch)
+static inline struct epoll_chan *to_epoll_chan(struct ipcsock_chan *ch)
 {
-	return container_of(ch, struct ep_chan, ch);
+	return container_of(ch, struct epoll_chan, ch);
 }
 
-static uint64_t ep_tag(const struct ipcsock_chan *ch)
+static uint64_t epoll_tag(const struct ipcsock_chan *ch)
 {
 	return (uint64_t)ch->gen << 32 | ch->id;
 }
 
-static void ep_update(struct ipcsock_chan *ch)
+static void epoll_update(struct ipcsock_chan *ch)
 {
-	struct epoll_event ev = { .data.u64 = ep_tag(ch) };
-	struct ep_chan *ec = ep_chan(ch);
+	struct epoll_event ev = { .data.u64 = epoll_tag(ch) };
+	struct epoll_chan *ec = to_epoll_chan(ch);
 	int op;
 
 	if (ch->sock && !ch->rx_done && chan_rx_busy(ch) < ch->nr_rx)
@@ -66,11 +66,11 @@ static void ep_update(struct ipcsock_chan *ch)
 		op = EPOLL_CTL_ADD;
 	else
 		op = EPOLL_CTL_MOD;
-	if (!epoll_ctl(ep_loop(ch->loop)->epfd, op, ch->fd, &ev))
+	if (!epoll_ctl(to_epoll_loop(ch->loop)->epfd, op, ch->fd, &ev))
 		ec->events = ev.events;
 }
 
-static bool ep_data_after(struct ep_chan *ec, unsigned int from,
+static bool epoll_data_after(struct epoll_chan *ec, unsigned int from,
 			  unsigned int n)
 {
 	for (; from < n; from++)
@@ -80,9 +80,9 @@ static bool ep_data_after(struct ep_chan *ec, unsigned int from,
 	return false;
 }
 
-static void ep_rx(struct ipcsock_chan *ch)
+static void epoll_rx(struct ipcsock_chan *ch)
 {
-	struct ep_chan *ec = ep_chan(ch);
+	struct epoll_chan *ec = to_epoll_chan(ch);
 	unsigned int i, k, slot, tail;
 	int n;
 
@@ -128,7 +128,7 @@ static void ep_rx(struct ipcsock_chan *ch)
 			chan_rx_datagram(ch, slot, ec->rx_mmsg[i].msg_len,
 					 mh->msg_control, mh->msg_controllen,
 					 mh->msg_flags,
-					 ep_data_after(ec, i + 1, n));
+					 epoll_data_after(ec, i + 1, n));
 			if (ch->rx_tail != tail)
 				ec->rx_next++;
 		}
@@ -137,28 +137,28 @@ static void ep_rx(struct ipcsock_chan *ch)
 	}
 }
 
-static void ep_tx_start(struct ipcsock_chan *ch)
+static void epoll_tx_start(struct ipcsock_chan *ch)
 {
 	int err;
 
 	if (ch->tx_err || !ch->sock)
 		return;
 	err = chan_tx_flush_direct(ch);
-	ep_chan(ch)->tx_need_pollout = err == -EAGAIN;
+	to_epoll_chan(ch)->tx_need_pollout = err == -EAGAIN;
 	if (err && err != -EAGAIN)
 		chan_tx_error(ch, err);
-	ep_update(ch);
+	epoll_update(ch);
 }
 
-static bool ep_tx_direct_ok(struct ipcsock_chan *ch)
+static bool epoll_tx_direct_ok(struct ipcsock_chan *ch)
 {
 	return !chan_tx_queued(ch);
 }
 
-static int ep_poll(struct ipcsock_loop *loop, int timeout_ms)
+static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 {
 	struct epoll_event evs[EP_EVENTS];
-	int i, n, epfd = ep_loop(loop)->epfd;
+	int i, n, epfd = to_epoll_loop(loop)->epfd;
 	struct ipcsock_chan *ch;
 
 	n = 0;
@@ -189,59 +189,65 @@ static int ep_poll(struct ipcsock_loop *loop, int timeout_ms)
 				      evs[i].data.u64 >> 32);
 		if (!ch || !ch->sock)
 			continue;
-		if ((ep_chan(ch)->events & EPOLLOUT) &&
+		if ((to_epoll_chan(ch)->events & EPOLLOUT) &&
 		    (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-			ep_tx_start(ch);
-		if ((ep_chan(ch)->events & EPOLLIN) &&
+			epoll_tx_start(ch);
+		if ((to_epoll_chan(ch)->events & EPOLLIN) &&
 		    (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
-			ep_rx(ch);
-		ep_update(ch);
+			epoll_rx(ch);
+		epoll_update(ch);
 	}
 	return 0;
 }
 
-static int ep_submit(struct ipcsock_loop *loop)
+static int epoll_submit(struct ipcsock_loop *loop)
 {
 	(void)loop;
 	return 0;
 }
 
-static int ep_chan_open(struct ipcsock_chan *ch)
+static int epoll_chan_open(struct ipcsock_chan *ch)
 {
-	ep_update(ch);
-	return ep_chan(ch)->events ? 0 : -errno;
+	epoll_update(ch);
+	return to_epoll_chan(ch)->events ? 0 : -errno;
 }
 
 /* Out of the epoll set; the fd stays open. Also the first step of close. */
-static void ep_chan_destroy(struct ipcsock_chan *ch)
+static void epoll_chan_destroy(struct ipcsock_chan *ch)
 {
-	struct ep_chan *ec = ep_chan(ch);
+	struct epoll_chan *ec = to_epoll_chan(ch);
 
 	if (ec->events && ch->fd >= 0)
-		epoll_ctl(ep_loop(ch->loop)->epfd, EPOLL_CTL_DEL, ch->fd,
+		epoll_ctl(to_epoll_loop(ch->loop)->epfd, EPOLL_CTL_DEL, ch->fd,
 			  NULL);
 	ec->events = 0;
 }
 
-static void ep_chan_close(struct ipcsock_chan *ch)
+static void epoll_chan_close(struct ipcsock_chan *ch)
 {
 	if (!ch->tx_err)
 		chan_tx_flush_direct(ch);
 	chan_tx_drop(ch, 0);
-	ep_chan_destroy(ch);
+	epoll_chan_destroy(ch);
 	close(ch->fd);
 	ch->fd = -1;
 }
 
-static void ep_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
+static void epoll_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
 {
 	(void)slot;
-	ep_update(ch);
+	epoll_update(ch);
 }
 
-static int ep_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
+/* A failed channel wants no EPOLLIN any more. */
+static void epoll_rx_stop(struct ipcsock_chan *ch)
 {
-	struct ep_loop *el = ep_loop(loop);
+	epoll_update(ch);
+}
+
+static int epoll_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
+{
+	struct epoll_loop *el = to_epoll_loop(loop);
 
 	if (shared)
 		return -EINVAL;
@@ -249,9 +255,9 @@ static int ep_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 	return el->epfd < 0 ? -errno : 0;
 }
 
-static bool ep_loop_exit(struct ipcsock_loop *loop)
+static bool epoll_loop_exit(struct ipcsock_loop *loop)
 {
-	struct ep_loop *el = ep_loop(loop);
+	struct epoll_loop *el = to_epoll_loop(loop);
 
 	if (el->epfd >= 0)
 		close(el->epfd);
@@ -260,48 +266,49 @@ static bool ep_loop_exit(struct ipcsock_loop *loop)
 }
 
 /* The parent's epoll set: no channel of ours is in it as far as we know. */
-static void ep_loop_orphan(struct ipcsock_loop *loop)
+static void epoll_loop_orphan(struct ipcsock_loop *loop)
 {
 	unsigned int i;
 
 	for (i = 0; i < loop->nr_chans; i++)
 		if (loop->chans[i])
-			ep_chan(loop->chans[i])->events = 0;
-	ep_loop_exit(loop);
+			to_epoll_chan(loop->chans[i])->events = 0;
+	epoll_loop_exit(loop);
 }
 
-static int ep_loop_fd(struct ipcsock_loop *loop)
+static int epoll_loop_fd(struct ipcsock_loop *loop)
 {
-	return ep_loop(loop)->epfd;
+	return to_epoll_loop(loop)->epfd;
 }
 
-static int ep_attach_evfd(struct ipcsock_loop *loop)
+static int epoll_loop_attach_evfd(struct ipcsock_loop *loop)
 {
 	struct epoll_event ev = {
 		.events = EPOLLIN,
 		.data.u64 = EP_EVFD_TAG,
 	};
 
-	return epoll_ctl(ep_loop(loop)->epfd, EPOLL_CTL_ADD, loop->evfd, &ev) ?
-	       -errno : 0;
+	if (epoll_ctl(to_epoll_loop(loop)->epfd, EPOLL_CTL_ADD, loop->evfd, &ev))
+		return -errno;
+	return 0;
 }
 
 const struct ipcsock_backend_ops ipcsock_epoll_ops = {
 	.id = IPCSOCK_BACKEND_EPOLL,
-	.loop_size = sizeof(struct ep_loop),
-	.chan_size = sizeof(struct ep_chan),
-	.loop_init = ep_loop_init,
-	.loop_exit = ep_loop_exit,
-	.loop_orphan = ep_loop_orphan,
-	.loop_attach_evfd = ep_attach_evfd,
-	.loop_fd = ep_loop_fd,
-	.poll = ep_poll,
-	.submit = ep_submit,
-	.chan_open = ep_chan_open,
-	.chan_close = ep_chan_close,
-	.chan_destroy = ep_chan_destroy,
-	.tx_start = ep_tx_start,
-	.tx_direct_ok = ep_tx_direct_ok,
-	.rx_recycle = ep_rx_recycle,
-	.rx_stop = ep_update,
+	.loop_size = sizeof(struct epoll_loop),
+	.chan_size = sizeof(struct epoll_chan),
+	.loop_init = epoll_loop_init,
+	.loop_exit = epoll_loop_exit,
+	.loop_orphan = epoll_loop_orphan,
+	.loop_attach_evfd = epoll_loop_attach_evfd,
+	.loop_fd = epoll_loop_fd,
+	.poll = epoll_poll,
+	.submit = epoll_submit,
+	.chan_open = epoll_chan_open,
+	.chan_close = epoll_chan_close,
+	.chan_destroy = epoll_chan_destroy,
+	.tx_start = epoll_tx_start,
+	.tx_direct_ok = epoll_tx_direct_ok,
+	.rx_recycle = epoll_rx_recycle,
+	.rx_stop = epoll_rx_stop,
 };

@@ -3,7 +3,7 @@
  * The io_uring backend: the ring (setup with the fastest flags the kernel
  * has, submission, waiting, reaping), routing each completion to its
  * channel by user_data, the life of a channel on the ring, and the ops
- * table. Receiving is in uring-recv.c, sending in uring-send.c.
+ * table. Receiving is in uring-rx.c, sending in uring-tx.c.
  */
 #include <errno.h>
 #include <string.h>
@@ -752,7 +752,7 @@ static int uring_loop_fd(struct ipcsock_loop *loop)
 	return loop->evfd;
 }
 
-static int uring_attach_evfd(struct ipcsock_loop *loop)
+static int uring_loop_attach_evfd(struct ipcsock_loop *loop)
 {
 	struct uring_loop *ul = to_uring_loop(loop);
 	int err;
@@ -774,7 +774,7 @@ const struct ipcsock_backend_ops ipcsock_uring_ops = {
 	.loop_init = uring_loop_init,
 	.loop_exit = uring_loop_exit,
 	.loop_orphan = uring_loop_orphan,
-	.loop_attach_evfd = uring_attach_evfd,
+	.loop_attach_evfd = uring_loop_attach_evfd,
 	.loop_fd = uring_loop_fd,
 	.poll = uring_poll,
 	.submit = uring_submit,
@@ -782,7 +782,7 @@ const struct ipcsock_backend_ops ipcsock_uring_ops = {
 	.chan_open = uring_chan_open,
 	.chan_close = uring_chan_close,
 	.chan_destroy = uring_chan_destroy,
-	.tx_start = uring_tx_kick,
+	.tx_start = uring_tx_start,
 	.tx_direct_ok = uring_tx_direct_ok,
 	.tx_inflight = uring_tx_inflight,
 	.rx_recycle = uring_rx_recycle,
