@@ -113,7 +113,7 @@ static void epoll_rx(struct ipcsock_chan *ch)
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
-			chan_rx_error(ch, -errno);
+			chan_end(ch, -errno);
 			continue;
 		}
 		for (i = 0; i < (unsigned int)n; i++) {
@@ -146,7 +146,7 @@ static void epoll_tx_start(struct ipcsock_chan *ch)
 	err = chan_tx_flush_direct(ch);
 	to_epoll_chan(ch)->tx_need_pollout = err == -EAGAIN;
 	if (err && err != -EAGAIN)
-		chan_tx_error(ch, err);
+		chan_end_send(ch, err);
 	epoll_update(ch);
 }
 

@@ -97,7 +97,7 @@ struct ipcsock_backend_ops {
 	 * are not yet turned into channel state?
 	 */
 	bool (*rx_unreaped)(struct ipcsock_chan *ch);
-	/* The channel failed: stop receiving. */
+	/* The channel ended (chan_end()): stop receiving. */
 	void (*rx_stop)(struct ipcsock_chan *ch);
 	/* Optional: make the owner of the loop call dispatch again. */
 	void (*wake)(struct ipcsock_loop *loop);
@@ -277,8 +277,7 @@ int chan_tx_alloc(struct ipcsock_chan *ch);
 void chan_tx_free(struct ipcsock_chan *ch);
 void chan_tx_release(struct ipcsock_chan *ch, unsigned int n);
 void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep);
-void chan_tx_fail(struct ipcsock_chan *ch, int err);
-void chan_tx_error(struct ipcsock_chan *ch, int err);
+void chan_end_send(struct ipcsock_chan *ch, int err);
 int chan_tx_flush_direct(struct ipcsock_chan *ch);
 void chan_tx_reset_notice(struct ipcsock_chan *ch);
 
@@ -303,9 +302,7 @@ void chan_rx_free(struct ipcsock_chan *ch);
 void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot,
 		      size_t len, void *ctrl, size_t ctrl_len, int msg_flags,
 		      bool more);
-void chan_rx_error(struct ipcsock_chan *ch, int err);
-void chan_rx_end(struct ipcsock_chan *ch, int err);
-void chan_fail(struct ipcsock_chan *ch, int err);
+void chan_end(struct ipcsock_chan *ch, int err);
 void chan_rx_drop_pending(struct ipcsock_chan *ch);
 bool chan_rx_unreceived(struct ipcsock_chan *ch);
 unsigned int chan_rx_busy(const struct ipcsock_chan *ch);

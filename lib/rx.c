@@ -94,46 +94,37 @@ bool chan_rx_unreceived(struct ipcsock_chan *ch)
 				       ops->rx_unreaped(ch));
 }
 
-/* No more messages will come; report it after those already queued. */
-void chan_rx_end(struct ipcsock_chan *ch, int err)
-{
-	if (ch->rx_done)
-		return;
-	ch->rx_done = true;
-	ch->hup_due = true;
-	ch->hup_err = err ? err : ch->rx_reset;
-	/* Whoever hung up, sending is over too. */
-	chan_tx_fail(ch, -EPIPE);
-	loop_mark_ready(ch);
-}
-
-void chan_fail(struct ipcsock_chan *ch, int err)
-{
-	bool was_done = ch->rx_done;
-
-	chan_rx_end(ch, err);
-	if (!was_done)
-		ch->loop->ops->rx_stop(ch);
-}
-
-void chan_rx_error(struct ipcsock_chan *ch, int err)
+/*
+ * The channel ends: no message comes after those already queued, the
+ * hang-up reports @err after them (0: the peer closed in order), sending
+ * is over, and the backend stops receiving. Whatever the source, a
+ * receive, a send or a check that failed, every end comes through here.
+ *
+ * A receive error is no end when it says try again (-EAGAIN, -EINTR) or
+ * is our own cancel (-ECANCELED). Nor is -ECONNRESET: the peer closed
+ * with messages of ours unread, which AF_UNIX reports once, possibly
+ * before messages still queued for us; it is kept for the hang-up, and
+ * receiving goes on until EOF.
+ */
+void chan_end(struct ipcsock_chan *ch, int err)
 {
 	switch (err) {
 	case -EAGAIN:
 	case -EINTR:
 	case -ECANCELED:
-		break;
+		return;
 	case -ECONNRESET:
-		/*
-		 * The peer closed with messages of ours unread. AF_UNIX reports
-		 * that once, possibly before messages still queued for us:
-		 * keep receiving until EOF and report it with the hangup.
-		 */
 		ch->rx_reset = err;
-		break;
-	default:
-		chan_fail(ch, err);
+		return;
 	}
+	if (ch->rx_done)
+		return;
+	ch->rx_done = true;
+	ch->hup_due = true;
+	ch->hup_err = err ? err : ch->rx_reset;
+	chan_end_send(ch, -EPIPE);
+	loop_mark_ready(ch);
+	ch->loop->ops->rx_stop(ch);
 }
 
 /*
@@ -234,11 +225,7 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 	if (!err && !len && !nr_fds &&
 	    !(msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		/* EOF, unless a live peer sent an empty datagram. */
-		err = empty_datagram(ch, more);
-		if (err)
-			chan_fail(ch, err);
-		else
-			chan_rx_end(ch, 0);
+		chan_end(ch, empty_datagram(ch, more));
 		/* After the end: the buffer goes back, no receive is armed. */
 		ch->loop->ops->rx_recycle(ch, slot);
 		return;
@@ -262,7 +249,7 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 	if (err) {
 		close_fds(fds, nr_fds);
 		if (err != -ECANCELED)
-			chan_fail(ch, err);
+			chan_end(ch, err);
 		if (ch->sock)
 			ch->loop->ops->rx_recycle(ch, slot);
 		return;

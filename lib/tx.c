@@ -104,15 +104,27 @@ void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep)
 }
 
 /*
- * Sending is over for this channel. Messages the kernel still holds in a
- * chain come back through their completions; the others go now.
+ * Sending ends with @err. A peer that went away (-EPIPE, -ECONNRESET,
+ * -ENOTCONN) ends only sending: the receive side reports it, once every
+ * message the peer sent has been delivered, and the socket's pending
+ * error may come to whichever call is first, so a reset seen here is
+ * kept for the hang-up. Any other error (-ETOOMANYREFS, -ENOMEM, ...)
+ * ends the whole channel now (chan_end()). Every later send fails with
+ * -EPIPE; queued messages go at once, but those the kernel holds come
+ * back through their completions.
  */
-void chan_tx_fail(struct ipcsock_chan *ch, int err)
+void chan_end_send(struct ipcsock_chan *ch, int err)
 {
 	const struct ipcsock_backend_ops *ops = ch->loop->ops;
 
+	if (err != -EPIPE && err != -ECONNRESET && err != -ENOTCONN) {
+		chan_end(ch, err);
+		return;
+	}
+	if (err == -ECONNRESET)
+		ch->rx_reset = err;
 	if (!ch->tx_err)
-		ch->tx_err = err;
+		ch->tx_err = -EPIPE;
 	chan_tx_drop(ch, ops->tx_inflight ? ops->tx_inflight(ch) : 0);
 }
 
@@ -424,7 +436,7 @@ static int tx_send_batch(struct ipcsock *sock,
 	    loop->ops->tx_direct_ok(ch)) {
 		err = tx_direct(ch, payloads, count, &i);
 		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN) {
-			chan_tx_error(ch, err);
+			chan_end_send(ch, err);
 			return -EPIPE;
 		}
 		/*
@@ -438,7 +450,7 @@ static int tx_send_batch(struct ipcsock *sock,
 		if (err < 0) {
 			if (!i)
 				return err;
-			chan_fail(ch, err);
+			chan_end(ch, err);
 			return -EPIPE;
 		}
 		if (i == count)
@@ -459,7 +471,7 @@ static int tx_send_batch(struct ipcsock *sock,
 			 */
 			if (!direct)
 				return err;
-			chan_fail(ch, err);
+			chan_end(ch, err);
 			return -EPIPE;
 		}
 		ch->tx_tail++;
@@ -541,24 +553,4 @@ void chan_tx_reset_notice(struct ipcsock_chan *ch)
 	if (!slot_fill(ch, chan_tx_slot(ch, ch->tx_tail), &none,
 		       IPCSOCK_WIRE_F_RESET))
 		ch->tx_tail++;
-}
-
-/*
- * A send failed in the kernel. A peer that went away is reported by the
- * receive side, once every message it sent has been delivered; anything
- * else (ETOOMANYREFS, ENOMEM, ...) fails the channel now.
- */
-void chan_tx_error(struct ipcsock_chan *ch, int err)
-{
-	/*
-	 * The socket's pending error is reported once, to whichever call
-	 * comes first: a peer that closed with our messages unread may tell
-	 * the send side, not the receive side.
-	 */
-	if (err == -ECONNRESET)
-		ch->rx_reset = err;
-	if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN)
-		chan_tx_fail(ch, -EPIPE);
-	else
-		chan_fail(ch, err);
 }

@@ -136,14 +136,14 @@ void uring_rx_cqe(struct ipcsock_chan *ch,
 		buf = rx_slot_buf(ch, slot);
 		out = io_uring_recvmsg_validate(buf, cqe->res, &uc->rx_tmpl);
 		if (slot >= ch->nr_rx || !out) {
-			chan_fail(ch, -EPROTO);
+			chan_end(ch, -EPROTO);
 			return;
 		}
 		chan_rx_datagram(ch, slot, out->payloadlen,
 				 buf + IPCSOCK_RX_CTRL_OFF, out->controllen,
 				 out->flags, false);
 	} else if (cqe->res < 0 && cqe->res != -ENOBUFS) {
-		chan_rx_error(ch, cqe->res);
+		chan_end(ch, cqe->res);
 	}
 	/* Ended for want of buffers, CQ overflow or a reset: go on. */
 	uring_rx_arm(ch);

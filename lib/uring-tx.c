@@ -64,7 +64,7 @@ static void uring_tx_flush(struct ipcsock_chan *ch)
 		if (ch->sock)
 			uring_arm_pollout(ch);
 	} else if (err) {
-		chan_tx_error(ch, err);
+		chan_end_send(ch, err);
 	}
 }
 
@@ -188,7 +188,7 @@ void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
 		} else if (res != -ECANCELED) {
 			/* Includes this message: it cannot be sent. */
 			chan_tx_release(ch, 1);
-			chan_tx_error(ch, res);
+			chan_end_send(ch, res);
 		}
 	}
 	if (uc->tx_chain)
