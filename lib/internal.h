@@ -131,13 +131,12 @@ struct ipcsock_loop {
 	uint16_t uid;			/* shared: unique among live loops */
 	unsigned int fork_gen;		/* loop_fork_gen when it was made */
 	bool orphaned;			/* child of fork: our copies are gone */
-	bool in_dispatch;		/* running callbacks */
-	bool dispatching;		/* anywhere inside dispatch */
+	bool dispatching;		/* inside ipcsock_loop_dispatch() */
 	bool wake_pending;		/* callbacks became due outside it */
 	bool tx_progress;		/* a send queue shrank */
 	struct list_head ready;		/* channels with callbacks due */
 	struct list_head socks;		/* every handle, for loop_free */
-	struct list_head dead;		/* channels freed after dispatch */
+	struct list_head dead;		/* channels freed at dispatch's end */
 
 	/* Channel table: user_data and epoll data carry an index into it. */
 	struct ipcsock_chan **chans;
@@ -218,8 +217,11 @@ struct ipcsock_chan {
 	bool hup_done;
 
 	bool closing;			/* inside ipcsock_close: keep it */
-	bool on_ready;			/* on loop->ready, or loop->dead */
-	struct list_head ready_node;
+	/*
+	 * Open, on loop->ready while callbacks are due (empty: not due).
+	 * Closed (sock NULL), on loop->dead while dispatch keeps it alive.
+	 */
+	struct list_head node;
 };
 
 /*

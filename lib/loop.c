@@ -347,12 +347,21 @@ static void loop_orphan(struct ipcsock_loop *loop)
 void loop_chan_forget(struct ipcsock_chan *ch)
 {
 	loop_orphan(ch->loop);
-	if (ch->on_ready) {
-		list_del_init(&ch->ready_node);
-		ch->on_ready = false;
-	}
+	list_del_init(&ch->node);
 	ch->sock = NULL;
 	chan_destroy(ch);
+}
+
+/* Channels released inside dispatch were kept alive until its end. */
+static void loop_free_dead(struct ipcsock_loop *loop)
+{
+	struct ipcsock_chan *ch;
+
+	while (!list_empty(&loop->dead)) {
+		ch = list_first_entry(&loop->dead, struct ipcsock_chan, node);
+		list_del_init(&ch->node);
+		chan_destroy(ch);
+	}
 }
 
 static void loop_free_inherited(struct ipcsock_loop *loop)
@@ -418,14 +427,7 @@ void ipcsock_loop_free(struct ipcsock_loop *loop)
 			chan_put(loop->chans[i]);
 		}
 	}
-	while (!list_empty(&loop->dead)) {
-		struct ipcsock_chan *ch;
-
-		ch = list_first_entry(&loop->dead, struct ipcsock_chan,
-				      ready_node);
-		list_del_init(&ch->ready_node);
-		chan_destroy(ch);
-	}
+	loop_free_dead(loop);
 	if (loop->evfd >= 0)
 		close(loop->evfd);
 	loop_uid_put(loop->uid);
@@ -546,10 +548,9 @@ void loop_mark_ready(struct ipcsock_chan *ch)
 {
 	struct ipcsock_loop *loop = ch->loop;
 
-	if (ch->on_ready || !ch->sock)
+	if (!list_empty(&ch->node) || !ch->sock)
 		return;
-	ch->on_ready = true;
-	list_add_tail(&ch->ready_node, &loop->ready);
+	list_add_tail(&ch->node, &loop->ready);
 	/*
 	 * Outside dispatch nothing would run it: a send that reaped or
 	 * failed its channel, or a CQE handed in, must leave the loop fd
@@ -583,7 +584,7 @@ void loop_wake_if_pending(struct ipcsock_loop *loop)
 
 void loop_submit_if_outside(struct ipcsock_loop *loop)
 {
-	if (!loop->in_dispatch && loop->ops->submit_prepared)
+	if (!loop->dispatching && loop->ops->submit_prepared)
 		loop->ops->submit_prepared(loop);
 }
 
@@ -623,11 +624,9 @@ static int run_callbacks(struct ipcsock_loop *loop)
 	int ran = 0;
 
 	list_splice_tail_init(&loop->ready, &due);
-	loop->in_dispatch = true;
 	while (!list_empty(&due)) {
-		ch = list_first_entry(&due, struct ipcsock_chan, ready_node);
-		list_del_init(&ch->ready_node);
-		ch->on_ready = false;
+		ch = list_first_entry(&due, struct ipcsock_chan, node);
+		list_del_init(&ch->node);
 		ran += run_chan_callbacks(ch);
 		/*
 		 * A callback forked and this is the child: the rest, closed
@@ -638,14 +637,6 @@ static int run_callbacks(struct ipcsock_loop *loop)
 			list_splice_tail_init(&due, &loop->ready);
 			return ran;
 		}
-	}
-	loop->in_dispatch = false;
-	/* Channels closed during callbacks were kept alive until now. */
-	while (!list_empty(&loop->dead)) {
-		ch = list_first_entry(&loop->dead, struct ipcsock_chan,
-				      ready_node);
-		list_del_init(&ch->ready_node);
-		chan_destroy(ch);
 	}
 	return ran;
 }
@@ -659,7 +650,7 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		return -EINVAL;
 	if (loop_inherited(loop))
 		return -ECHILD;
-	if (loop->in_dispatch)
+	if (loop->dispatching)
 		return -EBUSY;
 	/* Whatever became due so far runs in this call. */
 	loop->wake_pending = false;
@@ -681,6 +672,7 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		/* A signal ends the wait, as it does poll(2)'s. */
 		if (err < 0 && (err != -EINTR || list_empty(&loop->ready))) {
 			loop->dispatching = false;
+			loop_free_dead(loop);
 			/* The eventfd was read above: what is due stays due. */
 			if (!list_empty(&loop->ready))
 				loop_wake(loop);
@@ -706,6 +698,7 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 	/* Replies sent from callbacks go out together, here. */
 	loop->ops->submit(loop);
 	loop->dispatching = false;
+	loop_free_dead(loop);
 	loop->wake_pending = false;
 	if (!list_empty(&loop->ready))
 		loop_wake(loop);

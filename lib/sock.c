@@ -200,16 +200,15 @@ void chan_destroy(struct ipcsock_chan *ch)
 
 /*
  * A closed channel goes once the kernel holds none of its buffers. Inside
- * dispatch it waits on loop->dead until callbacks are over, because the
+ * dispatch it waits on loop->dead until dispatch ends, because the
  * callback loop may still look at it.
  */
 void chan_put(struct ipcsock_chan *ch)
 {
-	if (ch->sock || ch->inflight || ch->on_ready || ch->closing)
+	if (ch->sock || ch->inflight || ch->closing || !list_empty(&ch->node))
 		return;
-	if (ch->loop->in_dispatch) {
-		ch->on_ready = true;
-		list_add_tail(&ch->ready_node, &ch->loop->dead);
+	if (ch->loop->dispatching) {
+		list_add_tail(&ch->node, &ch->loop->dead);
 		return;
 	}
 	chan_destroy(ch);
@@ -230,7 +229,7 @@ static int chan_bind(struct ipcsock *sock, int fd)
 	ch->loop = loop;
 	ch->fd = -1;
 	ch->rx_held = -1;
-	INIT_LIST_HEAD(&ch->ready_node);
+	INIT_LIST_HEAD(&ch->node);
 	err = loop_chan_add(loop, ch);
 	if (err) {
 		free(ch);
@@ -343,10 +342,7 @@ void ipcsock_close(struct ipcsock *sock)
 	}
 	unreceived = chan_rx_unreceived(ch);
 	ch->sock = NULL;
-	if (ch->on_ready) {
-		list_del_init(&ch->ready_node);
-		ch->on_ready = false;
-	}
+	list_del_init(&ch->node);
 	chan_rx_drop_pending(ch);
 	/*
 	 * The peer's messages are out of the socket, in our buffers: the

@@ -226,7 +226,7 @@ void uring_tx_start(struct ipcsock_chan *ch)
 	 * socket takes it; stop at the first chain that does not complete at
 	 * once (the socket is full: it waits for POLLOUT in the kernel).
 	 */
-	while (!loop->in_dispatch && uc->tx_chain && !uc->tx_chain_poll &&
+	while (!loop->dispatching && uc->tx_chain && !uc->tx_chain_poll &&
 	       chan_tx_queued(ch) > uc->tx_chain_sends) {
 		head = ch->tx_head;
 		uring_submit(loop);
