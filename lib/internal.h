@@ -306,7 +306,7 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot,
 		      bool more);
 void chan_end(struct ipcsock_chan *ch, int err);
 void chan_rx_drop_pending(struct ipcsock_chan *ch);
-bool chan_rx_unreceived(struct ipcsock_chan *ch);
+void chan_rx_close(struct ipcsock_chan *ch);
 unsigned int chan_rx_busy(const struct ipcsock_chan *ch);
 void close_fds(const int *fds, unsigned int n);
 

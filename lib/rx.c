@@ -86,12 +86,27 @@ void chan_rx_drop_pending(struct ipcsock_chan *ch)
  * received? Those pending, and those the kernel already took out of the
  * socket for the channel that are not yet turned into messages.
  */
-bool chan_rx_unreceived(struct ipcsock_chan *ch)
+static bool chan_rx_unreceived(struct ipcsock_chan *ch)
 {
 	const struct ipcsock_backend_ops *ops = ch->loop->ops;
 
 	return chan_rx_pending(ch) || (ops->rx_unreaped &&
 				       ops->rx_unreaped(ch));
+}
+
+/*
+ * The application closes the channel: messages it never received are
+ * dropped, their fds closed. The peer's messages are out of the socket
+ * then, in our buffers: the kernel sees an empty receive queue and would
+ * report an orderly close, so the peer is told by a reset notice.
+ */
+void chan_rx_close(struct ipcsock_chan *ch)
+{
+	bool unreceived = chan_rx_unreceived(ch);
+
+	chan_rx_drop_pending(ch);
+	if (unreceived)
+		chan_tx_reset_notice(ch);
 }
 
 /*

@@ -322,14 +322,15 @@ int ipcsock_bind(struct ipcsock *sock, int fd)
 
 /*
  * Detach the channel from its handle at once: the handle is unbound and
- * can be rebound or freed, while the backend flushes what the socket takes
- * without waiting, cancels the rest and lets the channel go once the
- * kernel is done with its buffers.
+ * can be rebound or freed. The whole close, in order: the messages never
+ * received go (chan_rx_close), the channel is marked closed (sock NULL),
+ * the backend flushes what the socket takes without waiting and cancels
+ * the rest (->chan_close), and the channel is freed once the kernel is
+ * done with its buffers (chan_put, here or at the last completion).
  */
 void ipcsock_close(struct ipcsock *sock)
 {
 	struct ipcsock_chan *ch;
-	bool unreceived;
 
 	if (!sock || !sock->ch)
 		return;
@@ -340,17 +341,9 @@ void ipcsock_close(struct ipcsock *sock)
 		loop_chan_forget(ch);
 		return;
 	}
-	unreceived = chan_rx_unreceived(ch);
+	chan_rx_close(ch);
 	ch->sock = NULL;
 	list_del_init(&ch->node);
-	chan_rx_drop_pending(ch);
-	/*
-	 * The peer's messages are out of the socket, in our buffers: the
-	 * kernel sees an empty receive queue and would report an orderly
-	 * close. Tell the peer ourselves.
-	 */
-	if (unreceived)
-		chan_tx_reset_notice(ch);
 	/* Reaping completions inside chan_close must not free the channel. */
 	ch->closing = true;
 	ch->loop->ops->chan_close(ch);

@@ -130,32 +130,28 @@ static void uring_tx_issue(struct ipcsock_chan *ch)
 }
 
 /*
- * A closed channel still hands its queue to the kernel as far as the
- * socket takes it, without waiting for room; then its fd goes, which is
- * when the peer sees the hang-up.
+ * Carry on sending, after a chain or after waiting for an SQE. A closed
+ * channel still hands its queue to the kernel as far as the socket takes
+ * it, without waiting for room; then its fd goes, which is when the peer
+ * sees the hang-up.
  */
-void uring_tx_linger(struct ipcsock_chan *ch)
+void uring_tx_resume(struct ipcsock_chan *ch)
 {
 	struct uring_chan *uc = to_uring_chan(ch);
 
+	if (ch->sock) {
+		uring_tx_issue(ch);
+		return;
+	}
 	if (uc->tx_chain)
 		return;
 	if (!uc->tx_need_pollout && !ch->tx_err)
 		uring_tx_issue(ch);
-	/* A chain that waits for an SQE goes before the fd. */
+	/* A chain, or one that waits for an SQE, goes before the fd. */
 	if (uc->tx_chain || (uc->defer & URING_DEFER_TX))
 		return;
 	chan_tx_drop(ch, 0);
 	uring_close_fd(ch);
-}
-
-/* Sending found no SQE before: carry on where it stopped. */
-void uring_tx_resume(struct ipcsock_chan *ch)
-{
-	if (ch->sock)
-		uring_tx_issue(ch);
-	else
-		uring_tx_linger(ch);
 }
 
 /*
@@ -170,7 +166,7 @@ void uring_tx_close(struct ipcsock_chan *ch)
 	uring_undefer(ch, URING_DEFER_TX);
 	if (uc->tx_chain_poll)
 		uring_cancel(ch, IPCSOCK_OP_POLLOUT);
-	uring_tx_linger(ch);
+	uring_tx_resume(ch);
 }
 
 /* Completions of a chain arrive in chain order. */
@@ -194,10 +190,7 @@ void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
 	if (uc->tx_chain)
 		return;
 	uc->tx_chain_poll = false;
-	if (ch->sock)
-		uring_tx_issue(ch);
-	else
-		uring_tx_linger(ch);
+	uring_tx_resume(ch);
 }
 
 /*

@@ -184,7 +184,6 @@ bool uring_rx_unreaped(struct ipcsock_chan *ch);
 void uring_tx_start(struct ipcsock_chan *ch);
 bool uring_tx_direct_ok(struct ipcsock_chan *ch);
 void uring_tx_close(struct ipcsock_chan *ch);
-void uring_tx_linger(struct ipcsock_chan *ch);
 void uring_tx_resume(struct ipcsock_chan *ch);
 void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res);
 unsigned int uring_tx_inflight(struct ipcsock_chan *ch);
