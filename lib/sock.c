@@ -256,16 +256,22 @@ fail:
 	return err;
 }
 
-int ipcsock_create(struct ipcsock *sock)
+/* May @sock be bound now? 0, or why not. */
+static int sock_bindable(const struct ipcsock *sock)
 {
-	int sv[2], err;
-
 	if (!sock || !sock->loop)
 		return -EINVAL;
 	if (sock_inherited(sock))
 		return -ECHILD;
-	if (sock->ch)
-		return -EBUSY;
+	return sock->ch ? -EBUSY : 0;
+}
+
+int ipcsock_create(struct ipcsock *sock)
+{
+	int sv[2], err = sock_bindable(sock);
+
+	if (err)
+		return err;
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return -errno;
 	err = chan_bind(sock, sv[0]);
@@ -283,14 +289,10 @@ int ipcsock_bind(struct ipcsock *sock, int fd)
 	socklen_t len = sizeof(int);
 	struct sock_opts saved;
 	struct stat st;
-	int val, err;
+	int val, err = sock_bindable(sock);
 
-	if (!sock || !sock->loop)
-		return -EINVAL;
-	if (sock_inherited(sock))
-		return -ECHILD;
-	if (sock->ch)
-		return -EBUSY;
+	if (err)
+		return err;
 	if (fd < 0 || fstat(fd, &st))
 		return -EBADF;
 	if (!S_ISSOCK(st.st_mode))
