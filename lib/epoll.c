@@ -288,27 +288,13 @@ static int epoll_loop_attach_evfd(struct ipcsock_loop *loop)
 		.data.u64 = EP_EVFD_TAG,
 	};
 
-	if (epoll_ctl(to_epoll_loop(loop)->epfd, EPOLL_CTL_ADD, loop->evfd, &ev))
+	if (epoll_ctl(to_epoll_loop(loop)->epfd, EPOLL_CTL_ADD, loop->evfd,
+		      &ev))
 		return -errno;
 	return 0;
 }
 
 const struct ipcsock_backend_ops ipcsock_epoll_ops = {
 	.id = IPCSOCK_BACKEND_EPOLL,
-	.loop_size = sizeof(struct epoll_loop),
-	.chan_size = sizeof(struct epoll_chan),
-	.loop_init = epoll_loop_init,
-	.loop_exit = epoll_loop_exit,
-	.loop_orphan = epoll_loop_orphan,
-	.loop_attach_evfd = epoll_loop_attach_evfd,
-	.loop_fd = epoll_loop_fd,
-	.poll = epoll_poll,
-	.submit = epoll_submit,
-	.chan_open = epoll_chan_open,
-	.chan_close = epoll_chan_close,
-	.chan_destroy = epoll_chan_destroy,
-	.tx_start = epoll_tx_start,
-	.tx_direct_ok = epoll_tx_direct_ok,
-	.rx_recycle = epoll_rx_recycle,
-	.rx_stop = epoll_rx_stop,
+	IPCSOCK_BACKEND_OPS(epoll),
 };

@@ -103,6 +103,25 @@ struct ipcsock_backend_ops {
 	void (*wake)(struct ipcsock_loop *loop);
 };
 
+/*
+ * The ops every backend has, for its table: each op is implemented by the
+ * backend's function of the same name after its prefix (uring_poll,
+ * epoll_poll), its state is struct <prefix>_loop and <prefix>_chan. The
+ * optional ops a backend has follow, named the same way.
+ */
+#define IPCSOCK_OP(prefix, op)	.op = prefix##_##op
+#define IPCSOCK_BACKEND_OPS(prefix)					\
+	.loop_size = sizeof(struct prefix##_loop),			\
+	.chan_size = sizeof(struct prefix##_chan),			\
+	IPCSOCK_OP(prefix, loop_init), IPCSOCK_OP(prefix, loop_exit),	\
+	IPCSOCK_OP(prefix, loop_orphan), IPCSOCK_OP(prefix, loop_fd),	\
+	IPCSOCK_OP(prefix, loop_attach_evfd),				\
+	IPCSOCK_OP(prefix, poll), IPCSOCK_OP(prefix, submit),		\
+	IPCSOCK_OP(prefix, chan_open), IPCSOCK_OP(prefix, chan_close),	\
+	IPCSOCK_OP(prefix, chan_destroy),				\
+	IPCSOCK_OP(prefix, tx_start), IPCSOCK_OP(prefix, tx_direct_ok),	\
+	IPCSOCK_OP(prefix, rx_recycle), IPCSOCK_OP(prefix, rx_stop)
+
 extern const struct ipcsock_backend_ops ipcsock_uring_ops;
 extern const struct ipcsock_backend_ops ipcsock_epoll_ops;
 
