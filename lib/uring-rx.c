@@ -111,12 +111,9 @@ void uring_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
 
 void uring_rx_stop(struct ipcsock_chan *ch)
 {
-	struct uring_chan *uc = to_uring_chan(ch);
-
 	/* A receive still waiting for an SQE is simply never armed. */
 	uring_undefer(ch, URING_DEFER_RX_ARM);
-	if (uc->rx_armed)
-		uring_cancel(ch, IPCSOCK_OP_RECV);
+	uring_cancel(ch, IPCSOCK_OP_RECV);
 }
 
 void uring_rx_cqe(struct ipcsock_chan *ch,

@@ -160,12 +160,9 @@ void uring_tx_resume(struct ipcsock_chan *ch)
  */
 void uring_tx_close(struct ipcsock_chan *ch)
 {
-	struct uring_chan *uc = to_uring_chan(ch);
-
 	/* A POLLOUT still waiting for an SQE is not wanted now. */
 	uring_undefer(ch, URING_DEFER_TX);
-	if (uc->tx_chain_poll)
-		uring_cancel(ch, IPCSOCK_OP_POLLOUT);
+	uring_cancel(ch, IPCSOCK_OP_POLLOUT);
 	uring_tx_resume(ch);
 }
 

@@ -108,12 +108,19 @@ void uring_undefer(struct ipcsock_chan *ch, unsigned int what)
 	}
 }
 
-/* Cancel the channel's request of kind @op (its user_data says which). */
+/*
+ * Cancel the channel's multishot receive (@op IPCSOCK_OP_RECV) or its
+ * POLLOUT (IPCSOCK_OP_POLLOUT), if it is live; user_data says which.
+ */
 void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op)
 {
+	struct uring_chan *uc = to_uring_chan(ch);
 	bool recv = op == IPCSOCK_OP_RECV;
-	struct io_uring_sqe *sqe = uring_get_sqe(ch->loop);
+	struct io_uring_sqe *sqe;
 
+	if (!(recv ? uc->rx_armed : uc->tx_chain_poll))
+		return;
+	sqe = uring_get_sqe(ch->loop);
 	if (!sqe) {
 		uring_defer(ch, recv ? URING_DEFER_RX_CANCEL :
 				       URING_DEFER_TX_CANCEL);
@@ -135,15 +142,11 @@ void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op)
 static void uring_cancel_cqe(struct ipcsock_chan *ch, enum ipcsock_op op,
 			     int res)
 {
-	struct uring_chan *uc = to_uring_chan(ch);
-
 	if (res != -ECANCELED)
 		return;
-	if (op == IPCSOCK_OP_CANCEL_RECV && uc->rx_armed &&
-	    (!ch->sock || ch->rx_done))
+	if (op == IPCSOCK_OP_CANCEL_RECV && (!ch->sock || ch->rx_done))
 		uring_cancel(ch, IPCSOCK_OP_RECV);
-	else if (op == IPCSOCK_OP_CANCEL_POLLOUT && uc->tx_chain_poll &&
-		 !ch->sock)
+	else if (op == IPCSOCK_OP_CANCEL_POLLOUT && !ch->sock)
 		uring_cancel(ch, IPCSOCK_OP_POLLOUT);
 }
 
@@ -220,9 +223,9 @@ static void uring_defer_run(struct ipcsock_loop *loop)
 		list_del_init(&uc->defer_node);
 		what = uc->defer;
 		uc->defer = 0;
-		if ((what & URING_DEFER_RX_CANCEL) && uc->rx_armed)
+		if (what & URING_DEFER_RX_CANCEL)
 			uring_cancel(ch, IPCSOCK_OP_RECV);
-		if ((what & URING_DEFER_TX_CANCEL) && uc->tx_chain_poll)
+		if (what & URING_DEFER_TX_CANCEL)
 			uring_cancel(ch, IPCSOCK_OP_POLLOUT);
 		if (what & URING_DEFER_RX_ARM)
 			uring_rx_arm(ch);
