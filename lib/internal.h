@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal structures shared by the channel logic (loop.c, sock.c, tx.c,
- * rx.c) and the two backends (uring.c, epoll.c).
+ * rx.c) and the two backends (uring.c, epoll.c). A backend's own state is
+ * in its own structs, which embed these (uring.h, epoll.c): the generic
+ * code reaches it only through struct ipcsock_backend_ops.
  *
  * A struct ipcsock is the caller's handle. While bound it owns one
  * struct ipcsock_chan, which holds the socket fd and every buffer the

@@ -152,7 +152,7 @@ static void uring_cancel_cqe(struct ipcsock_chan *ch, enum ipcsock_op op,
 
 /*
  * Is an SQE naming the channel's fd still in the SQ, not yet taken by the
- * kernel? Its position is known (ch->sq_seq); the kernel has taken
+ * kernel? Its position is known (uc->sq_seq); the kernel has taken
  * everything before its head. Free-running counters: the window
  * [head, tail) is at most the SQ long, so a long-gone position never
  * falls in it.

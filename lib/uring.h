@@ -127,7 +127,7 @@ static inline uint64_t ipcsock_ud(const struct ipcsock_chan *ch,
 }
 
 /*
- * Work of a channel that found no SQE to go in, kept in ch->uring_defer
+ * Work of a channel that found no SQE to go in, kept in uring_chan->defer
  * until uring_defer_run() finds one: nothing the channel needs is ever
  * dropped for want of an SQE.
  */
