@@ -5,7 +5,7 @@
  * messages still arrive in order, an idle dispatch still honours its
  * timeout, and no descriptor leaks.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 #include <sys/prctl.h>
 #include <sys/syscall.h>

@@ -9,7 +9,7 @@
  * close and -ECONNRESET when the peer left messages unread; after it, send
  * gives -EPIPE; SIGPIPE is never raised; a local close runs no hangup.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 FIXTURE(callbacks) {
 	struct ipcsock_test t;

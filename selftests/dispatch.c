@@ -6,7 +6,7 @@
  * callback became due outside dispatch (inside a send, say), so that a
  * host loop that waits on it never strands one.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 #include <stdatomic.h>
 #include <sys/syscall.h>

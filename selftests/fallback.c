@@ -4,7 +4,7 @@
  * where it cannot (seccomp in containers, kernel.io_uring_disabled), and
  * the IPCSOCK_BACKEND environment variable steers AUTO.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 #include <linux/audit.h>
 #include <linux/filter.h>

@@ -4,7 +4,7 @@
  * (on a single message and in the middle of a batch), a completion queue
  * that overflows, a peer killed mid-batch.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 #include <pwd.h>
 #include <sys/resource.h>

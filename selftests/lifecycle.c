@@ -6,7 +6,7 @@
  * queued messages handed over, unreceived fds closed), rebinding, the
  * per-thread default loop, and CLOEXEC on everything the library opens.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 #include <pthread.h>
 #include <stddef.h>

@@ -8,7 +8,7 @@
  * receiver's max_msg_size fails the channel (hangup with err < 0) without
  * being delivered and without leaking its fds.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 #include <pthread.h>
 #include <sys/syscall.h>

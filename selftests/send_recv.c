@@ -8,7 +8,7 @@
  * same files, and batches being all-or-nothing and ordered, and taking
  * every fd a single send takes, however many they carry in all.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 #include <sys/syscall.h>
 

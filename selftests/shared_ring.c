@@ -8,7 +8,7 @@
  * ring, and a loop takes only its own completions, not those of another
  * loop on the ring or of a loop freed before.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 #include <sched.h>
 #include <sys/syscall.h>

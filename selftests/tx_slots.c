@@ -5,7 +5,7 @@
  * empty they do wrap, after 2^32 messages; every queued message must still
  * have a slot of its own then, whatever send_queue_len the caller chose.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 /* The harness has its own, identical ARRAY_SIZE. */
 #undef ARRAY_SIZE

@@ -8,7 +8,7 @@
  * one is not, its fds are closed, and the channel fails exactly once with
  * hangup(err < 0); sends afterwards give -EPIPE.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 #include <sys/resource.h>
 

@@ -24,7 +24,7 @@
  * The worker exits 0 only if the channel ended cleanly (CLOSE, or the
  * parent's orderly close) and it leaked no descriptor.
  */
-#include "helpers.h"
+#include "selftest.h"
 
 #define WORKER_ARG	"--ipcsock-worker"
 

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * What every selftest program includes first: the shared helpers
+ * (helpers.h), the kselftest harness, the usual backend variants of a
+ * fixture, and the context helpers that assert. These last stay inline
+ * here because the harness's header defines global symbols and so can be
+ * included by the test program alone, not by helpers.c as well.
+ */
+#ifndef IPCSOCK_SELFTEST_H
+#define IPCSOCK_SELFTEST_H
+
+#include "helpers.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+/*
+ * The kselftest harness is written for the kernel's selftest flags, not
+ * for -Wextra: its macros compare mixed signedness, its signal handler has
+ * an unused parameter, and setjmp() around every test makes GCC warn about
+ * clobbered locals. Silence exactly those, for the whole test program.
+ */
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#ifndef __clang__
+#pragma GCC diagnostic ignored "-Wclobbered"
+#endif
+#include "kselftest_harness.h"
+
+static inline void ctx_setup(struct __test_metadata *_metadata,
+			     struct ipcsock_test *t,
+			     enum ipcsock_backend backend)
+{
+	int i;
+
+	memset(t, 0, sizeof(*t));
+	for (i = 0; i < CTX_FDS; i++)
+		t->fds[i] = -1;
+	t->backend = backend;
+
+	/* A library that raises SIGPIPE kills the test: prove it does not. */
+	signal(SIGPIPE, SIG_DFL);
+
+	if (real_backend(backend) == IPCSOCK_BACKEND_URING &&
+	    !uring_available())
+		SKIP(return, "io_uring is not available to this process");
+
+	t->fd_base = count_open_fds();
+	ASSERT_LT(0, t->fd_base);
+
+	t->loop = loop_new(backend, 0, 0, 0);
+	ASSERT_NE(NULL, t->loop) {
+		TH_LOG("ipcsock_loop_new(%s): %s", backend_name(backend),
+		       strerror(errno));
+	}
+	ASSERT_EQ(real_backend(backend), ipcsock_loop_backend(t->loop));
+	t->fd_loop = count_open_fds();
+}
+
+/* Free what is left and check that no descriptor leaked. */
+static inline void ctx_teardown(struct __test_metadata *_metadata,
+				struct ipcsock_test *t)
+{
+	int now = ctx_release(t);
+
+	if (!t->fd_base)
+		return;	/* skipped before the baseline was taken */
+	if (now != t->fd_base) {
+		TH_LOG("descriptor leak: %d open at setup, %d at teardown",
+		       t->fd_base, now);
+		dump_open_fds("leak check at teardown");
+	}
+	EXPECT_EQ(t->fd_base, now);
+}
+
+/* A new socket on @loop, remembered in the context for teardown. */
+static inline struct ipcsock *ctx_sock(struct __test_metadata *_metadata,
+				       struct ipcsock_test *t,
+				       struct ipcsock_loop *loop)
+{
+	struct ipcsock *sock = ipcsock_new(loop);
+
+	ASSERT_NE(NULL, sock);
+	ASSERT_EQ(0, ctx_keep_sock(t, sock))
+		TH_LOG("too many sockets in one test");
+	return sock;
+}
+
+/* Remember a raw fd for teardown; returns its slot. */
+static inline int ctx_fd(struct __test_metadata *_metadata,
+			 struct ipcsock_test *t, int fd)
+{
+	int slot;
+
+	ASSERT_LE(0, fd);
+	slot = ctx_keep_fd(t, fd);
+	ASSERT_LE(0, slot) TH_LOG("too many raw fds in one test");
+	return slot;
+}
+
+/* An extra loop with other options, freed by teardown. */
+static inline struct ipcsock_loop *ctx_loop(struct __test_metadata *_metadata,
+					    struct ipcsock_test *t,
+					    unsigned int max_msg_size,
+					    unsigned int send_queue_len,
+					    unsigned int recv_buffers)
+{
+	struct ipcsock_loop *loop;
+
+	loop = loop_new(t->backend, max_msg_size, send_queue_len,
+			recv_buffers);
+	ASSERT_NE(NULL, loop) {
+		TH_LOG("ipcsock_loop_new(%s): %s", backend_name(t->backend),
+		       strerror(errno));
+	}
+	ASSERT_EQ(real_backend(t->backend), ipcsock_loop_backend(loop));
+	ASSERT_EQ(0, ctx_keep_loop(t, loop))
+		TH_LOG("too many loops in one test");
+	return loop;
+}
+
+/*
+ * A connected pair: *a created (local end), *b bound to a's remote end.
+ * The two may live on different loops.
+ */
+static inline void ctx_pair(struct __test_metadata *_metadata,
+			    struct ipcsock_test *t,
+			    struct ipcsock_loop *la, struct ipcsock **a,
+			    struct ipcsock_loop *lb, struct ipcsock **b)
+{
+	int remote, ret;
+
+	*a = ctx_sock(_metadata, t, la);
+	*b = ctx_sock(_metadata, t, lb);
+	remote = ipcsock_create(*a);
+	ASSERT_LE(0, remote) TH_LOG("create: %s", strerror(-remote));
+	ret = ipcsock_bind(*b, remote);
+	if (ret)
+		close(remote);
+	ASSERT_EQ(0, ret) TH_LOG("bind: %s", strerror(-ret));
+	ASSERT_TRUE(ipcsock_is_bound(*a));
+	ASSERT_TRUE(ipcsock_is_bound(*b));
+}
+
+/* A library socket *a whose peer is a raw SOCK_SEQPACKET fd, returned. */
+static inline int ctx_raw_pair(struct __test_metadata *_metadata,
+			       struct ipcsock_test *t,
+			       struct ipcsock_loop *loop, struct ipcsock **a)
+{
+	int remote;
+
+	*a = ctx_sock(_metadata, t, loop);
+	remote = ipcsock_create(*a);
+	ASSERT_LE(0, remote) TH_LOG("create: %s", strerror(-remote));
+	ctx_fd(_metadata, t, remote);
+	return remote;
+}
+
+#endif /* IPCSOCK_SELFTEST_H */
