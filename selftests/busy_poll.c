@@ -18,20 +18,7 @@ FIXTURE(busy)
 	int fds_before;
 };
 
-FIXTURE_VARIANT(busy)
-{
-	enum ipcsock_backend backend;
-};
-
-FIXTURE_VARIANT_ADD(busy, uring)
-{
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(busy, epoll)
-{
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
+REAL_BACKEND_VARIANTS(busy);
 
 FIXTURE_SETUP(busy)
 {

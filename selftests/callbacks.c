@@ -17,21 +17,7 @@ FIXTURE(callbacks) {
 	struct rec ra, rb;
 };
 
-FIXTURE_VARIANT(callbacks) {
-	enum ipcsock_backend backend;
-};
-
-FIXTURE_VARIANT_ADD(callbacks, uring) {
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(callbacks, epoll) {
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
-
-FIXTURE_VARIANT_ADD(callbacks, uring_ring_sends) {
-	.backend = BACKEND_URING_RING_SENDS,
-};
+BACKEND_VARIANTS(callbacks);
 
 FIXTURE_SETUP(callbacks)
 {

@@ -17,25 +17,7 @@ FIXTURE(dispatch)
 	struct ipcsock_test t;
 };
 
-FIXTURE_VARIANT(dispatch)
-{
-	enum ipcsock_backend backend;
-};
-
-FIXTURE_VARIANT_ADD(dispatch, uring)
-{
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(dispatch, epoll)
-{
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
-
-FIXTURE_VARIANT_ADD(dispatch, uring_ring_sends)
-{
-	.backend = BACKEND_URING_RING_SENDS,
-};
+BACKEND_VARIANTS(dispatch);
 
 FIXTURE_SETUP(dispatch)
 {

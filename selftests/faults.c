@@ -14,20 +14,7 @@ FIXTURE(faults)
 	int fds_before;
 };
 
-FIXTURE_VARIANT(faults)
-{
-	enum ipcsock_backend backend;
-};
-
-FIXTURE_VARIANT_ADD(faults, uring)
-{
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(faults, epoll)
-{
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
+REAL_BACKEND_VARIANTS(faults);
 
 FIXTURE_SETUP(faults)
 {

@@ -17,21 +17,7 @@ FIXTURE(lifecycle) {
 	struct ipcsock_test t;
 };
 
-FIXTURE_VARIANT(lifecycle) {
-	enum ipcsock_backend backend;
-};
-
-FIXTURE_VARIANT_ADD(lifecycle, uring) {
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(lifecycle, epoll) {
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
-
-FIXTURE_VARIANT_ADD(lifecycle, uring_ring_sends) {
-	.backend = BACKEND_URING_RING_SENDS,
-};
+BACKEND_VARIANTS(lifecycle);
 
 FIXTURE_SETUP(lifecycle)
 {

@@ -20,21 +20,7 @@ FIXTURE(order) {
 	struct ipcsock_test t;
 };
 
-FIXTURE_VARIANT(order) {
-	enum ipcsock_backend backend;
-};
-
-FIXTURE_VARIANT_ADD(order, uring) {
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(order, epoll) {
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
-
-FIXTURE_VARIANT_ADD(order, uring_ring_sends) {
-	.backend = BACKEND_URING_RING_SENDS,
-};
+BACKEND_VARIANTS(order);
 
 FIXTURE_SETUP(order)
 {

@@ -42,6 +42,33 @@
 #endif
 #include "kselftest_harness.h"
 
+/*
+ * The variants of a fixture that runs on each of the loop's backends,
+ * io_uring and epoll: variant->backend can go straight into
+ * ipcsock_loop_opts.
+ */
+#define REAL_BACKEND_VARIANTS(fixture)					\
+	FIXTURE_VARIANT(fixture) {					\
+		enum ipcsock_backend backend;				\
+	};								\
+	FIXTURE_VARIANT_ADD(fixture, uring) {				\
+		.backend = IPCSOCK_BACKEND_URING,			\
+	};								\
+	FIXTURE_VARIANT_ADD(fixture, epoll) {				\
+		.backend = IPCSOCK_BACKEND_EPOLL,			\
+	}
+
+/*
+ * Those and io_uring with every send on the ring, BACKEND_URING_RING_SENDS
+ * (for loop_new() and the ctx_*() helpers, which understand it). Fixtures
+ * whose variants differ in more than the backend spell theirs out.
+ */
+#define BACKEND_VARIANTS(fixture)					\
+	REAL_BACKEND_VARIANTS(fixture);					\
+	FIXTURE_VARIANT_ADD(fixture, uring_ring_sends) {		\
+		.backend = BACKEND_URING_RING_SENDS,			\
+	}
+
 static inline void ctx_setup(struct __test_metadata *_metadata,
 			     struct ipcsock_test *t,
 			     enum ipcsock_backend backend)

@@ -17,21 +17,7 @@ FIXTURE(send_recv) {
 	struct ipcsock *a, *b;
 };
 
-FIXTURE_VARIANT(send_recv) {
-	enum ipcsock_backend backend;
-};
-
-FIXTURE_VARIANT_ADD(send_recv, uring) {
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(send_recv, epoll) {
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
-
-FIXTURE_VARIANT_ADD(send_recv, uring_ring_sends) {
-	.backend = BACKEND_URING_RING_SENDS,
-};
+BACKEND_VARIANTS(send_recv);
 
 FIXTURE_SETUP(send_recv)
 {

@@ -22,21 +22,7 @@ FIXTURE(wire) {
 	int nr_fillers;
 };
 
-FIXTURE_VARIANT(wire) {
-	enum ipcsock_backend backend;
-};
-
-FIXTURE_VARIANT_ADD(wire, uring) {
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(wire, epoll) {
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
-
-FIXTURE_VARIANT_ADD(wire, uring_ring_sends) {
-	.backend = BACKEND_URING_RING_SENDS,
-};
+BACKEND_VARIANTS(wire);
 
 FIXTURE_SETUP(wire)
 {

@@ -318,21 +318,7 @@ FIXTURE(worker) {
 	int hangup_err;
 };
 
-FIXTURE_VARIANT(worker) {
-	enum ipcsock_backend backend;
-};
-
-FIXTURE_VARIANT_ADD(worker, uring) {
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(worker, epoll) {
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
-
-FIXTURE_VARIANT_ADD(worker, uring_ring_sends) {
-	.backend = BACKEND_URING_RING_SENDS,
-};
+BACKEND_VARIANTS(worker);
 
 static void parent_hangup(struct ipcsock *sock, int err, void *arg)
 {
