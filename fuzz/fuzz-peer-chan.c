@@ -265,7 +265,7 @@ static void chan_create(struct fz *fz)
 		return;
 	/* What CONF_TIGHT and ipcsock_bind() make of it: see chan_bind(). */
 	val = FZ_TIGHT_SNDBUF;
-	need = fz->fl->max_msg + FZ_HDR + 32;
+	need = fz->fl->max_msg + TEST_WIRE_HDR_LEN + 32;
 	if (setsockopt(fz->lib_fd, SOL_SOCKET, SO_SNDBUF, &val, sizeof(val)))
 		fz_fail("SO_SNDBUF: %s", strerror(errno));
 	if (sock_opt(fz->lib_fd, SO_SNDBUF) < need &&

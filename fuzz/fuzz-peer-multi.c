@@ -317,16 +317,17 @@ static void aux_new(struct fz_loop *fl, int sib, bool create)
 
 static void aux_peer_send(struct fz_aux *a)
 {
-	struct fz_wire_hdr h = { .version = FZ_WIRE_VERSION };
-	uint8_t buf[FZ_HDR + FZ_AUX_LEN];
+	struct test_wire_hdr h = { .version = TEST_WIRE_VERSION };
+	uint8_t buf[TEST_WIRE_HDR_LEN + FZ_AUX_LEN];
 
 	if (a->closed || a->tx >= FZ_AUX_MSGS)
 		return;
 	h.len = aux_len(a->id, a->tx, false);
 	memcpy(buf, &h, sizeof(h));
-	fill_pattern(buf + FZ_HDR, h.len, aux_seed(a->id, a->tx, false));
+	fill_pattern(buf + TEST_WIRE_HDR_LEN, h.len,
+		     aux_seed(a->id, a->tx, false));
 	/* A full socket: the message is simply not sent. */
-	if (send(a->remote, buf, FZ_HDR + h.len,
+	if (send(a->remote, buf, TEST_WIRE_HDR_LEN + h.len,
 		 MSG_DONTWAIT | MSG_NOSIGNAL) >= 0)
 		a->tx++;
 	else if (errno != EAGAIN)
@@ -364,8 +365,8 @@ static void aux_lib_send(struct fz_loop *fl, struct fz_aux *a)
 /* The peer reads what the library sent: 1 if it read something. */
 static int aux_peer_read(struct fz_aux *a)
 {
-	uint8_t buf[FZ_HDR + FZ_AUX_LEN + 1];
-	struct fz_wire_hdr h;
+	uint8_t buf[TEST_WIRE_HDR_LEN + FZ_AUX_LEN + 1];
+	struct test_wire_hdr h;
 	ssize_t n;
 
 	if (a->eof)
@@ -390,7 +391,8 @@ static int aux_peer_read(struct fz_aux *a)
 	if (a->reset)
 		fz_fail("channel %u of OP_LOOPS: a datagram after the reset notice",
 			a->id);
-	if (n == FZ_HDR && h.flags == AUX_F_RESET && !h.len && !h.nr_fds) {
+	if (n == TEST_WIRE_HDR_LEN && h.flags == AUX_F_RESET && !h.len &&
+	    !h.nr_fds) {
 		if (!a->closed || a->rx == a->tx)
 			fz_fail("channel %u of OP_LOOPS: a reset notice, %s, %u of %u delivered",
 				a->id, a->closed ? "closed" : "open", a->rx,
@@ -401,9 +403,10 @@ static int aux_peer_read(struct fz_aux *a)
 	if (a->lrx >= a->ltx)
 		fz_fail("channel %u of OP_LOOPS: the peer read message %u, %u sent (another loop's?)",
 			a->id, a->lrx, a->ltx);
-	if ((size_t)n < FZ_HDR || h.len != n - FZ_HDR || h.nr_fds ||
-	    h.len != aux_len(a->id, a->lrx, true) ||
-	    !check_pattern(buf + FZ_HDR, h.len, aux_seed(a->id, a->lrx, true)))
+	if ((size_t)n < TEST_WIRE_HDR_LEN || h.len != n - TEST_WIRE_HDR_LEN ||
+	    h.nr_fds || h.len != aux_len(a->id, a->lrx, true) ||
+	    !check_pattern(buf + TEST_WIRE_HDR_LEN, h.len,
+			   aux_seed(a->id, a->lrx, true)))
 		fz_fail("channel %u of OP_LOOPS: library message %u is not the one sent",
 			a->id, a->lrx);
 	a->lrx++;

@@ -16,13 +16,13 @@
 static bool dgram_valid(const struct fz *fz, const uint8_t *buf, size_t dlen,
 			unsigned int nr_fds)
 {
-	struct fz_wire_hdr h;
+	struct test_wire_hdr h;
 
-	if (dlen < FZ_HDR)
+	if (dlen < TEST_WIRE_HDR_LEN)
 		return false;
 	memcpy(&h, buf, sizeof(h));
-	return h.version == FZ_WIRE_VERSION && !h.flags &&
-	       h.len == dlen - FZ_HDR && h.nr_fds == nr_fds &&
+	return h.version == TEST_WIRE_VERSION && !h.flags &&
+	       h.len == dlen - TEST_WIRE_HDR_LEN && h.nr_fds == nr_fds &&
 	       nr_fds <= IPCSOCK_MAX_FDS && h.len <= fz->fl->max_msg;
 }
 
@@ -87,12 +87,12 @@ static int peer_sendmsg(struct fz *fz, const void *buf, size_t len,
 
 static bool dgram_reset(const uint8_t *buf, size_t dlen, unsigned int nr_fds)
 {
-	struct fz_wire_hdr h;
+	struct test_wire_hdr h;
 
-	if (dlen != FZ_HDR || nr_fds)
+	if (dlen != TEST_WIRE_HDR_LEN || nr_fds)
 		return false;
 	memcpy(&h, buf, sizeof(h));
-	return h.version == FZ_WIRE_VERSION && h.flags == FZ_WIRE_F_RESET &&
+	return h.version == TEST_WIRE_VERSION && h.flags == TEST_WIRE_F_RESET &&
 	       !h.len && !h.nr_fds;
 }
 
@@ -113,7 +113,7 @@ static void peer_record(struct fz *fz, size_t dlen, uint8_t seed,
 	}
 	m->seed = seed;
 	m->empty = !dlen;
-	m->len = dlen >= FZ_HDR ? dlen - FZ_HDR : 0;
+	m->len = dlen >= TEST_WIRE_HDR_LEN ? dlen - TEST_WIRE_HDR_LEN : 0;
 	m->nr_fds = nr_fds;
 	memcpy(m->fds, idx, nr_fds);
 	if (m->status != DG_VALID)
@@ -143,7 +143,7 @@ void op_send(struct fz *fz, struct fz_in *in, bool maybe)
 {
 	unsigned int a = in_u8(in), nr_fds, seed, b;
 	uint8_t idx[FZ_PEER_MAX_FDS];
-	struct fz_wire_hdr h;
+	struct test_wire_hdr h;
 	size_t size, dlen;
 	bool sendable = peer_can_send(fz) && !fz->lib_closed;
 
@@ -158,7 +158,7 @@ void op_send(struct fz *fz, struct fz_in *in, bool maybe)
 		size = in_u16(in) % (fz->fl->max_msg + 17);
 		break;
 	default:
-		size = in_u24(in) % (fz->kmax - FZ_HDR + 1);
+		size = in_u24(in) % (fz->kmax - TEST_WIRE_HDR_LEN + 1);
 		break;
 	}
 	switch ((a >> 4) & 3) {
@@ -180,12 +180,12 @@ void op_send(struct fz *fz, struct fz_in *in, bool maybe)
 
 	h.len = size;
 	h.nr_fds = nr_fds;
-	h.version = FZ_WIRE_VERSION;
+	h.version = TEST_WIRE_VERSION;
 	h.flags = 0;
-	dlen = FZ_HDR + size;
+	dlen = TEST_WIRE_HDR_LEN + size;
 	switch (a & 3) {
 	case 1:
-		for (b = 0; b < FZ_HDR; b++)
+		for (b = 0; b < TEST_WIRE_HDR_LEN; b++)
 			((uint8_t *)&h)[b] = in_u8(in);
 		break;
 	case 2:
@@ -215,7 +215,7 @@ void op_send(struct fz *fz, struct fz_in *in, bool maybe)
 		return;
 	if ((a & 3) != 3) {
 		memcpy(txbuf, &h, sizeof(h));
-		fill_pattern(txbuf + FZ_HDR, size, seed);
+		fill_pattern(txbuf + TEST_WIRE_HDR_LEN, size, seed);
 	}
 	if (peer_sendmsg(fz, txbuf, dlen, idx, nr_fds, a & 0x40))
 		return;
@@ -228,7 +228,7 @@ void op_burst(struct fz *fz, struct fz_in *in, unsigned int arg)
 	unsigned int n = 2 * (arg + 1), size = in_u8(in), i, nr_fds;
 	unsigned int f = in_u8(in), s = in_u8(in), j;
 	uint8_t idx[8];
-	struct fz_wire_hdr h;
+	struct test_wire_hdr h;
 
 	for (i = 0; i < n && peer_can_send(fz) && !fz->lib_closed; i++) {
 		nr_fds = (f >> ((i & 3) * 2)) & 3;
@@ -236,13 +236,15 @@ void op_burst(struct fz *fz, struct fz_in *in, unsigned int arg)
 			idx[j] = pool_pick(fz, s + i * 5 + j);
 		h.len = (size + i * 3) % (fz->fl->max_msg + 1);
 		h.nr_fds = nr_fds;
-		h.version = FZ_WIRE_VERSION;
+		h.version = TEST_WIRE_VERSION;
 		h.flags = 0;
 		memcpy(txbuf, &h, sizeof(h));
-		fill_pattern(txbuf + FZ_HDR, h.len, s + i);
-		if (peer_sendmsg(fz, txbuf, FZ_HDR + h.len, idx, nr_fds, false))
+		fill_pattern(txbuf + TEST_WIRE_HDR_LEN, h.len, s + i);
+		if (peer_sendmsg(fz, txbuf, TEST_WIRE_HDR_LEN + h.len, idx,
+				 nr_fds, false))
 			return;
-		peer_record(fz, FZ_HDR + h.len, s + i, idx, nr_fds, false);
+		peer_record(fz, TEST_WIRE_HDR_LEN + h.len, s + i, idx, nr_fds,
+			    false);
 	}
 }
 
@@ -345,7 +347,7 @@ int peer_read_one(struct fz *fz)
 	const struct fz_msg *m;
 	struct cmsghdr *cmsg;
 	unsigned int nr = 0, i;
-	struct fz_wire_hdr h;
+	struct test_wire_hdr h;
 	int *fds = NULL;
 	struct stat st;
 	ssize_t n;
@@ -393,15 +395,15 @@ int peer_read_one(struct fz *fz)
 	if (fz->lib_read >= fz->lib_sent)
 		fz_fail("library sent a message it was never given");
 	m = &lib_sent[fz->lib_read];
-	if ((size_t)n < FZ_HDR)
+	if ((size_t)n < TEST_WIRE_HDR_LEN)
 		fz_fail("library sent a %zd-byte datagram", n);
 	memcpy(&h, rxbuf, sizeof(h));
-	if (h.version != FZ_WIRE_VERSION || h.flags || h.len != n - FZ_HDR ||
-	    h.nr_fds != nr)
+	if (h.version != TEST_WIRE_VERSION || h.flags ||
+	    h.len != n - TEST_WIRE_HDR_LEN || h.nr_fds != nr)
 		fz_fail("library sent a bad header: len %u fds %u v%u flags %u (datagram %zd, %u fds)",
 			h.len, h.nr_fds, h.version, h.flags, n, nr);
 	if (h.len != m->len || nr != m->nr_fds ||
-	    !check_pattern(rxbuf + FZ_HDR, h.len, m->seed))
+	    !check_pattern(rxbuf + TEST_WIRE_HDR_LEN, h.len, m->seed))
 		fz_fail("library message %u differs from the one given to send",
 			fz->lib_read);
 	for (i = 0; i < nr; i++) {

@@ -12,20 +12,6 @@
 
 #include "fuzz-peer.h"
 
-/* What payload_check() documents for one payload, 0 if it is fine. */
-static int payload_err(const struct ipcsock_payload *p, unsigned int max)
-{
-	if (!p->len && !p->nr_fds)
-		return -EINVAL;
-	if ((!p->data && p->len) || (!p->fds && p->nr_fds))
-		return -EINVAL;
-	if (p->nr_fds > IPCSOCK_MAX_FDS)
-		return -EINVAL;
-	if (p->len > max)
-		return -EMSGSIZE;
-	return 0;
-}
-
 /*
  * Could the kernel install a received fd at the lowest free number after
  * op_lib_send() has closed it, before the library looks at it? Then the
@@ -123,7 +109,7 @@ void op_lib_send(struct fz *fz, struct fz_in *in)
 		pl[i].len = len;
 		if (len > max_len)
 			max_len = len;
-		pl[i].data = b & 4 ? NULL : txbuf + FZ_HDR;
+		pl[i].data = b & 4 ? NULL : txbuf + TEST_WIRE_HDR_LEN;
 		pl[i].fds = b & 8 ? NULL : fdv[i];
 		if ((b & 0x40) && pl[i].nr_fds) {
 			unsigned int pos = in_u8(in) % pl[i].nr_fds;
@@ -143,12 +129,12 @@ void op_lib_send(struct fz *fz, struct fz_in *in)
 			if (pl[i].fds)
 				bad_fd = true;
 		}
-		errs[i] = payload_err(&pl[i], fz->fl->max_msg);
+		errs[i] = test_payload_err(&pl[i], fz->fl->max_msg);
 		if (errs[i])
 			any_err = true;
 	}
 	/* Every payload's bytes are the pattern of the seed: one buffer. */
-	fill_pattern(txbuf + FZ_HDR, max_len, seed);
+	fill_pattern(txbuf + TEST_WIRE_HDR_LEN, max_len, seed);
 	if (fz->lib_sent + nr_pl > FZ_MAX_LIB_SENT)
 		return;
 

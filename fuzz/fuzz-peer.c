@@ -566,7 +566,7 @@ static void fz_setup_once(void)
 	if (txbuf)
 		return;
 	txbuf = malloc(FZ_TXBUF_LEN);
-	rxbuf_len = FZ_HDR + IPCSOCK_DEFAULT_MAX_MSG_SIZE + 64;
+	rxbuf_len = TEST_WIRE_HDR_LEN + IPCSOCK_DEFAULT_MAX_MSG_SIZE + 64;
 	rxbuf = malloc(rxbuf_len);
 	if (!txbuf || !rxbuf)
 		exit(1);

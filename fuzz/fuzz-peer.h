@@ -20,21 +20,8 @@
 #include <sys/types.h>
 
 #include "ipcsock.h"
-
-/* The wire format, written out again here rather than taken from lib/. */
-struct fz_wire_hdr {
-	uint32_t len;
-	uint16_t nr_fds;
-	uint8_t version;
-	uint8_t flags;
-};
-
-_Static_assert(sizeof(struct fz_wire_hdr) == 8, "wire header is 8 bytes");
-
-#define FZ_WIRE_VERSION		1
-#define FZ_HDR			sizeof(struct fz_wire_hdr)
-/* The reset notice: a header alone, the last datagram before the end. */
-#define FZ_WIRE_F_RESET		0x01
+/* The wire format and payload rules, as the selftests see them. */
+#include "../selftests/wire-test.h"
 
 /* More than SCM_MAX_FD: the kernel must refuse those. */
 #define FZ_PEER_MAX_FDS		255

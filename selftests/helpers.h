@@ -22,20 +22,10 @@
 #include <sys/types.h>
 
 #include "ipcsock.h"
+#include "wire-test.h"
 
 /* Default bound for every wait in the tests. */
 #define WAIT_MS		5000
-
-/* The wire format (see the semantics; one datagram per message). */
-struct test_wire_hdr {
-	uint32_t len;
-	uint16_t nr_fds;
-	uint8_t version;
-	uint8_t flags;
-};
-
-#define TEST_WIRE_VERSION	1
-#define TEST_WIRE_HDR_LEN	sizeof(struct test_wire_hdr)
 
 uint64_t now_ms(void);
 bool nofile_at_least(rlim_t need);

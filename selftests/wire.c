@@ -245,8 +245,6 @@ TEST_F(wire, fds_truncated_at_rlimit)
  * message before it; anything malformed about it, or any datagram after
  * it, is a protocol error. Every other flag stays refused.
  */
-#define TEST_WIRE_F_RESET	0x01
-
 static const struct test_wire_hdr reset_notice = {
 	.version = TEST_WIRE_VERSION,
 	.flags = TEST_WIRE_F_RESET,
