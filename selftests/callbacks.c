@@ -324,64 +324,67 @@ static void sd_hangup(struct ipcsock *sock, int err, void *arg)
 }
 
 static void self_destruct_in_ready_read(struct __test_metadata *_metadata,
-					struct _test_data_callbacks *self,
+					struct ipcsock_test *t,
+					struct ipcsock *a, struct ipcsock *b,
 					bool do_free)
 {
-	struct self_destruct sd = { .t = &self->t, .do_free = do_free };
+	struct self_destruct sd = { .t = t, .do_free = do_free };
 	int mfd, i;
 
 	mfd = memfd_with("sd", "x");
-	ctx_fd(_metadata, &self->t, mfd);
-	ipcsock_set_ready_read(self->b, sd_ready_read, &sd);
-	ipcsock_set_hangup(self->b, sd_hangup, &sd);
+	ctx_fd(_metadata, t, mfd);
+	ipcsock_set_ready_read(b, sd_ready_read, &sd);
+	ipcsock_set_hangup(b, sd_hangup, &sd);
 	for (i = 0; i < 5; i++)
-		ASSERT_EQ(0, send_seq(self->a, i, &mfd, 1));
+		ASSERT_EQ(0, send_seq(a, i, &mfd, 1));
 
-	ASSERT_TRUE(dispatch_until(self->t.loop, sd.ready == 1, WAIT_MS));
-	dispatch_for(self->t.loop, 50);
+	ASSERT_TRUE(dispatch_until(t->loop, sd.ready == 1, WAIT_MS));
+	dispatch_for(t->loop, 50);
 	EXPECT_EQ(1, sd.ready);
 	/* A local close runs no hangup. */
 	EXPECT_EQ(0, sd.hangup);
 	if (!do_free)
-		EXPECT_FALSE(ipcsock_is_bound(self->b));
+		EXPECT_FALSE(ipcsock_is_bound(b));
 	/* The rest of the channel is unaffected. */
-	EXPECT_TRUE(ipcsock_is_bound(self->a));
+	EXPECT_TRUE(ipcsock_is_bound(a));
 }
 
 TEST_F(callbacks, ready_read_closes_own_socket)
 {
-	self_destruct_in_ready_read(_metadata, self, false);
+	self_destruct_in_ready_read(_metadata, &self->t, self->a, self->b,
+				    false);
 }
 
 TEST_F(callbacks, ready_read_frees_own_socket)
 {
-	self_destruct_in_ready_read(_metadata, self, true);
+	self_destruct_in_ready_read(_metadata, &self->t, self->a, self->b,
+				    true);
 }
 
 static void self_destruct_in_hangup(struct __test_metadata *_metadata,
-				    struct _test_data_callbacks *self,
-				    bool do_free)
+				    struct ipcsock_test *t, struct ipcsock *a,
+				    struct ipcsock *b, bool do_free)
 {
-	struct self_destruct sd = { .t = &self->t, .do_free = do_free };
+	struct self_destruct sd = { .t = t, .do_free = do_free };
 
-	ipcsock_set_hangup(self->b, sd_hangup, &sd);
-	ASSERT_EQ(0, send_seq(self->a, 0, NULL, 0));
-	ipcsock_close(self->a);
-	ASSERT_TRUE(dispatch_until(self->t.loop, sd.hangup == 1, WAIT_MS));
-	dispatch_for(self->t.loop, 50);
+	ipcsock_set_hangup(b, sd_hangup, &sd);
+	ASSERT_EQ(0, send_seq(a, 0, NULL, 0));
+	ipcsock_close(a);
+	ASSERT_TRUE(dispatch_until(t->loop, sd.hangup == 1, WAIT_MS));
+	dispatch_for(t->loop, 50);
 	EXPECT_EQ(1, sd.hangup);
 	if (!do_free)
-		EXPECT_FALSE(ipcsock_is_bound(self->b));
+		EXPECT_FALSE(ipcsock_is_bound(b));
 }
 
 TEST_F(callbacks, hangup_closes_own_socket)
 {
-	self_destruct_in_hangup(_metadata, self, false);
+	self_destruct_in_hangup(_metadata, &self->t, self->a, self->b, false);
 }
 
 TEST_F(callbacks, hangup_frees_own_socket)
 {
-	self_destruct_in_hangup(_metadata, self, true);
+	self_destruct_in_hangup(_metadata, &self->t, self->a, self->b, true);
 }
 
 /* Ping-pong driven entirely by sends made inside callbacks. */

@@ -12,12 +12,17 @@
 
 #include <sys/resource.h>
 
-FIXTURE(wire) {
+/* A library end, its raw peer, and the fds the peer sends. */
+struct wire_chan {
 	struct ipcsock_test t;
 	struct ipcsock *c;
 	int remote;
 	struct rec rc;
 	int fds[3];		/* the raw peer's memfds */
+};
+
+FIXTURE(wire) {
+	struct wire_chan w;
 	int *fillers;		/* descriptors that use up fd numbers */
 	int nr_fillers;
 };
@@ -28,118 +33,117 @@ FIXTURE_SETUP(wire)
 {
 	int i;
 
-	ctx_setup(_metadata, &self->t, variant->backend);
-	self->remote = ctx_raw_pair(_metadata, &self->t, self->t.loop,
-				    &self->c);
-	rec_attach(&self->rc, self->c);
-	self->rc.check_seq = true;
+	ctx_setup(_metadata, &self->w.t, variant->backend);
+	self->w.remote = ctx_raw_pair(_metadata, &self->w.t, self->w.t.loop,
+				    &self->w.c);
+	rec_attach(&self->w.rc, self->w.c);
+	self->w.rc.check_seq = true;
 	for (i = 0; i < 3; i++) {
-		self->fds[i] = memfd_with("wire", "w");
-		ASSERT_LE(0, self->fds[i]);
+		self->w.fds[i] = memfd_with("wire", "w");
+		ASSERT_LE(0, self->w.fds[i]);
 	}
 }
 
 FIXTURE_TEARDOWN(wire)
 {
-	close_fds_array(self->fds, 3);
+	close_fds_array(self->w.fds, 3);
 	if (self->fillers)
 		close_fds_array(self->fillers, self->nr_fillers);
 	free(self->fillers);
-	ctx_teardown(_metadata, &self->t);
+	ctx_teardown(_metadata, &self->w.t);
 }
 
 /* One good message (seq 0, one fd) ahead of the bad datagram. */
-static void send_good(struct __test_metadata *_metadata,
-		      struct _test_data_wire *self)
+static void send_good(struct __test_metadata *_metadata, struct wire_chan *w)
 {
 	uint32_t seq = 0;
 
 	ASSERT_EQ(TEST_WIRE_HDR_LEN + sizeof(seq),
-		  raw_send_msg(self->remote, &seq, sizeof(seq), self->fds, 1));
+		  raw_send_msg(w->remote, &seq, sizeof(seq), w->fds, 1));
 }
 
 /* After the bad datagram: one failure, only the good message delivered. */
 static void expect_failed(struct __test_metadata *_metadata,
-			  struct _test_data_wire *self)
+			  struct wire_chan *w)
 {
-	struct rec *rc = &self->rc;
+	struct rec *rc = &w->rc;
 	uint32_t seq = 1;
 
 	/* Something good after the bad one must not be delivered either. */
-	raw_send_msg(self->remote, &seq, sizeof(seq), NULL, 0);
+	raw_send_msg(w->remote, &seq, sizeof(seq), NULL, 0);
 
-	ASSERT_TRUE(dispatch_until(self->t.loop, rc->hangup, WAIT_MS))
+	ASSERT_TRUE(dispatch_until(w->t.loop, rc->hangup, WAIT_MS))
 		TH_LOG("no hangup; %d messages received", rc->received);
-	dispatch_for(self->t.loop, 50);
+	dispatch_for(w->t.loop, 50);
 	EXPECT_EQ(1, rc->hangup);
 	EXPECT_GT(0, rc->hangup_err);
 	EXPECT_EQ(1, rc->received);
 	EXPECT_EQ(1, rc->fds);
 	EXPECT_EQ(0, rc->bad);
 	EXPECT_EQ(0, rc->recv_err);
-	EXPECT_TRUE(ipcsock_is_bound(self->c));
-	EXPECT_EQ(-EPIPE, send_str(self->c, "after"));
+	EXPECT_TRUE(ipcsock_is_bound(w->c));
+	EXPECT_EQ(-EPIPE, send_str(w->c, "after"));
 }
 
 static void bad_header(struct __test_metadata *_metadata,
-		       struct _test_data_wire *self, struct test_wire_hdr hdr,
+		       struct wire_chan *w, struct test_wire_hdr hdr,
 		       size_t len, unsigned int nr_fds)
 {
 	static const char data[64] = "payload";
 
-	send_good(_metadata, self);
+	send_good(_metadata, w);
 	ASSERT_EQ(TEST_WIRE_HDR_LEN + len,
-		  raw_send_hdr(self->remote, &hdr, data, len, self->fds,
+		  raw_send_hdr(w->remote, &hdr, data, len, w->fds,
 			       nr_fds));
-	expect_failed(_metadata, self);
+	expect_failed(_metadata, w);
 }
 
 TEST_F(wire, bad_version)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.len = 5, .nr_fds = 1, .version = 2 }, 5, 1);
 }
 
 TEST_F(wire, version_zero)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.len = 5, .nr_fds = 0, .version = 0 }, 5, 0);
 }
 
 TEST_F(wire, bad_flags)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.len = 5, .nr_fds = 2, .version = TEST_WIRE_VERSION,
 		.flags = 1 }, 5, 2);
 }
 
 TEST_F(wire, len_larger_than_datagram)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.len = 10, .nr_fds = 1, .version = TEST_WIRE_VERSION }, 5, 1);
 }
 
 TEST_F(wire, len_smaller_than_datagram)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.len = 3, .nr_fds = 1, .version = TEST_WIRE_VERSION }, 5, 1);
 }
 
 TEST_F(wire, more_fds_announced_than_attached)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.len = 5, .nr_fds = 3, .version = TEST_WIRE_VERSION }, 5, 2);
 }
 
 TEST_F(wire, fewer_fds_announced_than_attached)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.len = 5, .nr_fds = 1, .version = TEST_WIRE_VERSION }, 5, 3);
 }
 
 TEST_F(wire, fds_announced_none_attached)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.len = 0, .nr_fds = 2, .version = TEST_WIRE_VERSION }, 0, 0);
 }
 
@@ -147,18 +151,19 @@ TEST_F(wire, short_datagram)
 {
 	static const uint32_t half = 0x01000005;
 
-	send_good(_metadata, self);
-	ASSERT_EQ(4, raw_send_hdr(self->remote, NULL, &half, sizeof(half),
-				  self->fds, 2));
-	expect_failed(_metadata, self);
+	send_good(_metadata, &self->w);
+	ASSERT_EQ(4, raw_send_hdr(self->w.remote, NULL, &half, sizeof(half),
+				  self->w.fds, 2));
+	expect_failed(_metadata, &self->w);
 }
 
 /* Fds with a zero-length datagram: neither EOF nor a message. */
 TEST_F(wire, fds_without_header)
 {
-	send_good(_metadata, self);
-	ASSERT_EQ(0, raw_send_hdr(self->remote, NULL, NULL, 0, self->fds, 3));
-	expect_failed(_metadata, self);
+	send_good(_metadata, &self->w);
+	ASSERT_EQ(0, raw_send_hdr(self->w.remote, NULL, NULL, 0, self->w.fds,
+				  3));
+	expect_failed(_metadata, &self->w);
 }
 
 /*
@@ -167,9 +172,9 @@ TEST_F(wire, fds_without_header)
  */
 TEST_F(wire, zero_length_datagram)
 {
-	send_good(_metadata, self);
-	ASSERT_EQ(0, raw_send_hdr(self->remote, NULL, NULL, 0, NULL, 0));
-	expect_failed(_metadata, self);
+	send_good(_metadata, &self->w);
+	ASSERT_EQ(0, raw_send_hdr(self->w.remote, NULL, NULL, 0, NULL, 0));
+	expect_failed(_metadata, &self->w);
 }
 
 /*
@@ -195,9 +200,9 @@ TEST_F(wire, fds_truncated_at_rlimit)
 		ASSERT_LE(0, more[i]);
 	}
 	/* Let everything the library needs exist before the limit drops. */
-	dispatch_for(self->t.loop, 20);
-	send_good(_metadata, self);
-	ASSERT_TRUE(dispatch_until(self->t.loop, self->rc.received == 1,
+	dispatch_for(self->w.t.loop, 20);
+	send_good(_metadata, &self->w);
+	ASSERT_TRUE(dispatch_until(self->w.t.loop, self->w.rc.received == 1,
 				   WAIT_MS));
 
 	/*
@@ -232,9 +237,9 @@ TEST_F(wire, fds_truncated_at_rlimit)
 	ASSERT_EQ(-1, probe[3]);
 
 	ASSERT_EQ(TEST_WIRE_HDR_LEN + 2,
-		  raw_send_msg(self->remote, "8!", 2, more, 8));
+		  raw_send_msg(self->w.remote, "8!", 2, more, 8));
 	/* Closing them now would free 8 numbers for the receiver. */
-	expect_failed(_metadata, self);
+	expect_failed(_metadata, &self->w);
 	close_fds_array(more, 8);
 }
 
@@ -252,70 +257,70 @@ static const struct test_wire_hdr reset_notice = {
 
 TEST_F(wire, reset_notice_then_close)
 {
-	struct rec *rc = &self->rc;
+	struct rec *rc = &self->w.rc;
 
-	send_good(_metadata, self);
-	ASSERT_EQ(TEST_WIRE_HDR_LEN, raw_send_hdr(self->remote, &reset_notice,
+	send_good(_metadata, &self->w);
+	ASSERT_EQ(TEST_WIRE_HDR_LEN, raw_send_hdr(self->w.remote, &reset_notice,
 						  NULL, 0, NULL, 0));
-	ctx_close_fd(&self->t, self->remote);
-	ASSERT_TRUE(dispatch_until(self->t.loop, rc->hangup, WAIT_MS));
-	dispatch_for(self->t.loop, 20);
+	ctx_close_fd(&self->w.t, self->w.remote);
+	ASSERT_TRUE(dispatch_until(self->w.t.loop, rc->hangup, WAIT_MS));
+	dispatch_for(self->w.t.loop, 20);
 	EXPECT_EQ(1, rc->hangup);
 	EXPECT_EQ(-ECONNRESET, rc->hangup_err);
 	EXPECT_EQ(1, rc->received);
 	EXPECT_EQ(1, rc->received_at_hangup);
 	EXPECT_EQ(1, rc->fds);
 	EXPECT_EQ(0, rc->bad + rc->recv_err);
-	EXPECT_EQ(-EPIPE, send_str(self->c, "after"));
+	EXPECT_EQ(-EPIPE, send_str(self->w.c, "after"));
 }
 
 TEST_F(wire, reset_notice_with_bytes)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.len = 5, .version = TEST_WIRE_VERSION,
 		.flags = TEST_WIRE_F_RESET }, 5, 0);
-	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+	EXPECT_EQ(-EPROTO, self->w.rc.hangup_err);
 }
 
 TEST_F(wire, reset_notice_with_fds)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.nr_fds = 1, .version = TEST_WIRE_VERSION,
 		.flags = TEST_WIRE_F_RESET }, 0, 1);
-	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+	EXPECT_EQ(-EPROTO, self->w.rc.hangup_err);
 }
 
 TEST_F(wire, reset_notice_bad_version)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.version = TEST_WIRE_VERSION + 1,
 		.flags = TEST_WIRE_F_RESET }, 0, 0);
-	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+	EXPECT_EQ(-EPROTO, self->w.rc.hangup_err);
 }
 
 TEST_F(wire, reset_notice_with_other_flags)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.version = TEST_WIRE_VERSION,
 		.flags = TEST_WIRE_F_RESET | 0x80 }, 0, 0);
-	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+	EXPECT_EQ(-EPROTO, self->w.rc.hangup_err);
 }
 
 TEST_F(wire, unknown_flag_without_payload)
 {
-	bad_header(_metadata, self, (struct test_wire_hdr){
+	bad_header(_metadata, &self->w, (struct test_wire_hdr){
 		.version = TEST_WIRE_VERSION, .flags = 0x02 }, 0, 0);
-	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+	EXPECT_EQ(-EPROTO, self->w.rc.hangup_err);
 }
 
 /* The peer said it is closing: a message after that is not believable. */
 TEST_F(wire, message_after_reset_notice)
 {
-	send_good(_metadata, self);
-	ASSERT_EQ(TEST_WIRE_HDR_LEN, raw_send_hdr(self->remote, &reset_notice,
+	send_good(_metadata, &self->w);
+	ASSERT_EQ(TEST_WIRE_HDR_LEN, raw_send_hdr(self->w.remote, &reset_notice,
 						  NULL, 0, NULL, 0));
-	expect_failed(_metadata, self);
-	EXPECT_EQ(-EPROTO, self->rc.hangup_err);
+	expect_failed(_metadata, &self->w);
+	EXPECT_EQ(-EPROTO, self->w.rc.hangup_err);
 }
 
 /*
@@ -325,16 +330,16 @@ TEST_F(wire, message_after_reset_notice)
  * closes. Returns the err of the one hangup we get.
  */
 static int peer_closes(struct __test_metadata *_metadata,
-		       struct _test_data_wire *self, int nr, bool peer_runs,
+		       struct wire_chan *w, int nr, bool peer_runs,
 		       int received, bool reply)
 {
-	struct ipcsock_loop *lp = ctx_loop(_metadata, &self->t, 0, 0, 0);
+	struct ipcsock_loop *lp = ctx_loop(_metadata, &w->t, 0, 0, 0);
 	struct ipcsock *b, *peer;
 	struct ipcsock_payload p;
 	struct rec rb;
 	int i;
 
-	ctx_pair(_metadata, &self->t, self->t.loop, &b, lp, &peer);
+	ctx_pair(_metadata, &w->t, w->t.loop, &b, lp, &peer);
 	rec_attach(&rb, b);
 	for (i = 0; i < nr; i++)
 		ASSERT_EQ(0, send_str(b, "request"));
@@ -346,10 +351,10 @@ static int peer_closes(struct __test_metadata *_metadata,
 	}
 	if (reply)
 		ASSERT_EQ(0, send_str(peer, "reply"));
-	ctx_forget_sock(&self->t, peer);
+	ctx_forget_sock(&w->t, peer);
 	ipcsock_free(peer);
-	ASSERT_TRUE(dispatch_until(self->t.loop, rb.hangup, WAIT_MS));
-	dispatch_for(self->t.loop, 20);
+	ASSERT_TRUE(dispatch_until(w->t.loop, rb.hangup, WAIT_MS));
+	dispatch_for(w->t.loop, 20);
 	EXPECT_EQ(1, rb.hangup);
 	EXPECT_EQ(reply, rb.received);
 	EXPECT_EQ(reply, rb.received_at_hangup);
@@ -361,26 +366,26 @@ static int peer_closes(struct __test_metadata *_metadata,
 /* The reproducer's three cases (review/connreset.c). */
 TEST_F(wire, connreset_peer_loop_never_ran)
 {
-	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 5, false, 0,
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, &self->w, 5, false, 0,
 					   false));
 }
 
 TEST_F(wire, connreset_peer_loop_ran)
 {
-	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 5, true, 0,
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, &self->w, 5, true, 0,
 					   false));
 }
 
 TEST_F(wire, connreset_peer_loop_ran_buffers_full)
 {
-	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 40, true, 0,
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, &self->w, 40, true, 0,
 					   false));
 }
 
 /* The last message received is the one it returned: received, not all. */
 TEST_F(wire, connreset_peer_received_some)
 {
-	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 5, true, 3,
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, &self->w, 5, true, 3,
 					   false));
 }
 
@@ -391,19 +396,19 @@ TEST_F(wire, connreset_peer_received_some)
  */
 TEST_F(wire, connreset_peer_replied)
 {
-	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 5, true, 0,
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, &self->w, 5, true, 0,
 					   true));
 }
 
 TEST_F(wire, connreset_peer_replied_loop_never_ran)
 {
-	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, self, 5, false, 0,
+	EXPECT_EQ(-ECONNRESET, peer_closes(_metadata, &self->w, 5, false, 0,
 					   true));
 }
 
 TEST_F(wire, peer_received_all_then_closed)
 {
-	EXPECT_EQ(0, peer_closes(_metadata, self, 5, true, 5, true));
+	EXPECT_EQ(0, peer_closes(_metadata, &self->w, 5, true, 5, true));
 }
 
 /* The peer's application drives a shared ring: wait a little, hand over. */
@@ -427,7 +432,7 @@ static void shared_pump(struct io_uring *ring, struct ipcsock_loop *loop)
  * loop took our messages in, its application never received them.
  */
 static void shared_peer_closes(struct __test_metadata *_metadata,
-			       struct _test_data_wire *self,
+			       struct wire_chan *w,
 			       unsigned int ring_flags, int received)
 {
 	struct io_uring_params prm = { .flags = ring_flags };
@@ -445,7 +450,7 @@ static void shared_peer_closes(struct __test_metadata *_metadata,
 	ASSERT_NE(NULL, lp);
 	peer = ipcsock_new(lp);
 	ASSERT_NE(NULL, peer);
-	b = ctx_sock(_metadata, &self->t, self->t.loop);
+	b = ctx_sock(_metadata, &w->t, w->t.loop);
 	remote = ipcsock_create(b);
 	ASSERT_LE(0, remote);
 	ASSERT_EQ(0, ipcsock_bind(peer, remote));
@@ -462,25 +467,25 @@ static void shared_peer_closes(struct __test_metadata *_metadata,
 	EXPECT_TRUE(ipcsock_loop_idle(lp));
 	ipcsock_loop_free(lp);
 	io_uring_queue_exit(&ring);
-	ASSERT_TRUE(dispatch_until(self->t.loop, rb.hangup, WAIT_MS));
+	ASSERT_TRUE(dispatch_until(w->t.loop, rb.hangup, WAIT_MS));
 	EXPECT_EQ(1, rb.hangup);
 	EXPECT_EQ(received == 5 ? 0 : -ECONNRESET, rb.hangup_err);
 }
 
 TEST_F(wire, connreset_peer_on_shared_ring)
 {
-	shared_peer_closes(_metadata, self, 0, 0);
+	shared_peer_closes(_metadata, &self->w, 0, 0);
 }
 
 TEST_F(wire, connreset_peer_on_shared_defer_taskrun_ring)
 {
-	shared_peer_closes(_metadata, self, IORING_SETUP_SINGLE_ISSUER |
+	shared_peer_closes(_metadata, &self->w, IORING_SETUP_SINGLE_ISSUER |
 			   IORING_SETUP_DEFER_TASKRUN, 0);
 }
 
 TEST_F(wire, peer_on_shared_ring_received_all_then_closed)
 {
-	shared_peer_closes(_metadata, self, 0, 5);
+	shared_peer_closes(_metadata, &self->w, 0, 5);
 }
 
 /*

@@ -310,7 +310,8 @@ static int worker_main(int argc, char **argv)
 
 /* ---- The parent ---------------------------------------------------- */
 
-FIXTURE(worker) {
+/* The parent's end of the channel to the worker, and what it saw. */
+struct parent {
 	struct ipcsock_test t;
 	struct ipcsock *s;
 	uint32_t next_id;
@@ -318,14 +319,18 @@ FIXTURE(worker) {
 	int hangup_err;
 };
 
+FIXTURE(worker) {
+	struct parent par;
+};
+
 BACKEND_VARIANTS(worker);
 
 static void parent_hangup(struct ipcsock *sock, int err, void *arg)
 {
-	struct _test_data_worker *self = arg;
+	struct parent *par = arg;
 
-	self->hangup++;
-	self->hangup_err = err;
+	par->hangup++;
+	par->hangup_err = err;
 }
 
 FIXTURE_SETUP(worker)
@@ -335,14 +340,14 @@ FIXTURE_SETUP(worker)
 	int remote;
 	pid_t pid;
 
-	ctx_setup(_metadata, &self->t, variant->backend);
+	ctx_setup(_metadata, &self->par.t, variant->backend);
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	ASSERT_LT(0, n);
 	exe[n] = '\0';
 
-	self->s = ctx_sock(_metadata, &self->t, self->t.loop);
-	ipcsock_set_hangup(self->s, parent_hangup, self);
-	remote = ipcsock_create(self->s);
+	self->par.s = ctx_sock(_metadata, &self->par.t, self->par.t.loop);
+	ipcsock_set_hangup(self->par.s, parent_hangup, &self->par);
+	remote = ipcsock_create(self->par.s);
 	ASSERT_LE(0, remote);
 	ASSERT_TRUE(fd_is_cloexec(remote));
 	snprintf(fdstr, sizeof(fdstr), "%d", remote);
@@ -358,39 +363,39 @@ FIXTURE_SETUP(worker)
 		      "uring-ring-sends" : "uring", (char *)NULL);
 		_exit(127);
 	}
-	self->t.child = pid;
+	self->par.t.child = pid;
 	close(remote);
 }
 
 FIXTURE_TEARDOWN(worker)
 {
-	ctx_teardown(_metadata, &self->t);
+	ctx_teardown(_metadata, &self->par.t);
 }
 
 /* Wait for the worker to exit; its status, or -1 on timeout. */
-static int worker_wait(struct _test_data_worker *self, int timeout_ms)
+static int worker_wait(struct parent *par, int timeout_ms)
 {
 	uint64_t deadline = now_ms() + timeout_ms;
 	int status;
 	pid_t ret;
 
 	for (;;) {
-		ret = waitpid(self->t.child, &status, WNOHANG);
-		if (ret == self->t.child) {
-			self->t.child = 0;
+		ret = waitpid(par->t.child, &status, WNOHANG);
+		if (ret == par->t.child) {
+			par->t.child = 0;
 			return status;
 		}
 		if (ret < 0 || now_ms() > deadline)
 			return -1;
 		/* Keep the channel moving while waiting. */
-		ipcsock_loop_dispatch(self->t.loop, 5);
+		ipcsock_loop_dispatch(par->t.loop, 5);
 	}
 }
 
 static void expect_worker_ok(struct __test_metadata *_metadata,
-			     struct _test_data_worker *self)
+			     struct parent *par)
 {
-	int status = worker_wait(self, WAIT_MS);
+	int status = worker_wait(par, WAIT_MS);
 
 	ASSERT_NE(-1, status) TH_LOG("worker did not exit");
 	ASSERT_TRUE(WIFEXITED(status)) TH_LOG("worker killed by signal %d",
@@ -400,27 +405,27 @@ static void expect_worker_ok(struct __test_metadata *_metadata,
 
 /* The parent closes; the worker sees hangup(0) and exits cleanly. */
 static void finish(struct __test_metadata *_metadata,
-		   struct _test_data_worker *self)
+		   struct parent *par)
 {
-	ipcsock_close(self->s);
-	expect_worker_ok(_metadata, self);
-	EXPECT_EQ(0, self->hangup);
+	ipcsock_close(par->s);
+	expect_worker_ok(_metadata, par);
+	EXPECT_EQ(0, par->hangup);
 }
 
 static uint32_t post(struct __test_metadata *_metadata,
-		     struct _test_data_worker *self, uint32_t cmd,
+		     struct parent *par, uint32_t cmd,
 		     const void *data, size_t len, int *fds,
 		     unsigned int nr_fds)
 {
 	static unsigned char buf[IPCSOCK_DEFAULT_MAX_MSG_SIZE];
-	struct wmsg hdr = { .cmd = cmd, .id = ++self->next_id };
+	struct wmsg hdr = { .cmd = cmd, .id = ++par->next_id };
 	struct ipcsock_payload p;
 
 	memcpy(buf, &hdr, sizeof(hdr));
 	if (len)
 		memcpy(buf + sizeof(hdr), data, len);
 	p = msg_of(buf, sizeof(hdr) + len, fds, nr_fds);
-	EXPECT_EQ(0, ipcsock_send(self->s, &p));
+	EXPECT_EQ(0, ipcsock_send(par->s, &p));
 	return hdr.id;
 }
 
@@ -430,7 +435,7 @@ static uint32_t post(struct __test_metadata *_metadata,
  * any, are returned in @fds (caller closes).
  */
 static ssize_t call(struct __test_metadata *_metadata,
-		    struct _test_data_worker *self, uint32_t cmd,
+		    struct parent *par, uint32_t cmd,
 		    const void *data, size_t len, int *fds,
 		    unsigned int nr_fds, void *out, size_t out_cap,
 		    int *rfds, unsigned int *nr_rfds)
@@ -440,8 +445,8 @@ static ssize_t call(struct __test_metadata *_metadata,
 	uint32_t id;
 	size_t n;
 
-	id = post(_metadata, self, cmd, data, len, fds, nr_fds);
-	EXPECT_EQ(0, receive_wait(self->t.loop, self->s, &p, WAIT_MS)) {
+	id = post(_metadata, par, cmd, data, len, fds, nr_fds);
+	EXPECT_EQ(0, receive_wait(par->t.loop, par->s, &p, WAIT_MS)) {
 		TH_LOG("no reply to command %u", cmd);
 		return -1;
 	}
@@ -479,21 +484,21 @@ TEST_F(worker, echo)
 			in[j] = (unsigned char)(i + j * 3);
 		memset(out, 0, sizeof(out));
 		EXPECT_EQ((ssize_t)sizes[i],
-			  call(_metadata, self, W_ECHO, in, sizes[i], NULL, 0,
-			       out, sizeof(out), NULL, NULL));
+			  call(_metadata, &self->par, W_ECHO, in, sizes[i],
+			       NULL, 0, out, sizeof(out), NULL, NULL));
 		EXPECT_EQ(0, memcmp(in, out, sizes[i]));
 	}
-	finish(_metadata, self);
+	finish(_metadata, &self->par);
 }
 
 TEST_F(worker, reverse)
 {
 	char out[64] = "";
 
-	EXPECT_EQ(11, call(_metadata, self, W_REVERSE, "hello world", 11,
+	EXPECT_EQ(11, call(_metadata, &self->par, W_REVERSE, "hello world", 11,
 			   NULL, 0, out, sizeof(out), NULL, NULL));
 	EXPECT_STREQ("dlrow olleh", out);
-	finish(_metadata, self);
+	finish(_metadata, &self->par);
 }
 
 TEST_F(worker, sum)
@@ -504,16 +509,16 @@ TEST_F(worker, sum)
 
 	for (i = 0; i < 1000; i++)
 		v[i] = i + 1;
-	EXPECT_EQ(sizeof(sum), call(_metadata, self, W_SUM, v, sizeof(v),
+	EXPECT_EQ(sizeof(sum), call(_metadata, &self->par, W_SUM, v, sizeof(v),
 				    NULL, 0, &sum, sizeof(sum), NULL, NULL));
 	EXPECT_EQ(500500, sum);
 	/* Needs 64 bits. */
 	for (i = 0; i < 1000; i++)
 		v[i] = 0xffffffffu;
-	EXPECT_EQ(sizeof(sum), call(_metadata, self, W_SUM, v, sizeof(v),
+	EXPECT_EQ(sizeof(sum), call(_metadata, &self->par, W_SUM, v, sizeof(v),
 				    NULL, 0, &sum, sizeof(sum), NULL, NULL));
 	EXPECT_EQ(1000ull * 0xffffffffu, sum);
-	finish(_metadata, self);
+	finish(_metadata, &self->par);
 }
 
 /*
@@ -529,11 +534,11 @@ TEST_F(worker, fds_foo_bar)
 
 	fds[0] = memfd_with("Foo", "Foo");
 	fds[1] = memfd_with("Bar", "Bar");
-	ctx_fd(_metadata, &self->t, fds[0]);
-	ctx_fd(_metadata, &self->t, fds[1]);
+	ctx_fd(_metadata, &self->par.t, fds[0]);
+	ctx_fd(_metadata, &self->par.t, fds[1]);
 
 	memset(out, 0, sizeof(out));
-	EXPECT_EQ(6, call(_metadata, self, W_JOIN, NULL, 0, fds, 2, out,
+	EXPECT_EQ(6, call(_metadata, &self->par, W_JOIN, NULL, 0, fds, 2, out,
 			  sizeof(out), r, &nr));
 	EXPECT_STREQ("FooBar", out);
 	ASSERT_EQ(1, nr);
@@ -550,8 +555,8 @@ TEST_F(worker, fds_foo_bar)
 	swapped[0] = fds[1];
 	swapped[1] = fds[0];
 	memset(out, 0, sizeof(out));
-	EXPECT_EQ(5, call(_metadata, self, W_JOIN, NULL, 0, swapped, 2, out,
-			  sizeof(out), r, &nr));
+	EXPECT_EQ(5, call(_metadata, &self->par, W_JOIN, NULL, 0, swapped, 2,
+			  out, sizeof(out), r, &nr));
 	EXPECT_STREQ("arFoo", out);
 	ASSERT_EQ(1, nr);
 	close(r[0]);
@@ -560,11 +565,11 @@ TEST_F(worker, fds_foo_bar)
 
 	/* Read to the end already: nothing more. */
 	memset(out, 0, sizeof(out));
-	EXPECT_EQ(0, call(_metadata, self, W_JOIN, NULL, 0, fds, 2, out,
+	EXPECT_EQ(0, call(_metadata, &self->par, W_JOIN, NULL, 0, fds, 2, out,
 			  sizeof(out), r, &nr));
 	ASSERT_EQ(1, nr);
 	close(r[0]);
-	finish(_metadata, self);
+	finish(_metadata, &self->par);
 }
 
 /* Fire-and-forget commands, then one sync call: all ran, in order. */
@@ -577,28 +582,29 @@ TEST_F(worker, fire_and_forget_then_sync)
 	for (i = 0; i < 100; i++) {
 		snprintf(num, sizeof(num), "%d,", i);
 		strcat(expect, num);
-		post(_metadata, self, W_APPEND, num, strlen(num), NULL, 0);
+		post(_metadata, &self->par, W_APPEND, num, strlen(num), NULL,
+		     0);
 	}
 	EXPECT_EQ((ssize_t)strlen(expect),
-		  call(_metadata, self, W_GET, NULL, 0, NULL, 0, out,
+		  call(_metadata, &self->par, W_GET, NULL, 0, NULL, 0, out,
 		       sizeof(out) - 1, NULL, NULL));
 	EXPECT_STREQ(expect, out);
 
 	/* The same through a shared file: each write moves its offset. */
 	mfd = memfd_with("letters", "");
-	ctx_fd(_metadata, &self->t, mfd);
+	ctx_fd(_metadata, &self->par.t, mfd);
 	for (i = 0; i < 26; i++) {
 		char c = 'a' + i;
 
-		post(_metadata, self, W_WRITE, &c, 1, &mfd, 1);
+		post(_metadata, &self->par, W_WRITE, &c, 1, &mfd, 1);
 	}
 	/* Sync: GET is answered only after every WRITE before it. */
-	EXPECT_EQ(0, call(_metadata, self, W_GET, NULL, 0, NULL, 0, out,
+	EXPECT_EQ(0, call(_metadata, &self->par, W_GET, NULL, 0, NULL, 0, out,
 			  sizeof(out), NULL, NULL));
 	EXPECT_EQ(26, fd_offset(mfd));
 	EXPECT_EQ(26, fd_content(mfd, content, sizeof(content)));
 	EXPECT_STREQ("abcdefghijklmnopqrstuvwxyz", content);
-	finish(_metadata, self);
+	finish(_metadata, &self->par);
 }
 
 /* The worker closes every fd it receives: its count does not grow. */
@@ -609,24 +615,24 @@ TEST_F(worker, worker_fd_count_stable)
 	unsigned int nr;
 	int r[4];
 
-	EXPECT_EQ(sizeof(int), call(_metadata, self, W_FDCOUNT, NULL, 0,
+	EXPECT_EQ(sizeof(int), call(_metadata, &self->par, W_FDCOUNT, NULL, 0,
 				    NULL, 0, &start, sizeof(start), NULL,
 				    NULL));
 	mfd = memfd_with("count", "c");
-	ctx_fd(_metadata, &self->t, mfd);
+	ctx_fd(_metadata, &self->par.t, mfd);
 	for (i = 0; i < 16; i++)
 		fds[i] = mfd;
 	for (i = 0; i < 20; i++) {
-		post(_metadata, self, W_WRITE, "", 0, &mfd, 1);
-		call(_metadata, self, W_JOIN, NULL, 0, fds, 16, out,
+		post(_metadata, &self->par, W_WRITE, "", 0, &mfd, 1);
+		call(_metadata, &self->par, W_JOIN, NULL, 0, fds, 16, out,
 		     sizeof(out), r, &nr);
 		close_fds_array(r, nr);
 	}
-	EXPECT_EQ(sizeof(int), call(_metadata, self, W_FDCOUNT, NULL, 0,
+	EXPECT_EQ(sizeof(int), call(_metadata, &self->par, W_FDCOUNT, NULL, 0,
 				    NULL, 0, &now, sizeof(now), NULL, NULL));
 	EXPECT_LT(0, start);
 	EXPECT_EQ(start, now);
-	finish(_metadata, self);
+	finish(_metadata, &self->par);
 }
 
 /* Many replies from the worker, across its -ENOBUFS, arrive in order. */
@@ -637,8 +643,8 @@ TEST_F_TIMEOUT(worker, worker_flood, 60)
 	struct wmsg hdr;
 	int bad = 0;
 
-	id = post(_metadata, self, W_FLOOD, &n, sizeof(n), NULL, 0);
-	while (got < n && receive_wait(self->t.loop, self->s, &p,
+	id = post(_metadata, &self->par, W_FLOOD, &n, sizeof(n), NULL, 0);
+	while (got < n && receive_wait(self->par.t.loop, self->par.s, &p,
 				       WAIT_MS) == 0) {
 		if (p.len != sizeof(hdr) + sizeof(v)) {
 			bad++;
@@ -655,7 +661,7 @@ TEST_F_TIMEOUT(worker, worker_flood, 60)
 	}
 	EXPECT_EQ(n, got);
 	EXPECT_EQ(0, bad);
-	finish(_metadata, self);
+	finish(_metadata, &self->par);
 }
 
 /* CLOSE: the worker closes its end; the parent gets hangup(0), once. */
@@ -663,15 +669,16 @@ TEST_F(worker, close_command)
 {
 	char out[8];
 
-	EXPECT_EQ(2, call(_metadata, self, W_ECHO, "hi", 2, NULL, 0, out,
+	EXPECT_EQ(2, call(_metadata, &self->par, W_ECHO, "hi", 2, NULL, 0, out,
 			  sizeof(out), NULL, NULL));
-	post(_metadata, self, W_CLOSE, NULL, 0, NULL, 0);
-	EXPECT_TRUE(dispatch_until(self->t.loop, self->hangup, WAIT_MS));
-	expect_worker_ok(_metadata, self);
-	dispatch_for(self->t.loop, 50);
-	EXPECT_EQ(1, self->hangup);
-	EXPECT_EQ(0, self->hangup_err);
-	EXPECT_EQ(-EPIPE, send_str(self->s, "too late"));
+	post(_metadata, &self->par, W_CLOSE, NULL, 0, NULL, 0);
+	EXPECT_TRUE(dispatch_until(self->par.t.loop, self->par.hangup,
+				   WAIT_MS));
+	expect_worker_ok(_metadata, &self->par);
+	dispatch_for(self->par.t.loop, 50);
+	EXPECT_EQ(1, self->par.hangup);
+	EXPECT_EQ(0, self->par.hangup_err);
+	EXPECT_EQ(-EPIPE, send_str(self->par.s, "too late"));
 }
 
 /* Messages sent right before CLOSE are all handled before it. */
@@ -681,13 +688,14 @@ TEST_F(worker, close_after_fire_and_forget)
 	int mfd, i;
 
 	mfd = memfd_with("before-close", "");
-	ctx_fd(_metadata, &self->t, mfd);
+	ctx_fd(_metadata, &self->par.t, mfd);
 	for (i = 0; i < 10; i++)
-		post(_metadata, self, W_WRITE, "x", 1, &mfd, 1);
-	post(_metadata, self, W_CLOSE, NULL, 0, NULL, 0);
-	EXPECT_TRUE(dispatch_until(self->t.loop, self->hangup, WAIT_MS));
-	expect_worker_ok(_metadata, self);
-	EXPECT_EQ(0, self->hangup_err);
+		post(_metadata, &self->par, W_WRITE, "x", 1, &mfd, 1);
+	post(_metadata, &self->par, W_CLOSE, NULL, 0, NULL, 0);
+	EXPECT_TRUE(dispatch_until(self->par.t.loop, self->par.hangup,
+				   WAIT_MS));
+	expect_worker_ok(_metadata, &self->par);
+	EXPECT_EQ(0, self->par.hangup_err);
 	EXPECT_EQ(10, fd_content(mfd, content, sizeof(content)));
 }
 
@@ -697,16 +705,17 @@ TEST_F(worker, worker_killed)
 	char out[8];
 	int status;
 
-	EXPECT_EQ(2, call(_metadata, self, W_ECHO, "hi", 2, NULL, 0, out,
+	EXPECT_EQ(2, call(_metadata, &self->par, W_ECHO, "hi", 2, NULL, 0, out,
 			  sizeof(out), NULL, NULL));
-	ASSERT_EQ(0, kill(self->t.child, SIGKILL));
-	EXPECT_TRUE(dispatch_until(self->t.loop, self->hangup, WAIT_MS));
-	EXPECT_EQ(0, self->hangup_err);
-	status = worker_wait(self, WAIT_MS);
+	ASSERT_EQ(0, kill(self->par.t.child, SIGKILL));
+	EXPECT_TRUE(dispatch_until(self->par.t.loop, self->par.hangup,
+				   WAIT_MS));
+	EXPECT_EQ(0, self->par.hangup_err);
+	status = worker_wait(&self->par, WAIT_MS);
 	EXPECT_TRUE(WIFSIGNALED(status));
-	dispatch_for(self->t.loop, 50);
-	EXPECT_EQ(1, self->hangup);
-	EXPECT_EQ(-EPIPE, send_str(self->s, "anyone?"));
+	dispatch_for(self->par.t.loop, 50);
+	EXPECT_EQ(1, self->par.hangup);
+	EXPECT_EQ(-EPIPE, send_str(self->par.s, "anyone?"));
 }
 
 /* It dies with our messages unread: -ECONNRESET. */
@@ -715,26 +724,28 @@ TEST_F(worker, worker_killed_with_unread_messages)
 	char out[8];
 	int i, status;
 
-	EXPECT_EQ(2, call(_metadata, self, W_ECHO, "hi", 2, NULL, 0, out,
+	EXPECT_EQ(2, call(_metadata, &self->par, W_ECHO, "hi", 2, NULL, 0, out,
 			  sizeof(out), NULL, NULL));
-	ASSERT_EQ(0, kill(self->t.child, SIGSTOP));
+	ASSERT_EQ(0, kill(self->par.t.child, SIGSTOP));
 	/* Stopped for sure (not still inside a wait that reads). */
-	ASSERT_EQ(self->t.child, waitpid(self->t.child, &status, WUNTRACED));
+	ASSERT_EQ(self->par.t.child,
+		  waitpid(self->par.t.child, &status, WUNTRACED));
 	ASSERT_TRUE(WIFSTOPPED(status));
 	for (i = 0; i < 10; i++)
-		post(_metadata, self, W_APPEND, "x", 1, NULL, 0);
-	dispatch_for(self->t.loop, 20);
-	ASSERT_EQ(0, kill(self->t.child, SIGKILL));
-	EXPECT_TRUE(dispatch_until(self->t.loop, self->hangup, WAIT_MS));
-	EXPECT_EQ(-ECONNRESET, self->hangup_err);
-	worker_wait(self, WAIT_MS);
-	EXPECT_EQ(-EPIPE, send_str(self->s, "anyone?"));
+		post(_metadata, &self->par, W_APPEND, "x", 1, NULL, 0);
+	dispatch_for(self->par.t.loop, 20);
+	ASSERT_EQ(0, kill(self->par.t.child, SIGKILL));
+	EXPECT_TRUE(dispatch_until(self->par.t.loop, self->par.hangup,
+				   WAIT_MS));
+	EXPECT_EQ(-ECONNRESET, self->par.hangup_err);
+	worker_wait(&self->par, WAIT_MS);
+	EXPECT_EQ(-EPIPE, send_str(self->par.s, "anyone?"));
 }
 
 /* The parent closes with nothing pending: the worker exits cleanly. */
 TEST_F(worker, parent_close)
 {
-	finish(_metadata, self);
+	finish(_metadata, &self->par);
 }
 
 #define main ipcsock_selftest_main
