@@ -587,17 +587,4 @@ TEST_F(shared_lfd, loop_fd_readable_across_calls)
 	EXPECT_EQ(2, self->rb.received);
 }
 
-TEST(option_limits)
-{
-	IPCSOCK_LOOP_OPTS(bufs, .recv_buffers = 0x80000001u);
-	IPCSOCK_LOOP_OPTS(ring, .ring_entries = 32768);
-
-	/* Used to hang rounding up to a power of two. */
-	EXPECT_EQ(NULL, ipcsock_loop_new(&bufs));
-	EXPECT_EQ(EINVAL, errno);
-	/* Used to fall back to epoll silently when the kernel said no. */
-	EXPECT_EQ(NULL, ipcsock_loop_new(&ring));
-	EXPECT_EQ(EINVAL, errno);
-}
-
 TEST_HARNESS_MAIN

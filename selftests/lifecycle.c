@@ -3,13 +3,13 @@
  * Object life cycle: loops, ipcsock_new/free, create/bind/close/is_bound,
  * bind errors (the fd stays the caller's), binding a socket with options
  * already set, close semantics (idempotent,
- * queued messages handed over, unreceived fds closed), rebinding, the
- * per-thread default loop, and CLOEXEC on everything the library opens.
+ * queued messages handed over, unreceived fds closed), rebinding, and
+ * CLOEXEC on everything the library opens. The loop's options and the
+ * default loop are loop_new.c's.
  */
 #include "selftest.h"
 
 #include <pthread.h>
-#include <stddef.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
@@ -589,128 +589,6 @@ TEST_F(lifecycle, free_closes_unreceived_fds)
 	unreceived_fds_closed(_metadata, &self->t, true);
 }
 
-TEST_F(lifecycle, loop_new_null_opts)
-{
-	struct ipcsock_loop *loop;
-	enum ipcsock_backend be;
-	int fd;
-
-	unsetenv("IPCSOCK_BACKEND");
-	loop = ipcsock_loop_new(NULL);
-	ASSERT_NE(NULL, loop);
-	be = ipcsock_loop_backend(loop);
-	EXPECT_TRUE(be == IPCSOCK_BACKEND_URING || be == IPCSOCK_BACKEND_EPOLL);
-	if (uring_available())
-		EXPECT_EQ(IPCSOCK_BACKEND_URING, be);
-	fd = ipcsock_loop_fd(loop);
-	EXPECT_LE(0, fd);
-	EXPECT_EQ(fd, ipcsock_loop_fd(loop));
-	EXPECT_EQ(0, ipcsock_loop_dispatch(loop, 0));
-	ipcsock_loop_free(loop);
-}
-
-TEST_F(lifecycle, loop_new_bad_opts)
-{
-	struct ipcsock_loop *loop;
-
-	errno = 0;
-	loop = loop_new(self->t.backend, IPCSOCK_MAX_MSG_SIZE_LIMIT + 1, 0, 0);
-	EXPECT_EQ(NULL, loop);
-	EXPECT_EQ(EINVAL, errno);
-	if (loop)
-		ipcsock_loop_free(loop);
-
-	/* The limit itself is accepted. */
-	loop = loop_new(self->t.backend, IPCSOCK_MAX_MSG_SIZE_LIMIT, 0, 0);
-	EXPECT_NE(NULL, loop);
-	if (loop)
-		ipcsock_loop_free(loop);
-}
-
-/*
- * libbpf-style options: a caller built against an older, smaller struct
- * gets defaults for the fields it does not know; a newer, larger one is
- * fine while the fields this library does not know are zero.
- */
-TEST_F(lifecycle, loop_opts_sz)
-{
-	static unsigned char buf[2000];
-	struct {
-		struct ipcsock_loop_opts o;
-		unsigned char tail[16];
-	} big;
-	struct ipcsock_loop *loop;
-	struct ipcsock_payload p;
-	struct ipcsock *a, *b;
-
-	/* Old caller: sz ends before max_msg_size, whatever follows. */
-	memset(&big, 0, sizeof(big));
-	big.o.sz = offsetof(struct ipcsock_loop_opts, max_msg_size);
-	big.o.backend = real_backend(self->t.backend);
-	big.o.max_msg_size = 100;
-	loop = ipcsock_loop_new(&big.o);
-	ASSERT_NE(NULL, loop);
-	EXPECT_EQ(real_backend(self->t.backend), ipcsock_loop_backend(loop));
-	a = ipcsock_new(loop);
-	b = ipcsock_new(loop);
-	ASSERT_NE(NULL, a);
-	ASSERT_NE(NULL, b);
-	ASSERT_EQ(0, ipcsock_bind(b, ipcsock_create(a)));
-	p = msg_of(buf, sizeof(buf), NULL, 0);
-	EXPECT_EQ(0, ipcsock_send(a, &p)) TH_LOG("max_msg_size not default");
-	EXPECT_EQ(0, receive_wait(loop, b, &p, WAIT_MS));
-	EXPECT_EQ(sizeof(buf), p.len);
-	ipcsock_free(a);
-	ipcsock_free(b);
-	ipcsock_loop_free(loop);
-
-	/* Newer caller, unknown fields zero. */
-	memset(&big, 0, sizeof(big));
-	big.o.sz = sizeof(big);
-	big.o.backend = real_backend(self->t.backend);
-	loop = ipcsock_loop_new(&big.o);
-	ASSERT_NE(NULL, loop);
-	ipcsock_loop_free(loop);
-
-	/* Newer caller using a field this library does not have. */
-	big.tail[3] = 1;
-	errno = 0;
-	loop = ipcsock_loop_new(&big.o);
-	EXPECT_EQ(NULL, loop);
-	EXPECT_EQ(EINVAL, errno);
-	if (loop)
-		ipcsock_loop_free(loop);
-
-	/* No such backend. */
-	memset(&big, 0, sizeof(big));
-	big.o.sz = sizeof(big.o);
-	big.o.backend = 42;
-	errno = 0;
-	loop = ipcsock_loop_new(&big.o);
-	EXPECT_EQ(NULL, loop);
-	EXPECT_EQ(EINVAL, errno);
-	if (loop)
-		ipcsock_loop_free(loop);
-}
-
-TEST_F(lifecycle, backend_from_env)
-{
-	struct ipcsock_loop *loop;
-
-	ASSERT_EQ(0, setenv("IPCSOCK_BACKEND", "epoll", 1));
-	loop = ipcsock_loop_new(NULL);
-	ASSERT_NE(NULL, loop);
-	EXPECT_EQ(IPCSOCK_BACKEND_EPOLL, ipcsock_loop_backend(loop));
-	ipcsock_loop_free(loop);
-
-	/* An explicit backend in the options wins over the environment. */
-	loop = loop_new(self->t.backend, 0, 0, 0);
-	ASSERT_NE(NULL, loop);
-	EXPECT_EQ(real_backend(self->t.backend), ipcsock_loop_backend(loop));
-	ipcsock_loop_free(loop);
-	unsetenv("IPCSOCK_BACKEND");
-}
-
 /* Everything the library opens is close-on-exec. */
 TEST_F(lifecycle, library_fds_are_cloexec)
 {
@@ -747,75 +625,6 @@ TEST_F(lifecycle, library_fds_are_cloexec)
 			TH_LOG("fd %d (%s) lacks FD_CLOEXEC", fd, target);
 		}
 	}
-}
-
-/* The default loop: one per thread, used by ipcsock_new(NULL). */
-struct thread_loop {
-	struct ipcsock_loop *loop;
-	struct ipcsock_loop *again;
-};
-
-static void *thread_default_loop(void *arg)
-{
-	struct thread_loop *tl = arg;
-
-	tl->loop = ipcsock_loop_default();
-	tl->again = ipcsock_loop_default();
-	return NULL;
-}
-
-TEST_F(lifecycle, default_loop_per_thread)
-{
-	struct ipcsock_loop *def;
-	struct thread_loop tl = { 0 };
-	struct ipcsock_payload p;
-	struct ipcsock *a, *b;
-	int remote, before, mid;
-	pthread_t th;
-
-	before = count_open_fds();
-	/* The environment picks the default loop's backend. */
-	ASSERT_EQ(0, setenv("IPCSOCK_BACKEND",
-			    self->t.backend == IPCSOCK_BACKEND_EPOLL ?
-			    "epoll" : "io_uring", 1));
-	def = ipcsock_loop_default();
-	ASSERT_NE(NULL, def);
-	EXPECT_EQ(def, ipcsock_loop_default());
-	EXPECT_EQ(real_backend(self->t.backend), ipcsock_loop_backend(def));
-
-	mid = count_open_fds();
-	ASSERT_EQ(0, pthread_create(&th, NULL, thread_default_loop, &tl));
-	ASSERT_EQ(0, pthread_join(th, NULL));
-	EXPECT_NE(NULL, tl.loop);
-	EXPECT_EQ(tl.loop, tl.again);
-	EXPECT_NE(def, tl.loop);
-	/* A thread's default loop goes with the thread. */
-	EXPECT_EQ(mid, count_open_fds());
-
-	/* ipcsock_new(NULL) lands on this thread's default loop. */
-	a = ctx_sock(_metadata, &self->t, NULL);
-	b = ctx_sock(_metadata, &self->t, NULL);
-	remote = ipcsock_create(a);
-	ASSERT_LE(0, remote);
-	ASSERT_EQ(0, ipcsock_bind(b, remote));
-	p = msg_of("dflt", 4, NULL, 0);
-	ASSERT_EQ(0, ipcsock_send(a, &p));
-	ASSERT_EQ(0, receive_wait(def, b, &p, WAIT_MS));
-	EXPECT_EQ(4, p.len);
-	EXPECT_EQ(0, memcmp(p.data, "dflt", 4));
-	unsetenv("IPCSOCK_BACKEND");
-
-	/*
-	 * This thread's default loop would stay for the process's life:
-	 * free it, with its sockets first, so that every fd it held is
-	 * closed (valgrind --track-fds counts what is open at exit).
-	 */
-	ctx_forget_sock(&self->t, a);
-	ctx_forget_sock(&self->t, b);
-	ipcsock_free(a);
-	ipcsock_free(b);
-	ipcsock_loop_free(def);
-	EXPECT_EQ(before, count_open_fds());
 }
 
 /*

@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Backend choice: AUTO takes io_uring where it can be set up and epoll
- * where it cannot (seccomp in containers, kernel.io_uring_disabled), and
- * the IPCSOCK_BACKEND environment variable steers AUTO.
+ * What ipcsock_loop_new() makes of its options, the environment and the
+ * machine, and the per-thread default loop. Backend choice: AUTO takes
+ * io_uring where it can be set up and epoll where it cannot (seccomp in
+ * containers, kernel.io_uring_disabled), and the IPCSOCK_BACKEND
+ * environment variable steers AUTO. The options: NULL, out-of-range
+ * values, libbpf-style sizes, unknown fields.
  */
 #include "selftest.h"
+
+#include <pthread.h>
 
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -268,6 +273,230 @@ TEST(default_loop_is_per_thread)
 	loop = ipcsock_loop_default();
 	ASSERT_NE(NULL, loop);
 	ipcsock_loop_free(loop);
+}
+
+/*
+ * The options, the environment and the default loop on each backend: the
+ * per-test context of helpers.h, freed and leak-checked at teardown.
+ */
+FIXTURE(loop_new) {
+	struct ipcsock_test t;
+};
+
+BACKEND_VARIANTS(loop_new);
+
+FIXTURE_SETUP(loop_new)
+{
+	ctx_setup(_metadata, &self->t, variant->backend);
+}
+
+FIXTURE_TEARDOWN(loop_new)
+{
+	ctx_teardown(_metadata, &self->t);
+}
+
+TEST_F(loop_new, loop_new_null_opts)
+{
+	struct ipcsock_loop *loop;
+	enum ipcsock_backend be;
+	int fd;
+
+	unsetenv("IPCSOCK_BACKEND");
+	loop = ipcsock_loop_new(NULL);
+	ASSERT_NE(NULL, loop);
+	be = ipcsock_loop_backend(loop);
+	EXPECT_TRUE(be == IPCSOCK_BACKEND_URING || be == IPCSOCK_BACKEND_EPOLL);
+	if (uring_available())
+		EXPECT_EQ(IPCSOCK_BACKEND_URING, be);
+	fd = ipcsock_loop_fd(loop);
+	EXPECT_LE(0, fd);
+	EXPECT_EQ(fd, ipcsock_loop_fd(loop));
+	EXPECT_EQ(0, ipcsock_loop_dispatch(loop, 0));
+	ipcsock_loop_free(loop);
+}
+
+TEST_F(loop_new, loop_new_bad_opts)
+{
+	struct ipcsock_loop *loop;
+
+	errno = 0;
+	loop = loop_new(self->t.backend, IPCSOCK_MAX_MSG_SIZE_LIMIT + 1, 0, 0);
+	EXPECT_EQ(NULL, loop);
+	EXPECT_EQ(EINVAL, errno);
+	if (loop)
+		ipcsock_loop_free(loop);
+
+	/* The limit itself is accepted. */
+	loop = loop_new(self->t.backend, IPCSOCK_MAX_MSG_SIZE_LIMIT, 0, 0);
+	EXPECT_NE(NULL, loop);
+	if (loop)
+		ipcsock_loop_free(loop);
+}
+
+/*
+ * libbpf-style options: a caller built against an older, smaller struct
+ * gets defaults for the fields it does not know; a newer, larger one is
+ * fine while the fields this library does not know are zero.
+ */
+TEST_F(loop_new, loop_opts_sz)
+{
+	static unsigned char buf[2000];
+	struct {
+		struct ipcsock_loop_opts o;
+		unsigned char tail[16];
+	} big;
+	struct ipcsock_loop *loop;
+	struct ipcsock_payload p;
+	struct ipcsock *a, *b;
+
+	/* Old caller: sz ends before max_msg_size, whatever follows. */
+	memset(&big, 0, sizeof(big));
+	big.o.sz = offsetof(struct ipcsock_loop_opts, max_msg_size);
+	big.o.backend = real_backend(self->t.backend);
+	big.o.max_msg_size = 100;
+	loop = ipcsock_loop_new(&big.o);
+	ASSERT_NE(NULL, loop);
+	EXPECT_EQ(real_backend(self->t.backend), ipcsock_loop_backend(loop));
+	a = ipcsock_new(loop);
+	b = ipcsock_new(loop);
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	ASSERT_EQ(0, ipcsock_bind(b, ipcsock_create(a)));
+	p = msg_of(buf, sizeof(buf), NULL, 0);
+	EXPECT_EQ(0, ipcsock_send(a, &p)) TH_LOG("max_msg_size not default");
+	EXPECT_EQ(0, receive_wait(loop, b, &p, WAIT_MS));
+	EXPECT_EQ(sizeof(buf), p.len);
+	ipcsock_free(a);
+	ipcsock_free(b);
+	ipcsock_loop_free(loop);
+
+	/* Newer caller, unknown fields zero. */
+	memset(&big, 0, sizeof(big));
+	big.o.sz = sizeof(big);
+	big.o.backend = real_backend(self->t.backend);
+	loop = ipcsock_loop_new(&big.o);
+	ASSERT_NE(NULL, loop);
+	ipcsock_loop_free(loop);
+
+	/* Newer caller using a field this library does not have. */
+	big.tail[3] = 1;
+	errno = 0;
+	loop = ipcsock_loop_new(&big.o);
+	EXPECT_EQ(NULL, loop);
+	EXPECT_EQ(EINVAL, errno);
+	if (loop)
+		ipcsock_loop_free(loop);
+
+	/* No such backend. */
+	memset(&big, 0, sizeof(big));
+	big.o.sz = sizeof(big.o);
+	big.o.backend = 42;
+	errno = 0;
+	loop = ipcsock_loop_new(&big.o);
+	EXPECT_EQ(NULL, loop);
+	EXPECT_EQ(EINVAL, errno);
+	if (loop)
+		ipcsock_loop_free(loop);
+}
+
+TEST_F(loop_new, backend_from_env)
+{
+	struct ipcsock_loop *loop;
+
+	ASSERT_EQ(0, setenv("IPCSOCK_BACKEND", "epoll", 1));
+	loop = ipcsock_loop_new(NULL);
+	ASSERT_NE(NULL, loop);
+	EXPECT_EQ(IPCSOCK_BACKEND_EPOLL, ipcsock_loop_backend(loop));
+	ipcsock_loop_free(loop);
+
+	/* An explicit backend in the options wins over the environment. */
+	loop = loop_new(self->t.backend, 0, 0, 0);
+	ASSERT_NE(NULL, loop);
+	EXPECT_EQ(real_backend(self->t.backend), ipcsock_loop_backend(loop));
+	ipcsock_loop_free(loop);
+	unsetenv("IPCSOCK_BACKEND");
+}
+
+/* The default loop: one per thread, used by ipcsock_new(NULL). */
+struct thread_loop {
+	struct ipcsock_loop *loop;
+	struct ipcsock_loop *again;
+};
+
+static void *thread_default_loop(void *arg)
+{
+	struct thread_loop *tl = arg;
+
+	tl->loop = ipcsock_loop_default();
+	tl->again = ipcsock_loop_default();
+	return NULL;
+}
+
+TEST_F(loop_new, default_loop_per_thread)
+{
+	struct ipcsock_loop *def;
+	struct thread_loop tl = { 0 };
+	struct ipcsock_payload p;
+	struct ipcsock *a, *b;
+	int remote, before, mid;
+	pthread_t th;
+
+	before = count_open_fds();
+	/* The environment picks the default loop's backend. */
+	ASSERT_EQ(0, setenv("IPCSOCK_BACKEND",
+			    self->t.backend == IPCSOCK_BACKEND_EPOLL ?
+			    "epoll" : "io_uring", 1));
+	def = ipcsock_loop_default();
+	ASSERT_NE(NULL, def);
+	EXPECT_EQ(def, ipcsock_loop_default());
+	EXPECT_EQ(real_backend(self->t.backend), ipcsock_loop_backend(def));
+
+	mid = count_open_fds();
+	ASSERT_EQ(0, pthread_create(&th, NULL, thread_default_loop, &tl));
+	ASSERT_EQ(0, pthread_join(th, NULL));
+	EXPECT_NE(NULL, tl.loop);
+	EXPECT_EQ(tl.loop, tl.again);
+	EXPECT_NE(def, tl.loop);
+	/* A thread's default loop goes with the thread. */
+	EXPECT_EQ(mid, count_open_fds());
+
+	/* ipcsock_new(NULL) lands on this thread's default loop. */
+	a = ctx_sock(_metadata, &self->t, NULL);
+	b = ctx_sock(_metadata, &self->t, NULL);
+	remote = ipcsock_create(a);
+	ASSERT_LE(0, remote);
+	ASSERT_EQ(0, ipcsock_bind(b, remote));
+	p = msg_of("dflt", 4, NULL, 0);
+	ASSERT_EQ(0, ipcsock_send(a, &p));
+	ASSERT_EQ(0, receive_wait(def, b, &p, WAIT_MS));
+	EXPECT_EQ(4, p.len);
+	EXPECT_EQ(0, memcmp(p.data, "dflt", 4));
+	unsetenv("IPCSOCK_BACKEND");
+
+	/*
+	 * This thread's default loop would stay for the process's life:
+	 * free it, with its sockets first, so that every fd it held is
+	 * closed (valgrind --track-fds counts what is open at exit).
+	 */
+	ctx_forget_sock(&self->t, a);
+	ctx_forget_sock(&self->t, b);
+	ipcsock_free(a);
+	ipcsock_free(b);
+	ipcsock_loop_free(def);
+	EXPECT_EQ(before, count_open_fds());
+}
+
+TEST(option_limits)
+{
+	IPCSOCK_LOOP_OPTS(bufs, .recv_buffers = 0x80000001u);
+	IPCSOCK_LOOP_OPTS(ring, .ring_entries = 32768);
+
+	/* Used to hang rounding up to a power of two. */
+	EXPECT_EQ(NULL, ipcsock_loop_new(&bufs));
+	EXPECT_EQ(EINVAL, errno);
+	/* Used to fall back to epoll silently when the kernel said no. */
+	EXPECT_EQ(NULL, ipcsock_loop_new(&ring));
+	EXPECT_EQ(EINVAL, errno);
 }
 
 TEST_HARNESS_MAIN
