@@ -389,10 +389,12 @@ CHECKPATCH_FILES = $(wildcard lib/*.c lib/*.h include/*.h selftests/*.c \
 			      examples/*/*.h fuzz/*.c fuzz/*.h scripts/*.c \
 			      soak/*.c)
 
-# selftests/selftest.h's BACKEND_VARIANTS() declares a fixture's variants
-# with the harness's FIXTURE_VARIANT_ADD(), which ends in an initializer
-# the caller's braces complete: it cannot go inside do { } while (0), so
-# MULTISTATEMENT_MACRO_USE_DO_WHILE is off for that file alone.
+# selftests/selftest.h's BACKEND_VARIANTS() and CTX_FIXTURE() declare a
+# fixture, its variants and its setup with the harness's own macros, which
+# make file-scope declarations and functions (FIXTURE_VARIANT_ADD() ends
+# in an initializer the caller's braces complete): they cannot go inside
+# do { } while (0), so MULTISTATEMENT_MACRO_USE_DO_WHILE is off for that
+# file alone.
 CHECKPATCH_VARIANTS := selftests/selftest.h
 
 checkpatch: | $(DEPS_STAMP)

@@ -12,22 +12,7 @@
 #include <sys/syscall.h>
 #include <sys/time.h>
 
-FIXTURE(dispatch)
-{
-	struct ipcsock_test t;
-};
-
-BACKEND_VARIANTS(dispatch);
-
-FIXTURE_SETUP(dispatch)
-{
-	ctx_setup(_metadata, &self->t, variant->backend);
-}
-
-FIXTURE_TEARDOWN(dispatch)
-{
-	ctx_teardown(_metadata, &self->t);
-}
+CTX_FIXTURE(dispatch);
 
 /* Lock-free atomics are async-signal-safe. */
 static atomic_int alarms;

@@ -13,21 +13,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 
-FIXTURE(lifecycle) {
-	struct ipcsock_test t;
-};
-
-BACKEND_VARIANTS(lifecycle);
-
-FIXTURE_SETUP(lifecycle)
-{
-	ctx_setup(_metadata, &self->t, variant->backend);
-}
-
-FIXTURE_TEARDOWN(lifecycle)
-{
-	ctx_teardown(_metadata, &self->t);
-}
+CTX_FIXTURE(lifecycle);
 
 /* Raw end: wait (dispatching @loop) until the peer's end is gone. */
 static bool raw_wait_eof(struct ipcsock_loop *loop, int fd, int timeout_ms)

@@ -275,25 +275,8 @@ TEST(default_loop_is_per_thread)
 	ipcsock_loop_free(loop);
 }
 
-/*
- * The options, the environment and the default loop on each backend: the
- * per-test context of helpers.h, freed and leak-checked at teardown.
- */
-FIXTURE(loop_new) {
-	struct ipcsock_test t;
-};
-
-BACKEND_VARIANTS(loop_new);
-
-FIXTURE_SETUP(loop_new)
-{
-	ctx_setup(_metadata, &self->t, variant->backend);
-}
-
-FIXTURE_TEARDOWN(loop_new)
-{
-	ctx_teardown(_metadata, &self->t);
-}
+/* The options, the environment and the default loop, on each backend. */
+CTX_FIXTURE(loop_new);
 
 TEST_F(loop_new, loop_new_null_opts)
 {

@@ -16,21 +16,7 @@
 #define FLOOD_N		100000
 #define FLOOD_END	0xffffffffu
 
-FIXTURE(order) {
-	struct ipcsock_test t;
-};
-
-BACKEND_VARIANTS(order);
-
-FIXTURE_SETUP(order)
-{
-	ctx_setup(_metadata, &self->t, variant->backend);
-}
-
-FIXTURE_TEARDOWN(order)
-{
-	ctx_teardown(_metadata, &self->t);
-}
+CTX_FIXTURE(order);
 
 /* Flood message @seq: the sequence number, then 0..60 derived bytes. */
 static size_t flood_fill(unsigned char *buf, uint32_t seq)

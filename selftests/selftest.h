@@ -69,6 +69,25 @@
 		.backend = BACKEND_URING_RING_SENDS,			\
 	}
 
+/*
+ * A fixture that is the per-test context alone, on every backend: its
+ * setup makes the loop, its teardown frees what is left and checks for
+ * leaked descriptors. Its tests use self->t.
+ */
+#define CTX_FIXTURE(fixture)						\
+	FIXTURE(fixture) {						\
+		struct ipcsock_test t;					\
+	};								\
+	BACKEND_VARIANTS(fixture);					\
+	FIXTURE_SETUP(fixture)						\
+	{								\
+		ctx_setup(_metadata, &self->t, variant->backend);	\
+	}								\
+	FIXTURE_TEARDOWN(fixture)					\
+	{								\
+		ctx_teardown(_metadata, &self->t);			\
+	}
+
 static inline void ctx_setup(struct __test_metadata *_metadata,
 			     struct ipcsock_test *t,
 			     enum ipcsock_backend backend)
