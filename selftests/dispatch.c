@@ -198,19 +198,10 @@ static int send_fail_child(struct __test_metadata *_metadata,
 
 TEST_F(dispatch, send_fail_wakes_loop_fd)
 {
-	int status;
-	pid_t pid;
-
 	/* Nothing of a batch goes out during the call with ring sends. */
 	if (variant->backend == BACKEND_URING_RING_SENDS)
 		SKIP(return, "ring sends queue the whole batch: no torn batch");
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid)
-		_exit(send_fail_child(_metadata, variant->backend));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(SFC_OK, WEXITSTATUS(status));
+	expect_child_exit(_metadata, send_fail_child, variant->backend, SFC_OK);
 }
 
 /*

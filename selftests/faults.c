@@ -100,9 +100,6 @@ static void run_as_nobody(struct __test_metadata *_metadata,
 				       enum ipcsock_backend),
 			  enum ipcsock_backend backend)
 {
-	int status;
-	pid_t pid;
-
 	if (geteuid())
 		SKIP(return, "needs root to become an unprivileged user");
 	/*
@@ -111,13 +108,7 @@ static void run_as_nobody(struct __test_metadata *_metadata,
 	 */
 	if (under_valgrind())
 		SKIP(return, "RLIMIT_NOFILE is emulated under valgrind");
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid)
-		_exit(child(_metadata, backend));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	expect_child_exit(_metadata, child, backend, 0);
 }
 
 /*

@@ -842,9 +842,7 @@ static int bind_emsgsize_child(struct __test_metadata *_metadata,
 TEST_F(lifecycle, failed_bind_sndbuf_too_small)
 {
 	unsigned long wmem_max = 0;
-	int status;
 	FILE *f;
-	pid_t pid;
 
 	if (geteuid())
 		SKIP(return, "needs root to become an unprivileged user");
@@ -854,13 +852,7 @@ TEST_F(lifecycle, failed_bind_sndbuf_too_small)
 	fclose(f);
 	if (2 * wmem_max >= IPCSOCK_MAX_MSG_SIZE_LIMIT + 64)
 		SKIP(return, "net.core.wmem_max lets anyone fit the limit");
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid)
-		_exit(bind_emsgsize_child(_metadata, self->t.backend));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	expect_child_exit(_metadata, bind_emsgsize_child, self->t.backend, 0);
 }
 
 /*

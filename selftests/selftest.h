@@ -217,4 +217,26 @@ static inline int ctx_raw_pair(struct __test_metadata *_metadata,
 	return remote;
 }
 
+/*
+ * Run @child(_metadata, @backend) in a forked process, for checks that
+ * change the process for good (uid, limits), and expect it to exit with
+ * @want.
+ */
+static inline void expect_child_exit(struct __test_metadata *_metadata,
+				     int (*child)(struct __test_metadata *,
+						  enum ipcsock_backend),
+				     enum ipcsock_backend backend, int want)
+{
+	int status;
+	pid_t pid;
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid)
+		_exit(child(_metadata, backend));
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(want, WEXITSTATUS(status));
+}
+
 #endif /* IPCSOCK_SELFTEST_H */

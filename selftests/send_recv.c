@@ -995,9 +995,6 @@ static int batch_over_rlimit_child(struct __test_metadata *_metadata,
 
 TEST_F(send_recv, send_batch_more_fds_than_rlimit)
 {
-	int status;
-	pid_t pid;
-
 	/*
 	 * With ring sends every message is queued, and the library's own
 	 * duplicate of each fd needs a number below the limit.
@@ -1007,13 +1004,8 @@ TEST_F(send_recv, send_batch_more_fds_than_rlimit)
 	/* Valgrind emulates RLIMIT_NOFILE: the kernel never sees the limit. */
 	if (under_valgrind())
 		SKIP(return, "RLIMIT_NOFILE is emulated under valgrind");
-	pid = fork();
-	ASSERT_LE(0, pid);
-	if (!pid)
-		_exit(batch_over_rlimit_child(_metadata, variant->backend));
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(BRC_OK, WEXITSTATUS(status));
+	expect_child_exit(_metadata, batch_over_rlimit_child, variant->backend,
+			  BRC_OK);
 }
 
 /* Received data stays valid until the next receive on that socket. */
