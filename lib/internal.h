@@ -209,8 +209,12 @@ struct ipcsock_chan {
 	unsigned int gen;		/* tells a reused index apart */
 	unsigned int inflight;		/* this channel's kernel operations */
 
-	/* Send queue: slots [tx_head, tx_tail), free-running counters. */
-	struct ipcsock_tx_slot *tx;
+	/*
+	 * Send queue: slots [tx_head, tx_tail), free-running counters, in
+	 * chunks of 1 << tx_chunk_shift slots allocated on first use.
+	 */
+	struct ipcsock_tx_slot **tx;
+	unsigned int tx_chunk_shift;
 	unsigned char *tx_arena;	/* the slots' first buffers */
 	size_t tx_arena_len;
 	unsigned int tx_head;
@@ -316,7 +320,10 @@ static inline struct ipcsock_tx_slot *chan_tx_slot(struct ipcsock_chan *ch,
 	 * The counters run free and wrap at 2^32: only a power-of-two
 	 * count of slots keeps seq and seq + queued apart across the wrap.
 	 */
-	return &ch->tx[seq & (ch->loop->tx_slots - 1)];
+	unsigned int idx = seq & (ch->loop->tx_slots - 1);
+
+	return &ch->tx[idx >> ch->tx_chunk_shift]
+		      [idx & ((1u << ch->tx_chunk_shift) - 1)];
 }
 
 /* rx.c */

@@ -26,12 +26,28 @@
  */
 #define TX_SLOT_INLINE	2048u
 
+/*
+ * The slots themselves come in chunks allocated the first time the queue
+ * reaches them: an idle channel holds only the table of chunk pointers,
+ * where the whole array of a default queue would be 24 KiB. Chunks never
+ * move, so a slot's msghdr stays valid while the kernel holds it.
+ */
+#define TX_CHUNK	16u
+
+static unsigned int tx_chunk_len(const struct ipcsock_chan *ch)
+{
+	unsigned int n = ch->loop->tx_slots;
+
+	return n < TX_CHUNK ? n : TX_CHUNK;
+}
+
 int chan_tx_alloc(struct ipcsock_chan *ch)
 {
-	unsigned int i, n = ch->loop->tx_slots;
+	unsigned int n = ch->loop->tx_slots;
 	void *mem;
 
-	ch->tx = calloc(n, sizeof(*ch->tx));
+	ch->tx_chunk_shift = __builtin_ctz(tx_chunk_len(ch));
+	ch->tx = calloc(n >> ch->tx_chunk_shift, sizeof(*ch->tx));
 	if (!ch->tx)
 		return -ENOMEM;
 	ch->tx_arena_len = (size_t)n * TX_SLOT_INLINE;
@@ -40,11 +56,30 @@ int chan_tx_alloc(struct ipcsock_chan *ch)
 	if (mem == MAP_FAILED)
 		return -errno;
 	ch->tx_arena = mem;
-	for (i = 0; i < n; i++) {
-		ch->tx[i].buf = ch->tx_arena + (size_t)i * TX_SLOT_INLINE;
-		ch->tx[i].cap = TX_SLOT_INLINE;
-	}
 	return 0;
+}
+
+/* The slot for the message at @seq, its chunk allocated on first use. */
+static struct ipcsock_tx_slot *chan_tx_slot_get(struct ipcsock_chan *ch,
+						unsigned int seq)
+{
+	unsigned int i, len = tx_chunk_len(ch);
+	unsigned int idx = seq & (ch->loop->tx_slots - 1);
+	struct ipcsock_tx_slot **chunk = &ch->tx[idx >> ch->tx_chunk_shift];
+	size_t first;
+
+	if (!*chunk) {
+		*chunk = calloc(len, sizeof(**chunk));
+		if (!*chunk)
+			return NULL;
+		first = idx & ~(len - 1);
+		for (i = 0; i < len; i++) {
+			(*chunk)[i].buf = ch->tx_arena +
+					  (first + i) * TX_SLOT_INLINE;
+			(*chunk)[i].cap = TX_SLOT_INLINE;
+		}
+	}
+	return chan_tx_slot(ch, seq);
 }
 
 static bool slot_on_heap(const struct ipcsock_chan *ch,
@@ -66,14 +101,21 @@ static void slot_clear(struct ipcsock_tx_slot *slot)
 
 void chan_tx_free(struct ipcsock_chan *ch)
 {
-	unsigned int i;
+	unsigned int i, j, len = tx_chunk_len(ch);
+	struct ipcsock_tx_slot *chunk;
 
 	if (!ch->tx)
 		return;
 	chan_tx_drop(ch, 0);
-	for (i = 0; i < ch->loop->tx_slots; i++)
-		if (ch->tx[i].buf && slot_on_heap(ch, &ch->tx[i]))
-			free(ch->tx[i].buf);
+	for (i = 0; i < ch->loop->tx_slots >> ch->tx_chunk_shift; i++) {
+		chunk = ch->tx[i];
+		if (!chunk)
+			continue;
+		for (j = 0; j < len; j++)
+			if (slot_on_heap(ch, &chunk[j]))
+				free(chunk[j].buf);
+		free(chunk);
+	}
 	if (ch->tx_arena)
 		munmap(ch->tx_arena, ch->tx_arena_len);
 	ch->tx_arena = NULL;
@@ -387,6 +429,7 @@ static int tx_send_batch(struct ipcsock *sock,
 			 unsigned int count)
 {
 	unsigned int i, queued, direct;
+	struct ipcsock_tx_slot *slot;
 	struct ipcsock_loop *loop;
 	struct ipcsock_chan *ch;
 	bool full;
@@ -459,8 +502,8 @@ static int tx_send_batch(struct ipcsock *sock,
 	queued = chan_tx_queued(ch);
 	direct = i;
 	for (; i < count; i++) {
-		err = slot_fill(ch, chan_tx_slot(ch, ch->tx_tail),
-				&payloads[i], 0);
+		slot = chan_tx_slot_get(ch, ch->tx_tail);
+		err = slot ? slot_fill(ch, slot, &payloads[i], 0) : -ENOMEM;
 		if (err) {
 			/* All or nothing: unqueue what this call queued. */
 			chan_tx_drop(ch, queued);
@@ -547,10 +590,11 @@ int chan_tx_flush_direct(struct ipcsock_chan *ch)
 void chan_tx_reset_notice(struct ipcsock_chan *ch)
 {
 	static const struct ipcsock_payload none;
+	struct ipcsock_tx_slot *slot;
 
 	if (ch->tx_err || chan_tx_queued(ch) >= ch->loop->tx_slots)
 		return;
-	if (!slot_fill(ch, chan_tx_slot(ch, ch->tx_tail), &none,
-		       IPCSOCK_WIRE_F_RESET))
+	slot = chan_tx_slot_get(ch, ch->tx_tail);
+	if (slot && !slot_fill(ch, slot, &none, IPCSOCK_WIRE_F_RESET))
 		ch->tx_tail++;
 }
