@@ -87,6 +87,13 @@ static void epoll_rx(struct ipcsock_chan *ch)
 	int n;
 
 	while (ch->sock && !ch->rx_done) {
+		/*
+		 * Slots fill and empty in order: with none busy, start
+		 * again at slot 0, so that only as many slots as messages
+		 * ever waited at once cost resident memory.
+		 */
+		if (!chan_rx_busy(ch))
+			ec->rx_next = 0;
 		k = ch->nr_rx - chan_rx_busy(ch);
 		if (!k)
 			break;

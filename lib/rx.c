@@ -20,8 +20,6 @@
 
 #include "internal.h"
 
-#define RX_SLOT_ALIGN	64
-
 void close_fds(const int *fds, unsigned int n)
 {
 	while (n--)
@@ -31,11 +29,16 @@ void close_fds(const int *fds, unsigned int n)
 int chan_rx_alloc(struct ipcsock_chan *ch)
 {
 	struct ipcsock_loop *loop = ch->loop;
+	size_t page = sysconf(_SC_PAGESIZE);
 	void *mem;
 
 	ch->nr_rx = loop->recv_buffers;
+	/*
+	 * Slots start on a page: the headers and a small message then
+	 * touch one page a slot, never two.
+	 */
 	ch->rx_stride = (IPCSOCK_RX_DATA_OFF + loop->max_msg_size +
-			 RX_SLOT_ALIGN - 1) & ~(size_t)(RX_SLOT_ALIGN - 1);
+			 page - 1) & ~(size_t)(page - 1);
 	/* 16 MiB x 4096 buffers does not fit a 32-bit size_t. */
 	if (ch->rx_stride > SIZE_MAX / ch->nr_rx)
 		return -ENOMEM;
