@@ -6,8 +6,20 @@
  * throttling only its own peer. The multishot request ends on EOF,
  * errors, CQ overflow and running out of buffers; it is re-armed for as
  * long as the channel lives and has a free buffer.
+ *
+ * Not every free buffer is in the ring: the kernel takes them in the order
+ * they were added, so a ring holding all of them would cycle through every
+ * buffer and fault a page of each in. The ring and the buffers holding
+ * messages come to a credit, the rest wait in a stack that hands out the
+ * buffer freed last, so a channel whose messages come a few at a time
+ * keeps reusing the same few pages. A multishot receive that ran dry while
+ * the stack still held buffers raises the credit by one: a channel that
+ * gets bursts ends up with every buffer in the ring, as if there were no
+ * credit. The kernel picks a buffer before it looks for data, so the
+ * credit settles one above the most messages that come at once.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -18,14 +30,40 @@
 _Static_assert(sizeof(struct io_uring_recvmsg_out) == IPCSOCK_RX_CTRL_OFF,
 	       "IPCSOCK_RX_CTRL_OFF is not the size of io_uring_recvmsg_out");
 
-/* Register the channel's buffer ring and hand it every receive slot. */
+/* Buffers in the ring to begin with: a few messages arriving at once. */
+#define URING_RX_CREDIT	8u
+
+static void uring_rx_provide(struct ipcsock_chan *ch, unsigned int slot)
+{
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	io_uring_buf_ring_add(uc->br, rx_slot_buf(ch, slot), ch->rx_stride,
+			      slot, io_uring_buf_ring_mask(ch->nr_rx), 0);
+	io_uring_buf_ring_advance(uc->br, 1);
+	uc->rx_provided++;
+}
+
+/*
+ * Top the ring up from the stack of free buffers, so that it and the
+ * buffers holding messages come to the credit.
+ */
+static void uring_rx_refill(struct ipcsock_chan *ch)
+{
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	while (uc->rx_provided + chan_rx_busy(ch) < uc->rx_credit &&
+	       uc->rx_nr_free)
+		uring_rx_provide(ch, uc->rx_free[--uc->rx_nr_free]);
+}
+
+/* Register the channel's buffer ring and hand it its first buffers. */
 int uring_rx_open(struct ipcsock_chan *ch)
 {
 	struct uring_loop *ul = to_uring_loop(ch->loop);
 	struct uring_chan *uc = to_uring_chan(ch);
 	struct ipcsock_loop *loop = ch->loop;
 	struct io_uring_buf_reg reg = { 0 };
-	unsigned int i, mask = io_uring_buf_ring_mask(ch->nr_rx);
+	unsigned int i;
 	long page = sysconf(_SC_PAGESIZE);
 	void *mem;
 	int err;
@@ -33,6 +71,10 @@ int uring_rx_open(struct ipcsock_chan *ch)
 	if (loop->bgid_base + ch->id > 0xffff)
 		return -EMFILE;
 	uc->bgid = loop->bgid_base + ch->id;
+	/* recv_buffers is at most 4096: a buffer id fits 16 bits. */
+	uc->rx_free = malloc(ch->nr_rx * sizeof(*uc->rx_free));
+	if (!uc->rx_free)
+		return -ENOMEM;
 	uc->br_len = (ch->nr_rx * sizeof(struct io_uring_buf) + page - 1) &
 		     ~(page - 1);
 	mem = mmap(NULL, uc->br_len, PROT_READ | PROT_WRITE,
@@ -50,10 +92,14 @@ int uring_rx_open(struct ipcsock_chan *ch)
 		return err;
 	}
 	io_uring_buf_ring_init(uc->br);
+	/* Slot 0 on top of the stack. */
 	for (i = 0; i < ch->nr_rx; i++)
-		io_uring_buf_ring_add(uc->br, rx_slot_buf(ch, i), ch->rx_stride,
-				      i, mask, i);
-	io_uring_buf_ring_advance(uc->br, ch->nr_rx);
+		uc->rx_free[i] = ch->nr_rx - 1 - i;
+	uc->rx_nr_free = ch->nr_rx;
+	uc->rx_provided = 0;
+	uc->rx_credit = ch->nr_rx < URING_RX_CREDIT ? ch->nr_rx :
+			URING_RX_CREDIT;
+	uring_rx_refill(ch);
 
 	/* Only the layout matters to multishot: no name, room for 253 fds. */
 	memset(&uc->rx_tmpl, 0, sizeof(uc->rx_tmpl));
@@ -68,6 +114,8 @@ void uring_rx_destroy(struct ipcsock_chan *ch)
 	struct uring_loop *ul = to_uring_loop(ch->loop);
 	struct uring_chan *uc = to_uring_chan(ch);
 
+	free(uc->rx_free);
+	uc->rx_free = NULL;
 	if (!uc->br)
 		return;
 	if (ul->ring)
@@ -103,9 +151,8 @@ void uring_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
 {
 	struct uring_chan *uc = to_uring_chan(ch);
 
-	io_uring_buf_ring_add(uc->br, rx_slot_buf(ch, slot), ch->rx_stride,
-			      slot, io_uring_buf_ring_mask(ch->nr_rx), 0);
-	io_uring_buf_ring_advance(uc->br, 1);
+	uc->rx_free[uc->rx_nr_free++] = slot;
+	uring_rx_refill(ch);
 	uring_rx_arm(ch);
 }
 
@@ -129,6 +176,7 @@ void uring_rx_cqe(struct ipcsock_chan *ch,
 		uring_op_done(ch);
 	}
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		uc->rx_provided--;
 		slot = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		buf = rx_slot_buf(ch, slot);
 		out = io_uring_recvmsg_validate(buf, cqe->res, &uc->rx_tmpl);
@@ -139,10 +187,15 @@ void uring_rx_cqe(struct ipcsock_chan *ch,
 		chan_rx_datagram(ch, slot, out->payloadlen,
 				 buf + IPCSOCK_RX_CTRL_OFF, out->controllen,
 				 out->flags, false);
-	} else if (cqe->res < 0 && cqe->res != -ENOBUFS) {
+	} else if (cqe->res == -ENOBUFS) {
+		/* Dry for want of credit, not of free buffers: more. */
+		if (uc->rx_nr_free && uc->rx_credit < ch->nr_rx)
+			uc->rx_credit++;
+	} else if (cqe->res < 0) {
 		chan_end(ch, cqe->res);
 	}
 	/* Ended for want of buffers, CQ overflow or a reset: go on. */
+	uring_rx_refill(ch);
 	uring_rx_arm(ch);
 }
 

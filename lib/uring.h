@@ -64,6 +64,10 @@ struct uring_chan {
 	struct io_uring_buf_ring *br;
 	size_t br_len;
 	unsigned int bgid;
+	unsigned int rx_provided;	/* buffers in the ring */
+	unsigned int rx_credit;		/* those and the busy ones, at most */
+	uint16_t *rx_free;		/* free buffers not in it: a stack */
+	unsigned int rx_nr_free;
 	struct msghdr rx_tmpl;
 
 	unsigned int defer;		/* URING_DEFER_*: waiting for an SQE */
