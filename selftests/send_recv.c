@@ -10,6 +10,8 @@
  */
 #include "selftest.h"
 
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 
 FIXTURE(send_recv) {
@@ -359,6 +361,83 @@ TEST_F_TIMEOUT(send_recv, large_max_msg_size, 60)
 	}
 	p = msg_of(buf, max + 1, NULL, 0);
 	EXPECT_EQ(-EMSGSIZE, ipcsock_send(a, &p));
+	free(buf);
+}
+
+/*
+ * A channel takes in up to recv_buffers messages nobody has received yet,
+ * and no more, however few buffers it started out using: the peer's
+ * socket (SIOCOUTQ, what the socket holds unread) empties for the first
+ * recv_buffers messages and keeps the next one.
+ */
+TEST_F(send_recv, takes_in_recv_buffers_unreceived)
+{
+	const unsigned int n = IPCSOCK_DEFAULT_RECV_BUFFERS;
+	struct ipcsock_payload p;
+	struct ipcsock *r;
+	uint64_t deadline;
+	unsigned int i;
+	int peer, outq;
+
+	peer = ctx_raw_pair(_metadata, &self->t, self->t.loop, &r);
+	for (i = 0; i < n; i++)
+		ASSERT_EQ((ssize_t)(TEST_WIRE_HDR_LEN + sizeof(i)),
+			  raw_send_msg(peer, &i, sizeof(i), NULL, 0));
+	deadline = now_ms() + WAIT_MS;
+	do {
+		ipcsock_loop_dispatch(self->t.loop, 2);
+		ASSERT_EQ(0, ioctl(peer, SIOCOUTQ, &outq));
+	} while (outq && now_ms() < deadline);
+	EXPECT_EQ(0, outq);
+
+	ASSERT_EQ((ssize_t)(TEST_WIRE_HDR_LEN + sizeof(i)),
+		  raw_send_msg(peer, &i, sizeof(i), NULL, 0));
+	for (i = 0; i < 20; i++)
+		ipcsock_loop_dispatch(self->t.loop, 2);
+	ASSERT_EQ(0, ioctl(peer, SIOCOUTQ, &outq));
+	EXPECT_LT(0, outq) TH_LOG("took in more than recv_buffers");
+
+	for (i = 0; i <= n; i++) {
+		unsigned int v;
+
+		ASSERT_EQ(0, receive_wait(self->t.loop, r, &p, WAIT_MS))
+			TH_LOG("message %u", i);
+		ASSERT_EQ(sizeof(v), p.len);
+		memcpy(&v, p.data, sizeof(v));
+		EXPECT_EQ(i < n ? i : n, v);
+	}
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(r, &p));
+}
+
+/* Small messages before and after a 1 MiB one reuse the same slots. */
+TEST_F_TIMEOUT(send_recv, large_between_small, 60)
+{
+	const size_t max = 1024 * 1024;
+	const size_t sizes[] = { 1, 64, max, 64, 1, max, 100 };
+	struct ipcsock_loop *loop;
+	struct ipcsock_payload p;
+	struct ipcsock *a, *b;
+	unsigned char *buf;
+	unsigned int i, round;
+
+	loop = ctx_loop(_metadata, &self->t, max, 0, 0);
+	ctx_pair(_metadata, &self->t, loop, &a, loop, &b);
+	buf = malloc(max);
+	ASSERT_NE(NULL, buf);
+	for (round = 0; round < 3; round++) {
+		for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+			fill_pattern(buf, sizes[i], i + round);
+			p = msg_of(buf, sizes[i], NULL, 0);
+			ASSERT_EQ(0, ipcsock_send(a, &p));
+		}
+		for (i = 0; i < ARRAY_SIZE(sizes); i++) {
+			ASSERT_EQ(0, receive_wait(loop, b, &p, WAIT_MS))
+				TH_LOG("round %u message %u", round, i);
+			EXPECT_EQ(sizes[i], p.len);
+			EXPECT_TRUE(check_pattern(p.data, p.len, i + round));
+		}
+	}
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(b, &p));
 	free(buf);
 }
 
