@@ -30,8 +30,13 @@
 _Static_assert(sizeof(struct io_uring_recvmsg_out) == IPCSOCK_RX_CTRL_OFF,
 	       "IPCSOCK_RX_CTRL_OFF is not the size of io_uring_recvmsg_out");
 
-/* Buffers in the ring to begin with: a few messages arriving at once. */
-#define URING_RX_CREDIT	8u
+/*
+ * The credit to begin with: a burst of up to 11 messages, and the buffer
+ * the kernel picks before it finds the socket empty, run no receive dry.
+ * Running dry costs a re-arm, and many channels running dry at once can
+ * overflow a shared ring's CQ, so it is not set lower.
+ */
+#define URING_RX_CREDIT	12u
 
 static void uring_rx_provide(struct ipcsock_chan *ch, unsigned int slot)
 {
