@@ -1,14 +1,10 @@
 # SPDX-License-Identifier: MIT
 #
-# libipcsock top-level Makefile, in the style of Kbuild and tools/build.
-#
-# Each directory that builds something has a Build file that lists what it
-# builds; one compile rule and one link rule, in scripts/build.mk, build
-# all of it. Everything the build writes goes under $(O), build/
-# unless told otherwise; the kernel files that `make deps` extracts go to
-# $(IPCSOCK_CACHE), $(O)/.cache unless told otherwise.
-#
-# `make help` lists the targets and the variables that change the build.
+# libipcsock top-level Makefile, in the style of Kbuild and tools/build:
+# each directory's Build file lists what it builds and with which flags,
+# scripts/build.mk builds it all. Outputs go under $(O) (build/), the
+# kernel files `make deps` extracts under $(IPCSOCK_CACHE) ($(O)/.cache).
+# `make help` lists the targets and variables.
 
 VERSION_MAJOR	:= 0
 VERSION_MINOR	:= 1
@@ -31,14 +27,13 @@ endif
 default: all
 
 # ---------------------------------------------------------------------------
-# Knobs
+# Knobs (make help says what each does)
 
 O ?= build
 override O := $(patsubst %/,%,$(strip $(O)))
 ifeq ($(O),)
 $(error O= must name a directory)
 endif
-
 IPCSOCK_CACHE ?= $(O)/.cache
 export IPCSOCK_CACHE
 
@@ -53,11 +48,7 @@ AR		?= ar
 NM		?= nm
 PKG_CONFIG	?= pkg-config
 INSTALL		?= install
-
-# CFLAGS, CXXFLAGS and LDFLAGS are the user's; the flags the code needs are
-# below and always present. CXX defaults to the C++ compiler of CC's family
-# (the sanitizer runtime must match the library's). FUZZ_CC and FUZZ_CFLAGS
-# play the parts of CC and CFLAGS for the libFuzzer harness (fuzz/Build).
+# The C++ compiler of CC's family: the sanitizer runtimes must match.
 ifeq ($(origin CXX),default)
   CXX := $(if $(findstring clang,$(CC)),$(subst clang,clang++,$(CC)),$(if $(findstring gcc,$(CC)),$(subst gcc,g++,$(CC)),g++))
 endif
@@ -67,11 +58,10 @@ LDFLAGS		?=
 WERROR		?= 1
 SANITIZE	?=
 VALGRIND	?=
-FUZZ_CC		?= clang
-FUZZ_CFLAGS	?= -O1 -g
 
 # ---------------------------------------------------------------------------
-# Flags
+# Flags: CFLAGS, CXXFLAGS and LDFLAGS are the user's, those the code needs
+# are always added.
 
 comma		:= ,
 space		:= $(subst ,, )
@@ -79,25 +69,19 @@ space		:= $(subst ,, )
 URING_CFLAGS := $(shell { $(PKG_CONFIG) --cflags liburing || true; } 2>/dev/null)
 URING_LIBS := $(shell { $(PKG_CONFIG) --libs liburing || echo -luring; } 2>/dev/null)
 LIBS := $(URING_LIBS) -lpthread
-
-ifeq ($(WERROR),0)
-  werror :=
-else
-  werror := -Werror
-endif
+werror := $(if $(filter 0,$(WERROR)),,-Werror)
 
 # -fno-sanitize-recover=all makes a UBSan report fail the test that caused
-# it instead of scrolling past. Without sanitizers every undefined symbol
-# in the shared library is an error (-z defs); with them the runtime's
-# symbols are resolved by the program (clang does not link the runtime into
-# shared objects), so the check is left to the plain build.
+# it. Without sanitizers any undefined symbol in the shared library is an
+# error (-z defs); with them the program resolves the runtime's symbols
+# (clang does not link the runtime into shared objects).
 ifneq ($(SANITIZE),)
   san_flags := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer \
 	       -fno-sanitize-recover=all
   zdefs :=
-ifeq ($(VALGRIND),1)
-  $(error VALGRIND=1 and SANITIZE= do not mix: use one at a time)
-endif
+  ifeq ($(VALGRIND),1)
+    $(error VALGRIND=1 and SANITIZE= do not mix: use one at a time)
+  endif
 else
   san_flags :=
   zdefs := -Wl,-z,defs
@@ -145,10 +129,9 @@ $(eval $(call compile,lib,lib,$(O)/sharedobjs/lib,$(lib-pic-objs),-fPIC))
 # ---------------------------------------------------------------------------
 # Library, pkg-config file, ABI check
 
-all: $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) $(PC_FILE) \
-     $(ABI_STAMP)
+all: lib $(PC_FILE) $(ABI_STAMP) ## the libraries, ipcsock.pc, the ABI check
 
-lib: $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK)
+lib: $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) ## only the libraries
 	@:
 
 $(STATIC_LIB): $(lib-objs)
@@ -173,7 +156,7 @@ $(ABI_STAMP): $(SHARED_LIB) $(VERSION_SCRIPT) include/ipcsock.h \
 		$(VERSION_SCRIPT) $(SHARED_LIB)
 	@touch $@
 
-check-abi: $(ABI_STAMP)
+check-abi: $(ABI_STAMP) ## only the ABI check (header = version script = exports)
 	@:
 
 # Regenerated on every run but rewritten only when PREFIX, LIBDIR,
@@ -194,12 +177,10 @@ lib-clean-files := $(O)/staticobjs $(O)/sharedobjs $(STATIC_LIB) \
 		   $(PC_FILE).tmp $(ABI_STAMP)
 
 # ---------------------------------------------------------------------------
-# Tests. `make check` runs deps, builds everything but the fuzzer, then runs
-# with scripts/run-tests.sh: the selftests (selftests/Build,
-# selftests/cxx/Build), the packaging checks (scripts/README.md says what
-# each one checks; PACKAGING_TESTS= leaves them out) and the examples (not
-# under VALGRIND=1 or SANITIZE=thread: timing-bound programs, and a
-# thousand processes that ThreadSanitizer makes slow to start).
+# Tests: scripts/run-tests.sh runs the selftests, the packaging checks
+# (scripts/README.md) and the examples (not under VALGRIND=1 or
+# SANITIZE=thread: timing-bound programs, and a thousand processes that
+# ThreadSanitizer makes slow to start).
 
 TESTS		?= $(selftests-y) $(addprefix cxx/,$(selftests-cxx-y))
 PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh \
@@ -213,17 +194,16 @@ packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
 		  IPCSOCK_DESTDIR=$(CONSUMER_DESTDIR)
 no_examples	:= $(filter 1,$(VALGRIND))$(filter thread,$(sanitizers))
 
-# $(call deps_then,TARGETS): check, bench, fuzz and soak first run deps, then
-# build. The cache must exist before anything compiles against it, so deps
-# and the build are separate make runs.
+# $(call deps_then,TARGETS): deps, then the build, in separate make runs:
+# the cache must exist before anything compiles against it.
 deps_then = $(Q)$(MAKE) deps && $(MAKE) $(1)
 
-selftests: $(selftests-progs) $(selftests-cxx-progs)
+selftests: $(selftests-progs) $(selftests-cxx-progs) ## the C and C++ selftests
 	@:
 
 $(selftests-objs): | $(DEPS_STAMP)
 
-check:
+check: ## deps, build all but fuzz, run the tests: "N passed, N failed, N skipped"
 	$(call deps_then,all selftests examples bench-build)
 	$(Q)rm -rf $(CONSUMER_DESTDIR) && $(MAKE) install DESTDIR=$(CONSUMER_DESTDIR)
 	$(Q)$(packaging_env) bash scripts/run-tests.sh \
@@ -232,23 +212,17 @@ check:
 		$(if $(no_examples),,$(EXAMPLE_RUNNER))
 
 # ---------------------------------------------------------------------------
-# Satellites: bench/, examples/, fuzz/, soak/ (each README.md says what the
-# program does and what its variables change).
+# Satellites: bench/, examples/, fuzz/, soak/. Their Build files set the
+# variables used here, their README.md files say what the programs do.
 
-BENCH_ARGS	?=
-BENCH_LDLIBS	?= -lm
-BENCH_PROG	:= $(O)/bench/ipcsock-bench
-BENCH_CSV	?= $(O)/bench/bench.csv
-BENCH_SVG	?= $(O)/bench/bench.svg
-
-bench:
+bench: ## deps, build the benchmark, run it with $(BENCH_ARGS)
 	$(call deps_then,all bench-build)
 	$(call msg,BENCH,$(strip $(BENCH_PROG) $(BENCH_ARGS)))$(BENCH_PROG) $(BENCH_ARGS)
 
-bench-build: $(bench-progs)
+bench-build: $(bench-progs) ## only build the benchmark
 	@:
 
-bench-plot:
+bench-plot: ## gnuplot $(BENCH_SVG) from $(BENCH_CSV) (made by bench if missing)
 	$(Q)command -v gnuplot >/dev/null 2>&1 || { \
 		echo 'bench-plot: needs gnuplot (apt-get install gnuplot-nox)' >&2; \
 		exit 1; }
@@ -259,33 +233,19 @@ bench-plot:
 	$(call msg,PLOT,$(BENCH_SVG))gnuplot -c bench/plot.gp $(BENCH_CSV) > $(BENCH_SVG).tmp
 	$(Q)mv -f $(BENCH_SVG).tmp $(BENCH_SVG)
 
-EXAMPLE_RUNNER	:= $(O)/examples/run-examples
-examples-clean-files := $(EXAMPLE_RUNNER)
-
-examples: $(examples-progs) $(EXAMPLE_RUNNER)
+examples: $(examples-progs) $(EXAMPLE_RUNNER) ## the example programs
 	@:
 
 $(EXAMPLE_RUNNER): examples/run-examples.sh
 	@mkdir -p $(@D)
 	$(call msg,GEN,$@)$(INSTALL) -m 755 $< $@
 
-FUZZ_SECONDS	?= 60
-FUZZ_ARGS	?=
-FUZZ_RUN	:= $(O)/fuzz/run
-fuzz-clean-files := $(FUZZ_RUN)
-# A 16 MiB ASan quarantine, not 256: twice the speed, still catching a use
-# after free within the last 16 MiB of frees. Inputs are operations; 1 KiB
-# holds a few hundred. An input that takes 30 s is stuck.
-FUZZ_ASAN_OPTIONS := quarantine_size_mb=16
-FUZZ_UBSAN_OPTIONS := print_stacktrace=1
-FUZZ_RUN_FLAGS	:= -max_len=1024 -timeout=30 -print_final_stats=1
-
-fuzz-build: $(fuzz-progs)
+fuzz-build: $(fuzz-progs) ## only build the fuzzing harness
 	@:
 
-# Each harness starts from a copy of the committed seeds, so that the run
-# never writes into fuzz/corpus/ (new inputs go to $(FUZZ_RUN)/<name>/corpus).
-fuzz:
+# Each harness starts from a copy of fuzz/corpus/, which the run never
+# writes into (new inputs go to $(FUZZ_RUN)/<name>/corpus).
+fuzz: ## deps, build the libFuzzer harness, run it $(FUZZ_SECONDS) s
 	$(call deps_then,fuzz-build)
 	$(call msg,FUZZ,$(fuzz-y) for $(FUZZ_SECONDS) s)for prog in $(fuzz-progs); do \
 		run=$(FUZZ_RUN)/$${prog##*/}; \
@@ -299,35 +259,29 @@ fuzz:
 	done
 
 # The regress-* seeds are inputs that once found a bug, kept as they were.
-fuzz-seeds: $(O)/fuzz/fuzz-peer
+fuzz-seeds: $(O)/fuzz/fuzz-peer ## rewrite fuzz/corpus/ with generated seeds
 	$(call msg,GEN,fuzz/corpus)mkdir -p fuzz/corpus && \
 		find fuzz/corpus -type f ! -name 'regress-*' -delete && \
 		$< -seed=fuzz/corpus
 
-SOAK_SECONDS	?= 60
-SOAK_ARGS	?=
-SOAK_PROG	:= $(O)/soak/ipcsock-soak
-
-soak:
+soak: ## deps, build the soak test, run it $(SOAK_SECONDS) s
 	$(call deps_then,soak-build)
 	$(call msg,SOAK,$(SOAK_PROG) -s $(SOAK_SECONDS) $(SOAK_ARGS))$(SOAK_PROG) \
 		-s $(SOAK_SECONDS) $(SOAK_ARGS)
 
-soak-build: $(soak-progs)
+soak-build: $(soak-progs) ## only build the soak test
 	@:
 
 # ---------------------------------------------------------------------------
-# Dependencies (packages, and the files borrowed from the kernel tarball)
-# and style checks. checkpatch runs as the kernel runs it on files: one
-# line per problem, any ERROR or WARNING fails; no --strict, whose CHECKs
-# give kernel-only advice (u32 over uint32_t). Ignored, because what they
-# suggest is kernel-only: PREFER_DEFINED_ATTRIBUTE_MACRO (__packed and the
-# like come from compiler_attributes.h) and SSCANF_TO_KSTRTO. NEW_TYPEDEFS
-# stays on (function-pointer typedefs already pass). format-check is
-# advisory: the kernel's .clang-format (GPL-2.0, linked by deps, never
-# committed) would undo tab-aligned #defines that checkpatch accepts.
+# Dependencies and style checks. checkpatch runs as the kernel runs it on
+# files, one line per problem; any ERROR or WARNING fails. No --strict, whose
+# CHECKs give kernel-only advice (u32 over uint32_t). Ignored, because what
+# they suggest is kernel-only: PREFER_DEFINED_ATTRIBUTE_MACRO (__packed and
+# the like come from compiler_attributes.h) and SSCANF_TO_KSTRTO.
+# format-check is advisory: the kernel's .clang-format (GPL-2.0, linked by
+# deps, never committed) would undo tab-aligned #defines checkpatch accepts.
 
-deps:
+deps: ## install missing packages (as root), extract the kernel files
 	$(Q)bash scripts/deps.sh
 	$(Q)if [ -f $(IPCSOCK_CACHE)/.clang-format ]; then $(MAKE) .clang-format; fi
 
@@ -337,11 +291,8 @@ $(DEPS_STAMP):
 CHECKPATCH_IGNORE := PREFER_DEFINED_ATTRIBUTE_MACRO,SSCANF_TO_KSTRTO
 CHECKPATCH_FLAGS := --no-tree --file --terse --no-summary --show-types \
 		    --max-line-length=100 --ignore $(CHECKPATCH_IGNORE)
-CHECKPATCH_FILES = $(wildcard lib/*.c lib/*.h include/*.h selftests/*.c \
-			      selftests/*.h bench/*.c bench/*.h \
-			      examples/*.c examples/*.h examples/*/*.c \
-			      examples/*/*.h fuzz/*.c fuzz/*.h scripts/*.c \
-			      soak/*.c)
+CHECKPATCH_FILES = $(wildcard $(addsuffix /*.[ch],lib include selftests bench \
+				examples examples/* fuzz scripts soak))
 SHELL_SCRIPTS	:= $(wildcard scripts/*.sh examples/*.sh) .ci/run
 CLANG_FORMAT	?= clang-format
 FORMAT_FILES	?= $(CHECKPATCH_FILES)
@@ -354,14 +305,14 @@ FORMAT_FILES	?= $(CHECKPATCH_FILES)
 # file alone.
 CHECKPATCH_VARIANTS := selftests/selftest.h
 
-checkpatch: | $(DEPS_STAMP)
+checkpatch: | $(DEPS_STAMP) ## kernel checkpatch.pl over the C files
 	$(call msg,CHECK,$(words $(CHECKPATCH_FILES)) files)perl $(CHECKPATCH) \
 		$(CHECKPATCH_FLAGS) \
 		$(filter-out $(CHECKPATCH_VARIANTS),$(CHECKPATCH_FILES)) && \
 	perl $(CHECKPATCH) $(CHECKPATCH_FLAGS) \
 		--ignore MULTISTATEMENT_MACRO_USE_DO_WHILE $(CHECKPATCH_VARIANTS)
 
-shellcheck:
+shellcheck: ## shellcheck over the shell scripts and .ci/run
 	$(call msg,CHECK,$(SHELL_SCRIPTS))shellcheck $(SHELL_SCRIPTS)
 
 .clang-format: FORCE | $(DEPS_STAMP)
@@ -372,7 +323,7 @@ shellcheck:
 		$(call quiet_print,LN,$@) \
 		ln -sfn $(IPCSOCK_CACHE)/.clang-format $@; }
 
-format-check: .clang-format
+format-check: .clang-format ## clang-format --dry-run over $(FORMAT_FILES)
 	$(call msg,FORMAT,$(words $(FORMAT_FILES)) files)$(CLANG_FORMAT) \
 		--dry-run -Werror $(FORMAT_FILES)
 
@@ -387,7 +338,7 @@ HEADERS = $(wildcard include/*.h include/*.hpp)
 install_files = $(call msg,INSTALL,$(1) -> $(2))$(INSTALL) -d -m 755 $(2) && \
 		$(INSTALL) -m $(3) $(4) $(2)/
 
-install: all
+install: all ## headers, libraries, ipcsock.pc, man pages under DESTDIR+PREFIX
 	$(call install_files,headers,$(DESTDIR)$(INCLUDEDIR),644,$(HEADERS))
 	$(call install_files,libraries,$(DESTDIR)$(LIBDIR),644,$(STATIC_LIB))
 	$(Q)$(INSTALL) -m 755 $(SHARED_LIB) $(DESTDIR)$(LIBDIR)/
@@ -397,7 +348,7 @@ install: all
 	$(if $(MAN3_PAGES),$(call install_files,man pages,$(DESTDIR)$(MANDIR)/man3,644,$(MAN3_PAGES)))
 	$(if $(MAN7_PAGES),$(call install_files,man pages,$(DESTDIR)$(MANDIR)/man7,644,$(MAN7_PAGES)))
 
-uninstall:
+uninstall: ## remove what install put there
 	$(call msg,RM,installed files under $(DESTDIR)$(PREFIX))rm -f \
 		$(addprefix $(DESTDIR)$(INCLUDEDIR)/,$(notdir $(HEADERS))) \
 		$(addprefix $(DESTDIR)$(LIBDIR)/,$(notdir $(STATIC_LIB) \
@@ -406,18 +357,17 @@ uninstall:
 		$(foreach s,3 7,$(addprefix $(DESTDIR)$(MANDIR)/man$(s)/,$(notdir $(MAN$(s)_PAGES))))
 
 # ---------------------------------------------------------------------------
-# Cleaning. clean keeps the deps cache (extracting it takes a while),
-# distclean removes it too. Only what this Makefile makes is removed (the
-# <dir>-clean targets of scripts/build.mk), so O=. and an IPCSOCK_CACHE
-# shared with other trees are safe.
+# Cleaning: only what the build makes (the <dir>-clean targets of
+# scripts/build.mk), so O=. and an IPCSOCK_CACHE shared with other trees
+# are safe. A directory's outputs go before its parent's, which can then
+# be removed if empty.
 
-# A directory's outputs go before its parent's, so the parent can be rmdir'd.
 selftests-clean: selftests-cxx-clean
 
-clean: $(addsuffix -clean,$(call vp,$(BUILD_DIRS)))
+clean: $(addsuffix -clean,$(call vp,$(BUILD_DIRS))) ## remove outputs, keep the deps cache
 	$(call msg,CLEAN,$(O))rm -rf $(O)/consumer
 
-distclean: clean
+distclean: clean ## clean, and remove the deps cache
 	$(call msg,CLEAN,$(IPCSOCK_CACHE))rm -rf $(KSELFTEST_DIR) \
 		$(IPCSOCK_CACHE)/checkpatch $(IPCSOCK_CACHE)/kernel-doc \
 		$(IPCSOCK_CACHE)/.clang-format \
@@ -428,61 +378,25 @@ distclean: clean
 	$(Q)rmdir $(O) 2>/dev/null || true
 
 # ---------------------------------------------------------------------------
-# Help
+# Help: the targets are those with a "## what it does" comment above.
 
-help:
-	@echo 'libipcsock $(VERSION)'
-	@echo
-	@echo 'Targets:'
-	@echo '  all (default)  libipcsock.a, libipcsock.so.$(VERSION) + links, ipcsock.pc,'
-	@echo '                 and the ABI check (header = version script = exports)'
-	@echo '  lib            only the libraries'
-	@echo '  deps           install missing packages (as root) and extract the'
-	@echo '                 kselftest harness and checkpatch into $$(IPCSOCK_CACHE);'
-	@echo '                 link the kernel'"'"'s .clang-format at the top of the tree'
-	@echo '  selftests      build the programs of selftests/Build and selftests/cxx/Build'
-	@echo '  check          deps, then all + selftests + examples + bench, then run'
-	@echo '                 the selftests, the packaging checks (man pages, an'
-	@echo '                 installed-tree consumer, C++) and the examples; last line'
-	@echo '                 "N passed, N failed, N skipped"'
-	@echo '  check-abi      only the ABI check'
-	@echo '  bench          deps, then build $$(O)/bench/ipcsock-bench and run it'
-	@echo '                 with $$(BENCH_ARGS); bench-build only builds it'
-	@echo '  bench-plot     gnuplot SVG $$(BENCH_SVG) of $$(BENCH_CSV), running the'
-	@echo '                 benchmark first if that file does not exist'
-	@echo '  examples       $$(O)/examples/<name> for each name in examples/Build'
-	@echo '  fuzz           deps, then build the libFuzzer harness (clang) and run it'
-	@echo '                 $$(FUZZ_SECONDS) s (default 60) on a copy of fuzz/corpus/'
-	@echo '  fuzz-build     only build it; fuzz-seeds rewrites fuzz/corpus/'
-	@echo '  soak           deps, then build $$(O)/soak/ipcsock-soak and run it'
-	@echo '                 $$(SOAK_SECONDS) s (default 60); soak-build only builds it'
-	@echo '  checkpatch     kernel checkpatch.pl over the C files; fails on any error'
-	@echo '                 or warning'
-	@echo '  shellcheck     shellcheck over scripts/*.sh, examples/*.sh and .ci/run'
-	@echo '  format-check   clang-format --dry-run with the kernel'"'"'s .clang-format over'
-	@echo '                 $$(FORMAT_FILES) (default: the checkpatch files); advisory'
-	@echo '  install        headers, libraries, ipcsock.pc, man pages under DESTDIR+PREFIX'
-	@echo '  uninstall      remove what install put there'
-	@echo '  clean          remove build outputs, keep the deps cache'
-	@echo '  distclean      clean, and remove the deps cache'
-	@echo
+help: ## this text
+	@echo 'libipcsock $(VERSION). Targets:'
+	@sed -n 's/^\([a-z-]*\):.*## \(.*\)/\1|\2/p' Makefile | \
+		while IFS='|' read -r t d; do printf '  %-14s %s\n' "$$t" "$$d"; done
 	@echo 'Variables:'
 	@echo '  O=dir          output directory (default: build)'
 	@echo '  V=1            print whole commands'
-	@echo '  CC=clang       compiler (default: cc), CXX (default: the C++ compiler'
-	@echo '                 of CC'"'"'s family); CFLAGS and CXXFLAGS (default: -O2 -g),'
-	@echo '                 LDFLAGS, CPPFLAGS and EXTRA_CFLAGS are added to ours'
+	@echo '  CC, CXX        compilers (default: cc, the C++ compiler of CC'"'"'s family);'
+	@echo '                 CFLAGS, CXXFLAGS (-O2 -g), LDFLAGS, CPPFLAGS, EXTRA_CFLAGS'
 	@echo '  WERROR=0       do not turn warnings into errors'
 	@echo '  SANITIZE=list  e.g. address,undefined: -fsanitize=list everywhere'
 	@echo '  VALGRIND=1     make check runs every selftest under valgrind'
 	@echo '  TESTS="a b"    make check runs only these selftests (cxx/<name> for C++)'
 	@echo '  PACKAGING_TESTS=  make check leaves out the packaging checks'
-	@echo '  BENCH_ARGS=... arguments make bench gives the benchmark; BENCH_LDLIBS (-lm)'
-	@echo '  FUZZ_SECONDS=n, FUZZ_ARGS=...  how long make fuzz runs, extra libFuzzer flags'
-	@echo '  FUZZ_CC, FUZZ_CFLAGS  the fuzzing harness'"'"'s compiler and flags (clang, -O1 -g)'
-	@echo '  SOAK_SECONDS=n, SOAK_ARGS=...  how long make soak runs, extra soak arguments'
-	@echo '  BENCH_CSV=file, BENCH_SVG=file  bench-plot input and output'
-	@echo '                 (default: $$(O)/bench/bench.csv, $$(O)/bench/bench.svg)'
+	@echo '  BENCH_ARGS, BENCH_LDLIBS (-lm), BENCH_CSV, BENCH_SVG  see bench/README.md'
+	@echo '  FUZZ_SECONDS (60), FUZZ_ARGS, FUZZ_CC (clang), FUZZ_CFLAGS  see fuzz/README.md'
+	@echo '  SOAK_SECONDS (60), SOAK_ARGS  see soak/README.md'
 	@echo '  IPCSOCK_CACHE=dir  where deps puts the kernel files (default: $$(O)/.cache)'
 	@echo '  IPCSOCK_TEST_TIMEOUT=s  per-program time limit in make check (default: 600)'
 	@echo '  PREFIX (/usr/local), LIBDIR ($$(PREFIX)/lib), INCLUDEDIR ($$(PREFIX)/include),'
