@@ -69,7 +69,7 @@ if ! version=$("$pkg_config" --modversion ipcsock 2>"$tmp/err") ||
    ! cflags=$("$pkg_config" --cflags ipcsock 2>>"$tmp/err") ||
    ! libs=$("$pkg_config" --libs ipcsock 2>>"$tmp/err") ||
    ! static_libs=$("$pkg_config" --static --libs ipcsock 2>>"$tmp/err"); then
-	sed 's/^/# /' "$tmp/err"
+	diag "$tmp/err"
 	not_ok "consumer: pkg-config # $pkg_config failed on $pc"
 	finish
 fi
@@ -104,28 +104,11 @@ read -r -a cflags_a <<<"$cflags"
 read -r -a libs_a <<<"$libs"
 read -r -a static_a <<<"$("$pkg_config" --static --cflags ipcsock) $static_libs"
 
-# run NAME PROGRAM: run it, its output as comments.
-run()
-{
-	local rc
-
-	set +e
-	LD_LIBRARY_PATH=$libdir timeout -k 5 30 "$2" >"$tmp/out" 2>&1
-	rc=$?
-	set -e
-	sed 's/^/# /' "$tmp/out"
-	if [ "$rc" -eq 0 ]; then
-		ok "consumer: $1 run"
-	else
-		not_ok "consumer: $1 run # exit status $rc"
-	fi
-}
-
 # Shared.
 prog=$tmp/consumer-shared
 if ! "$cc" ${extra[@]+"${extra[@]}"} "${cflags_a[@]}" -o "$prog" "$src" \
      "${libs_a[@]}" >"$tmp/out" 2>&1; then
-	sed 's/^/# /' "$tmp/out"
+	diag "$tmp/out"
 	not_ok "consumer: shared build"
 	not_ok "consumer: shared run # not built"
 else
@@ -146,7 +129,7 @@ else
 	else
 		ok "consumer: shared build"
 	fi
-	run shared "$prog"
+	LD_LIBRARY_PATH=$libdir tap_exec "consumer: shared run" "$prog" 30
 fi
 
 # Static.
@@ -160,7 +143,7 @@ case " ${extra[*]-} " in
 esac
 if ! "$cc" ${extra[@]+"${extra[@]}"} -static -o "$prog" "$src" \
      "${static_a[@]}" >"$tmp/out" 2>&1; then
-	sed 's/^/# /' "$tmp/out"
+	diag "$tmp/out"
 	not_ok "consumer: static build"
 	not_ok "consumer: static run # not built"
 	finish
@@ -170,5 +153,5 @@ if readelf -d "$prog" | grep -q NEEDED; then
 else
 	ok "consumer: static build"
 fi
-run static "$prog"
+LD_LIBRARY_PATH=$libdir tap_exec "consumer: static run" "$prog" 30
 finish

@@ -84,11 +84,6 @@ deps()
 		linux-source-6.12 >"$1" 2>&1
 }
 
-diag()
-{
-	sed 's/^/# /' "$1"
-}
-
 # 1. A minimal system's sources.
 line=
 if deps "$tmp/minimal"; then

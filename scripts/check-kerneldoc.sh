@@ -67,7 +67,7 @@ if perl "$kdoc" -none -Wall -Werror "$header" >"$tmp/out" 2>&1 &&
    [ ! -s "$tmp/out" ]; then
 	ok "kernel-doc -Wall"
 else
-	sed 's/^/# /' "$tmp/out"
+	diag "$tmp/out"
 	not_ok "kernel-doc -Wall"
 fi
 

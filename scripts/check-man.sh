@@ -51,11 +51,6 @@ trap 'rm -rf "$tmp"' EXIT
 . scripts/tap.sh
 
 # Print a file's lines as TAP comments.
-diag()
-{
-	sed 's/^/# /' "$1"
-}
-
 # The lines of section $2 (".SH $2" up to the next .SH) of page $1.
 section()
 {
@@ -193,16 +188,7 @@ for page in "$mandir"/*.[37]; do
 		ok "example: $name # compiled only"
 		continue
 	fi
-	set +e
-	timeout -k 5 20 "$tmp/example" </dev/null >"$tmp/out" 2>&1
-	rc=$?
-	set -e
-	diag "$tmp/out"
-	if [ "$rc" -eq 0 ]; then
-		ok "example: $name"
-	else
-		not_ok "example: $name # exit status $rc"
-	fi
+	tap_exec "example: $name" "$tmp/example"
 done
 
 # 3. No page for a function that is not exported.
