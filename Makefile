@@ -69,6 +69,8 @@ space		:= $(subst ,, )
 URING_CFLAGS := $(shell { $(PKG_CONFIG) --cflags liburing || true; } 2>/dev/null)
 URING_LIBS := $(shell { $(PKG_CONFIG) --libs liburing || echo -luring; } 2>/dev/null)
 LIBS := $(URING_LIBS) -lpthread
+# y where the real libcamera 0.0.3 is: bench/Build, compat/libcamera/Build.
+LIBCAMERA := $(shell $(PKG_CONFIG) --exact-version=0.0.3 libcamera 2>/dev/null && echo y)
 werror := $(if $(filter 0,$(WERROR)),,-Werror)
 
 # -fno-sanitize-recover=all makes a UBSan report fail the test that caused
@@ -116,7 +118,8 @@ DEPS_STAMP	:= $(IPCSOCK_CACHE)/.stamp
 # objects are built twice (as libbpf does), without and with -fPIC.
 
 OBJ_DIRS	:= scripts
-PROG_DIRS	:= selftests selftests/cxx bench examples fuzz soak
+PROG_DIRS	:= selftests selftests/cxx bench examples fuzz soak \
+		   compat/libcamera
 BUILD_DIRS	:= lib $(OBJ_DIRS) $(PROG_DIRS)
 include scripts/build.mk
 
@@ -185,13 +188,15 @@ lib-clean-files := $(O)/staticobjs $(O)/sharedobjs $(STATIC_LIB) \
 TESTS		?= $(selftests-y) $(addprefix cxx/,$(selftests-cxx-y))
 PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh \
 		   scripts/check-cxx.sh scripts/check-kerneldoc.sh \
-		   scripts/check-deps.sh selftests/cxx/check-header.sh
+		   scripts/check-deps.sh selftests/cxx/check-header.sh \
+		   compat/libcamera/check.sh
 CONSUMER_DESTDIR := $(abspath $(O))/consumer/destdir
 packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
 		  IPCSOCK_EXAMPLE_LIBS='$(abspath $(STATIC_LIB)) $(LIBS)' \
 		  IPCSOCK_EXAMPLE_FLAGS='$(san_flags)' \
 		  IPCSOCK_CONSUMER_FLAGS='$(san_flags)' \
-		  IPCSOCK_DESTDIR=$(CONSUMER_DESTDIR)
+		  IPCSOCK_DESTDIR=$(CONSUMER_DESTDIR) \
+		  IPCSOCK_COMPAT_OUT=$(O)/compat/libcamera
 no_examples	:= $(filter 1,$(VALGRIND))$(filter thread,$(sanitizers))
 
 # $(call deps_then,TARGETS): deps, then the build, in separate make runs:
@@ -204,12 +209,15 @@ selftests: $(selftests-progs) $(selftests-cxx-progs) ## the C and C++ selftests
 $(selftests-objs): | $(DEPS_STAMP)
 
 check: ## deps, build all but fuzz, run the tests: "N passed, N failed, N skipped"
-	$(call deps_then,all selftests examples bench-build)
+	$(call deps_then,all selftests examples bench-build compat)
 	$(Q)rm -rf $(CONSUMER_DESTDIR) && $(MAKE) install DESTDIR=$(CONSUMER_DESTDIR)
 	$(Q)$(packaging_env) bash scripts/run-tests.sh \
 		$(if $(filter 1,$(VALGRIND)),--valgrind) \
 		$(addprefix $(O)/selftests/,$(TESTS)) $(PACKAGING_TESTS) \
 		$(if $(no_examples),,$(EXAMPLE_RUNNER))
+
+compat: $(compat-libcamera-progs) ## compat/'s checks (with libcamera 0.0.3)
+	@:
 
 # ---------------------------------------------------------------------------
 # Satellites: bench/, examples/, fuzz/, soak/. Their Build files set the
@@ -359,10 +367,7 @@ uninstall: ## remove what install put there
 # ---------------------------------------------------------------------------
 # Cleaning: only what the build makes (the <dir>-clean targets of
 # scripts/build.mk), so O=. and an IPCSOCK_CACHE shared with other trees
-# are safe. A directory's outputs go before its parent's, which can then
-# be removed if empty.
-
-selftests-clean: selftests-cxx-clean
+# are safe.
 
 clean: $(addsuffix -clean,$(call vp,$(BUILD_DIRS))) ## remove outputs, keep the deps cache
 	$(call msg,CLEAN,$(O))rm -rf $(O)/consumer
@@ -403,5 +408,5 @@ help: ## this text
 	@echo '  PKGCONFIGDIR ($$(LIBDIR)/pkgconfig), MANDIR ($$(PREFIX)/share/man), DESTDIR'
 
 .PHONY: default all lib selftests check check-abi bench bench-build bench-plot \
-	examples fuzz fuzz-build fuzz-seeds soak soak-build deps checkpatch \
+	examples compat fuzz fuzz-build fuzz-seeds soak soak-build deps checkpatch \
 	shellcheck format-check install uninstall clean distclean help

@@ -111,9 +111,11 @@ $(foreach d,$(PROG_DIRS), \
 	$(if $($(call vp,$(d))-lib-y),$(eval $(call compile,$(call vp,$(d)),lib,$(O)/$(d)/lib,$(call lib_objs,$(d))))) \
 	$(foreach p,$($(call vp,$(d))-y),$(eval $(call link,$(d),$(p)))))
 
-# The directories left empty go too, deepest first; never $(O) itself.
+# The directories left empty go too, with their parents, deepest first;
+# never $(O) itself.
 reverse = $(if $(1),$(call reverse,$(wordlist 2,$(words $(1)),$(1))) $(firstword $(1)))
-out_dirs = $(call reverse,$(sort $(patsubst %/,%,$(dir $(1)))))
+up = $(if $(filter-out $(O) .,$(1)),$(1) $(call up,$(patsubst %/,%,$(dir $(1)))))
+out_dirs = $(call reverse,$(sort $(foreach d,$(sort $(patsubst %/,%,$(dir $(1)))),$(call up,$(d)))))
 
 $(addsuffix -clean,$(call vp,$(BUILD_DIRS))): %-clean:
 	$(Q)rm -rf $($*-outputs) $($*-clean-files)
