@@ -251,20 +251,10 @@ $(EXAMPLE_RUNNER): examples/run-examples.sh
 fuzz-build: $(fuzz-progs) ## only build the fuzzing harness
 	@:
 
-# Each harness starts from a copy of fuzz/corpus/, which the run never
-# writes into (new inputs go to $(FUZZ_RUN)/<name>/corpus).
 fuzz: ## deps, build the libFuzzer harness, run it $(FUZZ_SECONDS) s
 	$(call deps_then,fuzz-build)
-	$(call msg,FUZZ,$(fuzz-y) for $(FUZZ_SECONDS) s)for prog in $(fuzz-progs); do \
-		run=$(FUZZ_RUN)/$${prog##*/}; \
-		rm -rf $$run && mkdir -p $$run/corpus $$run/artifacts && \
-		cp fuzz/corpus/* $$run/corpus/ || exit 1; \
-		ASAN_OPTIONS=$(FUZZ_ASAN_OPTIONS):$$ASAN_OPTIONS \
-		UBSAN_OPTIONS=$(FUZZ_UBSAN_OPTIONS):$$UBSAN_OPTIONS \
-		$$prog $(FUZZ_RUN_FLAGS) -max_total_time=$(FUZZ_SECONDS) \
-			-artifact_prefix=$$run/artifacts/ $(FUZZ_ARGS) \
-			$$run/corpus || exit 1; \
-	done
+	$(call msg,FUZZ,$(fuzz-y) for $(FUZZ_SECONDS) s)bash fuzz/run.sh \
+		$(FUZZ_RUN) $(FUZZ_SECONDS) $(fuzz-progs) -- $(FUZZ_ARGS)
 
 # The regress-* seeds are inputs that once found a bug, kept as they were.
 fuzz-seeds: $(O)/fuzz/fuzz-peer ## rewrite fuzz/corpus/ with generated seeds
@@ -301,7 +291,7 @@ CHECKPATCH_FLAGS := --no-tree --file --terse --no-summary --show-types \
 		    --max-line-length=100 --ignore $(CHECKPATCH_IGNORE)
 CHECKPATCH_FILES = $(wildcard $(addsuffix /*.[ch],lib include selftests bench \
 				examples examples/* fuzz scripts soak))
-SHELL_SCRIPTS	:= $(wildcard scripts/*.sh examples/*.sh) .ci/run
+SHELL_SCRIPTS	:= $(wildcard */*.sh */*/*.sh) .ci/run
 CLANG_FORMAT	?= clang-format
 FORMAT_FILES	?= $(CHECKPATCH_FILES)
 
@@ -399,9 +389,7 @@ help: ## this text
 	@echo '  VALGRIND=1     make check runs every selftest under valgrind'
 	@echo '  TESTS="a b"    make check runs only these selftests (cxx/<name> for C++)'
 	@echo '  PACKAGING_TESTS=  make check leaves out the packaging checks'
-	@echo '  BENCH_ARGS, BENCH_LDLIBS (-lm), BENCH_CSV, BENCH_SVG  see bench/README.md'
-	@echo '  FUZZ_SECONDS (60), FUZZ_ARGS, FUZZ_CC (clang), FUZZ_CFLAGS  see fuzz/README.md'
-	@echo '  SOAK_SECONDS (60), SOAK_ARGS  see soak/README.md'
+	@echo '  BENCH_*, FUZZ_*, SOAK_*  see bench/, fuzz/, soak/: Build, README.md'
 	@echo '  IPCSOCK_CACHE=dir  where deps puts the kernel files (default: $$(O)/.cache)'
 	@echo '  IPCSOCK_TEST_TIMEOUT=s  per-program time limit in make check (default: 600)'
 	@echo '  PREFIX (/usr/local), LIBDIR ($$(PREFIX)/lib), INCLUDEDIR ($$(PREFIX)/include),'
