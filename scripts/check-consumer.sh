@@ -6,21 +6,9 @@
 #
 # Usage: IPCSOCK_DESTDIR=dir check-consumer.sh
 #
-# dir is where `make install DESTDIR=dir` put the library; make check
-# installs into $(O)/consumer/destdir and runs this. pkg-config is pointed
-# at the installed ipcsock.pc with PKG_CONFIG_PATH, and at dir with
-# PKG_CONFIG_SYSROOT_DIR, so that the paths in that .pc resolve inside dir.
-# scripts/check-consumer.c is then built and run twice:
-#
-#   shared  cc ... $(pkg-config --cflags --libs ipcsock); the program must
-#           need libipcsock.so.0 and, run with LD_LIBRARY_PATH set to the
-#           -L directory pkg-config gave, load it from dir
-#   static  cc -static ... $(pkg-config --static --cflags --libs ipcsock),
-#           which links only if the .pc names every private dependency;
-#           the program must have no dynamic section
-#
-# Prints kselftest-style TAP ending in a "# Totals:" line, which
-# scripts/run-tests.sh adds up.
+# dir is where `make install DESTDIR=dir` put the library. Prints
+# kselftest-style TAP for scripts/run-tests.sh; scripts/README.md says how
+# it points pkg-config at dir and what it checks.
 #
 # Environment:
 #   IPCSOCK_DESTDIR         the install root (required)

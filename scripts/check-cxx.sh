@@ -6,22 +6,8 @@
 #
 # Usage: check-cxx.sh
 #
-# Prints kselftest-style TAP ending in a "# Totals:" line, which
-# scripts/run-tests.sh adds up. The tests:
-#
-#   header: <std>          a file that includes only include/ipcsock.h
-#                          compiles with -Wall -Wextra -Wpedantic -Werror
-#                          as c99, c11, c++17 and c++20
-#   README example: <std>  the first ```c block of README.md's "## Example"
-#                          section compiles with -Wall -Wextra -Werror as
-#                          gnu11, c++17 and c++20 (C++20 wants designated
-#                          initialisers complete and in declaration order;
-#                          g++ 12 also wants every member named), and, if
-#                          IPCSOCK_EXAMPLE_LIBS is set, links (so a C++
-#                          program finds the C symbols); it is not run: it
-#                          execs a worker that does not exist
-#
-# The C++ tests are skipped when there is no C++ compiler.
+# Prints kselftest-style TAP for scripts/run-tests.sh; scripts/README.md
+# lists the tests.
 #
 # Environment:
 #   CC                    C compiler (default cc)

@@ -6,28 +6,8 @@
 #
 # Usage: check-man.sh
 #
-# Prints kselftest-style TAP ending in a "# Totals:" line, which
-# scripts/run-tests.sh adds up. The tests:
-#
-#   man: <symbol>    for every global name of lib/libipcsock.map (the ABI
-#                    check keeps it equal to the header's IPCSOCK_API
-#                    functions and to the .so's exports): man/<symbol>.3
-#                    exists, and it or the page its ".so man3/<page>.3"
-#                    line points to names <symbol> in NAME and declares
-#                    "<symbol>(" in SYNOPSIS
-#   man: ipcsock.7   the overview page exists
-#   page: <page>     every page that is not a link: mandoc -Tlint reports
-#                    nothing at level warning or above and groff -ww
-#                    nothing at all (each skipped if not installed); the
-#                    .TH line says "libipcsock MAJOR.MINOR" (if
-#                    IPCSOCK_VERSION is set); every ipcsock* page it refers
-#                    to (.BR name (3)) exists in man/
-#   example: <page>  for a page with an EXAMPLE section: the program
-#                    between its .EX and .EE lines, unescaped, compiles with -Wall -Wextra
-#                    -Werror against include/ipcsock.h and, if
-#                    IPCSOCK_EXAMPLE_LIBS is set, links and runs to exit
-#                    status 0 within 20 seconds
-#   man: no stray    no page names a function that is not exported
+# Prints kselftest-style TAP for scripts/run-tests.sh; scripts/README.md
+# lists the tests.
 #
 # Environment:
 #   CC                    compiler (default cc)

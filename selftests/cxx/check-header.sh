@@ -6,19 +6,8 @@
 #
 # Usage: check-header.sh
 #
-# Prints kselftest-style TAP ending in a "# Totals:" line, which
-# scripts/run-tests.sh adds up. The tests, for each of g++ and clang++
-# that is installed (skipped if not) and each of c++17 and c++20, all with
-# -Wall -Wextra -Wpedantic -Werror:
-#
-#   header: <cxx> <std>     a file that includes only ipcsock.hpp compiles
-#   selftests: <cxx> <std>  selftests/cxx/*.cpp compile (they instantiate
-#                           every template of the header)
-#   README C++: <std>       the first ```cpp block of README.md's "## C++"
-#                           section compiles with the C++ compiler of CC's
-#                           family and, if IPCSOCK_EXAMPLE_LIBS is set,
-#                           links and runs (it starts itself again as its
-#                           worker) to exit status 0 within 20 seconds
+# Prints kselftest-style TAP for scripts/run-tests.sh; README.md here
+# lists the tests.
 #
 # Environment:
 #   CC                    C compiler the library was built with (default
