@@ -129,13 +129,22 @@ $(eval $(call compile,lib,lib,$(O)/staticobjs/lib,$(lib-objs)))
 $(eval $(call compile,lib,lib,$(O)/sharedobjs/lib,$(lib-pic-objs),-fPIC))
 -include $(ALL_OBJS:.o=.d)
 
+# The targets that build: a directory's programs are $(<dir>-progs), from
+# its Build file.
+all: lib $(PC_FILE) $(ABI_STAMP) ## the libraries, ipcsock.pc, the ABI check
+lib: $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) ## only the libraries
+selftests: $(selftests-progs) $(selftests-cxx-progs) ## the C and C++ selftests
+examples: $(examples-progs) $(EXAMPLE_RUNNER) ## the example programs
+bench-build: $(bench-progs) ## only build the benchmark
+compat: $(compat-libcamera-progs) ## compat/'s checks (with libcamera 0.0.3)
+fuzz-build: $(fuzz-progs) ## only build the fuzzing harness
+soak-build: $(soak-progs) ## only build the soak test
+check-abi: $(ABI_STAMP) ## only the ABI check (header = version script = exports)
+lib selftests examples bench-build compat fuzz-build soak-build check-abi:
+	@:
+
 # ---------------------------------------------------------------------------
 # Library, pkg-config file, ABI check
-
-all: lib $(PC_FILE) $(ABI_STAMP) ## the libraries, ipcsock.pc, the ABI check
-
-lib: $(STATIC_LIB) $(SHARED_LIB) $(SONAME_LINK) $(DEV_LINK) ## only the libraries
-	@:
 
 $(STATIC_LIB): $(lib-objs)
 	$(call msg,AR,$@)rm -f $@ && $(AR) rcs $@ $^
@@ -158,9 +167,6 @@ $(ABI_STAMP): $(SHARED_LIB) $(VERSION_SCRIPT) include/ipcsock.h \
 		$(VERSION_MAJOR).$(VERSION_MINOR) include/ipcsock.h \
 		$(VERSION_SCRIPT) $(SHARED_LIB)
 	@touch $@
-
-check-abi: $(ABI_STAMP) ## only the ABI check (header = version script = exports)
-	@:
 
 # Regenerated on every run but rewritten only when PREFIX, LIBDIR,
 # INCLUDEDIR or VERSION changed, so `make install PREFIX=/usr` after a plain
@@ -203,9 +209,6 @@ no_examples	:= $(filter 1,$(VALGRIND))$(filter thread,$(sanitizers))
 # the cache must exist before anything compiles against it.
 deps_then = $(Q)$(MAKE) deps && $(MAKE) $(1)
 
-selftests: $(selftests-progs) $(selftests-cxx-progs) ## the C and C++ selftests
-	@:
-
 $(selftests-objs): | $(DEPS_STAMP)
 
 check: ## deps, build all but fuzz, run the tests: "N passed, N failed, N skipped"
@@ -216,9 +219,6 @@ check: ## deps, build all but fuzz, run the tests: "N passed, N failed, N skippe
 		$(addprefix $(O)/selftests/,$(TESTS)) $(PACKAGING_TESTS) \
 		$(if $(no_examples),,$(EXAMPLE_RUNNER))
 
-compat: $(compat-libcamera-progs) ## compat/'s checks (with libcamera 0.0.3)
-	@:
-
 # ---------------------------------------------------------------------------
 # Satellites: bench/, examples/, fuzz/, soak/. Their Build files set the
 # variables used here, their README.md files say what the programs do.
@@ -226,9 +226,6 @@ compat: $(compat-libcamera-progs) ## compat/'s checks (with libcamera 0.0.3)
 bench: ## deps, build the benchmark, run it with $(BENCH_ARGS)
 	$(call deps_then,all bench-build)
 	$(call msg,BENCH,$(strip $(BENCH_PROG) $(BENCH_ARGS)))$(BENCH_PROG) $(BENCH_ARGS)
-
-bench-build: $(bench-progs) ## only build the benchmark
-	@:
 
 bench-plot: ## gnuplot $(BENCH_SVG) from $(BENCH_CSV) (made by bench if missing)
 	$(Q)command -v gnuplot >/dev/null 2>&1 || { \
@@ -241,15 +238,9 @@ bench-plot: ## gnuplot $(BENCH_SVG) from $(BENCH_CSV) (made by bench if missing)
 	$(call msg,PLOT,$(BENCH_SVG))gnuplot -c bench/plot.gp $(BENCH_CSV) > $(BENCH_SVG).tmp
 	$(Q)mv -f $(BENCH_SVG).tmp $(BENCH_SVG)
 
-examples: $(examples-progs) $(EXAMPLE_RUNNER) ## the example programs
-	@:
-
 $(EXAMPLE_RUNNER): examples/run-examples.sh
 	@mkdir -p $(@D)
 	$(call msg,GEN,$@)$(INSTALL) -m 755 $< $@
-
-fuzz-build: $(fuzz-progs) ## only build the fuzzing harness
-	@:
 
 fuzz: ## deps, build the libFuzzer harness, run it $(FUZZ_SECONDS) s
 	$(call deps_then,fuzz-build)
@@ -266,9 +257,6 @@ soak: ## deps, build the soak test, run it $(SOAK_SECONDS) s
 	$(call deps_then,soak-build)
 	$(call msg,SOAK,$(SOAK_PROG) -s $(SOAK_SECONDS) $(SOAK_ARGS))$(SOAK_PROG) \
 		-s $(SOAK_SECONDS) $(SOAK_ARGS)
-
-soak-build: $(soak-progs) ## only build the soak test
-	@:
 
 # ---------------------------------------------------------------------------
 # Dependencies and style checks. checkpatch runs as the kernel runs it on
