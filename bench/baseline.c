@@ -93,3 +93,28 @@ int msghdr_get_fds(struct msghdr *mh, int **fds, unsigned int *nr_fds)
 	}
 	return 0;
 }
+
+/*
+ * One recvmsg() of up to c->max_len bytes into the channel's receive
+ * buffer, with @ctrl for the fds: the length, or a negative errno.
+ */
+ssize_t raw_chan_recv(struct bench_chan *c, union bench_ctrl *ctrl,
+		      int **fds, unsigned int *nr_fds)
+{
+	struct raw_chan *raw = c->priv;
+	struct iovec iov = { .iov_base = raw->rxbuf, .iov_len = c->max_len };
+	struct msghdr mh = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = ctrl->buf,
+		.msg_controllen = sizeof(ctrl->buf),
+	};
+	ssize_t n;
+	int err;
+
+	n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -errno;
+	err = msghdr_get_fds(&mh, fds, nr_fds);
+	return err ? err : n;
+}

@@ -256,6 +256,8 @@ void bench_close_fds(const int *fds, unsigned int n);
 void msghdr_set_fds(struct msghdr *mh, void *ctrl, const int *fds,
 		    unsigned int nr_fds);
 int msghdr_get_fds(struct msghdr *mh, int **fds, unsigned int *nr_fds);
+ssize_t raw_chan_recv(struct bench_chan *c, union bench_ctrl *ctrl,
+		      int **fds, unsigned int *nr_fds);
 
 /* run.c */
 int run_one(const struct bench_impl *impl, const struct bench_cfg *cfg,

@@ -43,25 +43,15 @@ static int fs_send(struct bench_chan *c, const struct bench_msg *msgs,
 static int fs_wait(struct bench_chan *c)
 {
 	struct fs_priv *p = c->priv;
-	struct iovec iov = { .iov_base = p->raw.rxbuf, .iov_len = c->max_len };
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = p->rxctrl.buf,
-		.msg_controllen = sizeof(p->rxctrl.buf),
-	};
 	unsigned int nr_fds;
 	ssize_t n;
-	int *fds, err;
+	int *fds;
 
-	n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	n = raw_chan_recv(c, &p->rxctrl, &fds, &nr_fds);
 	if (n < 0)
-		return errno == EINTR ? 0 : -errno;
+		return n == -EINTR ? 0 : n;
 	if (n == 0)
 		return -EPIPE;
-	err = msghdr_get_fds(&mh, &fds, &nr_fds);
-	if (err)
-		return err;
 	c->rx(c, p->raw.rxbuf, n, fds, nr_fds);
 	return c->err;
 }

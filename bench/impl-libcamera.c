@@ -101,13 +101,6 @@ static bool readable(int fd, int timeout_ms, int *err)
 static int lc_wait(struct bench_chan *c)
 {
 	struct lc_priv *p = c->priv;
-	struct iovec iov = { .iov_base = p->raw.rxbuf, .iov_len = c->max_len };
-	struct msghdr mh = {
-		.msg_iov = &iov,
-		.msg_iovlen = 1,
-		.msg_control = p->rxctrl.buf,
-		.msg_controllen = sizeof(p->rxctrl.buf),
-	};
 	unsigned int nr_fds;
 	ssize_t n;
 	int *fds, err;
@@ -125,13 +118,10 @@ static int lc_wait(struct bench_chan *c)
 	/* The payload may not be there yet: then wait for the next wake-up. */
 	if (!readable(c->fd, 0, &err))
 		return err;
-	n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+	n = raw_chan_recv(c, &p->rxctrl, &fds, &nr_fds);
 	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+		return n == -EAGAIN || n == -EINTR ? 0 : n;
 	p->have_hdr = false;
-	err = msghdr_get_fds(&mh, &fds, &nr_fds);
-	if (err)
-		return err;
 	if ((size_t)n != p->hdr.size || nr_fds != p->hdr.nr_fds) {
 		bench_close_fds(fds, nr_fds);
 		return -EPROTO;

@@ -134,6 +134,17 @@ static int parse_num(const char *s, unsigned int *v)
 	return 0;
 }
 
+/* A number from @min to @max, as parse_num() reads it. */
+static int parse_num_in(const char *s, unsigned int *v, unsigned int min,
+			unsigned int max)
+{
+	int err = parse_num(s, v);
+
+	if (err)
+		return err;
+	return *v < min || *v > max ? -EINVAL : 0;
+}
+
 static int parse_list(const char *arg, unsigned int *v, unsigned int *n,
 		      unsigned int min, unsigned int max)
 {
@@ -263,9 +274,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			err = parse_impls(optarg, o);
 			break;
 		case OPT_BUSY_POLL:
-			err = parse_num(optarg, &bench_busy_poll_us);
-			if (!err && bench_busy_poll_us > 1000000)
-				err = -EINVAL;
+			err = parse_num_in(optarg, &bench_busy_poll_us, 0,
+					   1000000);
 			if (!err && !bench_busy_poll_us)
 				o->impls[IMPL_IPCSOCK_URING_BUSY] = false;
 			break;
@@ -282,30 +292,20 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 					 BENCH_MAX_BATCH);
 			break;
 		case OPT_ROUNDS:
-			err = parse_num(optarg, &rounds);
-			if (!err && (!rounds || rounds > BENCH_MAX_ROUNDS))
-				err = -EINVAL;
+			err = parse_num_in(optarg, &rounds, 1, BENCH_MAX_ROUNDS);
 			break;
 		case OPT_DURATION:
-			err = parse_num(optarg, &duration);
-			if (!err && (!duration || duration > 60000))
-				err = -EINVAL;
+			err = parse_num_in(optarg, &duration, 1, 60000);
 			break;
 		case OPT_WARMUP:
-			err = parse_num(optarg, &warmup);
+			err = parse_num_in(optarg, &warmup, 0, 60000);
 			have_warmup = true;
-			if (!err && warmup > 60000)
-				err = -EINVAL;
 			break;
 		case OPT_FPS:
-			err = parse_num(optarg, &o->fps);
-			if (!err && (!o->fps || o->fps > 100000))
-				err = -EINVAL;
+			err = parse_num_in(optarg, &o->fps, 1, 100000);
 			break;
 		case OPT_FRAMES:
-			err = parse_num(optarg, &frames);
-			if (!err && (!frames || frames > 10000000))
-				err = -EINVAL;
+			err = parse_num_in(optarg, &frames, 1, 10000000);
 			break;
 		case OPT_PIN:
 			bench_pin = true;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ipcsock.h>
@@ -161,6 +162,53 @@ static inline pid_t echo_peer_fork(int fd, enum ipcsock_backend backend)
 		_exit(1);
 	close_range(4, ~0u, 0);
 	_exit(echo_peer_run(3, backend));
+}
+
+/*
+ * The host's side: a loop on @backend, a channel on it, and an echo peer
+ * forked on the channel's other end. The peer's pid, with *@loop and
+ * *@sock set; or a negative errno with nothing left open, *@loop NULL.
+ */
+static inline pid_t echo_host_start(enum ipcsock_backend backend,
+				    struct ipcsock_loop **loop,
+				    struct ipcsock **sock)
+{
+	IPCSOCK_LOOP_OPTS(opts, .backend = backend);
+	pid_t pid;
+	int fd, err;
+
+	*sock = NULL;
+	*loop = ipcsock_loop_new(&opts);
+	if (!*loop)
+		return -errno;
+	*sock = ipcsock_new(*loop);
+	err = fd = *sock ? ipcsock_create(*sock) : -ENOMEM;
+	if (fd < 0)
+		goto fail;
+	pid = echo_peer_fork(fd, backend);
+	err = -errno;
+	close(fd);
+	if (pid > 0)
+		return pid;
+fail:
+	ipcsock_free(*sock);
+	ipcsock_loop_free(*loop);
+	*sock = NULL;
+	*loop = NULL;
+	return err;
+}
+
+/* Reap the peer: 0 if it exited with status 0, else -ECHILD (and why). */
+static inline int echo_peer_wait(pid_t pid, const char *prog)
+{
+	int status;
+
+	if (waitpid(pid, &status, 0) < 0)
+		return -errno;
+	if (WIFEXITED(status) && !WEXITSTATUS(status))
+		return 0;
+	fprintf(stderr, "%s: peer status 0x%x\n", prog, status);
+	return -ECHILD;
 }
 
 #endif /* ECHO_H */

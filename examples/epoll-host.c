@@ -151,36 +151,22 @@ static const char *backend_name(enum ipcsock_backend b)
 
 static int run_backend(enum ipcsock_backend backend, int sfd, int duration_ms)
 {
-	IPCSOCK_LOOP_OPTS(opts, .backend = backend);
 	struct itimerspec its = {
 		.it_interval.tv_nsec = TICK_US * 1000,
 		.it_value.tv_nsec = TICK_US * 1000,
 	};
 	struct host h = { 0 };
-	int epfd = -1, tfd = -1, status = 0, fd, lfd, ret;
+	int epfd = -1, tfd = -1, lfd, ret, err;
 	pid_t pid;
 
-	h.loop = ipcsock_loop_new(&opts);
-	if (!h.loop) {
-		if (backend == IPCSOCK_BACKEND_URING) {
-			printf("  io_uring: not available (%s), skipped\n",
-			       strerror(errno));
-			return 0;
-		}
-		return -errno;
+	pid = echo_host_start(backend, &h.loop, &h.sock);
+	if (pid < 0 && !h.loop && backend == IPCSOCK_BACKEND_URING) {
+		printf("  io_uring: not available (%s), skipped\n",
+		       strerror(-pid));
+		return 0;
 	}
-	h.sock = ipcsock_new(h.loop);
-	fd = h.sock ? ipcsock_create(h.sock) : -ENOMEM;
-	if (fd < 0) {
-		ipcsock_loop_free(h.loop);
-		return fd;
-	}
-	pid = echo_peer_fork(fd, backend);
-	close(fd);
-	if (pid < 0) {
-		ret = -errno;
-		goto out;
-	}
+	if (pid < 0)
+		return pid;
 	ipcsock_set_ready_read(h.sock, host_on_ready_read, &h);
 	ipcsock_set_hangup(h.sock, host_on_hangup, &h);
 
@@ -212,15 +198,8 @@ out:
 		close(epfd);
 	if (tfd >= 0)
 		close(tfd);
-	if (pid > 0) {
-		waitpid(pid, &status, 0);
-		if (!ret && (!WIFEXITED(status) || WEXITSTATUS(status))) {
-			fprintf(stderr, "epoll-host: peer status 0x%x\n",
-				status);
-			ret = -ECHILD;
-		}
-	}
-	return ret;
+	err = echo_peer_wait(pid, "epoll-host");
+	return ret ? ret : err;
 }
 
 int main(int argc, char **argv)

@@ -129,33 +129,19 @@ static const char *backend_name(enum ipcsock_backend b)
 
 static int run_backend(enum ipcsock_backend backend, int duration_ms)
 {
-	IPCSOCK_LOOP_OPTS(opts, .backend = backend);
 	struct host h = { .sending = true };
 	guint fd_src, sigint_src, sigterm_src;
-	int fd, lfd, status = 0;
+	int lfd, err;
 	pid_t pid;
 
-	h.loop = ipcsock_loop_new(&opts);
-	if (!h.loop) {
-		if (backend == IPCSOCK_BACKEND_URING) {
-			g_print("  io_uring: not available (%s), skipped\n",
-				g_strerror(errno));
-			return 0;
-		}
-		return -errno;
+	pid = echo_host_start(backend, &h.loop, &h.sock); /* a peer without GLib */
+	if (pid < 0 && !h.loop && backend == IPCSOCK_BACKEND_URING) {
+		g_print("  io_uring: not available (%s), skipped\n",
+			g_strerror(-pid));
+		return 0;
 	}
-	h.sock = ipcsock_new(h.loop);
-	fd = h.sock ? ipcsock_create(h.sock) : -ENOMEM;
-	if (fd < 0) {
-		ipcsock_loop_free(h.loop);
-		return fd;
-	}
-	pid = echo_peer_fork(fd, backend);	/* no GLib in the child */
-	close(fd);
-	if (pid < 0) {
-		h.err = -errno;
-		goto out;
-	}
+	if (pid < 0)
+		return pid;
 	lfd = ipcsock_loop_fd(h.loop);
 	if (lfd < 0) {
 		h.err = lfd;
@@ -189,14 +175,8 @@ out:
 	/* Our end closing is what tells the peer to exit. */
 	ipcsock_free(h.sock);
 	ipcsock_loop_free(h.loop);
-	if (pid > 0) {
-		waitpid(pid, &status, 0);
-		if (!h.err && (!WIFEXITED(status) || WEXITSTATUS(status))) {
-			g_printerr("glib-host: peer status 0x%x\n", status);
-			h.err = -ECHILD;
-		}
-	}
-	return h.err;
+	err = echo_peer_wait(pid, "glib-host");
+	return h.err ? h.err : err;
 }
 
 int main(int argc, char **argv)

@@ -6,21 +6,9 @@
 #
 # Usage: IPCSOCK_DESTDIR=dir check-consumer.sh
 #
-# dir is where `make install DESTDIR=dir` put the library; make check
-# installs into $(O)/consumer/destdir and runs this. pkg-config is pointed
-# at the installed ipcsock.pc with PKG_CONFIG_PATH, and at dir with
-# PKG_CONFIG_SYSROOT_DIR, so that the paths in that .pc resolve inside dir.
-# scripts/check-consumer.c is then built and run twice:
-#
-#   shared  cc ... $(pkg-config --cflags --libs ipcsock); the program must
-#           need libipcsock.so.0 and, run with LD_LIBRARY_PATH set to the
-#           -L directory pkg-config gave, load it from dir
-#   static  cc -static ... $(pkg-config --static --cflags --libs ipcsock),
-#           which links only if the .pc names every private dependency;
-#           the program must have no dynamic section
-#
-# Prints kselftest-style TAP ending in a "# Totals:" line, which
-# scripts/run-tests.sh adds up.
+# dir is where `make install DESTDIR=dir` put the library. Prints
+# kselftest-style TAP for scripts/run-tests.sh; scripts/README.md says how
+# it points pkg-config at dir and what it checks.
 #
 # Environment:
 #   IPCSOCK_DESTDIR         the install root (required)
@@ -69,7 +57,7 @@ if ! version=$("$pkg_config" --modversion ipcsock 2>"$tmp/err") ||
    ! cflags=$("$pkg_config" --cflags ipcsock 2>>"$tmp/err") ||
    ! libs=$("$pkg_config" --libs ipcsock 2>>"$tmp/err") ||
    ! static_libs=$("$pkg_config" --static --libs ipcsock 2>>"$tmp/err"); then
-	sed 's/^/# /' "$tmp/err"
+	diag "$tmp/err"
 	not_ok "consumer: pkg-config # $pkg_config failed on $pc"
 	finish
 fi
@@ -104,28 +92,11 @@ read -r -a cflags_a <<<"$cflags"
 read -r -a libs_a <<<"$libs"
 read -r -a static_a <<<"$("$pkg_config" --static --cflags ipcsock) $static_libs"
 
-# run NAME PROGRAM: run it, its output as comments.
-run()
-{
-	local rc
-
-	set +e
-	LD_LIBRARY_PATH=$libdir timeout -k 5 30 "$2" >"$tmp/out" 2>&1
-	rc=$?
-	set -e
-	sed 's/^/# /' "$tmp/out"
-	if [ "$rc" -eq 0 ]; then
-		ok "consumer: $1 run"
-	else
-		not_ok "consumer: $1 run # exit status $rc"
-	fi
-}
-
 # Shared.
 prog=$tmp/consumer-shared
 if ! "$cc" ${extra[@]+"${extra[@]}"} "${cflags_a[@]}" -o "$prog" "$src" \
      "${libs_a[@]}" >"$tmp/out" 2>&1; then
-	sed 's/^/# /' "$tmp/out"
+	diag "$tmp/out"
 	not_ok "consumer: shared build"
 	not_ok "consumer: shared run # not built"
 else
@@ -146,7 +117,7 @@ else
 	else
 		ok "consumer: shared build"
 	fi
-	run shared "$prog"
+	LD_LIBRARY_PATH=$libdir tap_exec "consumer: shared run" "$prog" 30
 fi
 
 # Static.
@@ -160,7 +131,7 @@ case " ${extra[*]-} " in
 esac
 if ! "$cc" ${extra[@]+"${extra[@]}"} -static -o "$prog" "$src" \
      "${static_a[@]}" >"$tmp/out" 2>&1; then
-	sed 's/^/# /' "$tmp/out"
+	diag "$tmp/out"
 	not_ok "consumer: static build"
 	not_ok "consumer: static run # not built"
 	finish
@@ -170,5 +141,5 @@ if readelf -d "$prog" | grep -q NEEDED; then
 else
 	ok "consumer: static build"
 fi
-run static "$prog"
+LD_LIBRARY_PATH=$libdir tap_exec "consumer: static run" "$prog" 30
 finish

@@ -6,22 +6,8 @@
 #
 # Usage: check-cxx.sh
 #
-# Prints kselftest-style TAP ending in a "# Totals:" line, which
-# scripts/run-tests.sh adds up. The tests:
-#
-#   header: <std>          a file that includes only include/ipcsock.h
-#                          compiles with -Wall -Wextra -Wpedantic -Werror
-#                          as c99, c11, c++17 and c++20
-#   README example: <std>  the first ```c block of README.md's "## Example"
-#                          section compiles with -Wall -Wextra -Werror as
-#                          gnu11, c++17 and c++20 (C++20 wants designated
-#                          initialisers complete and in declaration order;
-#                          g++ 12 also wants every member named), and, if
-#                          IPCSOCK_EXAMPLE_LIBS is set, links (so a C++
-#                          program finds the C symbols); it is not run: it
-#                          execs a worker that does not exist
-#
-# The C++ tests are skipped when there is no C++ compiler.
+# Prints kselftest-style TAP for scripts/run-tests.sh; scripts/README.md
+# lists the tests.
 #
 # Environment:
 #   CC                    C compiler (default cc)
@@ -36,19 +22,12 @@ set -eu
 
 cd "$(dirname "$0")/.."
 cc=${CC:-cc}
-# The C++ compiler of the same family as CC, unless told: the library's
-# sanitizer flags need that compiler's runtime.
-case ${cc##*/} in
-*clang*) cxx=${CXX:-${cc/clang/clang++}} ;;
-*gcc*) cxx=${CXX:-${cc/gcc/g++}} ;;
-*) cxx=${CXX:-c++} ;;
-esac
-
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # shellcheck source=scripts/tap.sh
 . scripts/tap.sh
+cxx=$(cxx_of_cc)
 
 read -r -a extra <<<"${IPCSOCK_EXAMPLE_FLAGS:-}"
 read -r -a uring_cflags <<<"$(pkg-config --cflags liburing 2>/dev/null || true)"
@@ -60,7 +39,7 @@ have_cxx=$(command -v "$cxx" || true)
 # IPCSOCK_EXAMPLE_LIBS is set.
 build()
 {
-	local name=$1 std=$2 src=$3 compiler lang cmd
+	local name=$1 std=$2 src=$3 compiler lang
 	shift 3
 
 	case $std in
@@ -85,12 +64,7 @@ build()
 	else
 		cmd+=(-fsyntax-only -x "$lang" "$src")
 	fi
-	if "${cmd[@]}" >"$tmp/out" 2>&1; then
-		ok "$name"
-	else
-		sed 's/^/# /' "$tmp/out"
-		not_ok "$name"
-	fi
+	tap_cmd "$name" "${cmd[@]}"
 }
 
 echo "TAP version 13"
@@ -102,14 +76,8 @@ for std in c99 c11 c++17 c++20; do
 		-Wall -Wextra -Wpedantic -Werror
 done
 
-# 2. The README's example: the lines between the first "```c" and the
-# next "```" after the "## Example" heading, before the next heading.
-awk '
-	/^## / { in_sec = ($0 == "## Example"); next }
-	!in_sec { next }
-	code && /^```/ { exit }
-	code { print }
-	/^```c[[:space:]]*$/ { code = 1 }' README.md >"$tmp/readme.c"
+# 2. The README's example.
+readme_code Example c >"$tmp/readme.c"
 if [ ! -s "$tmp/readme.c" ]; then
 	not_ok "README example: found # no \`\`\`c block in README.md's \"## Example\""
 	tap_finish

@@ -6,25 +6,8 @@
 #
 # Usage: check-deps.sh
 #
-# Runs `deps.sh --check-apt linux-source-6.12` under an apt configuration of
-# its own (APT_CONFIG): its own sources, an empty dpkg status (a fresh
-# system, where nothing is installed), and lists made of links to this
-# system's downloaded lists, so it needs neither root nor the network and
-# changes nothing of the system's apt. Prints kselftest-style TAP ending in
-# a "# Totals:" line, which scripts/run-tests.sh adds up. The tests:
-#
-#   deps: sources without bookworm-security
-#                      sources with bookworm and bookworm-updates only, as
-#                      a minimal debootstrap leaves them: deps.sh fails and
-#                      names the suite and the sources line to add
-#   deps: the advised sources line
-#                      that line, in a file of sources.list.d, with the
-#                      suite's lists: deps.sh finds the package
-#   deps: the advised deb822 stanza
-#                      the same with the deb822 stanza deps.sh prints
-#
-# Skipped without apt-cache, or when this system's apt lists do not hold
-# deb.debian.org's bookworm and bookworm-security indexes.
+# Prints kselftest-style TAP for scripts/run-tests.sh; scripts/README.md
+# says how it fakes a fresh system and lists the tests.
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -82,11 +65,6 @@ deps()
 {
 	APT_CONFIG=$tmp/apt.conf bash scripts/deps.sh --check-apt \
 		linux-source-6.12 >"$1" 2>&1
-}
-
-diag()
-{
-	sed 's/^/# /' "$1"
 }
 
 # 1. A minimal system's sources.

@@ -6,27 +6,9 @@
 #
 # Usage: check-kerneldoc.sh
 #
-# Runs the kernel's scripts/kernel-doc, which `make deps` extracts into
-# $IPCSOCK_CACHE/kernel-doc/, over include/ipcsock.h. Prints kselftest-style
-# TAP ending in a "# Totals:" line, which scripts/run-tests.sh adds up. The
-# tests:
-#
-#   kernel-doc -Wall          kernel-doc -none -Wall -Werror prints nothing
-#                             and succeeds: every comment parses, names
-#                             every parameter and member that exists and
-#                             no other, has a summary line, and describes
-#                             the return value of a non-void function
-#   function: <name>()        for every IPCSOCK_API function: it has a
-#                             kernel-doc comment with a Context: section,
-#                             and a Return: section unless it returns void
-#                             (kernel-doc does not warn about a function
-#                             without any comment, nor about Context:)
-#   type: <struct|enum|typedef> <name>
-#                             every struct, enum and typedef the header
-#                             defines has a kernel-doc comment
-#
-# Skipped as a whole without perl (or its Pod::Usage, which kernel-doc
-# loads).
+# Runs the kernel's scripts/kernel-doc (from `make deps`) over
+# include/ipcsock.h; prints kselftest-style TAP for scripts/run-tests.sh.
+# scripts/README.md lists the tests.
 #
 # Environment:
 #   IPCSOCK_CACHE  where make deps put the kernel files (default build/.cache)
@@ -67,7 +49,7 @@ if perl "$kdoc" -none -Wall -Werror "$header" >"$tmp/out" 2>&1 &&
    [ ! -s "$tmp/out" ]; then
 	ok "kernel-doc -Wall"
 else
-	sed 's/^/# /' "$tmp/out"
+	diag "$tmp/out"
 	not_ok "kernel-doc -Wall"
 fi
 

@@ -6,28 +6,8 @@
 #
 # Usage: check-man.sh
 #
-# Prints kselftest-style TAP ending in a "# Totals:" line, which
-# scripts/run-tests.sh adds up. The tests:
-#
-#   man: <symbol>    for every global name of lib/libipcsock.map (the ABI
-#                    check keeps it equal to the header's IPCSOCK_API
-#                    functions and to the .so's exports): man/<symbol>.3
-#                    exists, and it or the page its ".so man3/<page>.3"
-#                    line points to names <symbol> in NAME and declares
-#                    "<symbol>(" in SYNOPSIS
-#   man: ipcsock.7   the overview page exists
-#   page: <page>     every page that is not a link: mandoc -Tlint reports
-#                    nothing at level warning or above and groff -ww
-#                    nothing at all (each skipped if not installed); the
-#                    .TH line says "libipcsock MAJOR.MINOR" (if
-#                    IPCSOCK_VERSION is set); every ipcsock* page it refers
-#                    to (.BR name (3)) exists in man/
-#   example: <page>  for a page with an EXAMPLE section: the program
-#                    between its .EX and .EE lines, unescaped, compiles with -Wall -Wextra
-#                    -Werror against include/ipcsock.h and, if
-#                    IPCSOCK_EXAMPLE_LIBS is set, links and runs to exit
-#                    status 0 within 20 seconds
-#   man: no stray    no page names a function that is not exported
+# Prints kselftest-style TAP for scripts/run-tests.sh; scripts/README.md
+# lists the tests.
 #
 # Environment:
 #   CC                    compiler (default cc)
@@ -51,11 +31,6 @@ trap 'rm -rf "$tmp"' EXIT
 . scripts/tap.sh
 
 # Print a file's lines as TAP comments.
-diag()
-{
-	sed 's/^/# /' "$1"
-}
-
 # The lines of section $2 (".SH $2" up to the next .SH) of page $1.
 section()
 {
@@ -193,16 +168,7 @@ for page in "$mandir"/*.[37]; do
 		ok "example: $name # compiled only"
 		continue
 	fi
-	set +e
-	timeout -k 5 20 "$tmp/example" </dev/null >"$tmp/out" 2>&1
-	rc=$?
-	set -e
-	diag "$tmp/out"
-	if [ "$rc" -eq 0 ]; then
-		ok "example: $name"
-	else
-		not_ok "example: $name # exit status $rc"
-	fi
+	tap_exec "example: $name" "$tmp/example"
 done
 
 # 3. No page for a function that is not exported.

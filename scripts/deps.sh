@@ -3,36 +3,10 @@
 #
 # deps.sh - get what building and testing libipcsock needs.
 #
-# 1. Packages: liburing-dev, pkg-config, linux-source-6.12 and
-#    libglib2.0-dev (for examples/glib-host; plus a C compiler and libc
-#    headers, should a bare machine lack them). Missing
-#    ones are installed with apt-get when running as root; otherwise the
-#    script names them and fails. perl, for `make checkpatch` and the
-#    kernel-doc check of `make check` (skipped without it),
-#    mandoc, which `make check` lints the man pages with (groff, or no
-#    lint, without it), g++, which `make check` builds the header and the
-#    README's example with as C++ (skipped without it), gnuplot-nox for
-#    `make bench-plot`, clang with its libFuzzer runtime, which only
-#    `make fuzz` needs, and libcamera-dev and libcamera-ipa 0.0.3 (Debian
-#    12's libcamera: the benchmark's `libcamera` implementation and
-#    compat/libcamera/ run the real IPCUnixSocket; another version would
-#    not match compat/libcamera/ipc_unixsocket.h, so they are installed
-#    only when apt offers 0.0.3) are installed as root and only warned
-#    about otherwise.
-# 2. Files borrowed from the kernel source tarball, extracted in one tar pass
-#    into the cache, once (a stamp names the tarball they came from):
-#      kselftest/kselftest_harness.h, kselftest/kselftest.h
-#      checkpatch/checkpatch.pl, checkpatch/spelling.txt,
-#      checkpatch/const_structs.checkpatch   (the layout checkpatch expects)
-#      kernel-doc/kernel-doc                 (make check runs it over the
-#                                            public header)
-#      .clang-format                         (if the tarball has one)
-#
-# deps.sh --check-apt PACKAGE... does only the check that runs before
-# apt-get install: every PACKAGE has an installable version in apt's lists
-# as they are (no update); if not, it says which apt suite has it and how to
-# add that suite, and fails. scripts/check-deps.sh tests it with an apt
-# configuration of its own (APT_CONFIG).
+# Installs the packages the build and the tests need (as root; otherwise
+# names them and fails) and extracts the files it borrows from the kernel
+# source tarball into the cache; scripts/README.md lists both.
+# `deps.sh --check-apt PACKAGE...` only checks that apt can install them.
 #
 # Environment:
 #   IPCSOCK_CACHE          cache directory (default: build/.cache in the

@@ -1,45 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * ipcsock-soak - two processes talk through libipcsock for a while, and
- * every message, every fd and every byte is checked.
- *
- * The parent runs a few rounds back to back, splitting the time it was
- * given between them: io_uring against epoll, epoll against io_uring,
- * io_uring with IPCSOCK_LOOP_RING_SENDS on both sides, and io_uring with
- * large messages and short queues. Each round it creates a channel, forks
- * and execs itself as the peer with the other end's number on argv, and
- * both sides then send and receive at once:
- *
- *  - message N of a direction is a pure function of (seed, direction, N):
- *    its size (0 .. max_msg_size; a 0-byte message carries fds), its fd
- *    count (0..8, now and then up to 253) and its bytes. A message of at
- *    least SOAK_HDR_LEN bytes starts with a header holding the sequence
- *    number, the size, the fd count and an FNV-1a checksum of the bytes
- *    after it; a shorter one is a prefix of that header. Each fd is a
- *    fresh memfd that holds, and is named after, the direction, the
- *    sequence number and its index.
- *  - the receiver works out what message N must be and checks the size,
- *    the fd count, the header, the checksum, the bytes and each fd's
- *    content: a lost, reordered, truncated or corrupted message fails.
- *  - senders pick random batch sizes (ipcsock_send, or ipcsock_send_batch
- *    of 1..64) and random rates; receivers pause at random, so that the
- *    socket and then the send queue fill and senders see -ENOBUFS, which
- *    they answer by dispatching until there is room.
- *  - once a second each process samples /proc/self/fd, its RSS and the
- *    bytes malloc has handed out. After the warm-up, the fds that are not
- *    message memfds must stay exactly as many, every memfd must belong to
- *    a message the library may still hold (queued for sending, or
- *    received and not yet delivered), RSS must stay within SOAK_RSS_SLACK
- *    and the malloc'd bytes within SOAK_HEAP_SLACK of their values at the
- *    end of the warm-up. The warm-up starts with both sides deaf, sending
- *    only the largest messages, so that send queues and receive buffers
- *    reach their high-water mark early. When a round is over, both
- *    processes must be back to the fds they started with, and the peer
- *    must have inherited no fd but its end of the channel.
- *
- * At the round's deadline the parent sends END; the peer answers with its
- * own END, carrying its report, after its last message; the parent sends
- * BYE, and the peer closes: the parent must then see hangup(0).
+ * every message, every fd and every byte is checked; fd count, RSS and
+ * heap are sampled each second. soak/README.md says how.
  *
  * Exit status: 0 when every round passed, 1 on any failure, 2 on bad use.
  */

@@ -9,7 +9,7 @@
  *
  * Prints kselftest-style TAP ending in a "# Totals:" line
  * (scripts/run-tests.sh adds those up); exits 1 if a test failed. Run by
- * compat/libcamera/check.sh, which builds it.
+ * compat/libcamera/check.sh; `make compat` builds it.
  */
 #define LIBCAMERA_BASE_PRIVATE
 

@@ -6,19 +6,8 @@
 #
 # Usage: check-header.sh
 #
-# Prints kselftest-style TAP ending in a "# Totals:" line, which
-# scripts/run-tests.sh adds up. The tests, for each of g++ and clang++
-# that is installed (skipped if not) and each of c++17 and c++20, all with
-# -Wall -Wextra -Wpedantic -Werror:
-#
-#   header: <cxx> <std>     a file that includes only ipcsock.hpp compiles
-#   selftests: <cxx> <std>  selftests/cxx/*.cpp compile (they instantiate
-#                           every template of the header)
-#   README C++: <std>       the first ```cpp block of README.md's "## C++"
-#                           section compiles with the C++ compiler of CC's
-#                           family and, if IPCSOCK_EXAMPLE_LIBS is set,
-#                           links and runs (it starts itself again as its
-#                           worker) to exit status 0 within 20 seconds
+# Prints kselftest-style TAP for scripts/run-tests.sh; README.md here
+# lists the tests.
 #
 # Environment:
 #   CC                    C compiler the library was built with (default
@@ -31,36 +20,16 @@
 set -eu
 
 cd "$(dirname "$0")/../.."
-cc=${CC:-cc}
-case ${cc##*/} in
-*clang*) cxx=${CXX:-${cc/clang/clang++}} ;;
-*gcc*) cxx=${CXX:-${cc/gcc/g++}} ;;
-*) cxx=${CXX:-c++} ;;
-esac
-
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # shellcheck source=scripts/tap.sh
 . scripts/tap.sh
+cxx=$(cxx_of_cc)
 
 read -r -a extra <<<"${IPCSOCK_EXAMPLE_FLAGS:-}"
 read -r -a libs <<<"${IPCSOCK_EXAMPLE_LIBS:-}"
 warn=(-Wall -Wextra -Wpedantic -Werror)
-
-# compile NAME COMPILER ARGS...: one test, passed when the command succeeds.
-compile()
-{
-	local name=$1
-
-	shift
-	if "$@" >"$tmp/out" 2>&1; then
-		ok "$name"
-	else
-		sed 's/^/# /' "$tmp/out"
-		not_ok "$name"
-	fi
-}
 
 echo "TAP version 13"
 
@@ -72,7 +41,7 @@ for compiler in g++ clang++; do
 			skipped "selftests: $compiler $std" "not installed"
 			continue
 		fi
-		compile "header: $compiler $std" "$compiler" "-std=$std" \
+		tap_cmd "header: $compiler $std" "$compiler" "-std=$std" \
 			"${warn[@]}" -Iinclude -fsyntax-only "$tmp/header.cpp"
 		for src in selftests/cxx/*.cpp; do
 			"$compiler" "-std=$std" "${warn[@]}" -D_GNU_SOURCE \
@@ -80,7 +49,7 @@ for compiler in g++ clang++; do
 				>>"$tmp/all" 2>&1 || echo "$src" >>"$tmp/failed"
 		done
 		if [ -s "$tmp/failed" ]; then
-			sed 's/^/# /' "$tmp/all"
+			diag "$tmp/all"
 			not_ok "selftests: $compiler $std"
 		else
 			ok "selftests: $compiler $std"
@@ -89,14 +58,8 @@ for compiler in g++ clang++; do
 	done
 done
 
-# The README's example: the lines between the first "```cpp" and the next
-# "```" after the "## C++" heading, before the next heading.
-awk '
-	/^##/ { in_sec = ($0 == "## C++"); next }
-	!in_sec { next }
-	code && /^```/ { exit }
-	code { print }
-	/^```cpp[[:space:]]*$/ { code = 1 }' README.md >"$tmp/readme.cpp"
+# The README's example.
+readme_code C++ cpp >"$tmp/readme.cpp"
 if [ ! -s "$tmp/readme.cpp" ]; then
 	not_ok "README C++: found # no \`\`\`cpp block in README.md's \"## C++\""
 	tap_finish
@@ -110,26 +73,17 @@ for std in c++17 c++20; do
 	cmd=("$cxx" "-std=$std" "${warn[@]}" -Iinclude
 	     ${extra[@]+"${extra[@]}"})
 	if [ ${#libs[@]} -eq 0 ]; then
-		compile "README C++: $std # compiled only" "${cmd[@]}" \
+		tap_cmd "README C++: $std # compiled only" "${cmd[@]}" \
 			-fsyntax-only "$tmp/readme.cpp"
 		continue
 	fi
 	if ! "${cmd[@]}" -o "$tmp/readme" "$tmp/readme.cpp" "${libs[@]}" \
 	     >"$tmp/out" 2>&1; then
-		sed 's/^/# /' "$tmp/out"
+		diag "$tmp/out"
 		not_ok "README C++: $std # does not build"
 		continue
 	fi
-	set +e
-	timeout -k 5 20 "$tmp/readme" </dev/null >"$tmp/out" 2>&1
-	rc=$?
-	set -e
-	sed 's/^/# /' "$tmp/out"
-	if [ "$rc" -eq 0 ]; then
-		ok "README C++: $std"
-	else
-		not_ok "README C++: $std # exit status $rc"
-	fi
+	tap_exec "README C++: $std" "$tmp/readme"
 done
 
 tap_finish
