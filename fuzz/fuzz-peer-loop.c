@@ -628,6 +628,7 @@ void app_chain_end(struct fz_loop *fl, bool reap_first)
 {
 	struct fz_chain *c = &fl->chain;
 	struct io_uring_sqe *sqe;
+	uint64_t end;
 
 	if (!c->open)
 		return;
@@ -637,8 +638,14 @@ void app_chain_end(struct fz_loop *fl, bool reap_first)
 		/* The library filled the SQ: the head goes without its tail. */
 		c->split = true;
 		io_uring_submit(fl->ring);
-		/* An SQPOLL thread takes them in its own time. */
-		if (fl->sqpoll && !io_uring_sq_space_left(fl->ring))
+		/*
+		 * An SQPOLL thread takes them in its own time, and a wait for
+		 * SQ space can end before it has (a signal, a wake-up of
+		 * another waiter): wait again, within reason.
+		 */
+		end = now_ms() + FZ_IDLE_MS;
+		while (fl->sqpoll && !io_uring_sq_space_left(fl->ring) &&
+		       now_ms() < end)
 			io_uring_sqring_wait(fl->ring);
 		if (!io_uring_sq_space_left(fl->ring))
 			fz_fail("shared ring: the SQ stays full after a submit");
