@@ -7,7 +7,7 @@
 # `make help` lists the targets and variables.
 
 VERSION_MAJOR	:= 0
-VERSION_MINOR	:= 1
+VERSION_MINOR	:= 2
 VERSION_PATCH	:= 0
 VERSION		:= $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
 

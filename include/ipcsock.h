@@ -487,6 +487,30 @@ IPCSOCK_API void ipcsock_set_ready_read(struct ipcsock *sock,
 IPCSOCK_API void ipcsock_set_hangup(struct ipcsock *sock,
 				    ipcsock_hangup_fn fn, void *arg);
 
+/**
+ * ipcsock_watch_pidfd() - end the channel when the peer's process exits
+ * @sock: a bound handle
+ * @pidfd: a pidfd of the peer process, from pidfd_open(2) or
+ *	clone3(CLONE_PIDFD); the library keeps a duplicate of its own, the
+ *	caller's stays the caller's
+ *
+ * When the process exits, the channel ends without waiting for the kernel
+ * to close the peer's socket (a process that ran io_uring keeps it open
+ * for milliseconds after death; a datagram socket reports no hang-up at
+ * all): every message already in the socket becomes receivable first,
+ * then the hangup callback runs with -ESRCH. If the socket's end of file
+ * is seen before the exit, the hangup is reported as without the watch (0
+ * or -ECONNRESET). A socketpair cannot name its peer itself: SO_PEERPIDFD
+ * names the process that created the pair, not the one its other end was
+ * passed to. One watch per channel; it ends with the channel.
+ *
+ * Context: The loop's thread, also from callbacks.
+ * Return: 0, or a negative errno: -EINVAL, -ENOTCONN, -ECHILD, -EBUSY (a
+ * pidfd is already watched), -EBADF (@pidfd is not a pidfd), -EPIPE (the
+ * channel has ended), -EMFILE, -ENOMEM.
+ */
+IPCSOCK_API int ipcsock_watch_pidfd(struct ipcsock *sock, int pidfd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,8 @@
 #define EP_RX_BATCH	32u
 #define EP_EVENTS	64
 #define EP_EVFD_TAG	UINT64_MAX
+/* In a channel's tag: the event is its peer's pidfd, not its socket. */
+#define EP_PIDFD_TAG	(1ull << 31)
 
 struct epoll_loop {
 	struct ipcsock_loop loop;
@@ -29,6 +31,7 @@ struct epoll_chan {
 	uint32_t events;		/* interest registered, 0: not in set */
 	unsigned int rx_next;		/* next receive slot to fill */
 	bool tx_need_pollout;		/* the socket was full */
+	bool pidfd_in_set;		/* ch.pidfd is in the epoll set */
 	struct mmsghdr rx_mmsg[EP_RX_BATCH];
 	struct iovec rx_iov[EP_RX_BATCH];
 };
@@ -68,6 +71,36 @@ static void epoll_update(struct ipcsock_chan *ch)
 		op = EPOLL_CTL_MOD;
 	if (!epoll_ctl(to_epoll_loop(ch->loop)->epfd, op, ch->fd, &ev))
 		ec->events = ev.events;
+}
+
+/*
+ * Peer liveness (liveness.c): the pidfd polls readable once the process
+ * exited, and for good, so it leaves the set as soon as it fired - and
+ * before it is closed, since the set holds the file, which the caller's
+ * own pidfd keeps open.
+ */
+static int epoll_watch_pidfd(struct ipcsock_chan *ch)
+{
+	struct epoll_event ev = {
+		.events = EPOLLIN,
+		.data.u64 = epoll_tag(ch) | EP_PIDFD_TAG,
+	};
+
+	if (epoll_ctl(to_epoll_loop(ch->loop)->epfd, EPOLL_CTL_ADD, ch->pidfd,
+		      &ev))
+		return -errno;
+	to_epoll_chan(ch)->pidfd_in_set = true;
+	return 0;
+}
+
+static void epoll_pidfd_remove(struct ipcsock_chan *ch)
+{
+	struct epoll_chan *ec = to_epoll_chan(ch);
+
+	if (ec->pidfd_in_set)
+		epoll_ctl(to_epoll_loop(ch->loop)->epfd, EPOLL_CTL_DEL,
+			  ch->pidfd, NULL);
+	ec->pidfd_in_set = false;
 }
 
 static bool epoll_data_after(struct epoll_chan *ec, unsigned int from,
@@ -192,10 +225,16 @@ static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 				loop_evfd_drain(loop);
 			continue;
 		}
-		ch = loop_chan_lookup(loop, (uint32_t)evs[i].data.u64,
+		ch = loop_chan_lookup(loop, (uint32_t)(evs[i].data.u64 &
+						      ~EP_PIDFD_TAG),
 				      evs[i].data.u64 >> 32);
 		if (!ch || !ch->sock)
 			continue;
+		if (evs[i].data.u64 & EP_PIDFD_TAG) {
+			epoll_pidfd_remove(ch);
+			chan_peer_exited(ch);
+			continue;
+		}
 		if ((to_epoll_chan(ch)->events & EPOLLOUT) &&
 		    (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
 			epoll_tx_start(ch);
@@ -228,6 +267,7 @@ static void epoll_chan_destroy(struct ipcsock_chan *ch)
 		epoll_ctl(to_epoll_loop(ch->loop)->epfd, EPOLL_CTL_DEL, ch->fd,
 			  NULL);
 	ec->events = 0;
+	epoll_pidfd_remove(ch);
 }
 
 static void epoll_chan_close(struct ipcsock_chan *ch)
@@ -246,10 +286,11 @@ static void epoll_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
 	epoll_update(ch);
 }
 
-/* A failed channel wants no EPOLLIN any more. */
+/* A failed channel wants no EPOLLIN any more, nor its peer's exit. */
 static void epoll_rx_stop(struct ipcsock_chan *ch)
 {
 	epoll_update(ch);
+	epoll_pidfd_remove(ch);
 }
 
 static int epoll_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
@@ -278,8 +319,10 @@ static void epoll_loop_orphan(struct ipcsock_loop *loop)
 	unsigned int i;
 
 	for (i = 0; i < loop->nr_chans; i++)
-		if (loop->chans[i])
+		if (loop->chans[i]) {
 			to_epoll_chan(loop->chans[i])->events = 0;
+			to_epoll_chan(loop->chans[i])->pidfd_in_set = false;
+		}
 	epoll_loop_exit(loop);
 }
 

@@ -103,6 +103,12 @@ struct ipcsock_backend_ops {
 	void (*rx_stop)(struct ipcsock_chan *ch);
 	/* Optional: make the owner of the loop call dispatch again. */
 	void (*wake)(struct ipcsock_loop *loop);
+	/*
+	 * Wait for ch->pidfd to poll readable (the peer process exited) and
+	 * then call chan_peer_exited(); stop waiting in rx_stop and
+	 * chan_close. 0 or -errno.
+	 */
+	int (*watch_pidfd)(struct ipcsock_chan *ch);
 };
 
 /*
@@ -122,7 +128,8 @@ struct ipcsock_backend_ops {
 	IPCSOCK_OP(prefix, chan_open), IPCSOCK_OP(prefix, chan_close),	\
 	IPCSOCK_OP(prefix, chan_destroy),				\
 	IPCSOCK_OP(prefix, tx_start), IPCSOCK_OP(prefix, tx_direct_ok),	\
-	IPCSOCK_OP(prefix, rx_recycle), IPCSOCK_OP(prefix, rx_stop)
+	IPCSOCK_OP(prefix, rx_recycle), IPCSOCK_OP(prefix, rx_stop),	\
+	IPCSOCK_OP(prefix, watch_pidfd)
 
 extern const struct ipcsock_backend_ops ipcsock_uring_ops;
 extern const struct ipcsock_backend_ops ipcsock_epoll_ops;
@@ -158,6 +165,7 @@ struct ipcsock_loop {
 	struct list_head ready;		/* channels with callbacks due */
 	struct list_head socks;		/* every handle, for loop_free */
 	struct list_head dead;		/* channels freed at dispatch's end */
+	struct list_head peer_exited;	/* peer gone, socket not yet drained */
 
 	/* Channel table: user_data and epoll data carry an index into it. */
 	struct ipcsock_chan **chans;
@@ -242,6 +250,11 @@ struct ipcsock_chan {
 	bool hup_done;
 
 	bool closing;			/* inside ipcsock_close: keep it */
+
+	/* Peer liveness (liveness.c): the watched process, or -1. */
+	int pidfd;
+	bool peer_exited;		/* pidfd polled readable */
+	struct list_head peer_node;	/* on loop->peer_exited */
 	/*
 	 * Open, on loop->ready while callbacks are due (empty: not due).
 	 * Closed (sock NULL), on loop->dead while dispatch keeps it alive.
@@ -294,6 +307,11 @@ void loop_wake(struct ipcsock_loop *loop);
 void loop_evfd_drain(struct ipcsock_loop *loop);
 void loop_wake_if_pending(struct ipcsock_loop *loop);
 void loop_submit_if_outside(struct ipcsock_loop *loop);
+
+/* liveness.c */
+void chan_peer_exited(struct ipcsock_chan *ch);
+void chan_peer_forget(struct ipcsock_chan *ch);
+void loop_peer_check(struct ipcsock_loop *loop);
 
 /* sock.c */
 void chan_put(struct ipcsock_chan *ch);

@@ -217,6 +217,7 @@ static struct ipcsock_loop *loop_make(const struct ipcsock_loop *conf,
 	INIT_LIST_HEAD(&loop->ready);
 	INIT_LIST_HEAD(&loop->socks);
 	INIT_LIST_HEAD(&loop->dead);
+	INIT_LIST_HEAD(&loop->peer_exited);
 	*err = ops->loop_init(loop, shared);
 	if (*err) {
 		free(loop);
@@ -669,6 +670,8 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 	for (;;) {
 		loop->tx_progress = false;
 		err = loop->ops->poll(loop, timeout_ms);
+		if (!list_empty(&loop->peer_exited))
+			loop_peer_check(loop);
 		/* A signal ends the wait, as it does poll(2)'s. */
 		if (err < 0 && (err != -EINTR || list_empty(&loop->ready))) {
 			loop->dispatching = false;

@@ -190,6 +190,7 @@ void chan_destroy(struct ipcsock_chan *ch)
 
 	chan_rx_drop_pending(ch);
 	loop->ops->chan_destroy(ch);
+	chan_peer_forget(ch);
 	if (ch->fd >= 0)
 		close(ch->fd);
 	chan_rx_free(ch);
@@ -229,7 +230,9 @@ static int chan_bind(struct ipcsock *sock, int fd)
 	ch->loop = loop;
 	ch->fd = -1;
 	ch->rx_held = -1;
+	ch->pidfd = -1;
 	INIT_LIST_HEAD(&ch->node);
+	INIT_LIST_HEAD(&ch->peer_node);
 	err = loop_chan_add(loop, ch);
 	if (err) {
 		free(ch);

@@ -161,11 +161,13 @@ void uring_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
 	uring_rx_arm(ch);
 }
 
+/* The channel ended or closes: no more receiving, no peer to watch. */
 void uring_rx_stop(struct ipcsock_chan *ch)
 {
-	/* A receive still waiting for an SQE is simply never armed. */
-	uring_undefer(ch, URING_DEFER_RX_ARM);
+	/* What still waits for an SQE is simply never armed. */
+	uring_undefer(ch, URING_DEFER_RX_ARM | URING_DEFER_PIDFD);
 	uring_cancel(ch, IPCSOCK_OP_RECV);
+	uring_cancel(ch, IPCSOCK_OP_PIDFD);
 }
 
 void uring_rx_cqe(struct ipcsock_chan *ch,

@@ -6,6 +6,7 @@
  * table. Receiving is in uring-rx.c, sending in uring-tx.c.
  */
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -109,27 +110,44 @@ void uring_undefer(struct ipcsock_chan *ch, unsigned int what)
 }
 
 /*
- * Cancel the channel's multishot receive (@op IPCSOCK_OP_RECV) or its
- * POLLOUT (IPCSOCK_OP_POLLOUT), if it is live; user_data says which.
+ * Cancel the channel's multishot receive (@op IPCSOCK_OP_RECV), its
+ * POLLOUT (IPCSOCK_OP_POLLOUT) or its pidfd poll (IPCSOCK_OP_PIDFD), if
+ * it is live; user_data says which.
  */
 void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op)
 {
 	struct uring_chan *uc = to_uring_chan(ch);
-	bool recv = op == IPCSOCK_OP_RECV;
+	enum ipcsock_op cancel_op;
 	struct io_uring_sqe *sqe;
+	unsigned int defer;
+	bool live;
 
-	if (!(recv ? uc->rx_armed : uc->tx_chain_poll))
+	switch (op) {
+	case IPCSOCK_OP_RECV:
+		live = uc->rx_armed;
+		cancel_op = IPCSOCK_OP_CANCEL_RECV;
+		defer = URING_DEFER_RX_CANCEL;
+		break;
+	case IPCSOCK_OP_PIDFD:
+		live = uc->pidfd_armed;
+		cancel_op = IPCSOCK_OP_CANCEL_PIDFD;
+		defer = URING_DEFER_PIDFD_CANCEL;
+		break;
+	default:
+		live = uc->tx_chain_poll;
+		cancel_op = IPCSOCK_OP_CANCEL_POLLOUT;
+		defer = URING_DEFER_TX_CANCEL;
+		break;
+	}
+	if (!live)
 		return;
 	sqe = uring_get_sqe(ch->loop);
 	if (!sqe) {
-		uring_defer(ch, recv ? URING_DEFER_RX_CANCEL :
-				       URING_DEFER_TX_CANCEL);
+		uring_defer(ch, defer);
 		return;
 	}
 	io_uring_prep_cancel64(sqe, ipcsock_ud(ch, op), 0);
-	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, recv ?
-						IPCSOCK_OP_CANCEL_RECV :
-						IPCSOCK_OP_CANCEL_POLLOUT));
+	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, cancel_op));
 	uring_op_start(ch, 1);
 }
 
@@ -148,6 +166,42 @@ static void uring_cancel_cqe(struct ipcsock_chan *ch, enum ipcsock_op op,
 		uring_cancel(ch, IPCSOCK_OP_RECV);
 	else if (op == IPCSOCK_OP_CANCEL_POLLOUT && !ch->sock)
 		uring_cancel(ch, IPCSOCK_OP_POLLOUT);
+	else if (op == IPCSOCK_OP_CANCEL_PIDFD && (!ch->sock || ch->rx_done))
+		uring_cancel(ch, IPCSOCK_OP_PIDFD);
+}
+
+/*
+ * Peer liveness (liveness.c): a oneshot POLL_ADD on the channel's pidfd,
+ * which polls readable once, for good, when the process exits. rx_stop
+ * cancels it. The pidfd is closed only with the channel, after the poll
+ * completed, so no SQE can name a closed number.
+ */
+int uring_watch_pidfd(struct ipcsock_chan *ch)
+{
+	struct uring_chan *uc = to_uring_chan(ch);
+	struct io_uring_sqe *sqe;
+
+	if (uc->pidfd_armed || ch->pidfd < 0 || ch->rx_done || !ch->sock)
+		return 0;
+	sqe = uring_get_sqe(ch->loop);
+	if (!sqe) {
+		uring_defer(ch, URING_DEFER_PIDFD);
+		return 0;
+	}
+	io_uring_prep_poll_add(sqe, ch->pidfd, POLLIN);
+	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_PIDFD));
+	uc->pidfd_armed = true;
+	uring_op_start(ch, 1);
+	return 0;
+}
+
+static void uring_pidfd_cqe(struct ipcsock_chan *ch, int res)
+{
+	to_uring_chan(ch)->pidfd_armed = false;
+	uring_op_done(ch);
+	/* Otherwise cancelled: the channel ended or closed. */
+	if (res > 0)
+		chan_peer_exited(ch);
 }
 
 /*
@@ -227,6 +281,10 @@ static void uring_defer_run(struct ipcsock_loop *loop)
 			uring_cancel(ch, IPCSOCK_OP_RECV);
 		if (what & URING_DEFER_TX_CANCEL)
 			uring_cancel(ch, IPCSOCK_OP_POLLOUT);
+		if (what & URING_DEFER_PIDFD_CANCEL)
+			uring_cancel(ch, IPCSOCK_OP_PIDFD);
+		if (what & URING_DEFER_PIDFD)
+			uring_watch_pidfd(ch);
 		if (what & URING_DEFER_RX_ARM)
 			uring_rx_arm(ch);
 		if (what & URING_DEFER_TX)
@@ -374,8 +432,12 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 		uring_op_done(ch);
 		uring_tx_cqe(ch, op, cqe->res);
 		break;
+	case IPCSOCK_OP_PIDFD:
+		uring_pidfd_cqe(ch, cqe->res);
+		break;
 	case IPCSOCK_OP_CANCEL_RECV:
 	case IPCSOCK_OP_CANCEL_POLLOUT:
+	case IPCSOCK_OP_CANCEL_PIDFD:
 		uring_op_done(ch);
 		uring_cancel_cqe(ch, op, cqe->res);
 		break;

@@ -73,6 +73,7 @@ struct uring_chan {
 	unsigned int defer;		/* URING_DEFER_*: waiting for an SQE */
 	struct list_head defer_node;	/* on uring_loop->deferred */
 	unsigned int sq_seq;		/* SQ tail after the last SQE naming fd */
+	bool pidfd_armed;		/* POLL_ADD on ch.pidfd live */
 };
 
 static inline struct uring_loop *to_uring_loop(struct ipcsock_loop *loop)
@@ -100,6 +101,8 @@ enum ipcsock_op {
 	IPCSOCK_OP_CANCEL_RECV,		/* cancels the multishot receive */
 	IPCSOCK_OP_WAKE,
 	IPCSOCK_OP_CANCEL_POLLOUT,	/* cancels a POLLOUT */
+	IPCSOCK_OP_PIDFD,		/* the peer's pidfd polled */
+	IPCSOCK_OP_CANCEL_PIDFD,	/* cancels that poll */
 };
 
 static inline uint64_t ipcsock_ud_make(const struct ipcsock_loop *loop,
@@ -141,6 +144,8 @@ enum {
 	URING_DEFER_TX		= 1 << 2,	/* uring_tx_issue() */
 	URING_DEFER_TX_CANCEL	= 1 << 3,	/* cancel the POLLOUT */
 	URING_DEFER_CLOSE	= 1 << 4,	/* close fd: see uring_close_fd */
+	URING_DEFER_PIDFD	= 1 << 5,	/* poll the peer's pidfd */
+	URING_DEFER_PIDFD_CANCEL = 1 << 6,	/* cancel that poll */
 };
 
 /* Operations the kernel holds for a channel: it lives until they end. */
@@ -174,6 +179,7 @@ void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op);
 void uring_defer(struct ipcsock_chan *ch, unsigned int what);
 void uring_undefer(struct ipcsock_chan *ch, unsigned int what);
 void uring_close_fd(struct ipcsock_chan *ch);
+int uring_watch_pidfd(struct ipcsock_chan *ch);
 
 /* uring-rx.c */
 int uring_rx_open(struct ipcsock_chan *ch);
