@@ -110,6 +110,7 @@ enum bench_scenario {
 	BENCH_STREAM,
 	BENCH_CAMERA,
 	BENCH_FANIN,		/* its own suite: fanin.h */
+	BENCH_LIVENESS,		/* its own suite: liveness.h */
 	BENCH_NR_SCENARIOS,
 };
 
@@ -197,6 +198,7 @@ extern const struct bench_scenario_ops pingpong_ops;
 extern const struct bench_scenario_ops stream_ops;
 extern const struct bench_scenario_ops camera_ops;
 extern const struct bench_scenario_ops fanin_ops;
+extern const struct bench_scenario_ops liveness_ops;
 extern const struct bench_scenario_ops *const bench_scenarios[BENCH_NR_SCENARIOS];
 
 /* camera.c: sizes and fds of the three requests (parent) or replies. */
@@ -334,6 +336,9 @@ struct bench_record {
 	double rss_kib_per_channel, idle_rss_kib_per_channel;
 	double server_rss_kib_per_channel, server_idle_rss_kib_per_channel;
 	struct bench_ratio vs_floor_epoll, vs_one_channel;
+	/* liveness */
+	const char *peer_backend, *load;
+	double kills, p50_us;
 };
 
 /* Every number NaN, every string NULL, every range invalid. */

@@ -13,6 +13,7 @@
 
 #include "bench.h"
 #include "fanin.h"
+#include "liveness.h"
 
 #define MAX_ROWS	256
 #define MAX_LIST	16
@@ -34,6 +35,7 @@ struct opts {
 	unsigned int channels[FANIN_MAX_ROWS], nr_channels;
 	unsigned int window;
 	unsigned int procs;
+	unsigned int kills;
 	unsigned int sizes[MAX_LIST], nr_sizes;
 	unsigned int fds[MAX_LIST], nr_fds;
 	unsigned int batches[MAX_LIST], nr_batches;
@@ -82,11 +84,12 @@ static void print_usage(FILE *f)
 "sendmmsg/recvmmsg, libcamera 0.0.3's IPCUnixSocket and a rewrite of its\n"
 "protocol (libcamera-style), between two processes; and fanin: N channels\n"
 "into one server process (the library, and floors on epoll and io_uring)\n"
-"from a few client processes.\n"
+"from a few client processes; and liveness: SIGKILL of a peer to hangup,\n"
+"with ipcsock_watch_pidfd() and on the end of file alone.\n"
 "\n"
 "  --quick            reduced suite, under 20 s\n"
 "  --full             every size x fds x batch combination\n"
-"  --scenario LIST    pingpong,stream,camera,fanin (default: all)\n"
+"  --scenario LIST    pingpong,stream,camera,fanin,liveness (default: all)\n"
 "  --impl LIST        ipcsock-uring,ipcsock-epoll,floor-sendmsg,floor-mmsg,\n"
 "                     libcamera-style,ipcsock-uring-busy,libcamera;\n"
 "                     fanin: ipcsock-uring,ipcsock-shared,ipcsock-epoll,\n"
@@ -105,6 +108,7 @@ static void print_usage(FILE *f)
 "                     quick 1,256; at most %u)\n"
 "  --window N         fanin messages in flight per channel (default 8)\n"
 "  --client-procs N   fanin client processes (default 2, at most %u)\n"
+"  --kills N          liveness kills per row (default 200, quick 40)\n"
 "  --frames N         camera frames measured per run (default 120, quick 48)\n"
 "  --pin              parent on CPU 0, peer on CPU 1 (ipcsock-uring-busy\n"
 "                     is always pinned so)\n"
@@ -217,7 +221,7 @@ enum {
 	OPT_QUICK = 256, OPT_FULL, OPT_SCENARIO, OPT_IMPL, OPT_SIZE, OPT_FDS,
 	OPT_BATCH, OPT_ROUNDS, OPT_DURATION, OPT_WARMUP, OPT_FPS, OPT_FRAMES,
 	OPT_PIN, OPT_JSON, OPT_CSV, OPT_BUSY_POLL, OPT_CHANNELS, OPT_WINDOW,
-	OPT_PROCS,
+	OPT_PROCS, OPT_KILLS,
 };
 
 static const struct option long_opts[] = {
@@ -240,6 +244,7 @@ static const struct option long_opts[] = {
 	{ "channels", required_argument, NULL, OPT_CHANNELS },
 	{ "window", required_argument, NULL, OPT_WINDOW },
 	{ "client-procs", required_argument, NULL, OPT_PROCS },
+	{ "kills", required_argument, NULL, OPT_KILLS },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -324,6 +329,11 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 			if (!err && (!o->procs || o->procs > FANIN_MAX_PROCS))
 				err = -EINVAL;
 			break;
+		case OPT_KILLS:
+			err = parse_num(optarg, &o->kills);
+			if (!err && (!o->kills || o->kills > 100000))
+				err = -EINVAL;
+			break;
 		case OPT_JSON:
 			o->json = optarg;
 			break;
@@ -348,6 +358,8 @@ static int parse_opts(int argc, char **argv, struct opts *o)
 		return -1;
 	}
 	o->rounds = rounds ? rounds : o->quick ? 3 : 5;
+	if (!o->kills)
+		o->kills = o->quick ? LIVENESS_QUICK_KILLS : LIVENESS_KILLS;
 	/* A fanin round is long (N = 4096: seconds of setup and teardown). */
 	o->fanin_rounds = rounds ? rounds : 3;
 	o->duration_ms = duration ? duration : o->quick ? 40 : 120;
@@ -641,7 +653,27 @@ static void print_notes(void)
 	       "ipcsock-uring-busy runs pinned, parent on CPU 0 and peer on CPU 1.\n");
 }
 
-static struct bench_record fanin_recs[FANIN_MAX_ROWS * FANIN_NR_IMPLS];
+static struct liveness_row live_rows[LIVENESS_MAX_ROWS];
+static unsigned int nr_live;
+
+static void run_liveness(const struct opts *o, unsigned int *done,
+			 unsigned int total)
+{
+	unsigned int i;
+
+	for (i = 0; i < nr_live; i++) {
+		if (o->progress)
+			fprintf(stderr, "\r\033[K[%3u%%] liveness: %s, %s peer, %s",
+				(*done)++ * 100 / total, live_rows[i].impl,
+				live_rows[i].peer == IPCSOCK_BACKEND_EPOLL ?
+				"epoll" : "io_uring",
+				live_rows[i].loaded ? "busy" : "idle");
+		liveness_run(&live_rows[i]);
+	}
+}
+
+static struct bench_record fanin_recs[FANIN_MAX_ROWS * FANIN_NR_IMPLS +
+				      LIVENESS_MAX_ROWS];
 static unsigned int nr_fanin_recs;
 
 int main(int argc, char **argv)
@@ -667,7 +699,9 @@ int main(int argc, char **argv)
 	}
 	build_suite(&o);
 	build_fanin(&o);
-	if (!nr_rows && !nr_fanin) {
+	if (o.scenarios[BENCH_LIVENESS])
+		nr_live = liveness_rows(live_rows, o.kills);
+	if (!nr_rows && !nr_fanin && !nr_live) {
 		fprintf(stderr, "ipcsock-bench: nothing to run\n");
 		return 2;
 	}
@@ -677,23 +711,28 @@ int main(int argc, char **argv)
 	for (i = 0; i < nr_fanin; i++)
 		for (j = 0; j < FANIN_NR_IMPLS; j++)
 			total += fanin_rows[i].res[j].enabled * o.fanin_rounds;
+	total += nr_live;
 
 	print_header(&o);
 	fflush(stdout);
 	for (i = 0; i < nr_rows; i++)
 		run_row(&o, &rows[i], &done, total);
 	run_fanin(&o, &done, total);
+	run_liveness(&o, &done, total);
 	if (o.progress)
 		fprintf(stderr, "\r\033[K");
 	report_table(stdout, rows, nr_rows);
 	if (nr_rows)
 		print_notes();
 	fanin_table(stdout, fanin_rows, nr_fanin, o.fanin_rounds);
+	liveness_table(stdout, live_rows, nr_live);
 	if (!alloc_count_works())
 		printf("allocs: not counted (a sanitizer owns malloc).\n");
 
 	nr_fanin_recs = fanin_records(fanin_rows, nr_fanin, fanin_recs,
 				      ARRAY_SIZE(fanin_recs));
+	for (i = 0; i < nr_live; i++)
+		liveness_record(&fanin_recs[nr_fanin_recs++], &live_rows[i]);
 	for (i = 0; i < 2; i++) {
 		const char *path = i ? o.csv : o.json;
 
@@ -717,5 +756,9 @@ int main(int argc, char **argv)
 			    !fanin_rows[i].skip[0] && !fanin_rows[i].res[j].ok &&
 			    !bench_err_unsupported(fanin_rows[i].res[j].err))
 				return 1;
+	for (i = 0; i < nr_live; i++)
+		if (live_rows[i].err &&
+		    !bench_err_unsupported(live_rows[i].err))
+			return 1;
 	return 0;
 }

@@ -371,6 +371,7 @@ void record_init(struct bench_record *rec)
 		.p99_us = NAN, .p999_us = NAN, .max_us = NAN,
 		.msgs_per_s = NAN, .mb_per_s = NAN, .cpu_us_per_msg = NAN,
 		.allocs_per_msg = NAN, .rss_kib = NAN, .ctxsw_per_msg = NAN,
+		.kills = NAN, .p50_us = NAN,
 		.channels = NAN, .window = NAN, .server_cpu_us_per_msg = NAN,
 		.rss_kib_per_channel = NAN, .idle_rss_kib_per_channel = NAN,
 		.server_rss_kib_per_channel = NAN,
@@ -423,6 +424,10 @@ static void rec_write(struct rec *o, const struct bench_record *r)
 		r->server_idle_rss_kib_per_channel, 2);
 	rec_ratio(o, "vs_floor_epoll", &r->vs_floor_epoll);
 	rec_ratio(o, "vs_one_channel", &r->vs_one_channel);
+	rec_str(o, "peer_backend", r->peer_backend);
+	rec_str(o, "load", r->load);
+	rec_num(o, "kills", r->kills, 0);
+	rec_num(o, "p50_us", r->p50_us, 3);
 	rec_str(o, "error", r->error);
 	fputs(o->mode == REC_JSON ? "}" : "\n", o->f);
 }

@@ -34,6 +34,7 @@ const struct bench_scenario_ops *const bench_scenarios[BENCH_NR_SCENARIOS] = {
 	[BENCH_STREAM] = &stream_ops,
 	[BENCH_CAMERA] = &camera_ops,
 	[BENCH_FANIN] = &fanin_ops,
+	[BENCH_LIVENESS] = &liveness_ops,
 };
 
 bool bench_pin;
