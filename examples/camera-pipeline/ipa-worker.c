@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -253,6 +254,12 @@ int main(int argc, char **argv)
 	}
 	ipcsock_set_ready_read(ipa.sock, on_ready_read, &ipa);
 	ipcsock_set_hangup(ipa.sock, on_hangup, &ipa);
+	/* Not left behind as an orphan when the camera process dies. */
+	ret = pidfd_open(getppid(), 0);
+	if (ret >= 0) {
+		ipcsock_watch_pidfd(ipa.sock, ret);
+		close(ret);
+	}
 
 	while (!ipa.stop && !ipa.hung_up && !ipa.send_err) {
 		ret = ipcsock_loop_dispatch(loop, -1);

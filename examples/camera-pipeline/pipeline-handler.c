@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/pidfd.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -222,6 +223,16 @@ static int ipa_spawn(struct ipa_proxy *ipa, const char *path)
 	close(fd);
 	ipcsock_set_ready_read(ipa->sock, ipa_on_ready_read, ipa);
 	ipcsock_set_hangup(ipa->sock, ipa_on_hangup, ipa);
+	/*
+	 * A worker that dies on io_uring keeps its socket open until the
+	 * kernel tears its ring down: the pidfd tells at once. The library
+	 * keeps its own duplicate.
+	 */
+	fd = pidfd_open(ipa->pid, 0);
+	if (fd >= 0) {
+		ipcsock_watch_pidfd(ipa->sock, fd);
+		close(fd);
+	}
 	return 0;
 }
 
