@@ -175,7 +175,9 @@ typedef void (*ipcsock_ready_read_fn)(struct ipcsock *sock, void *arg);
  * @sock: the socket, still bound until closed or freed
  * @err: 0 if the peer closed its end in order, -ECONNRESET if it closed
  *	with messages of ours unread, another negative errno if the channel
- *	failed (-EMSGSIZE, -EMFILE, -EPROTO, ...)
+ *	failed (-EMSGSIZE, -EMFILE, -EPROTO, ...); in %IPCSOCK_WIRE_LIBCAMERA
+ *	mode never 0 or -ECONNRESET, but -ECONNREFUSED when a send found the
+ *	peer's end closed
  * @arg: the argument given to ipcsock_set_hangup()
  *
  * Runs once per binding, after every message the peer sent before the end
@@ -343,6 +345,70 @@ ipcsock_loop_backend(const struct ipcsock_loop *loop);
 IPCSOCK_API struct ipcsock *ipcsock_new(struct ipcsock_loop *loop);
 
 /**
+ * enum ipcsock_wire - the format a socket speaks on its channel
+ * @IPCSOCK_WIRE_NATIVE: the library's own: a SOCK_SEQPACKET socket, one
+ *	datagram per message with a header that is checked; the peer's
+ *	close, and its reset when it leaves messages unread, are reported
+ * @IPCSOCK_WIRE_LIBCAMERA: libcamera's IPCUnixSocket: a SOCK_DGRAM socket,
+ *	two datagrams per message (a header with the byte and fd counts, then
+ *	the bytes with the fds), so that a libcamera process can be the peer.
+ *	Every message is still checked, delivered whole and in order; a
+ *	message with neither bytes nor fds cannot be sent (-EINVAL, as in
+ *	libcamera). A datagram socket pair has no end of file: the peer's
+ *	close is seen only when a send is refused (hangup -ECONNREFUSED),
+ *	never while only receiving, and there is no reset notice
+ *
+ * Both ends of a channel must use the same one. The mode is chosen per
+ * socket handle, when it is made, and kept across close and rebind.
+ */
+enum ipcsock_wire {
+	IPCSOCK_WIRE_NATIVE = 0,
+	IPCSOCK_WIRE_LIBCAMERA,
+};
+
+/**
+ * struct ipcsock_opts - options of a new socket handle
+ * @sz: sizeof(struct ipcsock_opts), as IPCSOCK_OPTS() sets it
+ * @wire: see &enum ipcsock_wire; default %IPCSOCK_WIRE_NATIVE
+ *
+ * libbpf style, as &struct ipcsock_loop_opts.
+ */
+struct ipcsock_opts {
+	size_t sz;
+	enum ipcsock_wire wire;
+};
+
+/**
+ * IPCSOCK_OPTS() - declare socket options with their size set
+ * @name: the variable to declare, a struct ipcsock_opts
+ * @...: designated initialisers of the other fields, e.g. .wire = ...
+ *
+ * For C, as IPCSOCK_LOOP_OPTS(); ipcsock.hpp takes an enum instead.
+ */
+#define IPCSOCK_OPTS(name, ...)						\
+	struct ipcsock_opts name = {					\
+		.sz = sizeof(struct ipcsock_opts),			\
+		__VA_ARGS__						\
+	}
+
+/**
+ * ipcsock_new_opts() - allocate an unbound socket handle with options
+ * @loop: the loop it runs on, or NULL for ipcsock_loop_default()
+ * @opts: options, or NULL for every default (then as ipcsock_new())
+ *
+ * As ipcsock_new(); @opts->wire chooses the format every binding of the
+ * handle speaks, and with it the socket type ipcsock_create() makes and
+ * ipcsock_bind() accepts.
+ *
+ * Context: The loop's thread.
+ * Return: The handle, or NULL with errno set: EINVAL for bad options (an
+ * unknown @opts->wire, @opts->sz too small, or bytes past the fields this
+ * library knows not zero), else as ipcsock_new().
+ */
+IPCSOCK_API struct ipcsock *ipcsock_new_opts(struct ipcsock_loop *loop,
+					     const struct ipcsock_opts *opts);
+
+/**
  * ipcsock_free() - close a socket handle and free it
  * @sock: the handle, or NULL
  *
@@ -356,7 +422,8 @@ IPCSOCK_API void ipcsock_free(struct ipcsock *sock);
  *
  * The other end, close-on-exec, is the caller's to hand to the peer (e.g.
  * a worker started with fork and exec) and then to close: while the caller
- * holds both ends, the channel cannot end.
+ * holds both ends, the channel cannot end. The pair is SOCK_SEQPACKET, or
+ * SOCK_DGRAM for a handle in %IPCSOCK_WIRE_LIBCAMERA mode.
  *
  * Context: The loop's thread, also from callbacks.
  * Return: The peer's end, a descriptor, or a negative errno (-EINVAL,
@@ -369,14 +436,16 @@ IPCSOCK_API int ipcsock_create(struct ipcsock *sock);
 /**
  * ipcsock_bind() - bind a handle to an existing channel end
  * @sock: an unbound handle
- * @fd: a connected AF_UNIX SOCK_SEQPACKET socket, e.g. the end a worker got
+ * @fd: a connected AF_UNIX SOCK_SEQPACKET socket, e.g. the end a worker got;
+ *	SOCK_DGRAM for a handle in %IPCSOCK_WIRE_LIBCAMERA mode
  *
  * On success the library owns @fd and closes it on ipcsock_close(); on
  * failure @fd stays the caller's.
  *
  * Context: The loop's thread, also from callbacks.
  * Return: 0, or a negative errno: as ipcsock_create(), and -EBADF,
- * -ENOTSOCK, -EAFNOSUPPORT, -EPROTOTYPE, -ENOTCONN for an unsuitable @fd.
+ * -ENOTSOCK, -EAFNOSUPPORT, -EPROTOTYPE (also for a socket of the type
+ * of the other wire mode), -ENOTCONN for an unsuitable @fd.
  */
 IPCSOCK_API int ipcsock_bind(struct ipcsock *sock, int fd);
 
@@ -385,9 +454,12 @@ IPCSOCK_API int ipcsock_bind(struct ipcsock *sock, int fd);
  * @sock: the handle, or NULL; closing an unbound one does nothing
  *
  * Queued messages go to the kernel as far as the socket buffer takes them,
- * the rest are dropped; received messages not taken are discarded and their
+ * the rest are dropped (in %IPCSOCK_WIRE_LIBCAMERA mode a message goes
+ * whole or not at all: a header whose payload the socket did not take is
+ * followed by nothing); received messages not taken are discarded and their
  * descriptors closed. The peer's hangup callback gets 0, or -ECONNRESET if
- * messages it sent were left unread. No hangup callback of @sock runs; its
+ * messages it sent were left unread (in %IPCSOCK_WIRE_LIBCAMERA mode the
+ * peer learns of the close only when it sends: -ECONNREFUSED). No hangup callback of @sock runs; its
  * callbacks stay set for the next binding.
  *
  * Context: The loop's thread, also from the socket's own callbacks. On a

@@ -427,6 +427,15 @@ private:
 };
 
 /*
+ * Wire - the format a socket speaks (ipcsock.h's enum ipcsock_wire):
+ * Native, the library's own on SOCK_SEQPACKET, or Libcamera, libcamera's
+ * IPCUnixSocket format on SOCK_DGRAM, for a libcamera process as the peer.
+ * In Libcamera mode the peer's close is seen only when a send is refused
+ * (hangup -ECONNREFUSED); see ipcsock_new_opts(3).
+ */
+enum class Wire { Native, Libcamera };
+
+/*
  * IPCUnixSocket - one end of a channel, with libcamera's API: create() or
  * bind(), send() and receive() whole messages with descriptors, readyRead
  * when messages are waiting, close(). Added: hangup(err) when the channel
@@ -452,6 +461,21 @@ public:
 	/* A socket on @loop, which must outlive it. */
 	explicit IPCUnixSocket(Loop &loop)
 		: sock_(loop.get() ? ipcsock_new(loop.get()) : nullptr),
+		  error_(loop.get() ? newError() : loopError(loop))
+	{
+		init();
+	}
+
+	/* A socket on the default loop that speaks @wire. */
+	explicit IPCUnixSocket(Wire wire)
+		: sock_(newSock(nullptr, wire)), error_(newError())
+	{
+		init();
+	}
+
+	/* A socket on @loop, which must outlive it, that speaks @wire. */
+	IPCUnixSocket(Loop &loop, Wire wire)
+		: sock_(loop.get() ? newSock(loop.get(), wire) : nullptr),
 		  error_(loop.get() ? newError() : loopError(loop))
 	{
 		init();
@@ -583,6 +607,16 @@ private:
 				::close(fds[i]);
 		}
 	};
+
+	static struct ipcsock *newSock(struct ipcsock_loop *loop, Wire wire)
+	{
+		struct ipcsock_opts opts = {};
+
+		opts.sz = sizeof(opts);
+		opts.wire = wire == Wire::Libcamera ? IPCSOCK_WIRE_LIBCAMERA :
+						      IPCSOCK_WIRE_NATIVE;
+		return ipcsock_new_opts(loop, &opts);
+	}
 
 	int newError() const noexcept
 	{

@@ -176,6 +176,7 @@ struct ipcsock_loop {
 
 struct ipcsock {
 	struct ipcsock_loop *loop;
+	enum ipcsock_wire wire;		/* what every binding speaks */
 	struct ipcsock_chan *ch;	/* NULL while unbound */
 	struct list_head node;		/* on loop->socks */
 	ipcsock_ready_read_fn ready_read;

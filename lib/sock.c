@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -33,6 +34,44 @@ struct ipcsock *ipcsock_new(struct ipcsock_loop *loop)
 		return NULL;
 	sock->loop = loop;
 	list_add_tail(&sock->node, &loop->socks);
+	return sock;
+}
+
+/* As loop.c's opts_check: unknown trailing bytes must be zero. */
+static int sock_opts_check(const struct ipcsock_opts *opts)
+{
+	size_t i;
+
+	if (opts->sz < sizeof(opts->sz))
+		return -EINVAL;
+	for (i = sizeof(*opts); i < opts->sz; i++)
+		if (((const char *)opts)[i])
+			return -EINVAL;
+	if (opts->sz >= offsetof(struct ipcsock_opts, wire) +
+		       sizeof(opts->wire) &&
+	    opts->wire != IPCSOCK_WIRE_NATIVE &&
+	    opts->wire != IPCSOCK_WIRE_LIBCAMERA)
+		return -EINVAL;
+	return 0;
+}
+
+struct ipcsock *ipcsock_new_opts(struct ipcsock_loop *loop,
+				 const struct ipcsock_opts *opts)
+{
+	struct ipcsock *sock;
+	int err;
+
+	if (opts) {
+		err = sock_opts_check(opts);
+		if (err) {
+			errno = -err;
+			return NULL;
+		}
+	}
+	sock = ipcsock_new(loop);
+	if (sock && opts && opts->sz >= offsetof(struct ipcsock_opts, wire) +
+					sizeof(opts->wire))
+		sock->wire = opts->wire;
 	return sock;
 }
 
@@ -221,6 +260,9 @@ static int chan_bind(struct ipcsock *sock, int fd)
 	struct ipcsock_chan *ch;
 	int err;
 
+	/* The data path of the libcamera format is not there yet. */
+	if (sock->wire != IPCSOCK_WIRE_NATIVE)
+		return -EOPNOTSUPP;
 	err = fit_sndbuf(fd, loop->max_msg_size);
 	if (err)
 		return err;
@@ -259,6 +301,13 @@ fail:
 	return err;
 }
 
+/* The socket type each wire format runs on. */
+static int sock_type(const struct ipcsock *sock)
+{
+	return sock->wire == IPCSOCK_WIRE_LIBCAMERA ? SOCK_DGRAM :
+						      SOCK_SEQPACKET;
+}
+
 /* May @sock be bound now? 0, or why not. */
 static int sock_bindable(const struct ipcsock *sock)
 {
@@ -275,7 +324,7 @@ int ipcsock_create(struct ipcsock *sock)
 
 	if (err)
 		return err;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+	if (socketpair(AF_UNIX, sock_type(sock) | SOCK_CLOEXEC, 0, sv))
 		return -errno;
 	err = chan_bind(sock, sv[0]);
 	if (err) {
@@ -307,7 +356,7 @@ int ipcsock_bind(struct ipcsock *sock, int fd)
 	len = sizeof(int);
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &val, &len))
 		return -errno;
-	if (val != SOCK_SEQPACKET)
+	if (val != sock_type(sock))
 		return -EPROTOTYPE;
 	/* A listening or unconnected socket has no peer to talk to. */
 	len = sizeof(peer);
