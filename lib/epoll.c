@@ -15,7 +15,6 @@
 
 #include "internal.h"
 
-#define EP_RX_BATCH	32u
 #define EP_EVENTS	64
 #define EP_EVFD_TAG	UINT64_MAX
 /* In a channel's tag: the event is its peer's pidfd, not its socket. */
@@ -32,8 +31,8 @@ struct epoll_chan {
 	unsigned int rx_next;		/* next receive slot to fill */
 	bool tx_need_pollout;		/* the socket was full */
 	bool pidfd_in_set;		/* ch.pidfd is in the epoll set */
-	struct mmsghdr rx_mmsg[EP_RX_BATCH];
-	struct iovec rx_iov[EP_RX_BATCH];
+	struct mmsghdr rx_mmsg[IPCSOCK_EP_RX_BATCH];
+	struct iovec rx_iov[IPCSOCK_EP_RX_BATCH];
 };
 
 static inline struct epoll_loop *to_epoll_loop(struct ipcsock_loop *loop)
@@ -113,6 +112,48 @@ static bool epoll_data_after(struct epoll_chan *ec, unsigned int from,
 	return false;
 }
 
+/* Entry @i of the recvmmsg vector receives into slot @slot. */
+static void epoll_rx_entry(struct ipcsock_chan *ch, unsigned int i,
+			   unsigned int slot)
+{
+	struct epoll_chan *ec = to_epoll_chan(ch);
+	unsigned char *buf = rx_slot_buf(ch, slot);
+	struct msghdr *mh = &ec->rx_mmsg[i].msg_hdr;
+
+	ec->rx_iov[i].iov_base = buf + IPCSOCK_RX_HDR_OFF;
+	ec->rx_iov[i].iov_len = ch->rx_stride - IPCSOCK_RX_HDR_OFF;
+	mh->msg_name = NULL;
+	mh->msg_namelen = 0;
+	mh->msg_iov = &ec->rx_iov[i];
+	mh->msg_iovlen = 1;
+	mh->msg_control = buf + IPCSOCK_RX_CTRL_OFF;
+	mh->msg_controllen = IPCSOCK_CTRL_LEN;
+	mh->msg_flags = 0;
+}
+
+/*
+ * Lay out one recvmmsg batch: one entry per free slot, in slot order. In
+ * the libcamera mode every other entry is a header, which needs no slot.
+ */
+static unsigned int epoll_rx_layout(struct ipcsock_chan *ch,
+				    unsigned int room)
+{
+	struct epoll_chan *ec = to_epoll_chan(ch);
+	unsigned int i, used = 0;
+
+	if (ch->lc)
+		wire_lc_ep_batch(ch);
+	for (i = 0; i < IPCSOCK_EP_RX_BATCH && used < room; i++) {
+		if (ch->lc && wire_lc_ep_is_hdr(ch, i))
+			wire_lc_ep_hdr_entry(ch, i, &ec->rx_mmsg[i].msg_hdr,
+					     &ec->rx_iov[i]);
+		else
+			epoll_rx_entry(ch, i, (ec->rx_next + used++) %
+					      ch->nr_rx);
+	}
+	return i;
+}
+
 static void epoll_rx(struct ipcsock_chan *ch)
 {
 	struct epoll_chan *ec = to_epoll_chan(ch);
@@ -130,24 +171,7 @@ static void epoll_rx(struct ipcsock_chan *ch)
 		k = ch->nr_rx - chan_rx_busy(ch);
 		if (!k)
 			break;
-		if (k > EP_RX_BATCH)
-			k = EP_RX_BATCH;
-		for (i = 0; i < k; i++) {
-			unsigned char *buf;
-			struct msghdr *mh = &ec->rx_mmsg[i].msg_hdr;
-
-			buf = rx_slot_buf(ch, (ec->rx_next + i) % ch->nr_rx);
-			ec->rx_iov[i].iov_base = buf + IPCSOCK_RX_HDR_OFF;
-			ec->rx_iov[i].iov_len = ch->rx_stride -
-						IPCSOCK_RX_HDR_OFF;
-			mh->msg_name = NULL;
-			mh->msg_namelen = 0;
-			mh->msg_iov = &ec->rx_iov[i];
-			mh->msg_iovlen = 1;
-			mh->msg_control = buf + IPCSOCK_RX_CTRL_OFF;
-			mh->msg_controllen = IPCSOCK_CTRL_LEN;
-			mh->msg_flags = 0;
-		}
+		k = epoll_rx_layout(ch, k);
 		n = recvmmsg(ch->fd, ec->rx_mmsg, k,
 			     MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC, NULL);
 		if (n < 0) {
@@ -159,6 +183,13 @@ static void epoll_rx(struct ipcsock_chan *ch)
 		for (i = 0; i < (unsigned int)n; i++) {
 			struct msghdr *mh = &ec->rx_mmsg[i].msg_hdr;
 
+			if (ch->lc && wire_lc_ep_is_hdr(ch, i)) {
+				wire_lc_rx(ch, -1, mh->msg_iov->iov_base,
+					   ec->rx_mmsg[i].msg_len,
+					   mh->msg_control, mh->msg_controllen,
+					   mh->msg_flags);
+				continue;
+			}
 			slot = ec->rx_next % ch->nr_rx;
 			tail = ch->rx_tail;
 			/*

@@ -38,7 +38,11 @@
 /* Messages one sendmmsg of the direct send path carries. */
 #define IPCSOCK_TX_DIRECT_BATCH	32
 
+/* Datagrams one recvmmsg of the epoll backend takes. */
+#define IPCSOCK_EP_RX_BATCH	32u
+
 struct ipcsock_chan;
+struct wire_lc;
 
 /*
  * A backend keeps its state in structs of its own that embed struct
@@ -148,7 +152,10 @@ struct ipcsock_loop {
 	/* Scratch of the direct send path (a loop is single-threaded). */
 	struct mmsghdr tx_mmsg[IPCSOCK_TX_DIRECT_BATCH];
 	struct iovec tx_iov[2 * IPCSOCK_TX_DIRECT_BATCH];
-	struct ipcsock_wire_hdr tx_hdr[IPCSOCK_TX_DIRECT_BATCH];
+	union {
+		struct ipcsock_wire_hdr tx_hdr[IPCSOCK_TX_DIRECT_BATCH];
+		struct ipcsock_wire_lc_hdr tx_lc_hdr[IPCSOCK_TX_DIRECT_BATCH];
+	};
 	unsigned char *tx_ctrl;
 	size_t tx_ctrl_cap;
 
@@ -214,6 +221,7 @@ struct ipcsock_chan {
 	struct ipcsock_loop *loop;
 	struct ipcsock *sock;		/* NULL once closed */
 	int fd;
+	struct wire_lc *lc;		/* libcamera wire mode, else NULL */
 	unsigned int id;		/* index in loop->chans */
 	unsigned int gen;		/* tells a reused index apart */
 	unsigned int inflight;		/* this channel's kernel operations */
@@ -318,6 +326,29 @@ void loop_peer_check(struct ipcsock_loop *loop);
 void chan_put(struct ipcsock_chan *ch);
 void chan_destroy(struct ipcsock_chan *ch);
 
+/* wire-libcamera.c: IPCSOCK_WIRE_LIBCAMERA, called where ch->lc is set */
+int wire_lc_alloc(struct ipcsock_chan *ch);
+void wire_lc_free(struct ipcsock_chan *ch);
+void wire_lc_slot_fill(struct ipcsock_chan *ch, unsigned int seq,
+		       struct ipcsock_tx_slot *slot, void *hdr_at, uint32_t len,
+		       unsigned int nr_fds);
+unsigned int wire_lc_tx_datagrams(const struct ipcsock_chan *ch);
+struct msghdr *wire_lc_tx_msg(struct ipcsock_chan *ch, unsigned int i);
+void wire_lc_tx_sent(struct ipcsock_chan *ch, unsigned int n);
+bool wire_lc_tx_half(const struct ipcsock_chan *ch);
+unsigned int wire_lc_tx_slots(const struct ipcsock_chan *ch,
+			      unsigned int sends);
+void wire_lc_tx_dropped(struct ipcsock_chan *ch);
+struct msghdr *wire_lc_direct_msg(struct ipcsock_loop *loop,
+				  const struct ipcsock_payload *p,
+				  unsigned int i);
+void wire_lc_rx(struct ipcsock_chan *ch, int slot, const void *data,
+		size_t len, void *ctrl, size_t ctrl_len, int msg_flags);
+void wire_lc_ep_batch(struct ipcsock_chan *ch);
+bool wire_lc_ep_is_hdr(const struct ipcsock_chan *ch, unsigned int i);
+void wire_lc_ep_hdr_entry(struct ipcsock_chan *ch, unsigned int i,
+			  struct msghdr *mh, struct iovec *iov);
+
 /* tx.c */
 int chan_tx_alloc(struct ipcsock_chan *ch);
 void chan_tx_free(struct ipcsock_chan *ch);
@@ -345,6 +376,30 @@ static inline struct ipcsock_tx_slot *chan_tx_slot(struct ipcsock_chan *ch,
 		      [idx & ((1u << ch->tx_chunk_shift) - 1)];
 }
 
+/* Datagrams the send queue holds (libcamera: two per message). */
+static inline unsigned int chan_tx_datagrams(const struct ipcsock_chan *ch)
+{
+	return ch->lc ? wire_lc_tx_datagrams(ch) : chan_tx_queued(ch);
+}
+
+/* Datagram @i of the send queue, from the next one to go. */
+static inline struct msghdr *chan_tx_msg(struct ipcsock_chan *ch,
+					 unsigned int i)
+{
+	if (ch->lc)
+		return wire_lc_tx_msg(ch, i);
+	return &chan_tx_slot(ch, ch->tx_head + i)->msg;
+}
+
+/* The next @n datagrams of the send queue went out, or are given up on. */
+static inline void chan_tx_sent(struct ipcsock_chan *ch, unsigned int n)
+{
+	if (ch->lc)
+		wire_lc_tx_sent(ch, n);
+	else
+		chan_tx_release(ch, n);
+}
+
 /* rx.c */
 int chan_rx_alloc(struct ipcsock_chan *ch);
 void chan_rx_free(struct ipcsock_chan *ch);
@@ -356,6 +411,12 @@ void chan_rx_drop_pending(struct ipcsock_chan *ch);
 void chan_rx_close(struct ipcsock_chan *ch);
 unsigned int chan_rx_busy(const struct ipcsock_chan *ch);
 void close_fds(const int *fds, unsigned int n);
+int chan_rx_parse_ctrl(void *ctrl, size_t ctrl_len, int **fds,
+		       unsigned int *nr_fds);
+void chan_rx_reject(struct ipcsock_chan *ch, int slot, const int *fds,
+		    unsigned int nr_fds, int err);
+void chan_rx_queue(struct ipcsock_chan *ch, unsigned int slot, void *data,
+		   size_t len, int *fds, unsigned int nr_fds);
 
 static inline bool chan_rx_pending(const struct ipcsock_chan *ch)
 {

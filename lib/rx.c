@@ -122,7 +122,8 @@ void chan_rx_close(struct ipcsock_chan *ch)
  * is our own cancel (-ECANCELED). Nor is -ECONNRESET: the peer closed
  * with messages of ours unread, which AF_UNIX reports once, possibly
  * before messages still queued for us; it is kept for the hang-up, and
- * receiving goes on until EOF.
+ * receiving goes on until EOF (the libcamera mode's datagram channel has
+ * no EOF: there it ends the channel).
  */
 void chan_end(struct ipcsock_chan *ch, int err)
 {
@@ -132,6 +133,9 @@ void chan_end(struct ipcsock_chan *ch, int err)
 	case -ECANCELED:
 		return;
 	case -ECONNRESET:
+		/* A datagram channel has no reset to wait for: it failed. */
+		if (ch->lc)
+			break;
 		ch->rx_reset = err;
 		return;
 	}
@@ -167,8 +171,8 @@ static int empty_datagram(struct ipcsock_chan *ch, bool more)
 }
 
 /* Find the fds of a datagram; other control messages are protocol errors. */
-static int parse_ctrl(void *ctrl, size_t ctrl_len, int **fds,
-		      unsigned int *nr_fds)
+int chan_rx_parse_ctrl(void *ctrl, size_t ctrl_len, int **fds,
+		       unsigned int *nr_fds)
 {
 	struct msghdr msg = {
 		.msg_control = ctrl,
@@ -225,6 +229,35 @@ static int check_datagram(struct ipcsock_chan *ch, unsigned int slot,
 }
 
 /*
+ * A datagram that is no message: close the fds that came with it and,
+ * unless the channel was over already, fail it. @slot is free again (-1:
+ * an epoll header entry of the libcamera mode, which has none).
+ */
+void chan_rx_reject(struct ipcsock_chan *ch, int slot, const int *fds,
+		    unsigned int nr_fds, int err)
+{
+	close_fds(fds, nr_fds);
+	if (err != -ECANCELED)
+		chan_end(ch, err);
+	if (ch->sock && slot >= 0)
+		ch->loop->ops->rx_recycle(ch, slot);
+}
+
+/* A whole message in @slot: queue it for ipcsock_receive(). */
+void chan_rx_queue(struct ipcsock_chan *ch, unsigned int slot, void *data,
+		   size_t len, int *fds, unsigned int nr_fds)
+{
+	struct ipcsock_rx_msg *m = &ch->rxq[ch->rx_tail++ % ch->nr_rx];
+
+	m->slot = slot;
+	m->data = data;
+	m->len = len;
+	m->fds = nr_fds ? fds : NULL;
+	m->nr_fds = nr_fds;
+	loop_mark_ready(ch);
+}
+
+/*
  * The backend received a datagram into @slot: @len bytes in all (the full
  * length, also when truncated), control data at @ctrl; @more when it
  * already received what followed. Queue it as a message, or close its
@@ -233,11 +266,15 @@ static int check_datagram(struct ipcsock_chan *ch, unsigned int slot,
 void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 		      void *ctrl, size_t ctrl_len, int msg_flags, bool more)
 {
-	struct ipcsock_rx_msg *m;
 	unsigned int nr_fds;
 	int *fds, err;
 
-	err = parse_ctrl(ctrl, ctrl_len, &fds, &nr_fds);
+	if (ch->lc) {
+		wire_lc_rx(ch, slot, rx_slot_buf(ch, slot) + IPCSOCK_RX_HDR_OFF,
+			   len, ctrl, ctrl_len, msg_flags);
+		return;
+	}
+	err = chan_rx_parse_ctrl(ctrl, ctrl_len, &fds, &nr_fds);
 	if (!err && (!ch->sock || ch->rx_done))
 		err = -ECANCELED;
 	if (!err && !len && !nr_fds &&
@@ -265,20 +302,11 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 		return;
 	}
 	if (err) {
-		close_fds(fds, nr_fds);
-		if (err != -ECANCELED)
-			chan_end(ch, err);
-		if (ch->sock)
-			ch->loop->ops->rx_recycle(ch, slot);
+		chan_rx_reject(ch, slot, fds, nr_fds, err);
 		return;
 	}
-	m = &ch->rxq[ch->rx_tail++ % ch->nr_rx];
-	m->slot = slot;
-	m->data = rx_slot_buf(ch, slot) + IPCSOCK_RX_DATA_OFF;
-	m->len = len - sizeof(struct ipcsock_wire_hdr);
-	m->fds = nr_fds ? fds : NULL;
-	m->nr_fds = nr_fds;
-	loop_mark_ready(ch);
+	chan_rx_queue(ch, slot, rx_slot_buf(ch, slot) + IPCSOCK_RX_DATA_OFF,
+		      len - sizeof(struct ipcsock_wire_hdr), fds, nr_fds);
 }
 
 int ipcsock_receive(struct ipcsock *sock, struct ipcsock_payload *payload)

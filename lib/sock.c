@@ -234,6 +234,7 @@ void chan_destroy(struct ipcsock_chan *ch)
 		close(ch->fd);
 	chan_rx_free(ch);
 	chan_tx_free(ch);
+	wire_lc_free(ch);
 	loop->chans[ch->id] = NULL;
 	free(ch);
 }
@@ -260,9 +261,6 @@ static int chan_bind(struct ipcsock *sock, int fd)
 	struct ipcsock_chan *ch;
 	int err;
 
-	/* The data path of the libcamera format is not there yet. */
-	if (sock->wire != IPCSOCK_WIRE_NATIVE)
-		return -EOPNOTSUPP;
 	err = fit_sndbuf(fd, loop->max_msg_size);
 	if (err)
 		return err;
@@ -283,6 +281,8 @@ static int chan_bind(struct ipcsock *sock, int fd)
 	err = chan_tx_alloc(ch);
 	if (!err)
 		err = chan_rx_alloc(ch);
+	if (!err && sock->wire == IPCSOCK_WIRE_LIBCAMERA)
+		err = wire_lc_alloc(ch);
 	if (err)
 		goto fail;
 	ch->fd = fd;

@@ -143,6 +143,8 @@ void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep)
 {
 	while (chan_tx_queued(ch) > keep)
 		slot_clear(chan_tx_slot(ch, --ch->tx_tail));
+	if (ch->lc)
+		wire_lc_tx_dropped(ch);
 }
 
 /*
@@ -158,7 +160,14 @@ void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep)
 void chan_end_send(struct ipcsock_chan *ch, int err)
 {
 	const struct ipcsock_backend_ops *ops = ch->loop->ops;
+	unsigned int keep;
 
+	/*
+	 * A datagram peer that closed shows only here: the kernel refuses
+	 * the first send (-ECONNREFUSED), then knows no peer at all.
+	 */
+	if (ch->lc && err == -ENOTCONN)
+		err = -ECONNREFUSED;
 	if (err != -EPIPE && err != -ECONNRESET && err != -ENOTCONN) {
 		chan_end(ch, err);
 		return;
@@ -167,7 +176,8 @@ void chan_end_send(struct ipcsock_chan *ch, int err)
 		ch->rx_reset = err;
 	if (!ch->tx_err)
 		ch->tx_err = -EPIPE;
-	chan_tx_drop(ch, ops->tx_inflight ? ops->tx_inflight(ch) : 0);
+	keep = ops->tx_inflight ? ops->tx_inflight(ch) : 0;
+	chan_tx_drop(ch, ch->lc ? wire_lc_tx_slots(ch, keep) : keep);
 }
 
 static int payload_check(const struct ipcsock_payload *p, unsigned int max)
@@ -257,6 +267,10 @@ static int slot_fill(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
 	slot->iov.iov_len = sizeof(*hdr) + p->len;
 	slot->msg.msg_iov = &slot->iov;
 	slot->msg.msg_iovlen = 1;
+	if (ch->lc)
+		/* Slots are always filled at the queue's tail. */
+		wire_lc_slot_fill(ch, ch->tx_tail, slot, hdr, p->len,
+				  p->nr_fds);
 	return 0;
 }
 
@@ -322,12 +336,14 @@ static int batch_fds_check(const struct ipcsock_payload *p, unsigned int count)
 }
 
 /*
- * Lay out up to IPCSOCK_TX_DIRECT_BATCH messages in the loop's scratch as
- * one sendmmsg vector pointing at the caller's bytes and fds.
+ * Lay out up to IPCSOCK_TX_DIRECT_BATCH messages (half as many in the
+ * libcamera mode, two datagrams each) in the loop's scratch as one
+ * sendmmsg vector pointing at the caller's bytes and fds.
  */
-static int direct_prepare(struct ipcsock_loop *loop,
+static int direct_prepare(struct ipcsock_chan *ch,
 			  const struct ipcsock_payload *p, unsigned int n)
 {
+	struct ipcsock_loop *loop = ch->loop;
 	size_t ctrl = 0, off = 0;
 	struct cmsghdr *cmsg;
 	struct msghdr *mh;
@@ -349,6 +365,10 @@ static int direct_prepare(struct ipcsock_loop *loop,
 		struct ipcsock_wire_hdr *hdr = &loop->tx_hdr[i];
 		struct iovec *iov = &loop->tx_iov[2 * i];
 
+		if (ch->lc) {
+			mh = wire_lc_direct_msg(loop, &p[i], i);
+			goto fds;
+		}
 		hdr->len = p[i].len;
 		hdr->nr_fds = p[i].nr_fds;
 		hdr->version = IPCSOCK_WIRE_VERSION;
@@ -361,6 +381,7 @@ static int direct_prepare(struct ipcsock_loop *loop,
 		memset(mh, 0, sizeof(*mh));
 		mh->msg_iov = iov;
 		mh->msg_iovlen = p[i].len ? 2 : 1;
+fds:
 		if (!p[i].nr_fds)
 			continue;
 		mh->msg_control = loop->tx_ctrl + off;
@@ -390,22 +411,22 @@ static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
 		     unsigned int count, unsigned int *sent)
 {
 	struct ipcsock_loop *loop = ch->loop;
-	unsigned int n;
+	unsigned int n, per = ch->lc ? 2 : 1;
 	int ret;
 
 	*sent = 0;
 	while (*sent < count) {
 		n = count - *sent;
-		if (n > IPCSOCK_TX_DIRECT_BATCH)
-			n = IPCSOCK_TX_DIRECT_BATCH;
-		ret = direct_prepare(loop, p + *sent, n);
+		if (n > IPCSOCK_TX_DIRECT_BATCH / per)
+			n = IPCSOCK_TX_DIRECT_BATCH / per;
+		ret = direct_prepare(ch, p + *sent, n);
 		if (ret)
 			return ret;
-		if (n == 1)
+		if (n * per == 1)
 			ret = sendmsg(ch->fd, &loop->tx_mmsg[0].msg_hdr,
 				      MSG_DONTWAIT | MSG_NOSIGNAL);
 		else
-			ret = sendmmsg(ch->fd, loop->tx_mmsg, n,
+			ret = sendmmsg(ch->fd, loop->tx_mmsg, n * per,
 				       MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (ret < 0) {
 			if (errno == EINTR)
@@ -419,7 +440,17 @@ static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
 		 * drops the error that stopped it (a full socket, or
 		 * ETOOMANYREFS, ...): the next round asks the kernel again.
 		 */
-		*sent += n == 1 ? 1 : (unsigned int)ret;
+		if (n * per == 1)
+			ret = 1;
+		*sent += ret / per;
+		/*
+		 * libcamera: a header went out and its payload did not. The
+		 * message is queued as half sent, its payload next to go.
+		 */
+		if (ret % per) {
+			wire_lc_tx_sent(ch, 1);
+			return 0;
+		}
 	}
 	return 0;
 }
@@ -478,7 +509,8 @@ static int tx_send_batch(struct ipcsock *sock,
 	if (!chan_tx_queued(ch) && !(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&
 	    loop->ops->tx_direct_ok(ch)) {
 		err = tx_direct(ch, payloads, count, &i);
-		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN) {
+		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ||
+		    err == -ECONNREFUSED) {
 			chan_end_send(ch, err);
 			return -EPIPE;
 		}
@@ -500,7 +532,8 @@ static int tx_send_batch(struct ipcsock *sock,
 			return count;
 	}
 	queued = chan_tx_queued(ch);
-	direct = i;
+	/* A message whose header went out is as good as sent for this. */
+	direct = i + (ch->lc && wire_lc_tx_half(ch));
 	for (; i < count; i++) {
 		slot = chan_tx_slot_get(ch, ch->tx_tail);
 		err = slot ? slot_fill(ch, slot, &payloads[i], 0) : -ENOMEM;
@@ -561,11 +594,11 @@ int chan_tx_flush_direct(struct ipcsock_chan *ch)
 	int ret;
 
 	while (chan_tx_queued(ch)) {
-		n = chan_tx_queued(ch);
+		n = chan_tx_datagrams(ch);
 		if (n > IPCSOCK_TX_DIRECT_BATCH)
 			n = IPCSOCK_TX_DIRECT_BATCH;
 		for (i = 0; i < n; i++)
-			mm[i].msg_hdr = chan_tx_slot(ch, ch->tx_head + i)->msg;
+			mm[i].msg_hdr = *chan_tx_msg(ch, i);
 		/* On a short count, the next call reports the error. */
 		ret = sendmmsg(ch->fd, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (ret < 0) {
@@ -573,7 +606,7 @@ int chan_tx_flush_direct(struct ipcsock_chan *ch)
 				continue;
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		}
-		chan_tx_release(ch, ret);
+		chan_tx_sent(ch, ret);
 	}
 	return 0;
 }
@@ -592,7 +625,8 @@ void chan_tx_reset_notice(struct ipcsock_chan *ch)
 	static const struct ipcsock_payload none;
 	struct ipcsock_tx_slot *slot;
 
-	if (ch->tx_err || chan_tx_queued(ch) >= ch->loop->tx_slots)
+	/* libcamera's format has no such notice. */
+	if (ch->lc || ch->tx_err || chan_tx_queued(ch) >= ch->loop->tx_slots)
 		return;
 	slot = chan_tx_slot_get(ch, ch->tx_tail);
 	if (slot && !slot_fill(ch, slot, &none, IPCSOCK_WIRE_F_RESET))

@@ -89,7 +89,7 @@ static void uring_tx_issue(struct ipcsock_chan *ch)
 	}
 	if (ul->ring->flags & IORING_SETUP_SQPOLL)
 		max = TX_CHAIN_MAX_SQPOLL;
-	n = chan_tx_queued(ch);
+	n = chan_tx_datagrams(ch);
 	if (n > max)
 		n = max;
 	/* A chain must sit whole in the SQ: it ends at the end of a submit. */
@@ -110,7 +110,7 @@ static void uring_tx_issue(struct ipcsock_chan *ch)
 	for (i = 0; i < n; i++) {
 		sqe = io_uring_get_sqe(ul->ring);
 		io_uring_prep_sendmsg(sqe, ch->fd,
-				      &chan_tx_slot(ch, ch->tx_head + i)->msg,
+				      chan_tx_msg(ch, i),
 				      MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (i + 1 < n)
 			sqe->flags |= IOSQE_IO_LINK;
@@ -175,12 +175,12 @@ void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
 	if (op != IPCSOCK_OP_POLLOUT) {
 		uc->tx_chain_sends--;
 		if (res >= 0 || ch->tx_err) {
-			chan_tx_release(ch, 1);
+			chan_tx_sent(ch, 1);
 		} else if (res == -EAGAIN) {
 			uc->tx_need_pollout = true;
 		} else if (res != -ECANCELED) {
 			/* Includes this message: it cannot be sent. */
-			chan_tx_release(ch, 1);
+			chan_tx_sent(ch, 1);
 			chan_end_send(ch, res);
 		}
 	}
@@ -217,7 +217,7 @@ void uring_tx_start(struct ipcsock_chan *ch)
 	 * once (the socket is full: it waits for POLLOUT in the kernel).
 	 */
 	while (!loop->dispatching && uc->tx_chain && !uc->tx_chain_poll &&
-	       chan_tx_queued(ch) > uc->tx_chain_sends) {
+	       chan_tx_datagrams(ch) > uc->tx_chain_sends) {
 		head = ch->tx_head;
 		uring_submit(loop);
 		uring_reap(loop);

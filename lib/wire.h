@@ -38,4 +38,21 @@ struct ipcsock_wire_hdr {
 
 _Static_assert(sizeof(struct ipcsock_wire_hdr) == 8, "wire header is ABI");
 
+/*
+ * IPCSOCK_WIRE_LIBCAMERA: libcamera's IPCUnixSocket format, unchanged from
+ * libcamera 0.0.3 on. A message is two SOCK_DGRAM datagrams: this header
+ * alone, then the payload bytes (possibly none) with exactly @fds fds in
+ * one SCM_RIGHTS control message. Native byte order; the padding is sent
+ * as zero and ignored on receipt. Same size as the native header, so a
+ * send slot lays either out in the same place.
+ */
+struct ipcsock_wire_lc_hdr {
+	uint32_t data;		/* payload bytes */
+	uint8_t fds;		/* fds attached to the payload */
+	uint8_t pad[3];
+};
+
+_Static_assert(sizeof(struct ipcsock_wire_lc_hdr) ==
+	       sizeof(struct ipcsock_wire_hdr), "libcamera header is ABI");
+
 #endif /* IPCSOCK_WIRE_H */
