@@ -140,8 +140,8 @@ struct io_uring_cqe;
  * @fds: the descriptors; may be NULL if @nr_fds is 0
  * @nr_fds: how many descriptors, at most %IPCSOCK_MAX_FDS
  *
- * A message travels as one datagram and arrives whole or not at all; it has
- * bytes, descriptors or both. The structure is a view: on send, the library
+ * A message travels as one datagram (two in %IPCSOCK_WIRE_LIBCAMERA mode)
+ * and arrives whole or not at all; it has bytes, descriptors or both. The structure is a view: on send, the library
  * copies the bytes and takes its own references to the descriptors before
  * the call returns; on receive, @data and @fds point into library memory,
  * read-only and valid until the next receive on the socket, while the

@@ -8,7 +8,8 @@
  * peer makes room: the syscall floor for a batch, with the ring doing the
  * waiting.
  *
- * With IPCSOCK_LOOP_RING_SENDS every message is an IORING_OP_SENDMSG.
+ * With IPCSOCK_LOOP_RING_SENDS every datagram is an IORING_OP_SENDMSG (a
+ * message is one, or two in the libcamera wire mode: see chan_tx_msg()).
  * Several SENDMSGs in flight on one socket reorder once the socket buffer
  * fills (poll waiters wake in LIFO order and new requests overtake parked
  * ones), so a channel has one IOSQE_IO_LINK chain in flight at a time.
