@@ -356,7 +356,8 @@ IPCSOCK_API struct ipcsock *ipcsock_new(struct ipcsock_loop *loop);
  *	message with neither bytes nor fds cannot be sent (-EINVAL, as in
  *	libcamera). A datagram socket pair has no end of file: the peer's
  *	close is seen only when a send is refused (hangup -ECONNREFUSED),
- *	never while only receiving, and there is no reset notice
+ *	never while only receiving (ipcsock_watch_pidfd() sees the peer
+ *	process exit), and there is no reset notice
  *
  * Both ends of a channel must use the same one. The mode is chosen per
  * socket handle, when it is made, and kept across close and rebind.

@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 
 struct lc_hdr {
 	uint32_t data;
@@ -942,6 +943,40 @@ TEST_F(lc, raw_close_econnrefused)
 	send_str(l->a, "to nobody");
 	ASSERT_TRUE(turn_until(l, l->ra.hangup, WAIT_MS));
 	EXPECT_EQ(-ECONNREFUSED, l->ra.hangup_err);
+}
+
+/*
+ * What a datagram channel cannot tell, a pidfd can: the peer process
+ * exits while we only receive, and the channel ends with -ESRCH after the
+ * messages it sent.
+ */
+TEST_F(lc, watch_pidfd_sees_exit)
+{
+	struct lc_test *l = &self->l;
+	pid_t pid;
+	int pidfd, status;
+
+	lc_raw(_metadata, l);
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		uint32_t seq = 0;
+		struct lc_hdr hdr = { .data = sizeof(seq) };
+
+		send(l->raw, &hdr, sizeof(hdr), 0);
+		send(l->raw, &seq, sizeof(seq), 0);
+		_exit(0);
+	}
+	pidfd = syscall(SYS_pidfd_open, pid, 0);
+	ASSERT_LE(0, pidfd);
+	ASSERT_EQ(0, ipcsock_watch_pidfd(l->a, pidfd));
+	close(pidfd);
+	/* Our copy of the peer's end stays open: no sign from the socket. */
+	ASSERT_TRUE(turn_until(l, l->ra.hangup, WAIT_MS));
+	waitpid(pid, &status, 0);
+	EXPECT_EQ(-ESRCH, l->ra.hangup_err);
+	EXPECT_EQ(1, l->ra.received);
+	EXPECT_EQ(1, l->ra.received_at_hangup);
 }
 
 /* Our close: what the socket took goes out whole; the peer is not told. */
