@@ -36,9 +36,11 @@ extern "C" {
 /*
  * Largest max_msg_size a loop accepts. A message travels as one datagram
  * and AF_UNIX limits a datagram to SO_SNDBUF - 32 bytes; the library
- * raises SO_SNDBUF at bind time when max_msg_size needs it.
+ * raises SO_SNDBUF at bind time when max_msg_size needs it. AF_UNIX also
+ * puts all but 68 KiB of a datagram in one kernel allocation, at most
+ * 4 MiB with 4 KiB pages, and refuses larger ones with ENOBUFS.
  */
-#define IPCSOCK_MAX_MSG_SIZE_LIMIT	(1u << 24)
+#define IPCSOCK_MAX_MSG_SIZE_LIMIT	(1u << 22)
 
 /*
  * Shared-ring mode: every user_data the library puts on the application's

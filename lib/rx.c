@@ -39,7 +39,7 @@ int chan_rx_alloc(struct ipcsock_chan *ch)
 	 */
 	ch->rx_stride = (IPCSOCK_RX_DATA_OFF + loop->max_msg_size +
 			 page - 1) & ~(size_t)(page - 1);
-	/* 16 MiB x 4096 buffers does not fit a 32-bit size_t. */
+	/* 4 MiB x 4096 buffers does not fit a 32-bit size_t. */
 	if (ch->rx_stride > SIZE_MAX / ch->nr_rx)
 		return -ENOMEM;
 	ch->rx_mem_len = ch->rx_stride * ch->nr_rx;

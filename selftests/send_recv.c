@@ -441,6 +441,40 @@ TEST_F_TIMEOUT(send_recv, large_between_small, 60)
 	free(buf);
 }
 
+/*
+ * The largest message a loop may be configured for goes through whole, as
+ * two in a row: IPCSOCK_MAX_MSG_SIZE_LIMIT must stay within what AF_UNIX
+ * carries in one datagram (one kernel allocation; larger ones are refused
+ * with ENOBUFS, which a sender would read as a full queue forever).
+ */
+TEST_F_TIMEOUT(send_recv, limit_sized_messages, 60)
+{
+	const size_t max = IPCSOCK_MAX_MSG_SIZE_LIMIT;
+	struct ipcsock_loop *loop;
+	struct ipcsock_payload p;
+	struct ipcsock *a, *b;
+	unsigned char *buf;
+	unsigned int i;
+
+	loop = ctx_loop(_metadata, &self->t, max, 4, 0);
+	ctx_pair(_metadata, &self->t, loop, &a, loop, &b);
+	buf = malloc(max);
+	ASSERT_NE(NULL, buf);
+	for (i = 0; i < 2; i++) {
+		fill_pattern(buf, max, i);
+		p = msg_of(buf, max, NULL, 0);
+		ASSERT_EQ(0, ipcsock_send(a, &p));
+	}
+	for (i = 0; i < 2; i++) {
+		ASSERT_EQ(0, receive_wait(loop, b, &p, WAIT_MS))
+			TH_LOG("message %u", i);
+		EXPECT_EQ(max, p.len);
+		EXPECT_TRUE(check_pattern(p.data, p.len, i));
+	}
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(b, &p));
+	free(buf);
+}
+
 TEST_F(send_recv, roundtrip_data_and_fds)
 {
 	struct ipcsock_payload p;
