@@ -92,6 +92,7 @@ enum bench_impl_id {
 	IMPL_LIBCAMERA_STYLE,
 	IMPL_IPCSOCK_URING_BUSY,
 	IMPL_LIBCAMERA,
+	IMPL_IPCSOCK_LCWIRE,
 	BENCH_NR_IMPLS,
 };
 
@@ -102,6 +103,7 @@ extern const struct bench_impl impl_floor_mmsg;
 extern const struct bench_impl impl_libcamera_style;
 extern const struct bench_impl impl_ipcsock_uring_busy;
 extern const struct bench_impl impl_libcamera;
+extern const struct bench_impl impl_ipcsock_lcwire;
 extern unsigned int bench_busy_poll_us;
 extern const struct bench_impl *const bench_impls[BENCH_NR_IMPLS];
 

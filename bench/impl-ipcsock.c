@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* ipcsock-uring, ipcsock-epoll, ipcsock-uring-busy: the library. */
+/*
+ * ipcsock-uring, ipcsock-epoll, ipcsock-uring-busy: the library;
+ * ipcsock-lcwire: the library on io_uring speaking libcamera's wire format.
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -33,9 +36,10 @@ static void ipc_hangup(struct ipcsock *sock, int err, void *arg)
 unsigned int bench_busy_poll_us = 100;
 
 static int ipc_open(struct bench_chan *c, int fd, enum ipcsock_backend b,
-		    unsigned int busy_poll_us)
+		    unsigned int busy_poll_us, enum ipcsock_wire wire)
 {
 	IPCSOCK_LOOP_OPTS(opts, .backend = b, .busy_poll_us = busy_poll_us);
+	IPCSOCK_OPTS(sock_opts, .wire = wire);
 	struct ipc_priv *p;
 	int err;
 
@@ -57,7 +61,7 @@ static int ipc_open(struct bench_chan *c, int fd, enum ipcsock_backend b,
 		free(p);
 		return -EOPNOTSUPP;
 	}
-	p->sock = ipcsock_new(p->loop);
+	p->sock = ipcsock_new_opts(p->loop, &sock_opts);
 	if (!p->sock) {
 		ipcsock_loop_free(p->loop);
 		free(p);
@@ -78,17 +82,23 @@ static int ipc_open(struct bench_chan *c, int fd, enum ipcsock_backend b,
 
 static int ipc_open_uring(struct bench_chan *c, int fd)
 {
-	return ipc_open(c, fd, IPCSOCK_BACKEND_URING, 0);
+	return ipc_open(c, fd, IPCSOCK_BACKEND_URING, 0, IPCSOCK_WIRE_NATIVE);
 }
 
 static int ipc_open_epoll(struct bench_chan *c, int fd)
 {
-	return ipc_open(c, fd, IPCSOCK_BACKEND_EPOLL, 0);
+	return ipc_open(c, fd, IPCSOCK_BACKEND_EPOLL, 0, IPCSOCK_WIRE_NATIVE);
 }
 
 static int ipc_open_uring_busy(struct bench_chan *c, int fd)
 {
-	return ipc_open(c, fd, IPCSOCK_BACKEND_URING, bench_busy_poll_us);
+	return ipc_open(c, fd, IPCSOCK_BACKEND_URING, bench_busy_poll_us,
+			IPCSOCK_WIRE_NATIVE);
+}
+
+static int ipc_open_lcwire(struct bench_chan *c, int fd)
+{
+	return ipc_open(c, fd, IPCSOCK_BACKEND_URING, 0, IPCSOCK_WIRE_LIBCAMERA);
 }
 
 static void ipc_close(struct bench_chan *c)
@@ -168,6 +178,16 @@ const struct bench_impl impl_ipcsock_uring_busy = {
 	.name = "ipcsock-uring-busy",
 	.sock_type = SOCK_SEQPACKET,
 	.open = ipc_open_uring_busy,
+	.close = ipc_close,
+	.send = ipc_send,
+	.wait = ipc_wait,
+};
+
+/* libcamera framing (a header datagram, then the payload's) from the library. */
+const struct bench_impl impl_ipcsock_lcwire = {
+	.name = "ipcsock-lcwire",
+	.sock_type = SOCK_DGRAM,
+	.open = ipc_open_lcwire,
 	.close = ipc_close,
 	.send = ipc_send,
 	.wait = ipc_wait,
