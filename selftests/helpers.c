@@ -247,6 +247,29 @@ bool uring_available(void)
 }
 
 /* Dispatch for a while without a condition (to let stray callbacks show). */
+/*
+ * One turn of @loop: a loop on the shared @ring (NULL: its own ring or
+ * epoll) needs the application's wait and hand-over of every CQE first.
+ */
+void loop_turn(struct ipcsock_loop *loop, struct io_uring *ring, int ms)
+{
+	struct __kernel_timespec ts = { .tv_nsec = ms * 1000000L };
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+
+	if (!ring) {
+		ipcsock_loop_dispatch(loop, ms);
+		return;
+	}
+	io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+	io_uring_for_each_cqe(ring, head, cqe) {
+		ipcsock_loop_handle_cqe(loop, cqe);
+		n++;
+	}
+	io_uring_cq_advance(ring, n);
+	ipcsock_loop_dispatch(loop, 0);
+}
+
 int dispatch_for(struct ipcsock_loop *loop, int ms)
 {
 	uint64_t deadline = now_ms() + ms;

@@ -96,6 +96,8 @@ struct ipcsock_loop *loop_new(enum ipcsock_backend backend,
 	__ok;								\
 })
 
+struct io_uring;
+void loop_turn(struct ipcsock_loop *loop, struct io_uring *ring, int ms);
 int dispatch_for(struct ipcsock_loop *loop, int ms);
 int receive_wait(struct ipcsock_loop *loop, struct ipcsock *sock,
 		 struct ipcsock_payload *p, int timeout_ms);

@@ -96,27 +96,9 @@ static void on_hangup(struct ipcsock *sock, int err, void *arg)
 	self->received_at_hangup = self->received;
 }
 
-/*
- * One turn of the loop: on a shared ring, the application's wait and
- * hand-over of every CQE first.
- */
 static void turn(struct live_ctx *self, int ms)
 {
-	struct __kernel_timespec ts = { .tv_nsec = ms * 1000000L };
-	struct io_uring_cqe *cqe;
-	unsigned int head, n = 0;
-
-	if (!self->shared) {
-		ipcsock_loop_dispatch(self->loop, ms);
-		return;
-	}
-	io_uring_submit_and_wait_timeout(&self->ring, &cqe, 1, &ts, NULL);
-	io_uring_for_each_cqe(&self->ring, head, cqe) {
-		ipcsock_loop_handle_cqe(self->loop, cqe);
-		n++;
-	}
-	io_uring_cq_advance(&self->ring, n);
-	ipcsock_loop_dispatch(self->loop, 0);
+	loop_turn(self->loop, self->shared ? &self->ring : NULL, ms);
 }
 
 static bool wait_hangup(struct live_ctx *self, int timeout_ms)

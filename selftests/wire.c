@@ -411,22 +411,6 @@ TEST_F(wire, peer_received_all_then_closed)
 	EXPECT_EQ(0, peer_closes(_metadata, &self->w, 5, true, 5, true));
 }
 
-/* The peer's application drives a shared ring: wait a little, hand over. */
-static void shared_pump(struct io_uring *ring, struct ipcsock_loop *loop)
-{
-	struct __kernel_timespec ts = { .tv_nsec = 5 * 1000 * 1000 };
-	struct io_uring_cqe *cqe;
-	unsigned int head, n = 0;
-
-	io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
-	io_uring_for_each_cqe(ring, head, cqe) {
-		ipcsock_loop_handle_cqe(loop, cqe);
-		n++;
-	}
-	io_uring_cq_advance(ring, n);
-	ipcsock_loop_dispatch(loop, 0);
-}
-
 /*
  * The same with the peer on a shared ring, plain and DEFER_TASKRUN: its
  * loop took our messages in, its application never received them.
@@ -458,12 +442,12 @@ static void shared_peer_closes(struct __test_metadata *_metadata,
 	for (i = 0; i < 5; i++)
 		ASSERT_EQ(0, send_str(b, "request"));
 	for (i = 0; i < 10; i++)
-		shared_pump(&ring, lp);
+		loop_turn(lp, &ring, 5);
 	for (i = 0; i < received; i++)
 		ASSERT_EQ(0, ipcsock_receive(peer, &p));
 	ipcsock_free(peer);
 	for (i = 0; i < 200 && !ipcsock_loop_idle(lp); i++)
-		shared_pump(&ring, lp);
+		loop_turn(lp, &ring, 5);
 	EXPECT_TRUE(ipcsock_loop_idle(lp));
 	ipcsock_loop_free(lp);
 	io_uring_queue_exit(&ring);
