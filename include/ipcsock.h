@@ -586,6 +586,85 @@ IPCSOCK_API void ipcsock_set_hangup(struct ipcsock *sock,
  */
 IPCSOCK_API int ipcsock_watch_pidfd(struct ipcsock *sock, int pidfd);
 
+/**
+ * struct ipcsock_stats - what a channel has done, ipcsock_get_stats()
+ * @tx_msgs: messages ipcsock_send() and ipcsock_send_batch() accepted
+ * @tx_bytes: their payload bytes
+ * @tx_fds: their descriptors
+ * @tx_datagrams: datagrams the kernel took from this end: the messages
+ *	that went out, and the notice that closing dropped unread messages
+ *	(ipcsock_close(3)); messages still queued are not in it yet
+ * @tx_direct: messages that went straight to the kernel during the send
+ *	call, never queued
+ * @tx_queued: messages copied into the send queue, to go out later
+ * @tx_ring: datagrams of the send queue the kernel took as io_uring
+ *	SENDMSG operations (%IPCSOCK_LOOP_RING_SENDS); without that flag the
+ *	queue drains with sendmmsg(2) when the socket has room
+ * @tx_nobufs: send calls refused with -ENOBUFS, the send queue full
+ * @tx_queue_max: the most messages the send queue held at once
+ * @rx_msgs: messages received and checked, ready for ipcsock_receive()
+ * @rx_bytes: their payload bytes
+ * @rx_fds: their descriptors
+ * @rx_datagrams: datagrams read from the socket, whether they became
+ *	messages, notices of the peer's or protocol errors; not the end of
+ *	file
+ * @rx_bufs: receive buffers holding a message now: those waiting for
+ *	ipcsock_receive() and the one it handed out last
+ * @rx_bufs_max: the most receive buffers that ever held a message at once;
+ *	when it reaches the loop's recv_buffers, the peer was throttled
+ * @ended: 1 once the channel has ended (its hangup is due or was
+ *	reported), else 0
+ * @hangup_err: when @ended, the error the hangup callback gets (0, or a
+ *	negative errno), else 0
+ *
+ * The counters are those of the socket's current binding: ipcsock_bind()
+ * and ipcsock_create() start them at zero, and ipcsock_close() ends them.
+ * Fields may be added at the end in later versions; ipcsock_get_stats()
+ * takes the size of the caller's structure.
+ */
+struct ipcsock_stats {
+	uint64_t tx_msgs;
+	uint64_t tx_bytes;
+	uint64_t tx_fds;
+	uint64_t tx_datagrams;
+	uint64_t tx_direct;
+	uint64_t tx_queued;
+	uint64_t tx_ring;
+	uint64_t tx_nobufs;
+	uint64_t tx_queue_max;
+	uint64_t rx_msgs;
+	uint64_t rx_bytes;
+	uint64_t rx_fds;
+	uint64_t rx_datagrams;
+	uint64_t rx_bufs;
+	uint64_t rx_bufs_max;
+	uint32_t ended;
+	int32_t hangup_err;
+};
+
+/**
+ * ipcsock_get_stats() - read the counters of a socket's channel
+ * @sock: a bound handle
+ * @st: where to write them
+ * @sz: sizeof(*@st) as the caller's header has it
+ *
+ * Fills the first @sz bytes of @st. A caller built against an older
+ * header, with a smaller structure, gets the fields it knows; one built
+ * against a newer header, with a larger structure, gets the fields this
+ * library knows and zeroes after them, and learns from the return value
+ * where they start. Counting is a few plain increments on paths the
+ * library takes anyway; it is always on.
+ *
+ * Context: The loop's thread, also from callbacks, including the hangup
+ * callback (an ended channel stays bound until closed).
+ * Return: The bytes of @st this library filled in, min(@sz, its own
+ * sizeof(struct ipcsock_stats)), or a negative errno: -EINVAL (@sock or
+ * @st NULL, @sz smaller than one counter), -ENOTCONN (not bound), -ECHILD
+ * (a loop inherited over fork()).
+ */
+IPCSOCK_API int ipcsock_get_stats(const struct ipcsock *sock,
+				  struct ipcsock_stats *st, size_t sz);
+
 #ifdef __cplusplus
 }
 #endif

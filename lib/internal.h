@@ -260,6 +260,13 @@ struct ipcsock_chan {
 
 	bool closing;			/* inside ipcsock_close: keep it */
 
+	/*
+	 * ipcsock_get_stats() (stats.c): plain counters, the loop is
+	 * single-threaded; rx_bufs, ended and hangup_err are read off the
+	 * channel's state when asked for.
+	 */
+	struct ipcsock_stats st;
+
 	/* Peer liveness (liveness.c): the watched process, or -1. */
 	int pidfd;
 	bool peer_exited;		/* pidfd polled readable */
@@ -304,6 +311,16 @@ static inline bool loop_inherited(const struct ipcsock_loop *loop)
 static inline bool sock_inherited(const struct ipcsock *sock)
 {
 	return sock->loop && loop_inherited(sock->loop);
+}
+
+/* The channel a public call on @sock works on: 0, or why there is none. */
+static inline int sock_chan(const struct ipcsock *sock,
+			    struct ipcsock_chan **ch)
+{
+	if (sock_inherited(sock))
+		return -ECHILD;
+	*ch = sock->ch;
+	return *ch ? 0 : -ENOTCONN;
 }
 
 uint64_t loop_now_us(void);

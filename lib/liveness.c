@@ -47,11 +47,9 @@ int ipcsock_watch_pidfd(struct ipcsock *sock, int pidfd)
 
 	if (!sock)
 		return -EINVAL;
-	if (sock_inherited(sock))
-		return -ECHILD;
-	ch = sock->ch;
-	if (!ch)
-		return -ENOTCONN;
+	err = sock_chan(sock, &ch);
+	if (err)
+		return err;
 	if (ch->pidfd >= 0)
 		return -EBUSY;
 	err = pidfd_check(pidfd);

@@ -254,6 +254,11 @@ void chan_rx_queue(struct ipcsock_chan *ch, unsigned int slot, void *data,
 	m->len = len;
 	m->fds = nr_fds ? fds : NULL;
 	m->nr_fds = nr_fds;
+	ch->st.rx_msgs++;
+	ch->st.rx_bytes += len;
+	ch->st.rx_fds += nr_fds;
+	if (chan_rx_busy(ch) > ch->st.rx_bufs_max)
+		ch->st.rx_bufs_max = chan_rx_busy(ch);
 	loop_mark_ready(ch);
 }
 
@@ -280,11 +285,14 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 	if (!err && !len && !nr_fds &&
 	    !(msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		/* EOF, unless a live peer sent an empty datagram. */
-		chan_end(ch, empty_datagram(ch, more));
+		err = empty_datagram(ch, more);
+		ch->st.rx_datagrams += !!err;
+		chan_end(ch, err);
 		/* After the end: the buffer goes back, no receive is armed. */
 		ch->loop->ops->rx_recycle(ch, slot);
 		return;
 	}
+	ch->st.rx_datagrams++;
 	/* The peer said it was closing: only the end may follow. */
 	if (!err && ch->rx_reset_notice)
 		err = -EPROTO;
@@ -313,14 +321,13 @@ int ipcsock_receive(struct ipcsock *sock, struct ipcsock_payload *payload)
 {
 	struct ipcsock_chan *ch;
 	struct ipcsock_rx_msg *m;
+	int err;
 
 	if (!sock || !payload)
 		return -EINVAL;
-	if (sock_inherited(sock))
-		return -ECHILD;
-	ch = sock->ch;
-	if (!ch)
-		return -ENOTCONN;
+	err = sock_chan(sock, &ch);
+	if (err)
+		return err;
 	if (ch->rx_held >= 0) {
 		unsigned int slot = ch->rx_held;
 

@@ -442,6 +442,7 @@ static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
 		 */
 		if (n * per == 1)
 			ret = 1;
+		ch->st.tx_datagrams += ret;
 		*sent += ret / per;
 		/*
 		 * libcamera: a header went out and its payload did not. The
@@ -455,11 +456,26 @@ static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
 	return 0;
 }
 
+/* A send call of @count messages succeeded, @direct of them direct. */
+static int tx_count(struct ipcsock_chan *ch, unsigned int count,
+		    uint64_t bytes, uint64_t fds, unsigned int direct)
+{
+	struct ipcsock_stats *st = &ch->st;
+
+	st->tx_msgs += count;
+	st->tx_bytes += bytes;
+	st->tx_fds += fds;
+	st->tx_direct += direct;
+	st->tx_queued += count - direct;
+	return count;
+}
+
 static int tx_send_batch(struct ipcsock *sock,
 			 const struct ipcsock_payload *payloads,
 			 unsigned int count)
 {
 	unsigned int i, queued, direct;
+	uint64_t bytes = 0, fds = 0;
 	struct ipcsock_tx_slot *slot;
 	struct ipcsock_loop *loop;
 	struct ipcsock_chan *ch;
@@ -478,6 +494,8 @@ static int tx_send_batch(struct ipcsock *sock,
 		err = payload_check(&payloads[i], loop->max_msg_size);
 		if (err)
 			return err;
+		bytes += payloads[i].len;
+		fds += payloads[i].nr_fds;
 	}
 	if (ch->tx_err)
 		return -EPIPE;
@@ -502,8 +520,10 @@ static int tx_send_batch(struct ipcsock *sock,
 			return -ENOTCONN;
 		if (ch->tx_err)
 			return -EPIPE;
-		if (count > loop->send_queue_len - chan_tx_queued(ch))
+		if (count > loop->send_queue_len - chan_tx_queued(ch)) {
+			ch->st.tx_nobufs++;
 			return -ENOBUFS;
+		}
 	}
 	i = 0;
 	if (!chan_tx_queued(ch) && !(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&
@@ -529,7 +549,7 @@ static int tx_send_batch(struct ipcsock *sock,
 			return -EPIPE;
 		}
 		if (i == count)
-			return count;
+			return tx_count(ch, count, bytes, fds, count);
 	}
 	queued = chan_tx_queued(ch);
 	/* A message whose header went out is as good as sent for this. */
@@ -552,6 +572,9 @@ static int tx_send_batch(struct ipcsock *sock,
 		}
 		ch->tx_tail++;
 	}
+	if (chan_tx_queued(ch) > ch->st.tx_queue_max)
+		ch->st.tx_queue_max = chan_tx_queued(ch);
+	tx_count(ch, count, bytes, fds, direct);
 	loop->ops->tx_start(ch);
 	return count;
 }
@@ -606,6 +629,7 @@ int chan_tx_flush_direct(struct ipcsock_chan *ch)
 				continue;
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		}
+		ch->st.tx_datagrams += ret;
 		chan_tx_sent(ch, ret);
 	}
 	return 0;

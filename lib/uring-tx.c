@@ -175,6 +175,10 @@ void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
 	uc->tx_chain--;
 	if (op != IPCSOCK_OP_POLLOUT) {
 		uc->tx_chain_sends--;
+		if (res >= 0) {
+			ch->st.tx_datagrams++;
+			ch->st.tx_ring++;
+		}
 		if (res >= 0 || ch->tx_err) {
 			chan_tx_sent(ch, 1);
 		} else if (res == -EAGAIN) {

@@ -241,6 +241,8 @@ void wire_lc_rx(struct ipcsock_chan *ch, int slot, const void *data,
 	unsigned int nr_fds;
 	int *fds, err;
 
+	/* A datagram socket has no end of file: every one counts. */
+	ch->st.rx_datagrams++;
 	err = chan_rx_parse_ctrl(ctrl, ctrl_len, &fds, &nr_fds);
 	if (!err && (!ch->sock || ch->rx_done))
 		err = -ECANCELED;
