@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "trace.h"
 
 /* Bounded so that the receive slots fit the 16-bit buffer ids. */
 #define IPCSOCK_RECV_BUFFERS_MAX	4096u
@@ -595,6 +596,7 @@ static int run_chan_callbacks(struct ipcsock_chan *ch)
 	int ran = 0;
 
 	if (sock && sock->ready_read && chan_rx_pending(ch)) {
+		IPCSOCK_TRACE(ready_read, sock, ch->rx_tail - ch->rx_head);
 		sock->ready_read(sock, sock->ready_read_arg);
 		ran++;
 		/* It forked, and this is the child: nothing more here. */
@@ -606,6 +608,7 @@ static int run_chan_callbacks(struct ipcsock_chan *ch)
 	/* Kept for a hangup callback set later: the end is news only once. */
 	if (sock && ch->hup_due && !ch->hup_done && sock->hangup) {
 		ch->hup_done = true;
+		IPCSOCK_TRACE(hangup, sock, ch->hup_err);
 		sock->hangup(sock, ch->hup_err, sock->hangup_arg);
 		ran++;
 		if (loop_inherited(ch->loop))

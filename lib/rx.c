@@ -19,6 +19,7 @@
 #include <linux/sockios.h>
 
 #include "internal.h"
+#include "trace.h"
 
 void close_fds(const int *fds, unsigned int n)
 {
@@ -144,6 +145,9 @@ void chan_end(struct ipcsock_chan *ch, int err)
 	ch->rx_done = true;
 	ch->hup_due = true;
 	ch->hup_err = err ? err : ch->rx_reset;
+	/* An end of file or the peer's exit is no failure. */
+	if (err && err != -ESRCH)
+		IPCSOCK_TRACE(fail, ch->sock, err);
 	chan_end_send(ch, -EPIPE);
 	loop_mark_ready(ch);
 	ch->loop->ops->rx_stop(ch);
@@ -345,5 +349,6 @@ int ipcsock_receive(struct ipcsock *sock, struct ipcsock_payload *payload)
 	payload->len = m->len;
 	payload->fds = m->fds;
 	payload->nr_fds = m->nr_fds;
+	IPCSOCK_TRACE(receive, sock, m->len, m->nr_fds);
 	return 0;
 }

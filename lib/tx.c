@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "trace.h"
 
 /*
  * Each slot starts with TX_SLOT_INLINE bytes of one lazily mapped arena:
@@ -467,6 +468,7 @@ static int tx_count(struct ipcsock_chan *ch, unsigned int count,
 	st->tx_fds += fds;
 	st->tx_direct += direct;
 	st->tx_queued += count - direct;
+	IPCSOCK_TRACE(send, ch->sock, count, bytes, fds, direct);
 	return count;
 }
 
@@ -575,6 +577,7 @@ static int tx_send_batch(struct ipcsock *sock,
 	if (chan_tx_queued(ch) > ch->st.tx_queue_max)
 		ch->st.tx_queue_max = chan_tx_queued(ch);
 	tx_count(ch, count, bytes, fds, direct);
+	IPCSOCK_TRACE(queue, sock, count - direct, chan_tx_queued(ch));
 	loop->ops->tx_start(ch);
 	return count;
 }
