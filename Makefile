@@ -194,7 +194,8 @@ lib-clean-files := $(O)/staticobjs $(O)/sharedobjs $(STATIC_LIB) \
 TESTS		?= $(selftests-y) $(addprefix cxx/,$(selftests-cxx-y))
 PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh \
 		   scripts/check-cxx.sh scripts/check-kerneldoc.sh \
-		   scripts/check-deps.sh selftests/cxx/check-header.sh \
+		   scripts/check-deps.sh scripts/check-probes.sh \
+		   selftests/cxx/check-header.sh \
 		   compat/libcamera/check.sh
 CONSUMER_DESTDIR := $(abspath $(O))/consumer/destdir
 packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
@@ -202,6 +203,7 @@ packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
 		  IPCSOCK_EXAMPLE_FLAGS='$(san_flags)' \
 		  IPCSOCK_CONSUMER_FLAGS='$(san_flags)' \
 		  IPCSOCK_DESTDIR=$(CONSUMER_DESTDIR) \
+		  IPCSOCK_SHARED_LIB=$(abspath $(SHARED_LIB)) \
 		  IPCSOCK_COMPAT_OUT=$(O)/compat/libcamera
 no_examples	:= $(filter 1,$(VALGRIND))$(filter thread,$(sanitizers))
 

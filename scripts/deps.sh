@@ -41,6 +41,9 @@ missing_packages()
 		pkgs+=(liburing-dev)
 	fi
 	pkg-config --exists glib-2.0 2>/dev/null || pkgs+=(libglib2.0-dev)
+	# <sys/sdt.h> for the USDT probes (lib/trace.h)
+	echo '#include <sys/sdt.h>' | cc -E -x c - >/dev/null 2>&1 ||
+		pkgs+=(systemtap-sdt-dev)
 	if [ ! -r "$tarball" ]; then
 		[ "$tarball" = "$default_tarball" ] ||
 			die "IPCSOCK_KERNEL_TARBALL=$tarball: no such file"
