@@ -138,6 +138,34 @@ static void fz_echo(struct fz *fz, size_t len)
 		fz_fail("send from ready_read: %d", ret);
 }
 
+/*
+ * The channel's counters agree with what the application got: every
+ * message the library took in was delivered once none is left, and the
+ * last one handed out holds a buffer until the next receive.
+ */
+static void check_stats(struct fz *fz, bool drained)
+{
+	struct ipcsock_stats st;
+	int ret = ipcsock_get_stats(fz->sock, &st, sizeof(st));
+
+	if (ret != (int)sizeof(st))
+		fz_fail("ipcsock_get_stats: %d", ret);
+	if (drained ? st.rx_msgs != fz->delivered : st.rx_msgs < fz->delivered)
+		fz_fail("stats: %llu messages received, %u delivered%s",
+			(unsigned long long)st.rx_msgs, fz->delivered,
+			drained ? ", none pending" : "");
+	if (drained ? st.rx_bufs != 0 : st.rx_bufs < 1)
+		fz_fail("stats: %llu receive buffers in use, %s",
+			(unsigned long long)st.rx_bufs,
+			drained ? "none pending" : "one handed out");
+	if (st.rx_bufs_max < st.rx_bufs || st.rx_datagrams < st.rx_msgs)
+		fz_fail("stats: high-water mark %llu below %llu in use, or %llu datagrams for %llu messages",
+			(unsigned long long)st.rx_bufs_max,
+			(unsigned long long)st.rx_bufs,
+			(unsigned long long)st.rx_datagrams,
+			(unsigned long long)st.rx_msgs);
+}
+
 int recv_one(struct fz *fz)
 {
 	struct ipcsock_payload p;
@@ -146,13 +174,16 @@ int recv_one(struct fz *fz)
 	if (!fz->sock)
 		return -ENOTCONN;
 	ret = ipcsock_receive(fz->sock, &p);
-	if (ret == -EAGAIN)
+	if (ret == -EAGAIN) {
+		check_stats(fz, true);
 		return ret;
+	}
 	if (ret == -ENOTCONN && fz->lib_closed)
 		return ret;
 	if (ret)
 		fz_fail("ipcsock_receive: %d", ret);
 	check_delivery(fz, &p);
+	check_stats(fz, false);
 	if (fz->echo && !fz->lib_closed)
 		fz_echo(fz, p.len);
 	return 0;

@@ -30,6 +30,10 @@
  *    none after a local close; ready_read only with a message pending;
  *  - send and send_batch return what the documented checks say, and what
  *    they queue reaches the peer whole and in order;
+ *  - ipcsock_get_stats() agrees: once receive says -EAGAIN, the messages
+ *    received are the messages delivered and no receive buffer is in use;
+ *    before, at least as many were received and the one handed out holds
+ *    a buffer;
  *  - ipcsock_create() returns a connected SOCK_SEQPACKET end with
  *    FD_CLOEXEC, ipcsock_bind() sets FD_CLOEXEC on the end it takes, a
  *    bind that must fail gives the documented error and leaves the fd to
