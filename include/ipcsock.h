@@ -592,8 +592,9 @@ IPCSOCK_API int ipcsock_watch_pidfd(struct ipcsock *sock, int pidfd);
  * @tx_bytes: their payload bytes
  * @tx_fds: their descriptors
  * @tx_datagrams: datagrams the kernel took from this end: the messages
- *	that went out, and the notice that closing dropped unread messages
- *	(ipcsock_close(3)); messages still queued are not in it yet
+ *	that went out (two each in %IPCSOCK_WIRE_LIBCAMERA mode), and the
+ *	notice that closing dropped unread messages (ipcsock_close(3));
+ *	messages still queued are not in it yet
  * @tx_direct: messages that went straight to the kernel during the send
  *	call, never queued
  * @tx_queued: messages copied into the send queue, to go out later
@@ -605,9 +606,9 @@ IPCSOCK_API int ipcsock_watch_pidfd(struct ipcsock *sock, int pidfd);
  * @rx_msgs: messages received and checked, ready for ipcsock_receive()
  * @rx_bytes: their payload bytes
  * @rx_fds: their descriptors
- * @rx_datagrams: datagrams read from the socket, whether they became
- *	messages, notices of the peer's or protocol errors; not the end of
- *	file
+ * @rx_datagrams: datagrams read from the socket (two a message in
+ *	%IPCSOCK_WIRE_LIBCAMERA mode), whether they became messages, notices
+ *	of the peer's or protocol errors; not the end of file
  * @rx_bufs: receive buffers holding a message now: those waiting for
  *	ipcsock_receive() and the one it handed out last
  * @rx_bufs_max: the most receive buffers that ever held a message at once;

@@ -377,6 +377,50 @@ TEST_F(stats, protocol_error_counts_the_datagram)
 }
 
 /*
+ * The libcamera wire mode sends a message as two datagrams, a header and
+ * the payload: the messages count once, the datagrams twice.
+ */
+TEST_F(stats, libcamera_wire_counts_two_datagrams_a_message)
+{
+	IPCSOCK_OPTS(opts, .wire = IPCSOCK_WIRE_LIBCAMERA);
+	struct ipcsock_payload p = msg_of("abc", 3, NULL, 0), got;
+	struct ipcsock *a, *b;
+	struct ipcsock_stats st;
+	int remote;
+
+	a = ipcsock_new_opts(self->loop, &opts);
+	b = ipcsock_new_opts(self->loop, &opts);
+	ASSERT_NE(NULL, a);
+	ASSERT_NE(NULL, b);
+	ASSERT_EQ(0, ctx_keep_sock(&self->t, a));
+	ASSERT_EQ(0, ctx_keep_sock(&self->t, b));
+	remote = ipcsock_create(a);
+	ASSERT_LE(0, remote);
+	ASSERT_EQ(0, ipcsock_bind(b, remote));
+	ASSERT_EQ(0, ipcsock_send(a, &p));
+	ASSERT_EQ(0, ipcsock_send(a, &p));
+	ASSERT_TRUE(pump_until(self, tx_datagrams(a) == 4));
+	ASSERT_TRUE(pump_until(self, rx_msgs(b) == 2));
+	ASSERT_EQ(0, ipcsock_receive(b, &got));
+	ASSERT_EQ(0, ipcsock_receive(b, &got));
+	EXPECT_EQ(-EAGAIN, ipcsock_receive(b, &got));
+
+	st = get(_metadata, a);
+	EXPECT_EQ(2, st.tx_msgs);
+	EXPECT_EQ(6, st.tx_bytes);
+	EXPECT_EQ(4, st.tx_datagrams);
+	EXPECT_EQ(self->ring_sends ? 0 : 2, st.tx_direct);
+	EXPECT_EQ(self->ring_sends ? 2 : 0, st.tx_queued);
+	EXPECT_EQ(self->ring_sends ? 4 : 0, st.tx_ring);
+	st = get(_metadata, b);
+	EXPECT_EQ(2, st.rx_msgs);
+	EXPECT_EQ(6, st.rx_bytes);
+	EXPECT_EQ(4, st.rx_datagrams);
+	EXPECT_EQ(0, st.rx_bufs);
+	EXPECT_EQ(2, st.rx_bufs_max);
+}
+
+/*
  * An older caller's smaller structure gets the fields it knows and nothing
  * written past them; a newer caller's larger one gets ours and zeroes.
  */
