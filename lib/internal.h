@@ -79,6 +79,12 @@ struct ipcsock_backend_ops {
 	int (*submit)(struct ipcsock_loop *loop);
 	/* Optional: the same, only if anything was prepared since. */
 	void (*submit_prepared)(struct ipcsock_loop *loop);
+	/*
+	 * Optional: dispatch is about to return. Turn what the kernel
+	 * holds for the loop into channel state, or leave loop->evfd
+	 * signalled, wherever the eventfd alone would not say so.
+	 */
+	void (*dispatch_end)(struct ipcsock_loop *loop);
 	int (*chan_open)(struct ipcsock_chan *ch);
 	/* Detached from its handle: flush, cancel, release when idle. */
 	void (*chan_close)(struct ipcsock_chan *ch);

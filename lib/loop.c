@@ -703,6 +703,8 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 		return -ECHILD;
 	/* Replies sent from callbacks go out together, here. */
 	loop->ops->submit(loop);
+	if (loop->ops->dispatch_end)
+		loop->ops->dispatch_end(loop);
 	loop->dispatching = false;
 	loop_free_dead(loop);
 	loop->wake_pending = false;

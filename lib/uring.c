@@ -572,6 +572,34 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	return ret == -EINTR ? ret : 0;
 }
 
+/*
+ * A DEFER_TASKRUN ring runs at most so many task work items per enter (20
+ * on 6.18) and keeps the rest for the next one, yet it signals the eventfd
+ * only when new work arrives on an empty list: what it kept signals
+ * nothing. Dispatch has read the eventfd, so the loop fd would stay quiet
+ * with messages due. When the loop fd is in use, enter until a round
+ * completes nothing. A flood that does not let up is left to the next
+ * dispatch, with the loop fd readable.
+ */
+#define URING_DISPATCH_END_ROUNDS	16
+
+static void uring_dispatch_end(struct ipcsock_loop *loop)
+{
+	struct uring_loop *ul = to_uring_loop(loop);
+	unsigned int round;
+
+	if (ul->shared || !ul->defer_taskrun || loop->evfd < 0)
+		return;
+	for (round = 0; round < URING_DISPATCH_END_ROUNDS; round++) {
+		if (io_uring_get_events(ul->ring) < 0)
+			break;
+		if (!io_uring_cq_ready(ul->ring))
+			return;
+		uring_reap(loop);
+	}
+	loop_wake(loop);
+}
+
 static int uring_chan_open(struct ipcsock_chan *ch)
 {
 	struct uring_chan *uc = to_uring_chan(ch);
@@ -836,6 +864,7 @@ const struct ipcsock_backend_ops ipcsock_uring_ops = {
 	.id = IPCSOCK_BACKEND_URING,
 	IPCSOCK_BACKEND_OPS(uring),
 	IPCSOCK_OP(uring, submit_prepared),
+	IPCSOCK_OP(uring, dispatch_end),
 	IPCSOCK_OP(uring, tx_inflight),
 	IPCSOCK_OP(uring, rx_unreaped),
 	IPCSOCK_OP(uring, wake),
