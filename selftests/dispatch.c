@@ -246,6 +246,70 @@ TEST_F(dispatch, loop_fd_readable_after_enobufs)
 }
 
 /*
+ * Bursts of messages sent and received on one loop, and a host that,
+ * after a dispatch once it sent, dispatches only when the loop fd polls
+ * readable: every message must come. A DEFER_TASKRUN ring runs only so
+ * much task work per io_uring_enter and signals its eventfd only for new
+ * work, not for what it kept for later.
+ */
+#define BURSTS_TOTAL	3000u
+#define BURSTS_MAX_MSG	4096u
+
+/* Sizes up to BURSTS_MAX_MSG; the first 4 bytes carry the number. */
+static size_t burst_len(uint32_t seq)
+{
+	return seq % 5 ? 8 + seq * 2654435761u % (BURSTS_MAX_MSG - 7) :
+			 BURSTS_MAX_MSG;
+}
+
+TEST_F(dispatch, loop_fd_readable_through_bursts)
+{
+	static unsigned char buf[BURSTS_MAX_MSG];
+	struct ipcsock_payload p = msg_of(buf, 0, NULL, 0);
+	struct ipcsock_loop *loop;
+	struct ipcsock *a, *b;
+	unsigned int n;
+	uint32_t seq = 0;
+	struct rec rb;
+	int lfd, ret, fds[2];
+
+	loop = ctx_loop(_metadata, &self->t, BURSTS_MAX_MSG, 0, 256);
+	ctx_pair(_metadata, &self->t, loop, &a, loop, &b);
+	rec_attach(&rb, b);
+	rb.check_seq = true;
+	lfd = ipcsock_loop_fd(loop);
+	ASSERT_LE(0, lfd);
+	/* The sequence of bursts and waits the miss was found with. */
+	srand(1);
+	ASSERT_EQ(0, pipe2(fds, O_CLOEXEC));
+	ctx_fd(_metadata, &self->t, fds[0]);
+	ctx_fd(_metadata, &self->t, fds[1]);
+	while ((uint32_t)rb.received < BURSTS_TOTAL) {
+		for (n = 1 + rand() % 60; n && seq < BURSTS_TOTAL; n--) {
+			memcpy(buf, &seq, sizeof(seq));
+			p.len = burst_len(seq);
+			/* Every 7th with fds, as in the review's reproducer. */
+			p.fds = seq % 7 ? NULL : fds;
+			p.nr_fds = seq % 7 ? 0 : 2;
+			ret = ipcsock_send(a, &p);
+			if (ret == -ENOBUFS)
+				break;
+			ASSERT_EQ(0, ret);
+			seq++;
+		}
+		ASSERT_LE(0, ipcsock_loop_dispatch(loop, rand() % 3 ? 0 : 1));
+		/* From here on the host dispatches when the loop fd says so. */
+		while ((uint32_t)rb.received < seq) {
+			ASSERT_TRUE(fd_wait_readable(lfd, 1000))
+				TH_LOG("loop fd quiet for 1 s, %d of %u received",
+				       rb.received, seq);
+			ASSERT_LE(0, ipcsock_loop_dispatch(loop, 0));
+		}
+	}
+	EXPECT_EQ(0, rb.bad);
+}
+
+/*
  * The loop fd polls readable whenever dispatch has work, after every
  * public call, not only right after the call that made the work due. The
  * set-up of the tests below: on a loop with one-message send queues, b's
