@@ -111,7 +111,10 @@ struct ipcsock_loop_opts {
  * goes straight to sendmsg/sendmmsg(MSG_DONTWAIT), which costs one syscall
  * for the whole batch and no copy; only what the socket cannot take at once
  * is queued on the ring. This flag trades that speed for keeping all I/O
- * on the ring.
+ * on the ring. A lone message in the libcamera wire mode on the loop's own
+ * ring is copied and sent as a chain of two SENDMSGs, flag or not: it
+ * still goes out before the send returns, and its peer wakes once for it,
+ * not for its header and again for its payload.
  */
 #define IPCSOCK_LOOP_RING_SENDS		(1u << 0)
 

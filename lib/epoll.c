@@ -221,8 +221,9 @@ static void epoll_tx_start(struct ipcsock_chan *ch)
 	epoll_update(ch);
 }
 
-static bool epoll_tx_direct_ok(struct ipcsock_chan *ch)
+static bool epoll_tx_direct_ok(struct ipcsock_chan *ch, unsigned int count)
 {
+	(void)count;
 	return !chan_tx_queued(ch);
 }
 

@@ -95,8 +95,9 @@ struct ipcsock_backend_ops {
 	/*
 	 * May a message bypass the queue and go out with a plain syscall
 	 * now? Only when no send of this channel is queued or in flight.
+	 * @count: messages in the send.
 	 */
-	bool (*tx_direct_ok)(struct ipcsock_chan *ch);
+	bool (*tx_direct_ok)(struct ipcsock_chan *ch, unsigned int count);
 	/*
 	 * Optional: how many of the oldest queued messages the kernel holds
 	 * (they come back through their completions, not to be dropped).

@@ -529,7 +529,7 @@ static int tx_send_batch(struct ipcsock *sock,
 	}
 	i = 0;
 	if (!chan_tx_queued(ch) && !(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&
-	    loop->ops->tx_direct_ok(ch)) {
+	    loop->ops->tx_direct_ok(ch, count)) {
 		err = tx_direct(ch, payloads, count, &i);
 		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ||
 		    err == -ECONNREFUSED) {

@@ -6,7 +6,7 @@
  * By default the queue drains with sendmmsg from user space as far as the
  * socket takes it, and a POLL_ADD(POLLOUT) on the ring resumes it when the
  * peer makes room: the syscall floor for a batch, with the ring doing the
- * waiting.
+ * waiting. A lone libcamera message is a ring chain (uring_tx_lc_pair()).
  *
  * With IPCSOCK_LOOP_RING_SENDS every datagram is an IORING_OP_SENDMSG (a
  * message is one, or two in the libcamera wire mode: see chan_tx_msg()).
@@ -70,6 +70,20 @@ static void uring_tx_flush(struct ipcsock_chan *ch)
 }
 
 /*
+ * A lone libcamera message on our own ring: its two datagrams go as one
+ * chain, not by sendmmsg. The header wakes the peer, and sendmmsg may
+ * reschedule between its datagrams: with the peer on this CPU it then
+ * wakes on the header alone and sleeps again for the payload, two more
+ * context switches per message. Submitting an SQE chain has no such
+ * point, so the peer wakes once to both. Batches keep sendmmsg: there the
+ * peer is seldom asleep, and a chain costs more per datagram.
+ */
+static bool uring_tx_lc_pair(struct ipcsock_chan *ch, unsigned int datagrams)
+{
+	return ch->lc && datagrams <= 2 && !to_uring_loop(ch->loop)->shared;
+}
+
+/*
  * With IPCSOCK_LOOP_RING_SENDS, one IOSQE_IO_LINK chain of SENDMSGs at a
  * time, each MSG_DONTWAIT, behind a POLL_ADD(POLLOUT) head after -EAGAIN.
  */
@@ -84,7 +98,8 @@ static void uring_tx_issue(struct ipcsock_chan *ch)
 
 	if (uc->tx_chain || ch->tx_err || !chan_tx_queued(ch))
 		return;
-	if (!(loop->flags & IPCSOCK_LOOP_RING_SENDS)) {
+	if (!(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&
+	    !uring_tx_lc_pair(ch, chan_tx_datagrams(ch))) {
 		uring_tx_flush(ch);
 		return;
 	}
@@ -236,13 +251,15 @@ void uring_tx_start(struct ipcsock_chan *ch)
  * only has its CQEs waiting, so reap those first (own ring; a shared
  * ring's CQEs are the application's, there the message queues).
  */
-bool uring_tx_direct_ok(struct ipcsock_chan *ch)
+bool uring_tx_direct_ok(struct ipcsock_chan *ch, unsigned int count)
 {
 	struct uring_loop *ul = to_uring_loop(ch->loop);
 	struct uring_chan *uc = to_uring_chan(ch);
 
 	if (uc->tx_chain && !ul->shared)
 		uring_reap(ch->loop);
+	if (count == 1 && uring_tx_lc_pair(ch, 2))
+		return false;
 	return !uc->tx_chain && !chan_tx_queued(ch);
 }
 

@@ -192,7 +192,7 @@ bool uring_rx_unreaped(struct ipcsock_chan *ch);
 
 /* uring-tx.c */
 void uring_tx_start(struct ipcsock_chan *ch);
-bool uring_tx_direct_ok(struct ipcsock_chan *ch);
+bool uring_tx_direct_ok(struct ipcsock_chan *ch, unsigned int count);
 void uring_tx_close(struct ipcsock_chan *ch);
 void uring_tx_resume(struct ipcsock_chan *ch);
 void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res);

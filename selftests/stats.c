@@ -386,6 +386,8 @@ TEST_F(stats, libcamera_wire_counts_two_datagrams_a_message)
 	struct ipcsock_payload p = msg_of("abc", 3, NULL, 0), got;
 	struct ipcsock *a, *b;
 	struct ipcsock_stats st;
+	bool chain = self->ring_sends ||
+		     variant->backend == IPCSOCK_BACKEND_URING;
 	int remote;
 
 	a = ipcsock_new_opts(self->loop, &opts);
@@ -409,9 +411,10 @@ TEST_F(stats, libcamera_wire_counts_two_datagrams_a_message)
 	EXPECT_EQ(2, st.tx_msgs);
 	EXPECT_EQ(6, st.tx_bytes);
 	EXPECT_EQ(4, st.tx_datagrams);
-	EXPECT_EQ(self->ring_sends ? 0 : 2, st.tx_direct);
-	EXPECT_EQ(self->ring_sends ? 2 : 0, st.tx_queued);
-	EXPECT_EQ(self->ring_sends ? 4 : 0, st.tx_ring);
+	/* A lone libcamera message on our own ring is a ring chain. */
+	EXPECT_EQ(chain ? 0 : 2, st.tx_direct);
+	EXPECT_EQ(chain ? 2 : 0, st.tx_queued);
+	EXPECT_EQ(chain ? 4 : 0, st.tx_ring);
 	st = get(_metadata, b);
 	EXPECT_EQ(2, st.rx_msgs);
 	EXPECT_EQ(6, st.rx_bytes);

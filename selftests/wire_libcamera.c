@@ -561,6 +561,42 @@ TEST_F(lc, raw_peer)
 }
 
 /*
+ * Lone messages, one after another, each read by the raw peer before the
+ * loop turns: a send with nothing queued before it hands the message to
+ * the kernel before it returns, whichever way it takes (sendmmsg, a ring
+ * chain), header first, the fds on the payload.
+ */
+TEST_F(lc, lone_message_out_before_send_returns)
+{
+	struct lc_test *l = &self->l;
+	struct ipcsock_payload m;
+	struct lc_hdr hdr;
+	unsigned int nr, i;
+	int fds[2], flags;
+	char buf[16];
+
+	lc_raw(_metadata, l);
+	for (i = 0; i < 8; i++) {
+		m = msg_of(&i, sizeof(i), l->memfds, i & 1);
+		ASSERT_EQ(0, ipcsock_send(l->a, &m));
+		ASSERT_EQ(sizeof(hdr), raw_recv(l->raw, &hdr, sizeof(hdr), fds,
+						2, &nr, &flags));
+		EXPECT_EQ(sizeof(i), hdr.data);
+		EXPECT_EQ(i & 1, hdr.fds);
+		EXPECT_EQ(0, nr);
+		ASSERT_EQ(sizeof(i), raw_recv(l->raw, buf, sizeof(buf), fds, 2,
+					      &nr, &flags));
+		EXPECT_EQ(0, memcmp(&i, buf, sizeof(i)));
+		ASSERT_EQ(i & 1, nr);
+		if (nr)
+			EXPECT_TRUE(same_file(fds[0], l->memfds[0]));
+		close_fds_array(fds, nr);
+	}
+	EXPECT_EQ(-EAGAIN, raw_recv(l->raw, buf, sizeof(buf), fds, 2, &nr,
+				    &flags));
+}
+
+/*
  * Our sends under back-pressure, read datagram by datagram: always a
  * header, then exactly the payload it announced, never another message's
  * datagram between the two, in order.
