@@ -558,23 +558,34 @@ TEST_F(callbacks, hangup_after_all_messages)
  * ready_read takes one message per call; the messages not yet received
  * when hangup runs must be receivable from inside it.
  */
-TEST_F(callbacks, hangup_after_all_messages_raw_peer)
+/*
+ * A raw peer queues 20 numbered messages and EOF for a channel whose
+ * ready_read takes one message per call; @rc records it all.
+ */
+static void twenty_then_eof(struct __test_metadata *_metadata,
+			    struct ipcsock_test *t, struct rec *rc,
+			    bool receive_in_hangup)
 {
-	struct rec *rc = &self->ra;
 	struct ipcsock *c;
 	int remote;
 	uint32_t i;
 
-	remote = ctx_raw_pair(_metadata, &self->t, self->t.loop, &c);
+	remote = ctx_raw_pair(_metadata, t, t->loop, &c);
 	rec_attach(rc, c);
 	rc->per_call = 1;
 	rc->check_seq = true;
-	rc->receive_in_hangup = true;
+	rc->receive_in_hangup = receive_in_hangup;
 	for (i = 0; i < 20; i++)
 		ASSERT_EQ(TEST_WIRE_HDR_LEN + 4,
 			  raw_send_msg(remote, &i, sizeof(i), NULL, 0));
-	ctx_close_fd(&self->t, remote);
+	ctx_close_fd(t, remote);
+}
 
+TEST_F(callbacks, hangup_after_all_messages_raw_peer)
+{
+	struct rec *rc = &self->ra;
+
+	twenty_then_eof(_metadata, &self->t, rc, true);
 	ASSERT_TRUE(dispatch_until(self->t.loop, rc->hangup, WAIT_MS));
 	EXPECT_EQ(20, rc->received_at_hangup);
 	EXPECT_EQ(0, rc->hangup_err);
@@ -592,19 +603,8 @@ TEST_F(callbacks, hangup_after_all_messages_raw_peer)
 TEST_F(callbacks, messages_after_hangup_still_delivered)
 {
 	struct rec *rc = &self->ra;
-	struct ipcsock *c;
-	int remote;
-	uint32_t i;
 
-	remote = ctx_raw_pair(_metadata, &self->t, self->t.loop, &c);
-	rec_attach(rc, c);
-	rc->per_call = 1;
-	rc->check_seq = true;
-	for (i = 0; i < 20; i++)
-		ASSERT_EQ(TEST_WIRE_HDR_LEN + 4,
-			  raw_send_msg(remote, &i, sizeof(i), NULL, 0));
-	ctx_close_fd(&self->t, remote);
-
+	twenty_then_eof(_metadata, &self->t, rc, false);
 	ASSERT_TRUE(dispatch_until(self->t.loop, rc->received == 20 &&
 				   rc->hangup, WAIT_MS));
 	EXPECT_EQ(0, rc->hangup_err);
