@@ -105,10 +105,33 @@ out:
 }
 
 /*
+ * AUTO, in a child that io_uring failed, must give a working epoll loop
+ * and leave no fd behind (@fds were open before). Returns 0, or @code
+ * plus the number of the check that failed.
+ */
+static int auto_is_working_epoll(int fds, int code)
+{
+	struct ipcsock_loop *loop;
+
+	loop = ipcsock_loop_new(NULL);
+	if (!loop)
+		return code;
+	if (ipcsock_loop_backend(loop) != IPCSOCK_BACKEND_EPOLL)
+		return code + 1;
+	if (round_trip(loop))
+		return code + 2;
+	ipcsock_loop_free(loop);
+	if (count_open_fds() != fds)
+		return code + 3;
+	return 0;
+}
+
+/*
  * Runs in a child so that the seccomp filter does not outlive the test.
  * Exit codes name the check that failed.
  */
-static int blocked_child(void)
+static int blocked_child(struct __test_metadata *_metadata,
+			 enum ipcsock_backend unused)
 {
 	IPCSOCK_LOOP_OPTS(uring, .backend = IPCSOCK_BACKEND_URING);
 	struct ipcsock_loop *loop;
@@ -122,31 +145,12 @@ static int blocked_child(void)
 	loop = ipcsock_loop_new(&uring);
 	if (loop || errno != EPERM)
 		return 12;
-	loop = ipcsock_loop_new(NULL);
-	if (!loop)
-		return 13;
-	if (ipcsock_loop_backend(loop) != IPCSOCK_BACKEND_EPOLL)
-		return 14;
-	if (round_trip(loop))
-		return 15;
-	ipcsock_loop_free(loop);
-	if (count_open_fds() != fds)
-		return 16;
-	return 0;
+	return auto_is_working_epoll(fds, 13);
 }
 
 TEST(auto_falls_back_to_epoll_when_io_uring_is_blocked)
 {
-	int status;
-	pid_t pid;
-
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (!pid)
-		_exit(blocked_child());
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	expect_child_exit(_metadata, blocked_child, IPCSOCK_BACKEND_AUTO, 0);
 }
 
 /*
@@ -154,7 +158,8 @@ TEST(auto_falls_back_to_epoll_when_io_uring_is_blocked)
  * came in 6.0) must not be used: the explicit and shared forms fail with
  * EOPNOTSUPP, AUTO falls back to epoll.
  */
-static int too_old_child(void)
+static int too_old_child(struct __test_metadata *_metadata,
+			 enum ipcsock_backend unused)
 {
 	IPCSOCK_LOOP_OPTS(uring, .backend = IPCSOCK_BACKEND_URING);
 	struct ipcsock_loop *loop;
@@ -172,33 +177,14 @@ static int too_old_child(void)
 	if (loop || errno != EOPNOTSUPP)
 		return 13;
 	io_uring_queue_exit(&ring);
-	loop = ipcsock_loop_new(NULL);
-	if (!loop)
-		return 14;
-	if (ipcsock_loop_backend(loop) != IPCSOCK_BACKEND_EPOLL)
-		return 15;
-	if (round_trip(loop))
-		return 16;
-	ipcsock_loop_free(loop);
-	if (count_open_fds() != fds)
-		return 17;
-	return 0;
+	return auto_is_working_epoll(fds, 14);
 }
 
 TEST(auto_falls_back_to_epoll_when_io_uring_is_too_old)
 {
-	int status;
-	pid_t pid;
-
 	if (!uring_available())
 		SKIP(return, "io_uring cannot be set up here");
-	pid = fork();
-	ASSERT_GE(pid, 0);
-	if (!pid)
-		_exit(too_old_child());
-	ASSERT_EQ(pid, waitpid(pid, &status, 0));
-	ASSERT_TRUE(WIFEXITED(status));
-	EXPECT_EQ(0, WEXITSTATUS(status));
+	expect_child_exit(_metadata, too_old_child, IPCSOCK_BACKEND_AUTO, 0);
 }
 
 TEST(auto_prefers_io_uring)
