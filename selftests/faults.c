@@ -160,6 +160,30 @@ TEST_F(faults, sender_over_inflight_fd_limit)
 	run_as_nobody(_metadata, toomanyrefs_child, variant->backend);
 }
 
+/* The channel failed on the kernel's refusal: hangup(-ETOOMANYREFS). */
+static bool hung_up_refused(struct __test_metadata *_metadata,
+			    struct nobody_chan *c, struct rec *rc)
+{
+	if (dispatch_until(c->loop, rc->hangup, WAIT_MS) &&
+	    rc->hangup_err == -ETOOMANYREFS)
+		return true;
+	TH_LOG("hangup %d, err %d", rc->hangup, rc->hangup_err);
+	return false;
+}
+
+/* Once the channel failed, sends give -EPIPE. */
+static bool send_gives_epipe(struct __test_metadata *_metadata,
+			     struct nobody_chan *c,
+			     const struct ipcsock_payload *p)
+{
+	int ret = ipcsock_send(c->sock, p);
+
+	if (ret == -EPIPE)
+		return true;
+	TH_LOG("send after the failure: %d, not -EPIPE", ret);
+	return false;
+}
+
 /* Exit codes of the unprivileged child of the mid-batch test. */
 enum {
 	TMB_OK,
@@ -210,16 +234,10 @@ static int toomanyrefs_batch_child(struct __test_metadata *_metadata,
 		TH_LOG("send_batch: %d, not -EPIPE", ret);
 		return TMB_WRONG_ERROR;
 	}
-	if (!dispatch_until(c.loop, rc.hangup, WAIT_MS) ||
-	    rc.hangup_err != -ETOOMANYREFS) {
-		TH_LOG("hangup %d, err %d", rc.hangup, rc.hangup_err);
+	if (!hung_up_refused(_metadata, &c, &rc))
 		return TMB_NO_HANGUP;
-	}
-	ret = ipcsock_send(c.sock, &p[0]);
-	if (ret != -EPIPE) {
-		TH_LOG("send after the failure: %d, not -EPIPE", ret);
+	if (!send_gives_epipe(_metadata, &c, &p[0]))
 		return TMB_NOT_FAILED;
-	}
 	got = nobody_chan_drain(&c);
 	/* The singles and the head of the batch, not all of it. */
 	if (got <= TMB_SINGLES || got >= TMB_SINGLES + TMB_BATCH) {
@@ -542,16 +560,10 @@ static int toomany_queued_child(struct __test_metadata *_metadata,
 	/* The peer makes room: the queue drains into the refusal. */
 	if (nobody_chan_drain(&c) != nr_fill)
 		return TMP_SETUP;
-	if (!dispatch_until(c.loop, rc.hangup, WAIT_MS) ||
-	    rc.hangup_err != -ETOOMANYREFS) {
-		TH_LOG("hangup %d, err %d", rc.hangup, rc.hangup_err);
+	if (!hung_up_refused(_metadata, &c, &rc))
 		return TMP_HANGUP;
-	}
-	ret = ipcsock_send(c.sock, &p);
-	if (ret != -EPIPE) {
-		TH_LOG("send after the failure: %d, not -EPIPE", ret);
+	if (!send_gives_epipe(_metadata, &c, &p))
 		return TMP_NOT_FAILED;
-	}
 	/* Neither the refused message nor the one behind it arrived. */
 	dispatch_for(c.loop, 20);
 	if (nobody_chan_drain(&c))
@@ -587,17 +599,11 @@ static int toomany_ring_child(struct __test_metadata *_metadata,
 		TH_LOG("ring send: %d, not 0", ret);
 		return TMP_WRONG_RETURN;
 	}
-	if (!dispatch_until(c.loop, rc.hangup, WAIT_MS) ||
-	    rc.hangup_err != -ETOOMANYREFS) {
-		TH_LOG("hangup %d, err %d", rc.hangup, rc.hangup_err);
+	if (!hung_up_refused(_metadata, &c, &rc))
 		return TMP_HANGUP;
-	}
 	ballast_unload(bl);
-	ret = ipcsock_send(c.sock, &p);
-	if (ret != -EPIPE) {
-		TH_LOG("send after the failure: %d, not -EPIPE", ret);
+	if (!send_gives_epipe(_metadata, &c, &p))
 		return TMP_NOT_FAILED;
-	}
 	dispatch_for(c.loop, 20);
 	if (nobody_chan_drain(&c))
 		return TMP_DELIVERY;
