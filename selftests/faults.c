@@ -253,6 +253,26 @@ TEST_F(faults, sender_over_inflight_fd_limit_mid_batch)
 }
 
 /*
+ * A loop of the test's own, made with @opts, and a channel on it whose
+ * peer end is returned, for tests that need loop options the fixture
+ * does not set. The test frees both and closes the peer end.
+ */
+static int own_loop_channel(struct __test_metadata *_metadata,
+			    const struct ipcsock_loop_opts *opts,
+			    struct ipcsock_loop **loop, struct ipcsock **sock)
+{
+	int remote;
+
+	*loop = ipcsock_loop_new(opts);
+	ASSERT_NE(NULL, *loop);
+	*sock = ipcsock_new(*loop);
+	ASSERT_NE(NULL, *sock);
+	remote = ipcsock_create(*sock);
+	ASSERT_LE(0, remote);
+	return remote;
+}
+
+/*
  * A burst much larger than the completion queue: multishot RECVMSG stops
  * when the CQ overflows; nothing may be lost and order must hold.
  */
@@ -269,12 +289,7 @@ TEST_F(faults, cq_overflow_burst)
 	uint64_t deadline;
 	int remote;
 
-	loop = ipcsock_loop_new(&opts);
-	ASSERT_NE(NULL, loop);
-	sock = ipcsock_new(loop);
-	ASSERT_NE(NULL, sock);
-	remote = ipcsock_create(sock);
-	ASSERT_LE(0, remote);
+	remote = own_loop_channel(_metadata, &opts, &loop, &sock);
 	/* Raise the peer's buffer so the whole burst sits in the socket. */
 	v = 4 << 20;
 	setsockopt(remote, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v));
@@ -378,12 +393,7 @@ TEST_F(faults, closed_fd_in_queued_batch)
 	int remote, mfd, stale;
 	char buf[16];
 
-	loop = ipcsock_loop_new(&opts);
-	ASSERT_NE(NULL, loop);
-	sock = ipcsock_new(loop);
-	ASSERT_NE(NULL, sock);
-	remote = ipcsock_create(sock);
-	ASSERT_LE(0, remote);
+	remote = own_loop_channel(_metadata, &opts, &loop, &sock);
 	mfd = memfd_with("secret", "s");
 	ASSERT_LE(0, mfd);
 	stale = dup(mfd);
@@ -417,12 +427,7 @@ TEST_F(faults, empty_datagram_then_message_then_close)
 	struct rec rc;
 	int remote;
 
-	loop = ipcsock_loop_new(&opts);
-	ASSERT_NE(NULL, loop);
-	sock = ipcsock_new(loop);
-	ASSERT_NE(NULL, sock);
-	remote = ipcsock_create(sock);
-	ASSERT_LE(0, remote);
+	remote = own_loop_channel(_metadata, &opts, &loop, &sock);
 	rec_attach(&rc, sock);
 	ASSERT_EQ(0, send(remote, "", 0, 0));
 	ASSERT_EQ(TEST_WIRE_HDR_LEN + sizeof(v),
