@@ -545,6 +545,25 @@ TEST_F(send_recv, message_sizes)
 }
 
 /*
+ * The raw message in @rbuf (@n bytes, @nr_fds fds) carries @data and one
+ * file holding the four bytes @content.
+ */
+static void expect_data_and_file(struct __test_metadata *_metadata,
+				 const unsigned char *rbuf, ssize_t n,
+				 unsigned int nr_fds, const int *fds,
+				 const char *data, const char *content)
+{
+	ssize_t len = strlen(data);
+	char got[16];
+
+	EXPECT_EQ(TEST_WIRE_HDR_LEN + len, n);
+	EXPECT_EQ(0, memcmp(rbuf + TEST_WIRE_HDR_LEN, data, len));
+	ASSERT_EQ(1, nr_fds);
+	EXPECT_EQ(4, fd_content(fds[0], got, sizeof(got)));
+	EXPECT_STREQ(content, got);
+}
+
+/*
  * The caller owns its buffer and fds again when send returns: it may
  * overwrite the bytes, close the fd and get the same fd number back for
  * another file, and the peer still receives the original bytes and file.
@@ -559,7 +578,7 @@ static void reuse_after_send(struct __test_metadata *_metadata,
 	struct test_wire_hdr hdr;
 	struct ipcsock_payload p;
 	struct ipcsock *a;
-	char data[32], content[16];
+	char data[32];
 	int remote, fa, fb, num_a, rfds[4], seen = 0;
 	unsigned int i, nfds, expect = fillers + 2;
 	uint64_t deadline;
@@ -602,21 +621,11 @@ static void reuse_after_send(struct __test_metadata *_metadata,
 			EXPECT_EQ(TEST_WIRE_HDR_LEN + FILL, n);
 			EXPECT_EQ(0, nfds);
 		} else if (seen == (int)fillers) {
-			EXPECT_EQ(TEST_WIRE_HDR_LEN + 13, n);
-			EXPECT_EQ(0, memcmp(rbuf + TEST_WIRE_HDR_LEN,
-					    "ORIGINAL-DATA", 13));
-			ASSERT_EQ(1, nfds);
-			EXPECT_EQ(4, fd_content(rfds[0], content,
-						sizeof(content)));
-			EXPECT_STREQ("AAAA", content);
+			expect_data_and_file(_metadata, rbuf, n, nfds, rfds,
+					     "ORIGINAL-DATA", "AAAA");
 		} else {
-			EXPECT_EQ(TEST_WIRE_HDR_LEN + 6, n);
-			EXPECT_EQ(0, memcmp(rbuf + TEST_WIRE_HDR_LEN,
-					    "SECOND", 6));
-			ASSERT_EQ(1, nfds);
-			EXPECT_EQ(4, fd_content(rfds[0], content,
-						sizeof(content)));
-			EXPECT_STREQ("BBBB", content);
+			expect_data_and_file(_metadata, rbuf, n, nfds, rfds,
+					     "SECOND", "BBBB");
 		}
 		close_fds_array(rfds, nfds);
 		seen++;
