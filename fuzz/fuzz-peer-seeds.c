@@ -303,29 +303,28 @@ static void seeds_write_new(const char *dir)
 		OP(OP_SEND, 0), 1 << 2, 9, 5, OP(OP_REBIND, 8), 0,
 		OP(OP_DISPATCH, 3),
 	};
+	static const struct {
+		unsigned int conf, ext;
+		const char *name;
+	} loops[] = {
+		/* Around the wrap of the loop numbers, on each shared ring. */
+		{ 0, KIND_SHARED, "loops-shared" },
+		{ 0, KIND_SHARED_DEFER, "loops-shared-defer" },
+		{ CONF_SMALL, KIND_SHARED_RING, "loops-shared-ring-small" },
+		{ 0, KIND_SHARED_DEFER_RING | EXT_CREATE,
+		  "loops-shared-defer-ring-create" },
+		/* Loops made and freed, more channels on one own loop. */
+		{ 0, KIND_EPOLL, "loops-epoll" },
+		{ CONF_SMALL, KIND_URING, "loops-uring-small" },
+	};
 	struct fz_seed s;
 	unsigned int i;
 
-	/* Loops around the wrap of the loop numbers, on each shared ring. */
-	seed_ext(&s, 0, KIND_SHARED);
-	seed_loops(&s);
-	seed_write(dir, "loops-shared", &s);
-	seed_ext(&s, 0, KIND_SHARED_DEFER);
-	seed_loops(&s);
-	seed_write(dir, "loops-shared-defer", &s);
-	seed_ext(&s, CONF_SMALL, KIND_SHARED_RING);
-	seed_loops(&s);
-	seed_write(dir, "loops-shared-ring-small", &s);
-	seed_ext(&s, 0, KIND_SHARED_DEFER_RING | EXT_CREATE);
-	seed_loops(&s);
-	seed_write(dir, "loops-shared-defer-ring-create", &s);
-	/* Loops made and freed, more channels on one own loop. */
-	seed_ext(&s, 0, KIND_EPOLL);
-	seed_loops(&s);
-	seed_write(dir, "loops-epoll", &s);
-	seed_ext(&s, CONF_SMALL, KIND_URING);
-	seed_loops(&s);
-	seed_write(dir, "loops-uring-small", &s);
+	for (i = 0; i < ARRAY_LEN(loops); i++) {
+		seed_ext(&s, loops[i].conf, loops[i].ext);
+		seed_loops(&s);
+		seed_write(dir, loops[i].name, &s);
+	}
 
 	/* A chain left open while the library closes, frees, sends... */
 	seed_ext(&s, 0, KIND_SHARED);
