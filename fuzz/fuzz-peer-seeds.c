@@ -285,6 +285,23 @@ static void seed_chain(struct fz_seed *s, unsigned int c,
 	PUT(s, OP(OP_APP, APP_NOP), 0x10 | 2, c & 0x10);
 }
 
+/*
+ * Fill an 8-entry SQ: three rounds of the application's NOPs and a
+ * library send of four messages, then drain and dispatch.
+ */
+static void seed_sq_full(struct fz_seed *s)
+{
+	unsigned int i;
+
+	for (i = 0; i < 3; i++) {
+		PUT(s, OP(OP_APP, APP_NOP | 4), 0x10, 4);
+		PUT(s, OP(OP_LIB_SEND, 0), 1 | 4 << 2, i);
+		PUT(s, 3, 0xe8, 0x03, 3, 0xe8, 0x03, 3, 0xe8, 0x03,
+		    3, 0xe8, 0x03);
+	}
+	PUT(s, OP(OP_DRAIN, 3), OP(OP_DISPATCH, 0));
+}
+
 static void seeds_write_new(const char *dir)
 {
 	static const unsigned int close_ops[] = { OP(OP_LOCAL_CLOSE, 0),
@@ -373,13 +390,7 @@ static void seeds_write_new(const char *dir)
 				    "small-shared-channels", &s);
 	}
 	seed_ext(&s, CONF_TIGHT | CONF_SMALL, KIND_SHARED_RING | EXT_SQ8);
-	for (i = 0; i < 3; i++) {
-		PUT(&s, OP(OP_APP, APP_NOP | 4), 0x10, 4);
-		PUT(&s, OP(OP_LIB_SEND, 0), 1 | 4 << 2, i);
-		PUT(&s, 3, 0xe8, 0x03, 3, 0xe8, 0x03, 3, 0xe8, 0x03,
-		    3, 0xe8, 0x03);
-	}
-	PUT(&s, OP(OP_DRAIN, 3), OP(OP_DISPATCH, 0));
+	seed_sq_full(&s);
 	seed_write(dir, "small8-shared-ring-sq-full", &s);
 
 	/*
@@ -399,13 +410,7 @@ static void seeds_write_new(const char *dir)
 	PUT(&s, OP(OP_LOOPS, 3), 0, OP(OP_LOCAL_CLOSE, 0));
 	seed_write(dir, "sqpoll-small-channels", &s);
 	seed_ext(&s, CONF_SMALL | CONF_TIGHT, KIND_SHARED_SQPOLL | EXT_SQ8);
-	for (i = 0; i < 3; i++) {
-		PUT(&s, OP(OP_APP, APP_NOP | 4), 0x10, 4);
-		PUT(&s, OP(OP_LIB_SEND, 0), 1 | 4 << 2, i);
-		PUT(&s, 3, 0xe8, 0x03, 3, 0xe8, 0x03, 3, 0xe8, 0x03,
-		    3, 0xe8, 0x03);
-	}
-	PUT(&s, OP(OP_DRAIN, 3), OP(OP_DISPATCH, 0));
+	seed_sq_full(&s);
 	seed_valid_close(&s);
 	seed_write(dir, "sqpoll-small8-sq-full", &s);
 	seed_ext(&s, 0, KIND_SHARED_SQPOLL);
