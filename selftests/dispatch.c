@@ -491,20 +491,7 @@ FIXTURE(shared_lfd)
 	int fds_before;
 };
 
-FIXTURE_VARIANT(shared_lfd)
-{
-	unsigned int flags;
-};
-
-FIXTURE_VARIANT_ADD(shared_lfd, plain)
-{
-	.flags = 0,
-};
-
-FIXTURE_VARIANT_ADD(shared_lfd, defer_taskrun)
-{
-	.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-};
+SHARED_RING_VARIANTS(shared_lfd);
 
 /* Hand the ring's completions to the loop, as the application does. */
 static int shared_reap(struct io_uring *ring, struct ipcsock_loop *loop,

@@ -70,6 +70,23 @@
 	}
 
 /*
+ * A ring the test sets up and shares with a loop, plain and with
+ * SINGLE_ISSUER | DEFER_TASKRUN (completions wait for the issuer):
+ * variant->flags goes into io_uring_params.
+ */
+#define SHARED_RING_VARIANTS(fixture)					\
+	FIXTURE_VARIANT(fixture) {					\
+		unsigned int flags;					\
+	};								\
+	FIXTURE_VARIANT_ADD(fixture, plain) {				\
+		.flags = 0,						\
+	};								\
+	FIXTURE_VARIANT_ADD(fixture, defer_taskrun) {			\
+		.flags = IORING_SETUP_SINGLE_ISSUER |			\
+			 IORING_SETUP_DEFER_TASKRUN,			\
+	}
+
+/*
  * A fixture that is the per-test context alone, on every backend: its
  * setup makes the loop, its teardown frees what is left and checks for
  * leaked descriptors. Its tests use self->t.

@@ -60,20 +60,7 @@ FIXTURE(shared)
 	struct app app;
 };
 
-FIXTURE_VARIANT(shared)
-{
-	unsigned int flags;
-};
-
-FIXTURE_VARIANT_ADD(shared, plain)
-{
-	.flags = 0,
-};
-
-FIXTURE_VARIANT_ADD(shared, defer_taskrun)
-{
-	.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-};
+SHARED_RING_VARIANTS(shared);
 
 /* The kernel's thread submits: SQEs are consumed some time after submit. */
 FIXTURE_VARIANT_ADD(shared, sqpoll)
