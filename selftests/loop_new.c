@@ -302,6 +302,20 @@ TEST_F(loop_new, loop_new_bad_opts)
 		ipcsock_loop_free(loop);
 }
 
+/* ipcsock_loop_new() refuses @opts with EINVAL. */
+static void expect_opts_refused(struct __test_metadata *_metadata,
+				const struct ipcsock_loop_opts *opts)
+{
+	struct ipcsock_loop *loop;
+
+	errno = 0;
+	loop = ipcsock_loop_new(opts);
+	EXPECT_EQ(NULL, loop);
+	EXPECT_EQ(EINVAL, errno);
+	if (loop)
+		ipcsock_loop_free(loop);
+}
+
 /*
  * libbpf-style options: a caller built against an older, smaller struct
  * gets defaults for the fields it does not know; a newer, larger one is
@@ -349,23 +363,13 @@ TEST_F(loop_new, loop_opts_sz)
 
 	/* Newer caller using a field this library does not have. */
 	big.tail[3] = 1;
-	errno = 0;
-	loop = ipcsock_loop_new(&big.o);
-	EXPECT_EQ(NULL, loop);
-	EXPECT_EQ(EINVAL, errno);
-	if (loop)
-		ipcsock_loop_free(loop);
+	expect_opts_refused(_metadata, &big.o);
 
 	/* No such backend. */
 	memset(&big, 0, sizeof(big));
 	big.o.sz = sizeof(big.o);
 	big.o.backend = 42;
-	errno = 0;
-	loop = ipcsock_loop_new(&big.o);
-	EXPECT_EQ(NULL, loop);
-	EXPECT_EQ(EINVAL, errno);
-	if (loop)
-		ipcsock_loop_free(loop);
+	expect_opts_refused(_metadata, &big.o);
 }
 
 TEST_F(loop_new, backend_from_env)
