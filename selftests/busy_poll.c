@@ -80,10 +80,7 @@ TEST_F(busy, ping_pong_in_order)
 	 * end (under valgrind, the parent's loop fd and socket would count
 	 * as leaked by the child).
 	 */
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				sv));
-	pid = fork();
-	ASSERT_LE(0, pid);
+	pid = fork_with_pair(_metadata, sv);
 	if (!pid) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (sv[1] > 3)

@@ -340,10 +340,7 @@ TEST_F(faults, peer_killed_mid_batch)
 	int sv[2], mfd, status, i, ret = 0;
 	pid_t pid;
 
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				sv));
-	pid = fork();
-	ASSERT_LE(0, pid);
+	pid = fork_with_pair(_metadata, sv);
 	if (!pid) {
 		/* A peer that never reads. */
 		close(sv[0]);

@@ -235,6 +235,22 @@ static inline int ctx_raw_pair(struct __test_metadata *_metadata,
 }
 
 /*
+ * A SEQPACKET pair in @sv, then fork(): returns 0 in the child and the
+ * child's pid in the parent, each to close the end it does not use.
+ */
+static inline pid_t fork_with_pair(struct __test_metadata *_metadata,
+				   int sv[2])
+{
+	pid_t pid;
+
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	pid = fork();
+	ASSERT_LE(0, pid);
+	return pid;
+}
+
+/*
  * Run @child(_metadata, @backend) in a forked process, for checks that
  * change the process for good (uid, limits), and expect it to exit with
  * @want.
