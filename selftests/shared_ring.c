@@ -1259,7 +1259,11 @@ TEST(sqpoll_close_then_reuse_fd)
 	EXPECT_EQ(fds_before, count_open_fds());
 }
 
-/* Newer than liburing 2.3's header: the kernel's numbers (6.18). */
+/*
+ * Newer than liburing 2.3's header: the kernel's numbers (6.18). lib/uring.h
+ * has the same for the library; a selftest uses the public API and not the
+ * library's private headers, so it names the kernel's values itself.
+ */
 #ifndef IORING_SETUP_NO_MMAP
 #define IORING_SETUP_NO_MMAP		(1U << 14)
 #endif
