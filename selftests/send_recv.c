@@ -758,15 +758,38 @@ TEST_F(send_recv, many_fds_no_leak)
 	EXPECT_EQ(18 * 55 + (0 + 1), nfds);
 }
 
+#define WIRE_BUF	256
+
+/*
+ * Wait for the next datagram on the raw end @remote and read it into @buf
+ * (WIRE_BUF bytes) and @rfds (4): a header saying @len bytes and @nr_fds fds,
+ * and the @len bytes after it. Returns the header.
+ */
+static struct test_wire_hdr
+raw_next_hdr(struct __test_metadata *_metadata, struct ipcsock_loop *loop,
+	     int remote, unsigned char *buf, int *rfds, unsigned int *nfds,
+	     uint32_t len, uint32_t nr_fds)
+{
+	struct test_wire_hdr hdr = { 0 };
+	ssize_t n;
+
+	ASSERT_TRUE(raw_wait_readable(loop, remote, WAIT_MS));
+	n = raw_recv(remote, buf, WIRE_BUF, rfds, 4, nfds, NULL);
+	ASSERT_EQ(TEST_WIRE_HDR_LEN + len, n);
+	memcpy(&hdr, buf, sizeof(hdr));
+	EXPECT_EQ(len, hdr.len);
+	EXPECT_EQ(nr_fds, hdr.nr_fds);
+	return hdr;
+}
+
 TEST_F(send_recv, wire_format_one_datagram_per_message)
 {
-	unsigned char buf[256];
+	unsigned char buf[WIRE_BUF];
 	struct test_wire_hdr hdr;
 	struct ipcsock_payload p;
 	struct ipcsock *c;
 	unsigned int nfds;
 	int remote, mfd, fds[2], rfds[4];
-	ssize_t n;
 
 	remote = ctx_raw_pair(_metadata, &self->t, self->t.loop, &c);
 	mfd = memfd_with("wire", "w");
@@ -779,12 +802,8 @@ TEST_F(send_recv, wire_format_one_datagram_per_message)
 	ASSERT_EQ(0, ipcsock_send(c, &p));
 	ASSERT_EQ(0, send_str(c, "z"));
 
-	ASSERT_TRUE(raw_wait_readable(self->t.loop, remote, WAIT_MS));
-	n = raw_recv(remote, buf, sizeof(buf), rfds, 4, &nfds, NULL);
-	ASSERT_EQ(TEST_WIRE_HDR_LEN + 3, n);
-	memcpy(&hdr, buf, sizeof(hdr));
-	EXPECT_EQ(3, hdr.len);
-	EXPECT_EQ(2, hdr.nr_fds);
+	hdr = raw_next_hdr(_metadata, self->t.loop, remote, buf, rfds, &nfds,
+			   3, 2);
 	EXPECT_EQ(TEST_WIRE_VERSION, hdr.version);
 	EXPECT_EQ(0, hdr.flags);
 	EXPECT_EQ(0, memcmp(buf + TEST_WIRE_HDR_LEN, "abc", 3));
@@ -793,22 +812,14 @@ TEST_F(send_recv, wire_format_one_datagram_per_message)
 	close_fds_array(rfds, nfds);
 
 	/* len 0 + fds is a header-only datagram, never a zero-length one. */
-	ASSERT_TRUE(raw_wait_readable(self->t.loop, remote, WAIT_MS));
-	n = raw_recv(remote, buf, sizeof(buf), rfds, 4, &nfds, NULL);
-	ASSERT_EQ(TEST_WIRE_HDR_LEN, n);
-	memcpy(&hdr, buf, sizeof(hdr));
-	EXPECT_EQ(0, hdr.len);
-	EXPECT_EQ(1, hdr.nr_fds);
+	hdr = raw_next_hdr(_metadata, self->t.loop, remote, buf, rfds, &nfds,
+			   0, 1);
 	EXPECT_EQ(TEST_WIRE_VERSION, hdr.version);
 	ASSERT_EQ(1, nfds);
 	close_fds_array(rfds, nfds);
 
-	ASSERT_TRUE(raw_wait_readable(self->t.loop, remote, WAIT_MS));
-	n = raw_recv(remote, buf, sizeof(buf), rfds, 4, &nfds, NULL);
-	ASSERT_EQ(TEST_WIRE_HDR_LEN + 1, n);
-	memcpy(&hdr, buf, sizeof(hdr));
-	EXPECT_EQ(1, hdr.len);
-	EXPECT_EQ(0, hdr.nr_fds);
+	hdr = raw_next_hdr(_metadata, self->t.loop, remote, buf, rfds, &nfds,
+			   1, 0);
 	EXPECT_EQ(0, nfds);
 	EXPECT_EQ('z', buf[TEST_WIRE_HDR_LEN]);
 
