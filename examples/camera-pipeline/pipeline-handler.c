@@ -25,6 +25,7 @@
 
 #include <ipcsock.h>
 
+#include "../spawn.h"
 #include "ipa-protocol.h"
 
 #define NSEC_PER_SEC	1000000000ull
@@ -205,22 +206,12 @@ static int ipa_spawn(struct ipa_proxy *ipa, const char *path)
 	if (fd < 0)
 		return fd;
 	snprintf(fd_arg, sizeof(fd_arg), "%d", fd);
-	ipa->pid = fork();
+	ipa->pid = spawn_with_fd(path, argv, fd);
+	close(fd);
 	if (ipa->pid < 0) {
 		ipa->pid = 0;
-		close(fd);
 		return -EAGAIN;
 	}
-	if (!ipa->pid) {
-		/* Between fork and exec: system calls only. */
-		if (fd > 3)
-			close_range(3, fd - 1, CLOSE_RANGE_CLOEXEC);
-		close_range(fd + 1, ~0u, CLOSE_RANGE_CLOEXEC);
-		if (fcntl(fd, F_SETFD, 0) == 0)
-			execv(path, argv);
-		_exit(127);
-	}
-	close(fd);
 	ipcsock_set_ready_read(ipa->sock, ipa_on_ready_read, ipa);
 	ipcsock_set_hangup(ipa->sock, ipa_on_hangup, ipa);
 	/*

@@ -24,6 +24,7 @@
 
 #include <ipcsock.h>
 
+#include "../spawn.h"
 #include "vimc-ipa.h"
 
 #ifndef LIBCAMERA_VERSION
@@ -257,11 +258,9 @@ static uint32_t cookie(struct worker *w)
 }
 
 /*
- * fork+exec `vimc_ipa_proxy <ipa module> <fd>`: the fd from
- * ipcsock_create() is close-on-exec, so the child clears that flag on it
- * alone (and marks every other fd close-on-exec) before exec. The pidfd
- * comes from pidfd_open() right after fork: the child cannot be reaped,
- * and its pid reused, before we wait for it.
+ * fork+exec `vimc_ipa_proxy <ipa module> <fd>` with the channel's other
+ * end. The pidfd comes from pidfd_open() right after fork: the child
+ * cannot be reaped, and its pid reused, before we wait for it.
  */
 static int worker_start(struct handler *h, struct worker *w)
 {
@@ -282,22 +281,12 @@ static int worker_start(struct handler *h, struct worker *w)
 	if (fd < 0)
 		return fd;
 	snprintf(fd_arg, sizeof(fd_arg), "%d", fd);
-	w->pid = fork();
+	w->pid = spawn_with_fd(h->worker_path, argv, fd);
+	close(fd);
 	if (w->pid < 0) {
 		w->pid = 0;
-		close(fd);
 		return -EAGAIN;
 	}
-	if (!w->pid) {
-		/* Between fork and exec: system calls only. */
-		if (fd > 3)
-			close_range(3, fd - 1, CLOSE_RANGE_CLOEXEC);
-		close_range(fd + 1, ~0u, CLOSE_RANGE_CLOEXEC);
-		if (fcntl(fd, F_SETFD, 0) == 0)
-			execv(h->worker_path, argv);
-		_exit(127);
-	}
-	close(fd);
 	w->pidfd = pidfd_open(w->pid, 0);
 	if (w->pidfd < 0) {
 		fd = -errno;
