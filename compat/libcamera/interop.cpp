@@ -117,9 +117,12 @@ struct channel {
 		auto t0 = std::chrono::steady_clock::now();
 
 		while (!done()) {
+			int ret;
+
 			if (ms_since(t0) > TIMEOUT_MS)
 				return false;
-			if (loop.dispatch(100) < 0 && errno != EINTR)
+			ret = loop.dispatch(100);
+			if (ret < 0 && ret != -EINTR)
 				return false;
 		}
 		return true;
@@ -272,26 +275,29 @@ static bool flood_from_peer(channel *c)
 
 /*
  * The peer exits: nothing says so (no end of file on a datagram pair)
- * until a send is refused, -ECONNREFUSED, returned or as the hangup; a
- * send after that fails with -EPIPE.
+ * until a send is refused. That send fails with -EPIPE, or is queued and
+ * refused later; either way the hangup says -ECONNREFUSED, and sends from
+ * then on fail with -EPIPE.
  */
 static bool peer_exits(channel *c)
 {
-	int status, ret;
+	int status, first, last;
 
 	if (c->sock.send({ interop_cmd("EXIT", 0, 0), {} }) || c->loop.flush())
 		return false;
 	status = reap(c->peer);
 	c->peer = -1;
+	if (c->hung_up)
+		return false;	/* too early: nothing was sent since */
 	auto t0 = std::chrono::steady_clock::now();
-	ret = c->sock.send({ interop_cmd("ECHO", 0, 0), {} });
-	if (!ret && c->wait([c]() { return c->hung_up; }))
-		ret = c->hangup;
-	printf("# the peer exited with status %d; our next send: %s after %.3f ms%s\n",
-	       status, strerror(-ret), ms_since(t0),
-	       c->hung_up ? " (the hangup)" : "");
-	return !status && ret == -ECONNREFUSED &&
-	       c->sock.send({ interop_cmd("ECHO", 0, 0), {} }) == -EPIPE;
+	first = c->sock.send({ interop_cmd("ECHO", 0, 0), {} });
+	c->wait([c]() { return c->hung_up; });
+	last = c->sock.send({ interop_cmd("ECHO", 0, 0), {} });
+	printf("# the peer exited with status %d; our next send gave %d, the hangup %s after %.3f ms, the send after %d\n",
+	       status, first, c->hung_up ? strerror(-c->hangup) : "(none)",
+	       ms_since(t0), last);
+	return !status && (!first || first == -EPIPE) && c->hung_up &&
+	       c->hangup == -ECONNREFUSED && last == -EPIPE;
 }
 
 static void named(bool ok, const std::string &name)

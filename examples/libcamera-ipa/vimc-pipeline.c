@@ -79,7 +79,6 @@ struct worker {
 
 	unsigned int bad_messages;
 	int hangup_err;		/* 0: none seen */
-	uint64_t hangup_ns;
 
 	/* The process is gone: when the pidfd said so, and how. */
 	bool exited;
@@ -100,6 +99,7 @@ struct handler {
 	int loop_fd;
 	int buf_fd;
 	uint64_t kill_ns;		/* when --kill-after struck */
+	uint64_t noticed_ns;		/* and when the run ended */
 	bool failed;
 };
 
@@ -156,7 +156,6 @@ static void on_hangup(struct ipcsock *sock, int err, void *arg)
 
 	(void)sock;
 	w->hangup_err = err ? err : -EPIPE;
-	w->hangup_ns = now_ns();
 }
 
 /*
@@ -438,8 +437,8 @@ static double pct_us(const uint64_t *v, unsigned int n, unsigned int pct)
 
 /*
  * fillParamsBuffer at FPS for --duration, each answered by its event;
- * with --kill-after, SIGKILL the worker on the way (the run then ends in
- * the error that noticed it).
+ * with --kill-after, SIGKILL the worker on the way, between two frames:
+ * the run then ends in the error that noticed it.
  */
 static int run_frames(struct handler *h, struct worker *w)
 {
@@ -451,22 +450,22 @@ static int run_frames(struct handler *h, struct worker *w)
 	if (!lat)
 		return -ENOMEM;
 	start = now_ns();
-	for (i = 0; i < n && !ret; i++) {
+	for (i = 0; i < n; i++) {
 		ret = wait_for(h, w, NULL, start + i * period);
-		if (ret)
-			break;
-		if (h->kill_after_ms && !h->kill_ns &&
-		    now_ns() - start >= h->kill_after_ms * NSEC_PER_MSEC) {
-			h->kill_ns = now_ns();
-			kill(w->pid, SIGKILL);
-		}
-		ret = fill_and_wait(h, w, i + 2, &lat[done]);
+		if (!ret)
+			ret = fill_and_wait(h, w, i + 2, &lat[done]);
 		if (ret)
 			break;
 		if (now_ns() > start + (i + 1) * period)
 			late++;
 		done++;
+		if (h->kill_after_ms && !h->kill_ns &&
+		    now_ns() - start >= h->kill_after_ms * NSEC_PER_MSEC) {
+			h->kill_ns = now_ns();
+			kill(w->pid, SIGKILL);
+		}
 	}
+	h->noticed_ns = now_ns();
 	if (done) {
 		qsort(lat, done, sizeof(*lat), cmp_u64);
 		printf("  fillParamsBuffer at %u fps: %u calls answered by paramsBufferReady, %u late (after their %.2f ms slot)\n",
@@ -482,37 +481,37 @@ static int run_frames(struct handler *h, struct worker *w)
 }
 
 /*
- * After --kill-after: the run must have ended because the pidfd (or the
- * channel) said the worker was gone, soon after the kill. Then: what the
- * channel says to a send.
+ * After --kill-after: the run must have ended soon after the kill, because
+ * the pidfd said the worker was gone (or a send was refused). Then what
+ * the channel says: a datagram pair has no end of file, a send is refused.
  */
 static void report_kill(struct handler *h, struct worker *w, int ret)
 {
-	uint64_t seen = w->exited ? w->exit_ns : w->hangup_ns;
 	uint64_t deadline;
 	int err;
 
-	if (ret != -ESRCH && !w->hangup_err) {
-		printf("  the kill was not noticed: %s\n", strerror(-ret));
+	if (!h->kill_ns || !ret) {
+		printf("  the kill was not noticed\n");
 		check(h, false, "the kill noticed");
 		return;
 	}
 	printf("  worker SIGKILLed %u ms into the run: %s %.3f ms later (libcamera waits for its %d ms call timeout)\n",
 	       h->kill_after_ms,
-	       w->exited ? "its pidfd was readable" : "the channel failed",
-	       (double)(seen - h->kill_ns) / NSEC_PER_MSEC, CALL_TIMEOUT_MS);
-	check(h, seen - h->kill_ns < CALL_TIMEOUT_MS * NSEC_PER_MSEC / 10,
+	       ret == -ESRCH ? "its pidfd was readable" : "a send failed",
+	       (double)(h->noticed_ns - h->kill_ns) / NSEC_PER_MSEC,
+	       CALL_TIMEOUT_MS);
+	check(h, h->noticed_ns - h->kill_ns <
+		 CALL_TIMEOUT_MS * NSEC_PER_MSEC / 10,
 	      "the kill noticed within a tenth of libcamera's call timeout");
 
-	/* The datagram channel says nothing until a send is refused. */
 	err = send_fill(w, 0, PARAMS_BUF_ID);
 	deadline = now_ns() + 100 * NSEC_PER_MSEC;
-	while (!err && !w->hangup_err && now_ns() < deadline)
+	while (!w->hangup_err && now_ns() < deadline)
 		ipcsock_loop_dispatch(h->loop, 10);
-	printf("  the channel: a send after that %s %s\n",
-	       err ? "failed with" : "gave hangup",
-	       w->hangup_err || err ? strerror(-(err ? err : w->hangup_err)) :
-				      "nothing within 100 ms");
+	printf("  the channel: the next send gave %s, then %s%s\n",
+	       err ? strerror(-err) : "0 (queued)",
+	       w->hangup_err ? "hangup " : "no hangup within 100 ms",
+	       w->hangup_err ? strerror(-w->hangup_err) : "");
 	worker_reap(w, 0);
 	check(h, w->status == -SIGKILL, "the worker died of SIGKILL");
 }
