@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-inline unsigned int tap_nr, tap_pass, tap_fail;
+inline unsigned int tap_nr, tap_pass, tap_fail, tap_skip;
 
 static inline void result(bool ok, const char *name)
 {
@@ -31,8 +31,8 @@ static inline void result(bool ok, const char *name)
 static inline int tap_finish(void)
 {
 	printf("1..%u\n", tap_nr);
-	printf("# Totals: pass:%u fail:%u xfail:0 xpass:0 skip:0 error:0\n",
-	       tap_pass, tap_fail);
+	printf("# Totals: pass:%u fail:%u xfail:0 xpass:0 skip:%u error:0\n",
+	       tap_pass, tap_fail, tap_skip);
 	return tap_fail ? 1 : 0;
 }
 
