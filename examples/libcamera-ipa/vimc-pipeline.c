@@ -603,6 +603,22 @@ static int run_main_worker(struct handler *h)
 	return err;
 }
 
+/* A process's state letter from /proc/PID/stat (S: asleep), or '?'. */
+static char proc_state(pid_t pid)
+{
+	char path[32], buf[256], *p = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (f) {
+		if (fgets(buf, sizeof(buf), f))
+			p = strrchr(buf, ')');
+		fclose(f);
+	}
+	return p && p[1] == ' ' && p[2] ? p[2] : '?';
+}
+
 /*
  * A worker whose channel closes without Exit: its socket is a datagram
  * one, which has no end of file, so it keeps waiting for messages that
@@ -623,10 +639,11 @@ static int run_orphan(struct handler *h)
 		return err;
 	}
 	ipcsock_close(w.sock);
-	worker_exited(&w, h->orphan_wait_ms);
-	printf("  without Exit: a second worker whose channel was closed is %s %u ms later%s\n",
-	       w.exited ? "gone" : "still running", h->orphan_wait_ms,
-	       w.exited ? "" : " (an orphan once this process exits); killed");
+	if (worker_exited(&w, h->orphan_wait_ms))
+		printf("  without Exit: a second worker whose channel was closed exited\n");
+	else
+		printf("  without Exit: a second worker whose channel was closed is still there %u ms later, state %c (an orphan once this process exits); killed\n",
+		       h->orphan_wait_ms, proc_state(w.pid));
 	check(h, !w.exited, "a worker without Exit stays behind");
 	worker_free(&w);
 	return 0;
@@ -691,6 +708,8 @@ int main(int argc, char **argv)
 	err = parse_args(&h, argc, argv);
 	if (err)
 		return err;
+	/* Our lines and the worker's log, in the order they happen. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
 	printf("vimc-pipeline: libcamera %s's vimc IPA over libipcsock in libcamera wire mode\n",
 	       LIBCAMERA_VERSION[0] ? LIBCAMERA_VERSION : "(none)");
 	if (strcmp(LIBCAMERA_VERSION, "0.0.3") ||
