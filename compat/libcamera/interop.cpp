@@ -130,7 +130,7 @@ struct channel {
 		return true;
 	}
 
-	/* The next message, or an empty one after TIMEOUT_MS. */
+	/* Take the next message; false if none came in TIMEOUT_MS, or the end. */
 	bool next(Payload *p)
 	{
 		if (!wait([this]() { return !inbox.empty() || hung_up; }) ||
@@ -342,7 +342,7 @@ static bool we_close(Loop &loop)
 	channel c(loop);
 
 	if (!setup_ours(&c) ||
-	    c.sock.send({ interop_cmd("WAIT", 100, 0), {} }) || loop.flush())
+	    c.sock.send({ interop_cmd("WAIT", 300, 0), {} }) || loop.flush())
 		return false;
 	c.sock.close();
 	int status = reap(c.peer);
