@@ -276,8 +276,8 @@ static bool flood_from_peer(channel *c)
 }
 
 /*
- * The peer exits: nothing says so (no end of file on a datagram pair)
- * until a send is refused. That send fails with -EPIPE, or is queued and
+ * The peer exits: nothing says so (no end of file on a datagram pair:
+ * STALL_MS of dispatching brings no hangup) until a send is refused. That send fails with -EPIPE, or is queued and
  * refused later; either way the hangup says -ECONNREFUSED, and sends from
  * then on fail with -EPIPE.
  */
@@ -289,14 +289,20 @@ static bool peer_exits(channel *c)
 		return false;
 	status = reap(c->peer);
 	c->peer = -1;
-	if (c->hung_up)
-		return false;	/* too early: nothing was sent since */
+	/* Only receiving, we see nothing: no end of file on a datagram pair. */
 	auto t0 = std::chrono::steady_clock::now();
+	while (!c->hung_up && ms_since(t0) < STALL_MS)
+		c->loop.dispatch(STALL_MS / 10);
+	if (c->hung_up) {
+		printf("# a hangup (%d) before any send\n", c->hangup);
+		return false;
+	}
+	t0 = std::chrono::steady_clock::now();
 	first = c->sock.send({ interop_cmd("ECHO", 0, 0), {} });
 	c->wait([c]() { return c->hung_up; });
 	last = c->sock.send({ interop_cmd("ECHO", 0, 0), {} });
-	printf("# the peer exited with status %d; our next send gave %d, the hangup %s after %.3f ms, the send after %d\n",
-	       status, first, c->hung_up ? strerror(-c->hangup) : "(none)",
+	printf("# the peer exited with status %d; nothing for %d ms; then our send gave %d, the hangup %s after %.3f ms, the send after %d\n",
+	       status, STALL_MS, first, c->hung_up ? strerror(-c->hangup) : "(none)",
 	       ms_since(t0), last);
 	return !status && (!first || first == -EPIPE) && c->hung_up &&
 	       c->hangup == -ECONNREFUSED && last == -EPIPE;
