@@ -25,6 +25,7 @@
 #include <ipcsock.h>
 
 #include "../spawn.h"
+#include "../timing.h"
 #include "vimc-ipa.h"
 
 #ifndef LIBCAMERA_VERSION
@@ -37,23 +38,12 @@
 #define LIBCAMERA_PREFIX	"/usr"
 #endif
 
-#define NSEC_PER_SEC	1000000000ull
-#define NSEC_PER_MSEC	1000000ull
-#define NSEC_PER_USEC	1000ull
 #define FPS		240
 /* libcamera's IPCPipeUnixSocket gives a call this long. */
 #define CALL_TIMEOUT_MS	2000
 #define PARAMS_BUF_ID	1
 #define PARAMS_BUF_SIZE	4096
 #define KSFT_SKIP	4
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
-}
 
 /* One vimc_ipa_proxy process and the channel to it. */
 struct worker {
@@ -420,21 +410,6 @@ static int fill_and_wait(struct handler *h, struct worker *w, uint32_t frame,
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted @v, in microseconds. */
-static double pct_us(const uint64_t *v, unsigned int n, unsigned int pct)
-{
-	unsigned int rank = (n * pct + 99) / 100;
-
-	return (double)v[rank ? rank - 1 : 0] / NSEC_PER_USEC;
-}
-
 /*
  * fillParamsBuffer at FPS for --duration, each answered by its event;
  * with --kill-after, SIGKILL the worker on the way, between two frames:
@@ -467,7 +442,7 @@ static int run_frames(struct handler *h, struct worker *w)
 	}
 	h->noticed_ns = now_ns();
 	if (done) {
-		qsort(lat, done, sizeof(*lat), cmp_u64);
+		sort_ns(lat, done);
 		printf("  fillParamsBuffer at %u fps: %u calls answered by paramsBufferReady, %u late (after their %.2f ms slot)\n",
 		       FPS, done, late, 1000.0 / FPS);
 		printf("  call to event latency: p50 %.1f us, p99 %.1f us, max %.1f us\n",
