@@ -17,6 +17,14 @@ static void put_string_field(struct ipa_msg *m, const char *s)
 	ipa_slot_close(m, &slot);
 }
 
+/* An argument that is a u32 (or an enum, or flags), into its table slot. */
+static void put_u32_arg(struct ipa_msg *m, struct ipa_slot *arg, uint32_t v)
+{
+	ipa_slot_open(m, arg);
+	ipa_put_u32(m, v);
+	ipa_slot_close(m, arg);
+}
+
 void vimc_init_msg(struct ipa_msg *m, uint32_t cookie,
 		   const struct vimc_settings *settings, enum vimc_op code,
 		   uint32_t in_flags)
@@ -34,13 +42,8 @@ void vimc_init_msg(struct ipa_msg *m, uint32_t cookie,
 	put_string_field(m, settings->sensor_model);
 	ipa_slot_close(m, &arg[0]);
 
-	ipa_slot_open(m, &arg[1]);
-	ipa_put_u32(m, code);
-	ipa_slot_close(m, &arg[1]);
-
-	ipa_slot_open(m, &arg[2]);
-	ipa_put_u32(m, in_flags);
-	ipa_slot_close(m, &arg[2]);
+	put_u32_arg(m, &arg[1], code);
+	put_u32_arg(m, &arg[2], in_flags);
 }
 
 /* The return value, then the single output argument, bare. */
@@ -120,12 +123,8 @@ void vimc_fill_params_buffer_msg(struct ipa_msg *m, uint32_t cookie,
 	ipa_msg_init(m, VIMC_CMD_FILL_PARAMS_BUFFER, cookie);
 	ipa_slot_reserve(m, &arg[0], false);
 	ipa_slot_reserve(m, &arg[1], false);
-	ipa_slot_open(m, &arg[0]);
-	ipa_put_u32(m, frame);
-	ipa_slot_close(m, &arg[0]);
-	ipa_slot_open(m, &arg[1]);
-	ipa_put_u32(m, buffer_id);
-	ipa_slot_close(m, &arg[1]);
+	put_u32_arg(m, &arg[0], frame);
+	put_u32_arg(m, &arg[1], buffer_id);
 }
 
 /* Two arguments: their sizes, then each, which must be 4 bytes. */
