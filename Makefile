@@ -196,7 +196,7 @@ PACKAGING_TESTS	?= scripts/check-man.sh scripts/check-consumer.sh \
 		   scripts/check-cxx.sh scripts/check-kerneldoc.sh \
 		   scripts/check-deps.sh scripts/check-probes.sh \
 		   selftests/cxx/check-header.sh \
-		   compat/libcamera/check.sh
+		   compat/libcamera/check.sh compat/libcamera/interop.sh
 CONSUMER_DESTDIR := $(abspath $(O))/consumer/destdir
 packaging_env	= CC='$(CC)' IPCSOCK_VERSION=$(VERSION_MAJOR).$(VERSION_MINOR) \
 		  IPCSOCK_EXAMPLE_LIBS='$(abspath $(STATIC_LIB)) $(LIBS)' \

@@ -28,6 +28,8 @@ all=(
 	"camera-pipeline-crash:camera-pipeline/pipeline-handler --duration 3 --kill-worker-after 240"
 	"epoll-host:epoll-host --duration 1000"
 	"glib-host:glib-host --duration 1000"
+	"libcamera-ipa:libcamera-ipa/vimc-pipeline --duration 2"
+	"libcamera-ipa-kill:libcamera-ipa/vimc-pipeline --duration 2 --kill-after 500"
 	"uring-server:uring-server --clients 16"
 )
 

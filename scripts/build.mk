@@ -22,6 +22,8 @@
 #                  $(CXX), $(ALL_CFLAGS), $(ALL_CXXFLAGS), $(ALL_LDFLAGS))
 #   <d>-libs       what its programs link with (default: $(STATIC_LIB)
 #                  $(LIBS)); the files among them are prerequisites
+#   <prog>-libs    what one program links with instead of <d>-libs (for
+#                  a directory whose programs link different libraries)
 #   <d>-lib-y      library objects (lib/<obj>.c) compiled again, with the
 #                  directory's compiler and flags, into $(O)/<d>/lib/ and
 #                  linked into each of its programs
@@ -61,6 +63,8 @@ include $(addsuffix /Build,$(BUILD_DIRS))
 
 prog_objs = $(addprefix $(O)/$(1)/,$(or $($(2)-y),$(2).o))
 lib_objs = $(addprefix $(O)/$(1)/lib/,$($(call vp,$(1))-lib-y))
+# $(call prog_libs,DIR,PROG): what PROG links with.
+prog_libs = $(if $(filter undefined,$(origin $(2)-libs)),$($(call vp,$(1))-libs),$($(2)-libs))
 # $(call cxx_objs,SRC,OUT,OBJS): those of OBJS that have a SRC/<obj>.cpp.
 cxx_objs = $(strip $(foreach o,$(3),$(if $(wildcard $(patsubst $(2)/%.o,$(1)/%.cpp,$(o))),$(o))))
 
@@ -95,10 +99,10 @@ endef
 # $(call link,DIR,PROG): $(O)/DIR/PROG from its objects, by DIR's C++
 # compiler if any of them is C++, else by its C compiler.
 define link
-$(O)/$(1)/$(2): $(call prog_objs,$(1),$(2)) $(call lib_objs,$(1)) $(filter-out -%,$($(call vp,$(1))-libs))
+$(O)/$(1)/$(2): $(call prog_objs,$(1),$(2)) $(call lib_objs,$(1)) $(filter-out -%,$(call prog_libs,$(1),$(2)))
 	$$(call msg,LD,$$@)$$($(call vp,$(1))-$(if $(call cxx_objs,$(1),$(O)/$(1),$(call prog_objs,$(1),$(2))),cxx,cc)) \
 		$$($(call vp,$(1))-ldflags) -o $$@ $(call prog_objs,$(1),$(2)) \
-		$(call lib_objs,$(1)) $$($(call vp,$(1))-libs) $$($(2)-ldlibs)
+		$(call lib_objs,$(1)) $$(call prog_libs,$(1),$(2)) $$($(2)-ldlibs)
 
 $(call prog_objs,$(1),$(2)): private extra-cflags = $$($(2)-cflags)
 $(call prog_objs,$(1),$(2)): private extra-cxxflags = $$($(2)-cxxflags)

@@ -17,7 +17,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -30,71 +29,14 @@
 #include <libcamera/base/thread.h>
 
 #include "ipc_unixsocket.h"
+#include "test-util.h"
 
 using libcamera::IPCUnixSocket;
 using libcamera::UniqueFD;
 
-static unsigned int nr, nr_pass, nr_fail;
-
-static void result(bool ok, const char *name)
-{
-	nr++;
-	if (ok)
-		nr_pass++;
-	else
-		nr_fail++;
-	printf("%sok %u %s\n", ok ? "" : "not ", nr, name);
-	fflush(stdout);
-}
-
 static libcamera::EventDispatcher *dispatcher()
 {
 	return libcamera::Thread::current()->eventDispatcher();
-}
-
-static int open_fds(void)
-{
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n - 1;	/* the directory's own */
-}
-
-/* A memfd holding @text. */
-static int memfd_with(const char *text)
-{
-	int fd = memfd_create("check-ipc-unixsocket", MFD_CLOEXEC);
-	size_t len = strlen(text);
-
-	if (fd < 0)
-		return -1;
-	if (write(fd, text, len) != (ssize_t)len) {
-		::close(fd);
-		return -1;
-	}
-	return fd;
-}
-
-static bool fd_holds(int fd, const char *text)
-{
-	char buf[64];
-	ssize_t n = pread(fd, buf, sizeof(buf), 0);
-
-	return n == (ssize_t)strlen(text) && !memcmp(buf, text, n);
-}
-
-static bool same_file(int a, int b)
-{
-	struct stat sa, sb;
-
-	return !fstat(a, &sa) && !fstat(b, &sb) && sa.st_dev == sb.st_dev &&
-	       sa.st_ino == sb.st_ino;
 }
 
 /* ---- The child: echo every message until "quit". ---- */
@@ -212,24 +154,6 @@ static bool exchange(struct reply *r, size_t size, unsigned int nr_fds)
 	return ok;
 }
 
-/*
- * libcamera's pair has no FD_CLOEXEC, and its process launcher closes
- * every fd but the ones it passes: so does this, keeping the remote end
- * alone, as fd 3.
- */
-static pid_t spawn(const char *self, int fd)
-{
-	pid_t pid = fork();
-
-	if (pid)
-		return pid;
-	if (dup2(fd, 3) != 3)
-		_exit(127);
-	closefrom(4);
-	execl(self, self, "--child", "3", (char *)NULL);
-	_exit(127);
-}
-
 int main(int argc, char **argv)
 {
 	static const size_t sizes[] = { 1, 64, 4096, 65536 };
@@ -271,7 +195,7 @@ int main(int argc, char **argv)
 	       "send: an empty payload is refused");
 
 	r.sock->readyRead.connect(&r, &reply::readyRead);
-	pid = spawn(argv[0], remote.get());
+	pid = spawn_with_fd(argv[0], "--child", remote.get());
 	remote.reset();
 	for (size_t s : sizes)
 		for (unsigned int f : fds)
@@ -302,8 +226,5 @@ int main(int argc, char **argv)
 	delete r.sock;
 	result(open_fds() == fds0, "fds: none left open");
 
-	printf("1..%u\n", nr);
-	printf("# Totals: pass:%u fail:%u xfail:0 xpass:0 skip:0 error:0\n",
-	       nr_pass, nr_fail);
-	return nr_fail ? 1 : 0;
+	return tap_finish();
 }

@@ -25,20 +25,12 @@
 
 #include <ipcsock.h>
 
+#include "../spawn.h"
+#include "../timing.h"
 #include "ipa-protocol.h"
 
-#define NSEC_PER_SEC	1000000000ull
-#define NSEC_PER_MSEC	1000000ull
 #define FPS		240
 #define CALL_TIMEOUT_MS	1000
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
-}
 
 /*
  * The request/reply layer: the handler's side of the channel to the
@@ -205,22 +197,12 @@ static int ipa_spawn(struct ipa_proxy *ipa, const char *path)
 	if (fd < 0)
 		return fd;
 	snprintf(fd_arg, sizeof(fd_arg), "%d", fd);
-	ipa->pid = fork();
+	ipa->pid = spawn_with_fd(path, argv, fd);
+	close(fd);
 	if (ipa->pid < 0) {
 		ipa->pid = 0;
-		close(fd);
 		return -EAGAIN;
 	}
-	if (!ipa->pid) {
-		/* Between fork and exec: system calls only. */
-		if (fd > 3)
-			close_range(3, fd - 1, CLOSE_RANGE_CLOEXEC);
-		close_range(fd + 1, ~0u, CLOSE_RANGE_CLOEXEC);
-		if (fcntl(fd, F_SETFD, 0) == 0)
-			execv(path, argv);
-		_exit(127);
-	}
-	close(fd);
 	ipcsock_set_ready_read(ipa->sock, ipa_on_ready_read, ipa);
 	ipcsock_set_hangup(ipa->sock, ipa_on_hangup, ipa);
 	/*
@@ -461,21 +443,6 @@ static int run_pipeline(struct pipeline *pl)
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of sorted @v. */
-static double pct_us(const uint64_t *v, unsigned int n, unsigned int pct)
-{
-	unsigned int rank = (n * pct + 99) / 100;
-
-	return v[rank ? rank - 1 : 0] / 1000.0;
-}
-
 static void report_latency(struct pipeline *pl)
 {
 	uint64_t *v = pl->frame_ns;
@@ -483,7 +450,7 @@ static void report_latency(struct pipeline *pl)
 
 	if (!n)
 		return;
-	qsort(v, n, sizeof(*v), cmp_u64);
+	sort_ns(v, n);
 	printf("  per-frame IPC time (FILL_PARAMS + PROCESS_STATS round trips, 4 messages of %zu-%zu B):\n",
 	       sizeof(struct ipa_hdr) + sizeof(struct ipa_fill_params),
 	       sizeof(struct ipa_hdr) + sizeof(struct ipa_metadata));
