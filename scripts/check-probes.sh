@@ -78,7 +78,7 @@ while read -r probe argc; do
 	if [ -z "$have" ]; then
 		not_ok "probe: ipcsock:$probe # not in $lib"
 	elif [ "$have" != "$argc" ]; then
-		not_ok "probe: ipcsock:$probe # $(echo $have) arguments, not $argc"
+		not_ok "probe: ipcsock:$probe # ${have//$'\n'/ } arguments, not $argc"
 	else
 		ok "probe: ipcsock:$probe, $argc arguments"
 	fi
