@@ -701,6 +701,21 @@ static int uring_setup(struct ipcsock_loop *loop)
 	return 0;
 }
 
+/* Forget the deferred work, unrun. */
+static void uring_drop_deferred(struct ipcsock_loop *loop)
+{
+	struct uring_loop *ul = to_uring_loop(loop);
+	struct uring_chan *uc;
+
+	while (!list_empty(&ul->deferred)) {
+		uc = list_first_entry(&ul->deferred, struct uring_chan,
+				      defer_node);
+		list_del_init(&uc->defer_node);
+		uc->defer = 0;
+	}
+	ul->wake_deferred = false;
+}
+
 /*
  * A shared loop freed before it was idle: nothing will retry its deferred
  * work. What can go now goes; an fd still named by an SQE the SQPOLL
@@ -711,7 +726,6 @@ static void uring_shared_exit(struct ipcsock_loop *loop)
 {
 	struct uring_loop *ul = to_uring_loop(loop);
 	struct timespec ts = { .tv_nsec = 100 * 1000 };
-	struct uring_chan *uc;
 	int tries;
 
 	uring_submit(loop);
@@ -720,12 +734,7 @@ static void uring_shared_exit(struct ipcsock_loop *loop)
 		nanosleep(&ts, NULL);
 		uring_defer_run(loop);
 	}
-	while (!list_empty(&ul->deferred)) {
-		uc = list_first_entry(&ul->deferred, struct uring_chan,
-				      defer_node);
-		list_del_init(&uc->defer_node);
-		uc->defer = 0;
-	}
+	uring_drop_deferred(loop);
 }
 
 static bool uring_loop_exit(struct ipcsock_loop *loop)
@@ -833,11 +842,25 @@ static int uring_loop_init(struct ipcsock_loop *loop, struct io_uring *shared)
 /*
  * An own ring is unmapped and its fd closed, as by loop_exit; with no
  * ring left, releasing a channel unregisters no buffer ring.
+ *
+ * A shared ring is the application's, and its SQ and CQ pages are mapped
+ * shared, so the parent's: the child must not even write an SQE, let
+ * alone submit (uring_shared_exit would). A library SQE the parent
+ * prepared and had not yet submitted, submitted here, would run as the
+ * child's request and be cancelled when the child exits, failing the
+ * parent's channel. The deferred work is dropped unrun; the parent still
+ * holds its own copy of it.
  */
 static void uring_loop_orphan(struct ipcsock_loop *loop)
 {
-	uring_loop_exit(loop);
-	to_uring_loop(loop)->ring = NULL;
+	struct uring_loop *ul = to_uring_loop(loop);
+
+	if (ul->shared)
+		uring_drop_deferred(loop);
+	else
+		uring_loop_exit(loop);
+	ul->sq_dirty = false;
+	ul->ring = NULL;
 }
 
 static int uring_loop_fd(struct ipcsock_loop *loop)

@@ -367,6 +367,84 @@ TEST_F(shared, held_message_does_not_starve_ring)
 	EXPECT_TRUE(app->order_ok);
 }
 
+#define FORK_MSGS	32
+
+/*
+ * The child of a fork() shares the parent's SQ and CQ (the ring's pages
+ * are MAP_SHARED), so freeing its inherited copies must not submit or
+ * write an SQE: a library SQE prepared and not yet submitted (the re-arm
+ * that handing over a completion prepares) would be submitted by the
+ * child, its multishot receive owned by a task that is about to exit and
+ * cancelled with it, and the parent's channel would fail. The parent's SQ
+ * tail must be where the parent left it, and its channel must go on.
+ */
+TEST_F(shared, fork_child_leaves_ring_alone)
+{
+	struct app *app = &self->app;
+	struct io_uring_cqe *cqe;
+	unsigned int i, head, n, ktail;
+	uint64_t deadline;
+	int status;
+	pid_t pid;
+
+	/* More than the receive's credit: it runs dry and is re-armed. */
+	app->hold = true;
+	for (i = 0; i < FORK_MSGS; i++) {
+		struct ipcsock_payload p = { .data = &i, .len = sizeof(i) };
+
+		ASSERT_EQ(0, ipcsock_send(app->a, &p));
+	}
+	/* Hand completions over, without submitting, until a re-arm waits. */
+	deadline = now_ms() + WAIT_MS;
+	while (!io_uring_sq_ready(&app->ring) && now_ms() < deadline) {
+		struct __kernel_timespec ts = { .tv_nsec = 10 * 1000000L };
+
+		io_uring_wait_cqe_timeout(&app->ring, &cqe, &ts);
+		n = 0;
+		io_uring_for_each_cqe(&app->ring, head, cqe) {
+			if (ipcsock_loop_handle_cqe(app->loop, cqe))
+				app->claimed++;
+			n++;
+		}
+		io_uring_cq_advance(&app->ring, n);
+	}
+	ASSERT_LT(0, io_uring_sq_ready(&app->ring))
+		TH_LOG("the receive was never re-armed");
+	ktail = io_uring_smp_load_acquire(app->ring.sq.ktail);
+
+	pid = fork();
+	ASSERT_LE(0, pid);
+	if (!pid) {
+		ipcsock_free(app->a);
+		ipcsock_free(app->b);
+		ipcsock_loop_free(app->loop);
+		io_uring_queue_exit(&app->ring);
+		_exit(0);
+	}
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+	EXPECT_EQ(ktail, io_uring_smp_load_acquire(app->ring.sq.ktail))
+		TH_LOG("the child moved the parent's SQ tail");
+
+	/* Everything sent before and after arrives, and nothing fails. */
+	app->hold = false;
+	for (i = FORK_MSGS; i < 2 * FORK_MSGS; i++) {
+		struct ipcsock_payload p = { .data = &i, .len = sizeof(i) };
+
+		ASSERT_EQ(0, ipcsock_send(app->a, &p));
+	}
+	deadline = now_ms() + WAIT_MS;
+	while (app->next_seq < 2 * FORK_MSGS && !app->hung_up &&
+	       now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	EXPECT_EQ(2 * FORK_MSGS, app->next_seq);
+	EXPECT_TRUE(app->order_ok);
+	EXPECT_FALSE(app->hung_up)
+		TH_LOG("the channel failed: %d", app->hangup_err);
+	EXPECT_EQ(0, app->dropped);
+}
+
 #define CHAIN_MSGS	2048
 #define CHAIN_BATCH	64
 
