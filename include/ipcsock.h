@@ -493,6 +493,12 @@ IPCSOCK_API bool ipcsock_is_bound(const struct ipcsock *sock);
  *
  * Never blocks and never raises SIGPIPE. Success means queued, not
  * delivered: if the channel ends first, the hangup callback says so.
+ * A peer's close the loop has not yet seen: a message the call hands to
+ * the kernel itself (nothing queued before it) is refused, and the call
+ * returns -EPIPE at once; one it queues (behind back-pressure, or always
+ * with %IPCSOCK_LOOP_RING_SENDS) returns 0 and is dropped. Either way
+ * nothing arrives, the hangup callback runs, and every send after it
+ * returns -EPIPE.
  *
  * Context: The loop's thread, also from callbacks.
  * Return: 0, or a negative errno; nothing is queued on failure: -EINVAL,

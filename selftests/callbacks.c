@@ -690,6 +690,39 @@ TEST_F(callbacks, no_sigpipe_after_peer_close)
 	EXPECT_TRUE(fd_is_open(mfd));
 }
 
+/*
+ * The first send after the peer closed, before the loop saw the close:
+ * sent during the call (nothing queued), the kernel refuses it and the
+ * call says -EPIPE at once; on a loop with IPCSOCK_LOOP_RING_SENDS every
+ * message is queued for the ring, so the call says 0 and the hangup tells.
+ * Either way nothing arrives, the hangup runs once, with 0, and every send
+ * after it gives -EPIPE (ipcsock_send(3), NOTES).
+ */
+TEST_F(callbacks, first_send_after_peer_close)
+{
+	int first = self->t.backend == BACKEND_URING_RING_SENDS ? 0 : -EPIPE;
+	struct rec *rc = &self->ra;
+	struct ipcsock *c;
+	int remote, mfd;
+
+	remote = ctx_raw_pair(_metadata, &self->t, self->t.loop, &c);
+	rec_attach(rc, c);
+	mfd = memfd_with("first", "f");
+	ctx_fd(_metadata, &self->t, mfd);
+	ctx_close_fd(&self->t, remote);
+
+	EXPECT_EQ(first, send_seq(c, 1, NULL, 0));
+	EXPECT_EQ(first, send_seq(c, 2, &mfd, 1));
+	EXPECT_EQ(0, rc->hangup);
+	ASSERT_TRUE(dispatch_until(self->t.loop, rc->hangup, WAIT_MS));
+	dispatch_for(self->t.loop, 50);
+	EXPECT_EQ(1, rc->hangup);
+	EXPECT_EQ(0, rc->hangup_err);
+	EXPECT_EQ(-EPIPE, send_seq(c, 3, NULL, 0));
+	EXPECT_EQ(-EPIPE, send_seq(c, 4, &mfd, 1));
+	EXPECT_TRUE(fd_is_open(mfd));
+}
+
 /* The peer goes away with a large backlog queued: all dropped, no leak. */
 TEST_F(callbacks, peer_close_with_backlog)
 {

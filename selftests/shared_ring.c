@@ -367,6 +367,49 @@ TEST_F(shared, held_message_does_not_starve_ring)
 	EXPECT_TRUE(app->order_ok);
 }
 
+/*
+ * The first send after the peer closed, before the loop saw it (see
+ * callbacks.c): -EPIPE when the call sends it, 0 when it is queued for
+ * the ring (IPCSOCK_LOOP_RING_SENDS, on loop2); the hangup follows with
+ * 0, and every send after it gives -EPIPE.
+ */
+TEST_F(shared, first_send_after_peer_close)
+{
+	IPCSOCK_LOOP_OPTS(opts, .bgid_base = 0x2000,
+			  .flags = IPCSOCK_LOOP_RING_SENDS);
+	struct app *app = &self->app;
+	struct rec rc[2] = { 0 };
+	struct ipcsock *x[2];
+	unsigned int seq = 0, i;
+	struct ipcsock_payload p = { .data = &seq, .len = sizeof(seq) };
+	uint64_t deadline;
+	int fd;
+
+	app->loop2 = ipcsock_loop_new_shared(&app->ring, &opts);
+	ASSERT_NE(NULL, app->loop2);
+	x[0] = app->c = ipcsock_new(app->loop);
+	x[1] = app->d = ipcsock_new(app->loop2);
+	for (i = 0; i < 2; i++) {
+		ASSERT_NE(NULL, x[i]);
+		fd = ipcsock_create(x[i]);
+		ASSERT_LE(0, fd);
+		close(fd);
+		rec_attach(&rc[i], x[i]);
+	}
+	EXPECT_EQ(-EPIPE, ipcsock_send(app->c, &p));
+	EXPECT_EQ(0, ipcsock_send(app->d, &p));
+	deadline = now_ms() + WAIT_MS;
+	while ((!rc[0].hangup || !rc[1].hangup) && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	for (i = 0; i < 2; i++) {
+		EXPECT_EQ(1, rc[i].hangup);
+		EXPECT_EQ(0, rc[i].hangup_err);
+		EXPECT_EQ(0, rc[i].bad);
+	}
+	EXPECT_EQ(-EPIPE, ipcsock_send(app->c, &p));
+	EXPECT_EQ(-EPIPE, ipcsock_send(app->d, &p));
+}
+
 #define FORK_MSGS	32
 
 /*
@@ -638,7 +681,8 @@ TEST(ring_sends_behind_refused_sqe)
 		.flags = IORING_SETUP_SINGLE_ISSUER |
 			 IORING_SETUP_DEFER_TASKRUN,
 	};
-	IPCSOCK_LOOP_OPTS(opts, .flags = IPCSOCK_LOOP_RING_SENDS);
+	IPCSOCK_LOOP_OPTS(opts, .bgid_base = 0x2000,
+			  .flags = IPCSOCK_LOOP_RING_SENDS);
 	struct ipcsock_payload m = { .data = "hi", .len = 2 };
 	int fds = count_open_fds(), remote, i, app_cqes = 0;
 	struct io_uring_cqe *cqe;
