@@ -174,11 +174,12 @@ void uring_rx_cqe(struct ipcsock_chan *ch,
 			 const struct io_uring_cqe *cqe)
 {
 	struct uring_chan *uc = to_uring_chan(ch);
+	bool ended = !(cqe->flags & IORING_CQE_F_MORE);
 	unsigned int slot;
 	unsigned char *buf;
 	struct io_uring_recvmsg_out *out;
 
-	if (!(cqe->flags & IORING_CQE_F_MORE)) {
+	if (ended) {
 		uc->rx_armed = false;
 		uring_op_done(ch);
 	}
@@ -204,6 +205,16 @@ void uring_rx_cqe(struct ipcsock_chan *ch,
 	/* Ended for want of buffers, CQ overflow or a reset: go on. */
 	uring_rx_refill(ch);
 	uring_rx_arm(ch);
+	/*
+	 * A datagram of 0 bytes (a libcamera-mode message of fds alone)
+	 * ends the receive as the end of file does: the kernel's multishot
+	 * RECVMSG stops once recvmsg returns <= 0 (io_recvmsg_multishot(),
+	 * io_uring/net.c), whatever control data came with it. A burst of
+	 * such messages would come one per re-arm, and so one per dispatch:
+	 * ask for the re-arm to be submitted at once (uring_rx_rearm_now).
+	 */
+	if (ended && (cqe->flags & IORING_CQE_F_BUFFER) && uc->rx_armed)
+		to_uring_loop(ch->loop)->rx_rearmed = true;
 }
 
 /*

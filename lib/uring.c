@@ -448,6 +448,35 @@ int uring_process_cqe(struct ipcsock_loop *loop,
 	return 1;
 }
 
+/*
+ * Receives that ended on a datagram of 0 bytes (see uring_rx_cqe) were
+ * re-armed: submit them now, so that the messages behind come in the
+ * same dispatch. The re-armed receive runs inline in the submit and
+ * posts what the socket holds at once. On our own ring reap that and go
+ * on, for a bounded number of rounds (a flood of such messages is left to
+ * the next dispatch, its re-arm submitted at the end of this one). On a
+ * shared ring the CQEs go to the application, which hands them over in
+ * the batch it is reaping (liburing's io_uring_for_each_cqe reads the
+ * tail anew each step) or its next.
+ */
+#define URING_REARM_ROUNDS	64
+
+static void uring_rx_rearm_now(struct ipcsock_loop *loop)
+{
+	struct uring_loop *ul = to_uring_loop(loop);
+	unsigned int round;
+
+	for (round = 0; ul->rx_rearmed && round < URING_REARM_ROUNDS;
+	     round++) {
+		ul->rx_rearmed = false;
+		/* Under DEFER_TASKRUN this submit runs the task work too. */
+		if (uring_submit_sq(loop) < 0 || ul->shared)
+			break;
+		uring_reap(loop);
+	}
+	ul->rx_rearmed = false;
+}
+
 static void uring_submit_prepared(struct ipcsock_loop *loop)
 {
 	if (to_uring_loop(loop)->sq_dirty)
@@ -466,6 +495,7 @@ int ipcsock_loop_handle_cqe(struct ipcsock_loop *loop,
 	/* Any completion may make room, or close the application's chain. */
 	if (uring_deferred(loop))
 		uring_defer_run(loop);
+	uring_rx_rearm_now(loop);
 	/* The application dispatches after its batch: no wake needed. */
 	loop->wake_pending = false;
 	return ret;
@@ -569,6 +599,7 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	    ret != -EBUSY)
 		return ret;
 	uring_reap(loop);
+	uring_rx_rearm_now(loop);
 	return ret == -EINTR ? ret : 0;
 }
 

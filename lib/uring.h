@@ -39,6 +39,7 @@ struct uring_loop {
 	bool wake_armed;	/* shared ring: a wake NOP is in flight */
 	bool sq_dirty;		/* SQEs prepared and not yet submitted */
 	bool reaping;		/* inside the CQE loop: do not recurse */
+	bool rx_rearmed;	/* a receive that ended on data re-armed */
 	unsigned int tx_nowait;	/* IPCSOCK_OP_SEND CQEs not yet reaped */
 
 	/*

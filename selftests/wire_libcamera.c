@@ -385,6 +385,55 @@ TEST_F(lc, fds_and_fds_only)
 	EXPECT_EQ(0, l->rb.hangup);
 }
 
+#define BURST_MSGS	64
+
+/*
+ * Turns a burst of BURST_MSGS messages of @len bytes and one fd each,
+ * all sent before the first turn, takes to arrive whole at l->b.
+ */
+static int burst_turns(struct __test_metadata *_metadata, struct lc_test *l,
+		       size_t len)
+{
+	uint64_t deadline;
+	int before = l->rb.received, n = 0;
+	uint32_t i;
+
+	for (i = 0; i < BURST_MSGS; i++) {
+		struct ipcsock_payload m = msg_of(&i, len, l->memfds, 1);
+
+		EXPECT_EQ(0, ipcsock_send(l->a, &m));
+	}
+	deadline = now_ms() + WAIT_MS;
+	while (l->rb.received - before < BURST_MSGS && now_ms() < deadline) {
+		turn(l, 2);
+		n++;
+	}
+	EXPECT_EQ(BURST_MSGS, l->rb.received - before);
+	return n;
+}
+
+/*
+ * A payload datagram of no bytes (a message of fds alone) reads as 0
+ * bytes, which ends a multishot receive, as the end of file would. The
+ * receive must be armed again at once, not at the next turn: a burst of
+ * such messages arrives in about as few turns as one with bytes.
+ */
+TEST_F(lc, fds_only_burst_few_turns)
+{
+	struct lc_test *l = &self->l;
+	int bytes, fds_only;
+
+	lc_pair(_metadata, l);
+	bytes = burst_turns(_metadata, l, 4);
+	fds_only = burst_turns(_metadata, l, 0);
+	EXPECT_GE(bytes + 4, fds_only)
+		TH_LOG("turns for %d messages with 1 fd: 4 bytes %d, none %d",
+		       BURST_MSGS, bytes, fds_only);
+	EXPECT_EQ(2 * BURST_MSGS, l->rb.fds);
+	EXPECT_EQ(0, l->rb.bad);
+	EXPECT_EQ(0, l->rb.hangup);
+}
+
 /* As in libcamera, a message with neither bytes nor fds is refused. */
 TEST_F(lc, empty_message_refused)
 {
