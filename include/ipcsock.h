@@ -78,7 +78,12 @@ enum ipcsock_backend {
  * @send_queue_len: messages a socket may hold queued for sending, after
  *	which sending fails with -ENOBUFS; default %IPCSOCK_DEFAULT_SEND_QUEUE
  * @recv_buffers: received messages a socket holds before it stops reading,
- *	which throttles the peer; default %IPCSOCK_DEFAULT_RECV_BUFFERS
+ *	which throttles the peer; default %IPCSOCK_DEFAULT_RECV_BUFFERS. Their
+ *	descriptors are the process's from the read on, before
+ *	ipcsock_receive(): up to this many messages' count against
+ *	RLIMIT_NOFILE at once, and one that does not fit fails the channel
+ *	(-EMFILE). epoll reads up to 32 at a time, io_uring 12 at first and
+ *	more as bursts come: size it for the limit on either backend.
  * @ring_entries: submission queue size of the loop's own io_uring; default
  *	%IPCSOCK_DEFAULT_RING_ENTRIES
  * @bgid_base: first io_uring provided-buffer group id the library may use,
