@@ -91,7 +91,9 @@ enum ipcsock_backend {
  *	%IPCSOCK_DEFAULT_BGID_BASE
  * @busy_poll_us: low-latency mode: before dispatch sleeps, poll for
  *	completions for up to this many microseconds, burning CPU to skip a
- *	sleep and a wake-up; worth it only with a core to spare; 0: off
+ *	sleep and a wake-up; worth it only with a core to spare; 0: off.
+ *	With %IPCSOCK_LOOP_ADAPTIVE_WAIT, the most the adaptive policy may
+ *	poll before one sleep instead (0: %IPCSOCK_ADAPTIVE_WAIT_CAP_US)
  * @flags: IPCSOCK_LOOP_* flags
  *
  * libbpf style: @sz lets fields be added later without breaking callers
@@ -122,6 +124,31 @@ struct ipcsock_loop_opts {
  * not for its header and again for its payload.
  */
 #define IPCSOCK_LOOP_RING_SENDS		(1u << 0)
+
+/*
+ * Adaptive waiting: before dispatch sleeps, it polls for completions only
+ * while polling pays. The poll budget follows the recent time from
+ * entering a wait to the completion that ended it (a moving average),
+ * bounded by busy_poll_us or %IPCSOCK_ADAPTIVE_WAIT_CAP_US; a loop whose
+ * completions come later than that, or whose polls keep finding nothing
+ * (the peer is busy, or shares our CPU), sleeps at once and tries polling
+ * again rarely, less often the more it fails; a thread allowed on one CPU
+ * only never polls. A peer that answers within microseconds is then seen
+ * without a sleep and a cross-CPU wake-up, and an idle loop costs no CPU.
+ * Ignored on a shared ring, where the application waits.
+ * ipcsock_loop_get_stats() shows what the policy did.
+ */
+#define IPCSOCK_LOOP_ADAPTIVE_WAIT	(1u << 1)
+
+/*
+ * Default bound of one adaptive poll, in microseconds: about twice a
+ * small-message round trip between two processes on different CPUs
+ * through sleeps and wake-ups on the machines we measured (25 us), so a
+ * peer that answers at once is caught even when its reply comes as late
+ * as a sleeping wait would have seen it, while a poll that finds nothing
+ * wastes at most this much CPU before the loop sleeps.
+ */
+#define IPCSOCK_ADAPTIVE_WAIT_CAP_US	50
 
 /**
  * IPCSOCK_LOOP_OPTS() - declare loop options with their size set
@@ -215,8 +242,9 @@ ipcsock_loop_new(const struct ipcsock_loop_opts *opts);
 /**
  * ipcsock_loop_new_shared() - create a loop inside the application's io_uring
  * @ring: the application's ring, which it keeps submitting to and reaping
- * @opts: options, or NULL for every default; ring_entries and busy_poll_us
- *	are ignored, the backend must be AUTO or URING
+ * @opts: options, or NULL for every default; ring_entries, busy_poll_us
+ *	and %IPCSOCK_LOOP_ADAPTIVE_WAIT are ignored, the backend must be AUTO
+ *	or URING
  *
  * The application hands every completion of @ring to
  * ipcsock_loop_handle_cqe(), must not use user_data values tagged with
@@ -679,6 +707,49 @@ struct ipcsock_stats {
  */
 IPCSOCK_API int ipcsock_get_stats(const struct ipcsock *sock,
 				  struct ipcsock_stats *st, size_t sz);
+
+/**
+ * struct ipcsock_loop_stats - how a loop waited, ipcsock_loop_get_stats()
+ * @waits: waits of ipcsock_loop_dispatch() that could sleep (a timeout
+ *	other than 0, nothing due yet); none on a shared ring
+ * @spins: of them, those that polled for completions first (busy_poll_us
+ *	or %IPCSOCK_LOOP_ADAPTIVE_WAIT)
+ * @spin_hits: polls that a completion ended, so the wait did not sleep
+ * @spin_ns: nanoseconds spent polling, hits and misses
+ * @sleeps: waits that slept in the kernel
+ * @ttc_ns: %IPCSOCK_LOOP_ADAPTIVE_WAIT: the moving average of the time
+ *	from entering a wait to the completion that ended it, which sets
+ *	the poll budget; 0 without the flag
+ *
+ * Fields may be added at the end in later versions, as to &struct
+ * ipcsock_stats.
+ */
+struct ipcsock_loop_stats {
+	uint64_t waits;
+	uint64_t spins;
+	uint64_t spin_hits;
+	uint64_t spin_ns;
+	uint64_t sleeps;
+	uint64_t ttc_ns;
+};
+
+/**
+ * ipcsock_loop_get_stats() - read how a loop waited
+ * @loop: the loop
+ * @st: where to write the counters
+ * @sz: sizeof(*@st) as the caller's header has it
+ *
+ * Sizes work as in ipcsock_get_stats(). The counters start at zero when
+ * the loop is made.
+ *
+ * Context: The loop's thread, also from callbacks.
+ * Return: The bytes of @st this library filled in, or a negative errno:
+ * -EINVAL (@loop or @st NULL, @sz smaller than one counter), -ECHILD (a
+ * loop inherited over fork()).
+ */
+IPCSOCK_API int ipcsock_loop_get_stats(const struct ipcsock_loop *loop,
+				       struct ipcsock_loop_stats *st,
+				       size_t sz);
 
 #ifdef __cplusplus
 }

@@ -232,18 +232,24 @@ static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 	struct epoll_event evs[EP_EVENTS];
 	int i, n, epfd = to_epoll_loop(loop)->epfd;
 	struct ipcsock_chan *ch;
+	uint64_t start, spin = 0, end;
 
 	n = 0;
-	if (timeout_ms && loop->busy_poll_us) {
-		uint64_t end = loop_now_us() + loop->busy_poll_us;
-
+	if (timeout_ms)
+		spin = loop_wait_begin(loop, &start);
+	if (spin) {
+		end = start + spin;
 		/* Low-latency mode: spin instead of sleeping, for a while. */
 		do {
 			n = epoll_wait(epfd, evs, EP_EVENTS, 0);
-		} while (!n && loop_now_us() < end);
+		} while (!n && loop_now_ns() < end);
+		loop_wait_spun(loop, start, n > 0);
 	}
-	if (!n)
+	if (!n) {
 		n = epoll_wait(epfd, evs, EP_EVENTS, timeout_ms);
+		if (timeout_ms)
+			loop_wait_slept(loop, start, n > 0);
+	}
 	if (n < 0)
 		return -errno;
 	for (i = 0; i < n; i++) {

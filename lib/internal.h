@@ -145,6 +145,23 @@ struct ipcsock_backend_ops {
 extern const struct ipcsock_backend_ops ipcsock_uring_ops;
 extern const struct ipcsock_backend_ops ipcsock_epoll_ops;
 
+/*
+ * The wait policy's state (wait.c): the fixed busy_poll_us budget or the
+ * adaptive one of IPCSOCK_LOOP_ADAPTIVE_WAIT, and the counters of
+ * ipcsock_loop_get_stats().
+ */
+struct loop_wait {
+	bool adaptive;
+	bool one_cpu;			/* the thread may run on one CPU only */
+	uint64_t cpus_checked_ns;	/* when one_cpu was last looked up */
+	uint64_t cap_ns;		/* most one adaptive poll may last */
+	uint64_t ttc_ns;		/* average time to completion */
+	unsigned int misses;		/* polls in a row that found nothing */
+	unsigned int skip;		/* waits left to sleep without polling */
+	unsigned int backoff;		/* skip after the next give-up */
+	struct ipcsock_loop_stats st;
+};
+
 struct ipcsock_loop {
 	const struct ipcsock_backend_ops *ops;
 	unsigned int max_msg_size;
@@ -186,6 +203,7 @@ struct ipcsock_loop {
 	unsigned int nr_chans;
 	unsigned int next_gen;
 	unsigned int inflight;		/* operations the kernel still holds */
+	struct loop_wait wait;
 };
 
 struct ipcsock {
@@ -331,6 +349,12 @@ static inline int sock_chan(const struct ipcsock *sock,
 }
 
 uint64_t loop_now_us(void);
+uint64_t loop_now_ns(void);
+void loop_wait_init(struct ipcsock_loop *loop);
+uint64_t loop_wait_begin(struct ipcsock_loop *loop, uint64_t *start);
+void loop_wait_spun(struct ipcsock_loop *loop, uint64_t start, bool hit);
+void loop_wait_slept(struct ipcsock_loop *loop, uint64_t start,
+		     bool completed);
 void loop_chan_forget(struct ipcsock_chan *ch);
 struct ipcsock_chan *loop_chan_lookup(struct ipcsock_loop *loop,
 				      uint32_t id, unsigned int gen);

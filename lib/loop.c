@@ -196,9 +196,11 @@ static int loop_conf(const struct ipcsock_loop_opts *opts,
 	    conf->send_queue_len > IPCSOCK_SEND_QUEUE_MAX ||
 	    conf->ring_entries > IPCSOCK_RING_ENTRIES_MAX ||
 	    conf->bgid_base > 0xffff || conf->busy_poll_us > 1000000 ||
-	    (conf->flags & ~IPCSOCK_LOOP_RING_SENDS))
+	    (conf->flags & ~(IPCSOCK_LOOP_RING_SENDS |
+			      IPCSOCK_LOOP_ADAPTIVE_WAIT)))
 		return -EINVAL;
 	conf->evfd = -1;
+	loop_wait_init(conf);
 	return 0;
 }
 

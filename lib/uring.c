@@ -544,10 +544,9 @@ void uring_cq_flush(struct ipcsock_loop *loop)
  * completing), so a message is seen about one syscall after it lands,
  * with no scheduler wake-up in the way. True when something completed.
  */
-static bool uring_busy_poll(struct ipcsock_loop *loop)
+static bool uring_busy_poll(struct ipcsock_loop *loop, uint64_t end)
 {
 	struct uring_loop *ul = to_uring_loop(loop);
-	uint64_t end = loop_now_us() + loop->busy_poll_us;
 
 	do {
 		if (io_uring_submit_and_get_events(ul->ring) < 0)
@@ -556,7 +555,7 @@ static bool uring_busy_poll(struct ipcsock_loop *loop)
 			uring_reap(loop);
 			return true;
 		}
-	} while (loop_now_us() < end);
+	} while (loop_now_ns() < end);
 	return false;
 }
 
@@ -565,6 +564,8 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	struct uring_loop *ul = to_uring_loop(loop);
 	struct io_uring *ring = ul->ring;
 	struct io_uring_cqe *cqe;
+	uint64_t start, spin = 0;
+	bool hit;
 	int ret = 0;
 
 	/* A shared ring's completions are the application's to reap. */
@@ -575,8 +576,14 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	if (uring_deferred(loop))
 		uring_defer_run(loop);
 	ul->sq_dirty = uring_deferred(loop);
-	if (timeout_ms && loop->busy_poll_us && uring_busy_poll(loop))
-		return 0;
+	if (timeout_ms)
+		spin = loop_wait_begin(loop, &start);
+	if (spin) {
+		hit = uring_busy_poll(loop, start + spin);
+		loop_wait_spun(loop, start, hit);
+		if (hit)
+			return 0;
+	}
 	if (timeout_ms < 0) {
 		ret = io_uring_submit_and_wait(ring, 1);
 	} else if (timeout_ms > 0) {
@@ -598,6 +605,8 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN &&
 	    ret != -EBUSY)
 		return ret;
+	if (timeout_ms)
+		loop_wait_slept(loop, start, io_uring_cq_ready(ring));
 	uring_reap(loop);
 	uring_rx_rearm_now(loop);
 	return ret == -EINTR ? ret : 0;
