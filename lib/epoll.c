@@ -242,6 +242,8 @@ static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 		/* Low-latency mode: spin instead of sleeping, for a while. */
 		do {
 			n = epoll_wait(epfd, evs, EP_EVENTS, 0);
+			if (!n)
+				loop_wait_relax(loop);
 		} while (!n && loop_now_ns() < end);
 		loop_wait_spun(loop, start, n > 0);
 	}

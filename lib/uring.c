@@ -555,6 +555,7 @@ static bool uring_busy_poll(struct ipcsock_loop *loop, uint64_t end)
 			uring_reap(loop);
 			return true;
 		}
+		loop_wait_relax(loop);
 	} while (loop_now_ns() < end);
 	return false;
 }

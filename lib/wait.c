@@ -22,6 +22,7 @@
  *   our CPU and cannot run while we poll, or it is busy) sleeps at once
  *   for the next `backoff` waits, doubling that up to BACKOFF_MAX with
  *   each further failed try, back to BACKOFF_MIN on the first hit;
+ * - yields the CPU between looks (loop_wait_relax());
  * - never polls when the thread may run on one CPU only, where polling
  *   only delays the peer: sched_getaffinity(2), looked at again every
  *   CPUS_RECHECK_NS as the application may move the thread;
@@ -79,8 +80,11 @@ void loop_wait_init(struct ipcsock_loop *loop)
 		return;
 	w->cap_ns = (loop->busy_poll_us ? loop->busy_poll_us :
 		     IPCSOCK_ADAPTIVE_WAIT_CAP_US) * NSEC_PER_USEC;
-	/* Start by trying: half the cap polls up to the cap. */
-	w->ttc_ns = w->cap_ns / 2;
+	/*
+	 * Start from nothing (polls of SLACK_NS): the first waits teach
+	 * the average, and a loop that never sees traffic never polls long.
+	 */
+	w->ttc_ns = 0;
 	w->backoff = BACKOFF_MIN;
 	w->one_cpu = thread_one_cpu();
 	w->cpus_checked_ns = loop_now_ns();
@@ -123,6 +127,21 @@ uint64_t loop_wait_begin(struct ipcsock_loop *loop, uint64_t *start)
 		return 0;
 	*start = loop_now_ns();
 	return loop->busy_poll_us * NSEC_PER_USEC;
+}
+
+/*
+ * Between two looks of an adaptive poll: let another task that waits for
+ * our CPU run, sched_yield(2). The peer woken by our last send is often
+ * queued right here (the scheduler places a task woken synchronously on
+ * the waker's CPU): it then answers during the poll, which so ends in a
+ * hit and not in a sleep, and with both ends runnable the scheduler's
+ * load balancing moves one of them to an idle CPU, where polls pay most.
+ * Alone on the CPU, a yield returns at once.
+ */
+void loop_wait_relax(struct ipcsock_loop *loop)
+{
+	if (loop->wait.adaptive)
+		sched_yield();
 }
 
 static void ttc_sample(struct loop_wait *w, uint64_t ns)

@@ -1,0 +1,470 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * IPCSOCK_LOOP_ADAPTIVE_WAIT: dispatch polls before it sleeps only while
+ * polling pays. Seen through ipcsock_loop_get_stats() and the CPU time
+ * the waiting thread used: it polls, and polls find the reply, when the
+ * peer answers at once from another CPU; it stops polling when the peer
+ * is slow or the loop idle, so neither costs CPU; it never polls when the
+ * thread may run on one CPU only; after polls that keep finding nothing
+ * it tries again ever more rarely (white-box, on the policy itself).
+ */
+#include "selftest.h"
+
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+/* The harness has its own, identical ARRAY_SIZE. */
+#undef ARRAY_SIZE
+#include "internal.h"
+
+FIXTURE(adaptive)
+{
+	struct ipcsock_loop *loop;
+	int fds_before;
+};
+
+REAL_BACKEND_VARIANTS(adaptive);
+
+/* The loop under test; a busy_poll_us (the cap) from @cap_us. */
+static struct ipcsock_loop *adaptive_loop(enum ipcsock_backend backend,
+					  unsigned int cap_us)
+{
+	IPCSOCK_LOOP_OPTS(opts, .backend = backend, .busy_poll_us = cap_us,
+			  .flags = IPCSOCK_LOOP_ADAPTIVE_WAIT);
+
+	return ipcsock_loop_new(&opts);
+}
+
+FIXTURE_SETUP(adaptive)
+{
+	self->fds_before = count_open_fds();
+	self->loop = NULL;
+}
+
+FIXTURE_TEARDOWN(adaptive)
+{
+	ipcsock_loop_free(self->loop);
+	EXPECT_EQ(self->fds_before, count_open_fds());
+}
+
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void get_loop_stats(struct __test_metadata *_metadata,
+			   struct ipcsock_loop *loop,
+			   struct ipcsock_loop_stats *st)
+{
+	ASSERT_EQ(sizeof(*st), ipcsock_loop_get_stats(loop, st, sizeof(*st)));
+}
+
+/* The first two CPUs the thread may run on, false with fewer. */
+static bool two_cpus(int *a, int *b)
+{
+	cpu_set_t set;
+	int cpu, n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return false;
+	for (cpu = 0; cpu < CPU_SETSIZE && n < 2; cpu++) {
+		if (!CPU_ISSET(cpu, &set))
+			continue;
+		if (n++)
+			*b = cpu;
+		else
+			*a = cpu;
+	}
+	return n == 2;
+}
+
+static int pin_to(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set);
+}
+
+static void echo_hangup(struct ipcsock *sock, int err, void *arg)
+{
+	(void)sock;
+	(void)err;
+	*(bool *)arg = true;
+}
+
+/*
+ * Echo peer in a child, on @cpu if >= 0: replies to each message after
+ * @delay_us, waiting with the adaptive policy itself (a fast peer).
+ */
+static int echo_child(enum ipcsock_backend backend, int fd, int cpu,
+		      unsigned int delay_us)
+{
+	struct ipcsock_loop *loop;
+	struct ipcsock_payload p;
+	struct ipcsock *sock;
+	bool ended = false;
+
+	if (cpu >= 0 && pin_to(cpu))
+		return 1;
+	loop = adaptive_loop(backend, 0);
+	sock = ipcsock_new(loop);
+	if (!sock || ipcsock_bind(sock, fd))
+		return 2;
+	ipcsock_set_hangup(sock, echo_hangup, &ended);
+	/* Until the parent closes its end. */
+	while (!ended) {
+		if (ipcsock_loop_dispatch(loop, 1000) < 0)
+			return 3;
+		while (!ipcsock_receive(sock, &p)) {
+			if (delay_us)
+				usleep(delay_us);
+			if (ipcsock_send(sock, &p))
+				break;
+		}
+	}
+	ipcsock_free(sock);
+	ipcsock_loop_free(loop);
+	return 0;
+}
+
+static pid_t start_echo(struct __test_metadata *_metadata,
+			enum ipcsock_backend backend, int cpu,
+			unsigned int delay_us, int *fd)
+{
+	int sv[2];
+	pid_t pid;
+
+	pid = fork_with_pair(_metadata, sv);
+	if (!pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (sv[1] > 3)
+			syscall(SYS_close_range, 3, sv[1] - 1, 0);
+		syscall(SYS_close_range, sv[1] + 1, ~0u, 0);
+		_exit(echo_child(backend, sv[1], cpu, delay_us));
+	}
+	close(sv[1]);
+	*fd = sv[0];
+	return pid;
+}
+
+/* @n round trips of a 4-byte counter, in order. */
+static void round_trips(struct __test_metadata *_metadata,
+			struct ipcsock_loop *loop, struct ipcsock *sock,
+			int n)
+{
+	struct ipcsock_payload p;
+	uint32_t v;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		v = i;
+		p = msg_of(&v, sizeof(v), NULL, 0);
+		ASSERT_EQ(0, ipcsock_send(sock, &p));
+		ASSERT_EQ(0, receive_wait(loop, sock, &p, WAIT_MS));
+		ASSERT_EQ(sizeof(v), p.len);
+		memcpy(&v, p.data, sizeof(v));
+		ASSERT_EQ((uint32_t)i, v);
+	}
+}
+
+static void end_echo(struct __test_metadata *_metadata, struct ipcsock *sock,
+		     pid_t pid)
+{
+	int status;
+
+	ipcsock_free(sock);
+	ASSERT_EQ(pid, waitpid(pid, &status, 0));
+	ASSERT_TRUE(WIFEXITED(status));
+	EXPECT_EQ(0, WEXITSTATUS(status));
+}
+
+/*
+ * A peer that answers at once from another CPU: polls find most replies.
+ * The machine may be busy with other work, so ask only for a share.
+ */
+TEST_F(adaptive, fast_peer_polls_and_hits)
+{
+	struct ipcsock_loop_stats st;
+	struct ipcsock *sock;
+	int a, b, fd;
+	pid_t pid;
+
+	if (!two_cpus(&a, &b))
+		SKIP(return, "needs two CPUs");
+	pid = start_echo(_metadata, variant->backend, -1, 0, &fd);
+	self->loop = adaptive_loop(variant->backend, 0);
+	ASSERT_NE(NULL, self->loop);
+	sock = ipcsock_new(self->loop);
+	ASSERT_NE(NULL, sock);
+	ASSERT_EQ(0, ipcsock_bind(sock, fd));
+	round_trips(_metadata, self->loop, sock, 3000);
+	get_loop_stats(_metadata, self->loop, &st);
+	TH_LOG("waits %llu spins %llu hits %llu sleeps %llu ttc %llu ns",
+	       (unsigned long long)st.waits, (unsigned long long)st.spins,
+	       (unsigned long long)st.spin_hits,
+	       (unsigned long long)st.sleeps, (unsigned long long)st.ttc_ns);
+	EXPECT_LE(3000, st.waits);
+	EXPECT_LE(st.waits / 5, st.spin_hits);
+	EXPECT_LT(0, st.ttc_ns);
+	EXPECT_GE(2 * IPCSOCK_ADAPTIVE_WAIT_CAP_US * 1000ull, st.ttc_ns);
+	end_echo(_metadata, sock, pid);
+}
+
+/*
+ * A peer that takes 2 ms per reply, with a cap of 1 ms: a fixed budget
+ * would poll half the time; the policy sees the replies come after the
+ * cap and sleeps.
+ */
+TEST_F(adaptive, slow_peer_costs_little_cpu)
+{
+	struct ipcsock_loop_stats st;
+	uint64_t cpu, start;
+	struct ipcsock *sock;
+	int fd;
+	pid_t pid;
+
+	pid = start_echo(_metadata, variant->backend, -1, 2000, &fd);
+	self->loop = adaptive_loop(variant->backend, 1000);
+	ASSERT_NE(NULL, self->loop);
+	sock = ipcsock_new(self->loop);
+	ASSERT_NE(NULL, sock);
+	ASSERT_EQ(0, ipcsock_bind(sock, fd));
+	start = now_ms();
+	cpu = thread_cpu_ns();
+	round_trips(_metadata, self->loop, sock, 300);
+	cpu = thread_cpu_ns() - cpu;
+	start = now_ms() - start;
+	get_loop_stats(_metadata, self->loop, &st);
+	TH_LOG("%llu ms, cpu %llu us, waits %llu spins %llu spun %llu us",
+	       (unsigned long long)start, (unsigned long long)cpu / 1000,
+	       (unsigned long long)st.waits, (unsigned long long)st.spins,
+	       (unsigned long long)st.spin_ns / 1000);
+	EXPECT_LE(600, start);
+	/* Under 10% of the time; polling 1 ms of every 2 would be 50%. */
+	EXPECT_GT(start * 1000000 / 10, cpu);
+	EXPECT_GT(st.waits / 10, st.spins);
+	end_echo(_metadata, sock, pid);
+}
+
+/*
+ * No traffic: a second of dispatches with a 10 ms timeout (a timer-driven
+ * application) costs under 10 ms of CPU, with a cap of 200 us that would
+ * cost twice that if every wait polled up to it.
+ */
+TEST_F(adaptive, idle_loop_costs_no_cpu)
+{
+	struct ipcsock_loop_stats st;
+	struct ipcsock *sock;
+	uint64_t cpu, end;
+	int sv[2];
+
+	self->loop = adaptive_loop(variant->backend, 200);
+	ASSERT_NE(NULL, self->loop);
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	sock = ipcsock_new(self->loop);
+	ASSERT_NE(NULL, sock);
+	ASSERT_EQ(0, ipcsock_bind(sock, sv[0]));
+	cpu = thread_cpu_ns();
+	end = now_ms() + 1000;
+	while (now_ms() < end)
+		ASSERT_LE(0, ipcsock_loop_dispatch(self->loop, 10));
+	cpu = thread_cpu_ns() - cpu;
+	get_loop_stats(_metadata, self->loop, &st);
+	TH_LOG("cpu %llu us, waits %llu spins %llu spun %llu us",
+	       (unsigned long long)cpu / 1000, (unsigned long long)st.waits,
+	       (unsigned long long)st.spins,
+	       (unsigned long long)st.spin_ns / 1000);
+	EXPECT_LE(50, st.waits);
+	EXPECT_GT(10000000ull, cpu);
+	/* A few tries while the average learns, then none. */
+	EXPECT_GE(10, st.spins);
+	ipcsock_free(sock);
+	close(sv[1]);
+}
+
+/*
+ * In a child allowed on one CPU: round trips between two sockets of the
+ * same loop and idle waits, and not one poll.
+ */
+static int one_cpu_child(struct __test_metadata *_metadata,
+			 enum ipcsock_backend backend)
+{
+	struct ipcsock_loop_stats st;
+	struct ipcsock_payload p;
+	struct ipcsock *s[2];
+	struct ipcsock_loop *loop;
+	int i, sv[2];
+	char c = 'x';
+
+	(void)_metadata;
+	if (pin_to(sched_getcpu()))
+		return 1;
+	loop = adaptive_loop(backend, 0);
+	if (!loop ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
+		return 2;
+	s[0] = ipcsock_new(loop);
+	s[1] = ipcsock_new(loop);
+	if (!s[0] || !s[1] || ipcsock_bind(s[0], sv[0]) ||
+	    ipcsock_bind(s[1], sv[1]))
+		return 3;
+	for (i = 0; i < 200; i++) {
+		p = msg_of(&c, 1, NULL, 0);
+		if (ipcsock_send(s[i & 1], &p) ||
+		    receive_wait(loop, s[!(i & 1)], &p, WAIT_MS))
+			return 4;
+	}
+	for (i = 0; i < 20; i++)
+		ipcsock_loop_dispatch(loop, 1);
+	if (ipcsock_loop_get_stats(loop, &st, sizeof(st)) != sizeof(st))
+		return 5;
+	if (st.waits < 20)
+		return 6;
+	if (st.spins)
+		return 7;
+	ipcsock_free(s[0]);
+	ipcsock_free(s[1]);
+	ipcsock_loop_free(loop);
+	return 0;
+}
+
+TEST_F(adaptive, one_cpu_never_polls)
+{
+	expect_child_exit(_metadata, one_cpu_child, variant->backend, 0);
+}
+
+/* Options: the flag is known; a shared ring takes it and ignores it. */
+TEST_F(adaptive, options)
+{
+	IPCSOCK_LOOP_OPTS(bad, .backend = variant->backend,
+			  .flags = IPCSOCK_LOOP_ADAPTIVE_WAIT << 1);
+	struct ipcsock_loop_stats st;
+
+	EXPECT_EQ(NULL, ipcsock_loop_new(&bad));
+	EXPECT_EQ(EINVAL, errno);
+	self->loop = adaptive_loop(variant->backend, 0);
+	ASSERT_NE(NULL, self->loop);
+	EXPECT_EQ(-EINVAL, ipcsock_loop_get_stats(NULL, &st, sizeof(st)));
+	EXPECT_EQ(-EINVAL, ipcsock_loop_get_stats(self->loop, NULL, 8));
+	EXPECT_EQ(-EINVAL, ipcsock_loop_get_stats(self->loop, &st, 7));
+	EXPECT_EQ(8, ipcsock_loop_get_stats(self->loop, &st, 8));
+}
+
+TEST(shared_ring_ignores_adaptive_wait)
+{
+	IPCSOCK_LOOP_OPTS(opts, .flags = IPCSOCK_LOOP_ADAPTIVE_WAIT);
+	struct ipcsock_loop_stats st;
+	struct ipcsock_loop *loop;
+	struct io_uring ring;
+
+	if (io_uring_queue_init(8, &ring, 0))
+		SKIP(return, "no io_uring");
+	loop = ipcsock_loop_new_shared(&ring, &opts);
+	if (!loop && errno == EOPNOTSUPP) {
+		io_uring_queue_exit(&ring);
+		SKIP(return, "kernel too old for shared rings");
+	}
+	ASSERT_NE(NULL, loop);
+	EXPECT_LE(0, ipcsock_loop_dispatch(loop, 10));
+	get_loop_stats(_metadata, loop, &st);
+	EXPECT_EQ(0, st.waits);
+	EXPECT_EQ(0, st.spins);
+	ipcsock_loop_free(loop);
+	io_uring_queue_exit(&ring);
+}
+
+/*
+ * White-box: polls that keep finding nothing while completions come soon
+ * after the sleep (the peer shares our CPU) give up after a few misses and
+ * try again ever more rarely; one hit makes polling normal again.
+ */
+TEST(misses_back_off)
+{
+	struct ipcsock_loop loop;
+	uint64_t start, spin;
+	unsigned int spins = 0, i, last = 0, gap = 0;
+
+	memset(&loop, 0, sizeof(loop));
+	loop.flags = IPCSOCK_LOOP_ADAPTIVE_WAIT;
+	loop_wait_init(&loop);
+	loop.wait.one_cpu = false;
+	loop.wait.cpus_checked_ns = UINT64_MAX / 2;
+	for (i = 1; i <= 4000; i++) {
+		spin = loop_wait_begin(&loop, &start);
+		if (spin) {
+			spins++;
+			gap = i - last;
+			last = i;
+			loop_wait_spun(&loop, start, false);
+		}
+		loop_wait_slept(&loop, start, true);
+	}
+	TH_LOG("%u polls in 4000 waits, the last %u waits apart", spins, gap);
+	/* 4 misses, then one try after 8, 16, ... 1024 waits. */
+	EXPECT_LE(5, spins);
+	EXPECT_GE(20, spins);
+	EXPECT_EQ(1025, gap);
+	EXPECT_EQ(spins, loop.wait.st.spins);
+	EXPECT_EQ(0, loop.wait.st.spin_hits);
+	EXPECT_EQ(4000, loop.wait.st.sleeps);
+
+	/* A hit: the next misses back off from the start again. */
+	while (!(spin = loop_wait_begin(&loop, &start)))
+		loop_wait_slept(&loop, start, true);
+	loop_wait_spun(&loop, start, true);
+	spins = 0;
+	for (i = 0; i < 100; i++) {
+		spin = loop_wait_begin(&loop, &start);
+		if (spin) {
+			spins++;
+			loop_wait_spun(&loop, start, false);
+		}
+		loop_wait_slept(&loop, start, true);
+	}
+	/* 4 misses, then tries after 8, 16 and 32 waits. */
+	EXPECT_EQ(7, spins);
+}
+
+/* White-box: the average follows the samples and stays bounded. */
+TEST(budget_follows_time_to_completion)
+{
+	struct ipcsock_loop loop;
+	uint64_t start, spin;
+	int i;
+
+	memset(&loop, 0, sizeof(loop));
+	loop.flags = IPCSOCK_LOOP_ADAPTIVE_WAIT;
+	loop_wait_init(&loop);
+	loop.wait.one_cpu = false;
+	loop.wait.cpus_checked_ns = UINT64_MAX / 2;
+	EXPECT_EQ(IPCSOCK_ADAPTIVE_WAIT_CAP_US * 1000ull, loop.wait.cap_ns);
+	/* Waits that time out: the average passes the cap, no polling. */
+	for (i = 0; i < 50; i++) {
+		loop_wait_begin(&loop, &start);
+		loop_wait_slept(&loop, start, false);
+	}
+	EXPECT_LT(loop.wait.cap_ns, loop.wait.ttc_ns);
+	EXPECT_GE(2 * loop.wait.cap_ns, loop.wait.ttc_ns);
+	spin = loop_wait_begin(&loop, &start);
+	EXPECT_EQ(0, spin);
+	/* Quick completions bring it back under the cap: polling again. */
+	loop.wait.skip = 0;
+	for (i = 0; i < 50; i++) {
+		loop_wait_begin(&loop, &start);
+		loop_wait_slept(&loop, start, true);
+	}
+	EXPECT_GT(loop.wait.cap_ns / 4, loop.wait.ttc_ns);
+	loop.wait.skip = 0;
+	spin = loop_wait_begin(&loop, &start);
+	EXPECT_LT(0, spin);
+	EXPECT_GE(loop.wait.cap_ns, spin);
+}
+
+TEST_HARNESS_MAIN
