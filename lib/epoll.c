@@ -232,7 +232,7 @@ static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 	struct epoll_event evs[EP_EVENTS];
 	int i, n, epfd = to_epoll_loop(loop)->epfd;
 	struct ipcsock_chan *ch;
-	uint64_t start, spin = 0, end;
+	uint64_t start, spin = 0, end, now = 0;
 
 	n = 0;
 	if (timeout_ms)
@@ -242,9 +242,11 @@ static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 		/* Low-latency mode: spin instead of sleeping, for a while. */
 		do {
 			n = epoll_wait(epfd, evs, EP_EVENTS, 0);
-			if (!n)
-				loop_wait_relax(loop);
-		} while (!n && loop_now_ns() < end);
+			if (n)
+				break;
+			now = loop_now_ns();
+			loop_wait_relax(loop, now - start);
+		} while (now < end);
 		loop_wait_spun(loop, start, n > 0);
 	}
 	if (!n) {

@@ -544,9 +544,11 @@ void uring_cq_flush(struct ipcsock_loop *loop)
  * completing), so a message is seen about one syscall after it lands,
  * with no scheduler wake-up in the way. True when something completed.
  */
-static bool uring_busy_poll(struct ipcsock_loop *loop, uint64_t end)
+static bool uring_busy_poll(struct ipcsock_loop *loop, uint64_t start,
+			    uint64_t end)
 {
 	struct uring_loop *ul = to_uring_loop(loop);
+	uint64_t now;
 
 	do {
 		if (io_uring_submit_and_get_events(ul->ring) < 0)
@@ -555,8 +557,9 @@ static bool uring_busy_poll(struct ipcsock_loop *loop, uint64_t end)
 			uring_reap(loop);
 			return true;
 		}
-		loop_wait_relax(loop);
-	} while (loop_now_ns() < end);
+		now = loop_now_ns();
+		loop_wait_relax(loop, now - start);
+	} while (now < end);
 	return false;
 }
 
@@ -580,7 +583,7 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	if (timeout_ms)
 		spin = loop_wait_begin(loop, &start);
 	if (spin) {
-		hit = uring_busy_poll(loop, start + spin);
+		hit = uring_busy_poll(loop, start, start + spin);
 		loop_wait_spun(loop, start, hit);
 		if (hit)
 			return 0;

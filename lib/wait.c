@@ -22,7 +22,8 @@
  *   our CPU and cannot run while we poll, or it is busy) sleeps at once
  *   for the next `backoff` waits, doubling that up to BACKOFF_MAX with
  *   each further failed try, back to BACKOFF_MIN on the first hit;
- * - yields the CPU between looks (loop_wait_relax());
+ * - after the first YIELD_AFTER_NS, yields the CPU between looks
+ *   (loop_wait_relax());
  * - never polls when the thread may run on one CPU only, where polling
  *   only delays the peer: sched_getaffinity(2), looked at again every
  *   CPUS_RECHECK_NS as the application may move the thread;
@@ -47,6 +48,11 @@
 #define BACKOFF_MAX		1024
 #define SLACK_NS		(2 * NSEC_PER_USEC)
 #define CPUS_RECHECK_NS		NSEC_PER_SEC
+/*
+ * A 64-byte round trip between two polling processes on two CPUs took
+ * 11-13 us here (README, Performance: ipcsock-uring-busy), one way half.
+ */
+#define YIELD_AFTER_NS		(10 * NSEC_PER_USEC)
 
 uint64_t loop_now_ns(void)
 {
@@ -130,17 +136,19 @@ uint64_t loop_wait_begin(struct ipcsock_loop *loop, uint64_t *start)
 }
 
 /*
- * Between two looks of an adaptive poll: let another task that waits for
- * our CPU run, sched_yield(2). The peer woken by our last send is often
- * queued right here (the scheduler places a task woken synchronously on
- * the waker's CPU): it then answers during the poll, which so ends in a
- * hit and not in a sleep, and with both ends runnable the scheduler's
- * load balancing moves one of them to an idle CPU, where polls pay most.
- * Alone on the CPU, a yield returns at once.
+ * Between two looks of an adaptive poll that has gone on for @spun ns:
+ * once it is past what a peer on another CPU takes (YIELD_AFTER_NS), let
+ * another task that waits for our CPU run, sched_yield(2). The peer woken
+ * by our last send is often queued right here (the scheduler places a
+ * task woken synchronously on the waker's CPU): it then answers during
+ * the poll, which so ends in a hit and not in a sleep, and with both ends
+ * runnable the scheduler's load balancing can move one of them to an
+ * idle CPU, where polls pay most. Alone on the CPU, a yield returns at
+ * once; on a loaded one it gives our time to others, as a sleep would.
  */
-void loop_wait_relax(struct ipcsock_loop *loop)
+void loop_wait_relax(struct ipcsock_loop *loop, uint64_t spun)
 {
-	if (loop->wait.adaptive)
+	if (loop->wait.adaptive && spun >= YIELD_AFTER_NS)
 		sched_yield();
 }
 
