@@ -93,6 +93,7 @@ enum bench_impl_id {
 	IMPL_IPCSOCK_URING_BUSY,
 	IMPL_LIBCAMERA,
 	IMPL_IPCSOCK_LCWIRE,
+	IMPL_IPCSOCK_URING_ADAPTIVE,
 	BENCH_NR_IMPLS,
 };
 
@@ -104,6 +105,7 @@ extern const struct bench_impl impl_libcamera_style;
 extern const struct bench_impl impl_ipcsock_uring_busy;
 extern const struct bench_impl impl_libcamera;
 extern const struct bench_impl impl_ipcsock_lcwire;
+extern const struct bench_impl impl_ipcsock_uring_adaptive;
 extern unsigned int bench_busy_poll_us;
 extern const struct bench_impl *const bench_impls[BENCH_NR_IMPLS];
 

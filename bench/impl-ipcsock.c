@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * ipcsock-uring, ipcsock-epoll, ipcsock-uring-busy: the library;
+ * ipcsock-uring, ipcsock-epoll, ipcsock-uring-busy, ipcsock-uring-adaptive:
+ * the library;
  * ipcsock-lcwire: the library on io_uring speaking libcamera's wire format.
  */
 #include <errno.h>
@@ -35,10 +36,12 @@ static void ipc_hangup(struct ipcsock *sock, int err, void *arg)
 
 unsigned int bench_busy_poll_us = 100;
 
-static int ipc_open(struct bench_chan *c, int fd, enum ipcsock_backend b,
-		    unsigned int busy_poll_us, enum ipcsock_wire wire)
+static int ipc_open_flags(struct bench_chan *c, int fd,
+			  enum ipcsock_backend b, unsigned int busy_poll_us,
+			  enum ipcsock_wire wire, unsigned int flags)
 {
-	IPCSOCK_LOOP_OPTS(opts, .backend = b, .busy_poll_us = busy_poll_us);
+	IPCSOCK_LOOP_OPTS(opts, .backend = b, .busy_poll_us = busy_poll_us,
+			  .flags = flags);
 	IPCSOCK_OPTS(sock_opts, .wire = wire);
 	struct ipc_priv *p;
 	int err;
@@ -80,6 +83,12 @@ static int ipc_open(struct bench_chan *c, int fd, enum ipcsock_backend b,
 	return 0;
 }
 
+static int ipc_open(struct bench_chan *c, int fd, enum ipcsock_backend b,
+		    unsigned int busy_poll_us, enum ipcsock_wire wire)
+{
+	return ipc_open_flags(c, fd, b, busy_poll_us, wire, 0);
+}
+
 static int ipc_open_uring(struct bench_chan *c, int fd)
 {
 	return ipc_open(c, fd, IPCSOCK_BACKEND_URING, 0, IPCSOCK_WIRE_NATIVE);
@@ -94,6 +103,13 @@ static int ipc_open_uring_busy(struct bench_chan *c, int fd)
 {
 	return ipc_open(c, fd, IPCSOCK_BACKEND_URING, bench_busy_poll_us,
 			IPCSOCK_WIRE_NATIVE);
+}
+
+/* The default cap: busy_poll_us 0 with the flag. */
+static int ipc_open_uring_adaptive(struct bench_chan *c, int fd)
+{
+	return ipc_open_flags(c, fd, IPCSOCK_BACKEND_URING, 0,
+			      IPCSOCK_WIRE_NATIVE, IPCSOCK_LOOP_ADAPTIVE_WAIT);
 }
 
 static int ipc_open_lcwire(struct bench_chan *c, int fd)
@@ -188,6 +204,21 @@ const struct bench_impl impl_ipcsock_lcwire = {
 	.name = "ipcsock-lcwire",
 	.sock_type = SOCK_DGRAM,
 	.open = ipc_open_lcwire,
+	.close = ipc_close,
+	.send = ipc_send,
+	.wait = ipc_wait,
+};
+
+/*
+ * Adaptive waiting (IPCSOCK_LOOP_ADAPTIVE_WAIT): polls before sleeping
+ * only while polls find completions. Not pinned: the policy is meant for
+ * processes left to the scheduler, and it never polls on a thread allowed
+ * on one CPU only.
+ */
+const struct bench_impl impl_ipcsock_uring_adaptive = {
+	.name = "ipcsock-uring-adaptive",
+	.sock_type = SOCK_SEQPACKET,
+	.open = ipc_open_uring_adaptive,
 	.close = ipc_close,
 	.send = ipc_send,
 	.wait = ipc_wait,

@@ -92,10 +92,11 @@ static void print_usage(FILE *f)
 "  --scenario LIST    pingpong,stream,camera,fanin,liveness (default: all)\n"
 "  --impl LIST        ipcsock-uring,ipcsock-epoll,floor-sendmsg,floor-mmsg,\n"
 "                     libcamera-style,ipcsock-uring-busy,libcamera,\n"
-"                     ipcsock-lcwire;\n"
+"                     ipcsock-lcwire,ipcsock-uring-adaptive;\n"
 "                     fanin: ipcsock-uring,ipcsock-shared,ipcsock-epoll,\n"
 "                     floor-epoll,floor-uring (default: all; the\n"
-"                     busy-polling one in ping-pong rows only)\n"
+"                     busy-polling one in ping-pong rows only, the\n"
+"                     adaptive one in ping-pong and camera rows only)\n"
 "  --busy-poll US     busy_poll_us of ipcsock-uring-busy (default 100;\n"
 "                     0 leaves it out)\n"
 "  --size LIST        message sizes, e.g. 64,1k,64k (16 B .. 64 KiB)\n"
@@ -402,6 +403,10 @@ static void add_row(const struct opts *o, enum bench_scenario sc,
 		/* Unless asked for, busy polling is measured in ping-pong. */
 		if (i == IMPL_IPCSOCK_URING_BUSY && !o->impls_given &&
 		    sc != BENCH_PINGPONG)
+			row->res[i].enabled = false;
+		/* Adaptive waiting is about round trips, not streams. */
+		if (i == IMPL_IPCSOCK_URING_ADAPTIVE && !o->impls_given &&
+		    sc != BENCH_PINGPONG && sc != BENCH_CAMERA)
 			row->res[i].enabled = false;
 		for (r = 0; r < BENCH_MAX_ROUNDS; r++) {
 			row->res[i].primary[r] = NAN;

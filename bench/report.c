@@ -190,7 +190,7 @@ static void table_head(FILE *f, enum bench_scenario sc)
 		fprintf(f, "%5s %3s %5s", "fps", "", "");
 	else
 		fprintf(f, "%5s %3s %5s", "size", "fds", "batch");
-	fprintf(f, " %-18s", "impl");
+	fprintf(f, " %-22s", "impl");
 	if (sc == BENCH_STREAM)
 		fprintf(f, " %10s %8s", "msgs/s", "MB/s");
 	else
@@ -223,7 +223,7 @@ static void table_row(FILE *f, const struct bench_row *row, unsigned int i)
 		else
 			fprintf(f, " %5s", "");
 	}
-	fprintf(f, " %-18s", bench_impls[i]->name);
+	fprintf(f, " %-22s", bench_impls[i]->name);
 	if (!r->ok) {
 		fprintf(f, " %s: %s\n", bench_err_unsupported(r->err) ?
 			"unavailable" : "failed", why_none(r, i));

@@ -28,6 +28,7 @@ const struct bench_impl *const bench_impls[BENCH_NR_IMPLS] = {
 	[IMPL_IPCSOCK_URING_BUSY] = &impl_ipcsock_uring_busy,
 	[IMPL_LIBCAMERA] = &impl_libcamera,
 	[IMPL_IPCSOCK_LCWIRE] = &impl_ipcsock_lcwire,
+	[IMPL_IPCSOCK_URING_ADAPTIVE] = &impl_ipcsock_uring_adaptive,
 };
 
 const struct bench_scenario_ops *const bench_scenarios[BENCH_NR_SCENARIOS] = {

@@ -718,8 +718,9 @@ IPCSOCK_API int ipcsock_get_stats(const struct ipcsock *sock,
  * @spin_ns: nanoseconds spent polling, hits and misses
  * @sleeps: waits that slept in the kernel
  * @ttc_ns: %IPCSOCK_LOOP_ADAPTIVE_WAIT: the moving average of the time
- *	from entering a wait to the completion that ended it, which sets
- *	the poll budget; 0 without the flag
+ *	from entering a wait to the completion that ended its poll (a poll
+ *	that found nothing counts as twice its length), which sets the
+ *	poll budget; 0 without the flag
  *
  * Fields may be added at the end in later versions, as to &struct
  * ipcsock_stats.

@@ -232,7 +232,7 @@ static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 	struct epoll_event evs[EP_EVENTS];
 	int i, n, epfd = to_epoll_loop(loop)->epfd;
 	struct ipcsock_chan *ch;
-	uint64_t start, spin = 0, end, now = 0;
+	uint64_t start, spin = 0, end;
 
 	n = 0;
 	if (timeout_ms)
@@ -242,17 +242,13 @@ static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 		/* Low-latency mode: spin instead of sleeping, for a while. */
 		do {
 			n = epoll_wait(epfd, evs, EP_EVENTS, 0);
-			if (n)
-				break;
-			now = loop_now_ns();
-			loop_wait_relax(loop, now - start);
-		} while (now < end);
+		} while (!n && loop_now_ns() < end);
 		loop_wait_spun(loop, start, n > 0);
 	}
 	if (!n) {
 		n = epoll_wait(epfd, evs, EP_EVENTS, timeout_ms);
 		if (timeout_ms)
-			loop_wait_slept(loop, start, n > 0);
+			loop_wait_slept(loop);
 	}
 	if (n < 0)
 		return -errno;

@@ -544,11 +544,9 @@ void uring_cq_flush(struct ipcsock_loop *loop)
  * completing), so a message is seen about one syscall after it lands,
  * with no scheduler wake-up in the way. True when something completed.
  */
-static bool uring_busy_poll(struct ipcsock_loop *loop, uint64_t start,
-			    uint64_t end)
+static bool uring_busy_poll(struct ipcsock_loop *loop, uint64_t end)
 {
 	struct uring_loop *ul = to_uring_loop(loop);
-	uint64_t now;
 
 	do {
 		if (io_uring_submit_and_get_events(ul->ring) < 0)
@@ -557,9 +555,7 @@ static bool uring_busy_poll(struct ipcsock_loop *loop, uint64_t start,
 			uring_reap(loop);
 			return true;
 		}
-		now = loop_now_ns();
-		loop_wait_relax(loop, now - start);
-	} while (now < end);
+	} while (loop_now_ns() < end);
 	return false;
 }
 
@@ -583,7 +579,7 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	if (timeout_ms)
 		spin = loop_wait_begin(loop, &start);
 	if (spin) {
-		hit = uring_busy_poll(loop, start, start + spin);
+		hit = uring_busy_poll(loop, start + spin);
 		loop_wait_spun(loop, start, hit);
 		if (hit)
 			return 0;
@@ -610,7 +606,7 @@ static int uring_poll(struct ipcsock_loop *loop, int timeout_ms)
 	    ret != -EBUSY)
 		return ret;
 	if (timeout_ms)
-		loop_wait_slept(loop, start, io_uring_cq_ready(ring));
+		loop_wait_slept(loop);
 	uring_reap(loop);
 	uring_rx_rearm_now(loop);
 	return ret == -EINTR ? ret : 0;

@@ -12,25 +12,25 @@
  * (the user asked for it). IPCSOCK_LOOP_ADAPTIVE_WAIT instead:
  *
  * - keeps a moving average (weight 1/8, as TCP's smoothed RTT, RFC 6298)
- *   of the time from entering a wait to the completion that ended it,
- *   from waits that polled and waits that slept alike, each sample
- *   bounded so that one long idle gap is forgotten in a few waits;
+ *   of the time from entering a wait to the completion that ended its
+ *   poll; a poll that found nothing counts as twice its budget (the
+ *   completion came later than that), each sample bounded by twice the
+ *   cap. Waits that slept teach nothing: their time includes our own
+ *   wake-up, which on a loaded machine took 60-90 us while the reply
+ *   itself came within 10 us (measured with the selftest's pinned peer);
  * - polls for twice that average (plus a little), never longer than the
- *   cap, and not at all when the average is above the cap: a peer that
- *   takes longer than a sleep and a wake-up is better waited for asleep;
- * - after MISS_LIMIT polls in a row that found nothing (the peer shares
- *   our CPU and cannot run while we poll, or it is busy) sleeps at once
- *   for the next `backoff` waits, doubling that up to BACKOFF_MAX with
- *   each further failed try, back to BACKOFF_MIN on the first hit;
- * - after the first YIELD_AFTER_NS, yields the CPU between looks
- *   (loop_wait_relax());
+ *   cap;
+ * - after MISS_LIMIT polls in a row that found nothing (the peer is slow
+ *   or busy, the loop idle, or the peer shares our CPU and cannot run
+ *   while we poll) sleeps at once for the next `backoff` waits, doubling
+ *   that up to BACKOFF_MAX with each further failed try, back to
+ *   BACKOFF_MIN on the first hit: a slow or absent peer costs one poll
+ *   per up to 1024 waits;
  * - never polls when the thread may run on one CPU only, where polling
  *   only delays the peer: sched_getaffinity(2), looked at again every
- *   CPUS_RECHECK_NS as the application may move the thread;
- * - costs an idle loop nothing: a wait that ends without a completion
- *   (timeout, signal) counts as the longest sample, so the average leaves
- *   the cap after a few idle waits, and a wait with no timeout sleeps
- *   once for as long as it takes.
+ *   CPUS_RECHECK_NS as the application may move the thread. This also
+ *   stops a thread pinned on purpose, its peer on another CPU: such an
+ *   application knows its layout and can ask for busy_poll_us.
  */
 #include <errno.h>
 #include <sched.h>
@@ -48,11 +48,6 @@
 #define BACKOFF_MAX		1024
 #define SLACK_NS		(2 * NSEC_PER_USEC)
 #define CPUS_RECHECK_NS		NSEC_PER_SEC
-/*
- * A 64-byte round trip between two polling processes on two CPUs took
- * 11-13 us here (README, Performance: ipcsock-uring-busy), one way half.
- */
-#define YIELD_AFTER_NS		(10 * NSEC_PER_USEC)
 
 uint64_t loop_now_ns(void)
 {
@@ -86,11 +81,8 @@ void loop_wait_init(struct ipcsock_loop *loop)
 		return;
 	w->cap_ns = (loop->busy_poll_us ? loop->busy_poll_us :
 		     IPCSOCK_ADAPTIVE_WAIT_CAP_US) * NSEC_PER_USEC;
-	/*
-	 * Start from nothing (polls of SLACK_NS): the first waits teach
-	 * the average, and a loop that never sees traffic never polls long.
-	 */
-	w->ttc_ns = 0;
+	/* Start by polling half the cap: a few waits correct it. */
+	w->ttc_ns = w->cap_ns / 4;
 	w->backoff = BACKOFF_MIN;
 	w->one_cpu = thread_one_cpu();
 	w->cpus_checked_ns = loop_now_ns();
@@ -100,11 +92,11 @@ static uint64_t adaptive_budget(struct loop_wait *w, uint64_t now)
 {
 	uint64_t budget;
 
-	if (now - w->cpus_checked_ns >= CPUS_RECHECK_NS) {
+	if (now >= w->cpus_checked_ns + CPUS_RECHECK_NS) {
 		w->one_cpu = thread_one_cpu();
 		w->cpus_checked_ns = now;
 	}
-	if (w->one_cpu || w->ttc_ns > w->cap_ns)
+	if (w->one_cpu)
 		return 0;
 	if (w->skip) {
 		w->skip--;
@@ -117,7 +109,7 @@ static uint64_t adaptive_budget(struct loop_wait *w, uint64_t now)
 /*
  * A wait that may sleep begins: the nanoseconds to poll first, 0 for
  * none. *@start is the time it began (0 when nobody needs it), for
- * loop_wait_spun() and loop_wait_slept().
+ * loop_wait_spun().
  */
 uint64_t loop_wait_begin(struct ipcsock_loop *loop, uint64_t *start)
 {
@@ -133,23 +125,6 @@ uint64_t loop_wait_begin(struct ipcsock_loop *loop, uint64_t *start)
 		return 0;
 	*start = loop_now_ns();
 	return loop->busy_poll_us * NSEC_PER_USEC;
-}
-
-/*
- * Between two looks of an adaptive poll that has gone on for @spun ns:
- * once it is past what a peer on another CPU takes (YIELD_AFTER_NS), let
- * another task that waits for our CPU run, sched_yield(2). The peer woken
- * by our last send is often queued right here (the scheduler places a
- * task woken synchronously on the waker's CPU): it then answers during
- * the poll, which so ends in a hit and not in a sleep, and with both ends
- * runnable the scheduler's load balancing can move one of them to an
- * idle CPU, where polls pay most. Alone on the CPU, a yield returns at
- * once; on a loaded one it gives our time to others, as a sleep would.
- */
-void loop_wait_relax(struct ipcsock_loop *loop, uint64_t spun)
-{
-	if (loop->wait.adaptive && spun >= YIELD_AFTER_NS)
-		sched_yield();
 }
 
 static void ttc_sample(struct loop_wait *w, uint64_t ns)
@@ -180,7 +155,7 @@ void loop_wait_spun(struct ipcsock_loop *loop, uint64_t start, bool hit)
 		w->backoff = BACKOFF_MIN;
 		return;
 	}
-	/* The sleep that follows gives the sample. */
+	ttc_sample(w, 2 * took);
 	if (++w->misses < MISS_LIMIT)
 		return;
 	/* Give up for a while; one more miss after that gives up again. */
@@ -190,19 +165,10 @@ void loop_wait_spun(struct ipcsock_loop *loop, uint64_t start, bool hit)
 		w->backoff *= 2;
 }
 
-/*
- * The wait begun at @start slept and is over, @completed if a completion
- * ended it (not a timeout or a signal).
- */
-void loop_wait_slept(struct ipcsock_loop *loop, uint64_t start,
-		     bool completed)
+/* A wait slept in the kernel. */
+void loop_wait_slept(struct ipcsock_loop *loop)
 {
-	struct loop_wait *w = &loop->wait;
-
-	w->st.sleeps++;
-	if (!w->adaptive)
-		return;
-	ttc_sample(w, completed ? loop_now_ns() - start : UINT64_MAX);
+	loop->wait.st.sleeps++;
 }
 
 int ipcsock_loop_get_stats(const struct ipcsock_loop *loop,
