@@ -113,7 +113,7 @@ static void print_usage(FILE *f)
 "  --kills N          liveness kills per row (default 200, quick 40)\n"
 "  --frames N         camera frames measured per run (default 120, quick 48)\n"
 "  --pin              parent on CPU 0, peer on CPU 1 (ipcsock-uring-busy\n"
-"                     is always pinned so)\n"
+"                     and ipcsock-uring-adaptive are always pinned so)\n"
 "  --json FILE        write the results as JSON records (- for stdout)\n"
 "  --csv FILE         the same records as CSV (bench/plot.gp draws them)\n"
 "  -h, --help         this text\n",
@@ -656,7 +656,8 @@ static void print_notes(void)
 	       "x REF: ratio to REF measured in the same round, median (min-max) over rounds;\n"
 	       "  latency ratios (lower is better), throughput ratios for stream (higher is better).\n"
 	       "floor-sendmsg sends one message per call whatever the batch.\n"
-	       "ipcsock-uring-busy runs pinned, parent on CPU 0 and peer on CPU 1.\n");
+	       "ipcsock-uring-busy and ipcsock-uring-adaptive run pinned, parent on CPU 0\n"
+	       "  and peer on CPU 1.\n");
 }
 
 static struct liveness_row live_rows[LIVENESS_MAX_ROWS];

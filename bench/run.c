@@ -242,12 +242,14 @@ static unsigned int run_timeout_s(const struct bench_cfg *cfg)
 /*
  * Busy polling is for processes with a core each: left to the scheduler,
  * a waker that spins can sit on the core its wakee was placed on, and
- * round trips then take the polling budget. So that implementation is
- * always pinned (parent CPU 0, peer CPU 1); --pin pins every one.
+ * round trips then take the polling budget. So that implementation, and
+ * the adaptive one, are always pinned (parent CPU 0, peer CPU 1); --pin
+ * pins every one.
  */
 static bool run_pinned(const struct bench_impl *impl)
 {
-	return (bench_pin || impl == &impl_ipcsock_uring_busy) &&
+	return (bench_pin || impl == &impl_ipcsock_uring_busy ||
+		impl == &impl_ipcsock_uring_adaptive) &&
 	       sysconf(_SC_NPROCESSORS_ONLN) >= 2;
 }
 

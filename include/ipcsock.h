@@ -127,14 +127,18 @@ struct ipcsock_loop_opts {
 
 /*
  * Adaptive waiting: before dispatch sleeps, it polls for completions only
- * while polling pays. The poll budget follows the recent time from
- * entering a wait to the completion that ended it (a moving average),
- * bounded by busy_poll_us or %IPCSOCK_ADAPTIVE_WAIT_CAP_US; a loop whose
- * completions come later than that, or whose polls keep finding nothing
- * (the peer is busy, or shares our CPU), sleeps at once and tries polling
- * again rarely, less often the more it fails; a thread allowed on one CPU
- * only never polls. A peer that answers within microseconds is then seen
- * without a sleep and a cross-CPU wake-up, and an idle loop costs no CPU.
+ * while polling pays. A poll lasts about twice the recent time from
+ * entering a wait to the completion that ended its poll (a moving
+ * average), at most busy_poll_us or, when that is 0,
+ * %IPCSOCK_ADAPTIVE_WAIT_CAP_US. A loop whose polls keep finding nothing
+ * (the peer is slow or busy, the loop idle, or the peer shares our CPU)
+ * sleeps at once and tries again rarely, less often the more it fails.
+ * It never polls with one CPU online, nor, with the default cap, on a
+ * thread allowed on one CPU only (taskset or a cpuset usually put the
+ * peer there too); an application that pins its ends to two CPUs on
+ * purpose gives busy_poll_us. A peer that answers within microseconds is
+ * then seen without a sleep and a cross-CPU wake-up, and an idle loop
+ * costs no CPU. Not the default: see the README's Performance section.
  * Ignored on a shared ring, where the application waits.
  * ipcsock_loop_get_stats() shows what the policy did.
  */

@@ -26,11 +26,13 @@
  *   that up to BACKOFF_MAX with each further failed try, back to
  *   BACKOFF_MIN on the first hit: a slow or absent peer costs one poll
  *   per up to 1024 waits;
- * - never polls when the thread may run on one CPU only, where polling
- *   only delays the peer: sched_getaffinity(2), looked at again every
- *   CPUS_RECHECK_NS as the application may move the thread. This also
- *   stops a thread pinned on purpose, its peer on another CPU: such an
- *   application knows its layout and can ask for busy_poll_us.
+ * - never polls with one CPU online, where polling only delays the peer;
+ *   nor, with the default cap, when the thread may run on one CPU only
+ *   (sched_getaffinity(2), looked at again every CPUS_RECHECK_NS as the
+ *   application may move the thread): `taskset -c 0 app` or a one-CPU
+ *   cpuset puts the peer there too. An application that pins its two
+ *   ends to two CPUs on purpose says so by giving the cap (busy_poll_us);
+ *   should its peer share the CPU after all, the back-off stops polling.
  */
 #include <errno.h>
 #include <sched.h>
@@ -57,17 +59,21 @@ uint64_t loop_now_ns(void)
 	return ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
 }
 
-/* Can the calling thread run on one CPU only? */
-static bool thread_one_cpu(void)
+/*
+ * Must the calling thread share its one CPU with its peer? True with one
+ * CPU online; with @affinity, also when the thread may run on one CPU.
+ */
+static bool thread_one_cpu(bool affinity)
 {
 	cpu_set_t set;
 
-	if (!sched_getaffinity(0, sizeof(set), &set))
-		return CPU_COUNT(&set) <= 1;
-	/* More CPUs than a cpu_set_t holds, surely more than one. */
-	if (errno == EINVAL)
+	if (sysconf(_SC_NPROCESSORS_ONLN) <= 1)
+		return true;
+	if (!affinity)
 		return false;
-	return sysconf(_SC_NPROCESSORS_ONLN) <= 1;
+	/* EINVAL: more CPUs than a cpu_set_t holds, surely more than one. */
+	return !sched_getaffinity(0, sizeof(set), &set) &&
+	       CPU_COUNT(&set) <= 1;
 }
 
 /* Set up the policy of the loop configuration @loop (options read). */
@@ -84,16 +90,17 @@ void loop_wait_init(struct ipcsock_loop *loop)
 	/* Start by polling half the cap: a few waits correct it. */
 	w->ttc_ns = w->cap_ns / 4;
 	w->backoff = BACKOFF_MIN;
-	w->one_cpu = thread_one_cpu();
+	w->one_cpu = thread_one_cpu(!loop->busy_poll_us);
 	w->cpus_checked_ns = loop_now_ns();
 }
 
-static uint64_t adaptive_budget(struct loop_wait *w, uint64_t now)
+static uint64_t adaptive_budget(struct ipcsock_loop *loop, uint64_t now)
 {
+	struct loop_wait *w = &loop->wait;
 	uint64_t budget;
 
 	if (now >= w->cpus_checked_ns + CPUS_RECHECK_NS) {
-		w->one_cpu = thread_one_cpu();
+		w->one_cpu = thread_one_cpu(!loop->busy_poll_us);
 		w->cpus_checked_ns = now;
 	}
 	if (w->one_cpu)
@@ -119,7 +126,7 @@ uint64_t loop_wait_begin(struct ipcsock_loop *loop, uint64_t *start)
 	*start = 0;
 	if (w->adaptive) {
 		*start = loop_now_ns();
-		return adaptive_budget(w, *start);
+		return adaptive_budget(loop, *start);
 	}
 	if (!loop->busy_poll_us)
 		return 0;

@@ -199,9 +199,9 @@ static void end_echo(struct __test_metadata *_metadata, struct ipcsock *sock,
  * Without the flag, or with a policy that gave up on a peer that is
  * fast, there would be no hits. Left to the scheduler, we may be woken
  * on the peer's CPU, where no poll can hit (and the policy rightly
- * stops): so both are pinned, and the test (white-box) tells the loop
- * that we are not on one CPU. Other work on our CPU can still delay us:
- * up to five tries, each with a new loop and peer.
+ * stops): so both are pinned, and the loop is given its cap, which tells
+ * it the pinning is on purpose. Other work on our CPU can still delay
+ * us: up to five tries, each with a new loop and peer.
  */
 TEST_F(adaptive, fast_peer_polls_and_hits)
 {
@@ -217,10 +217,9 @@ TEST_F(adaptive, fast_peer_polls_and_hits)
 	for (try = 0; try < 5 && !ok; try++) {
 		pid = start_echo(_metadata, variant->backend, b, 0, &fd);
 		ipcsock_loop_free(self->loop);
-		self->loop = adaptive_loop(variant->backend, 0);
+		self->loop = adaptive_loop(variant->backend,
+					   IPCSOCK_ADAPTIVE_WAIT_CAP_US);
 		ASSERT_NE(NULL, self->loop);
-		self->loop->wait.one_cpu = false;
-		self->loop->wait.cpus_checked_ns = UINT64_MAX / 2;
 		sock = ipcsock_new(self->loop);
 		ASSERT_NE(NULL, sock);
 		ASSERT_EQ(0, ipcsock_bind(sock, fd));
@@ -316,22 +315,20 @@ TEST_F(adaptive, idle_loop_costs_no_cpu)
 
 /*
  * In a child allowed on one CPU: round trips between two sockets of the
- * same loop and idle waits, and not one poll.
+ * same loop and idle waits, and not one poll with the default cap. With
+ * a cap given, the application vouches for its layout, and it polls.
  */
-static int one_cpu_child(struct __test_metadata *_metadata,
-			 enum ipcsock_backend backend)
+static int one_cpu_round_trips(enum ipcsock_backend backend,
+			       unsigned int cap_us,
+			       struct ipcsock_loop_stats *st)
 {
-	struct ipcsock_loop_stats st;
 	struct ipcsock_payload p;
 	struct ipcsock *s[2];
 	struct ipcsock_loop *loop;
 	int i, sv[2];
 	char c = 'x';
 
-	(void)_metadata;
-	if (pin_to(sched_getcpu()))
-		return 1;
-	loop = adaptive_loop(backend, 0);
+	loop = adaptive_loop(backend, cap_us);
 	if (!loop ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv))
 		return 2;
@@ -348,16 +345,36 @@ static int one_cpu_child(struct __test_metadata *_metadata,
 	}
 	for (i = 0; i < 20; i++)
 		ipcsock_loop_dispatch(loop, 1);
-	if (ipcsock_loop_get_stats(loop, &st, sizeof(st)) != sizeof(st))
+	if (ipcsock_loop_get_stats(loop, st, sizeof(*st)) != sizeof(*st))
 		return 5;
-	if (st.waits < 20)
-		return 6;
-	if (st.spins)
-		return 7;
 	ipcsock_free(s[0]);
 	ipcsock_free(s[1]);
 	ipcsock_loop_free(loop);
 	return 0;
+}
+
+static int one_cpu_child(struct __test_metadata *_metadata,
+			 enum ipcsock_backend backend)
+{
+	struct ipcsock_loop_stats st;
+	int err;
+
+	(void)_metadata;
+	if (pin_to(sched_getcpu()))
+		return 1;
+	err = one_cpu_round_trips(backend, 0, &st);
+	if (err)
+		return err;
+	if (st.waits < 20)
+		return 6;
+	if (st.spins)
+		return 7;
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		return 0;
+	err = one_cpu_round_trips(backend, IPCSOCK_ADAPTIVE_WAIT_CAP_US, &st);
+	if (err)
+		return err;
+	return st.spins ? 0 : 8;
 }
 
 TEST_F(adaptive, one_cpu_never_polls)
