@@ -154,6 +154,30 @@ void chan_end(struct ipcsock_chan *ch, int err)
 }
 
 /*
+ * The end of file: did the peer close with messages of ours unread? Its
+ * close sets our socket's pending error (ECONNRESET) and its shutdown
+ * together (unix_release_sock() in net/unix/af_unix.c), and a receive
+ * reports the error once, before anything queued: it takes sock_error()
+ * first (__skb_try_recv_datagram(), net/core/datagram.c). But a receive
+ * that found no error just before the close and the queue empty just
+ * after it sees only the shutdown (__unix_dgram_recvmsg() reads it last)
+ * and returns EOF, the error left pending. A peer in another process can
+ * close in that window, and so can one in this thread while an SQPOLL
+ * ring's kernel thread receives; a zero-length datagram taken in before
+ * the close ends the same way. Nothing reads the socket after the end:
+ * take the error here, or the reset would read as an orderly close.
+ */
+static void eof_take_reset(struct ipcsock_chan *ch)
+{
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (!getsockopt(ch->fd, SOL_SOCKET, SO_ERROR, &err, &len) &&
+	    err == ECONNRESET)
+		ch->rx_reset = -ECONNRESET;
+}
+
+/*
  * A datagram with no bytes and no fds is what EOF looks like too; a peer
  * that really hung up shows it in poll. Our own peers never send empty
  * datagrams, so one from a live peer is a protocol error. @more: the
@@ -171,6 +195,7 @@ static int empty_datagram(struct ipcsock_chan *ch, bool more)
 	/* Bytes queued behind it: it was a datagram, the EOF comes later. */
 	if (!ioctl(ch->fd, SIOCINQ, &queued) && queued > 0)
 		return -EPROTO;
+	eof_take_reset(ch);
 	return 0;
 }
 

@@ -440,6 +440,9 @@ static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
 		 * sendmsg returns bytes, sendmmsg messages. A short count
 		 * drops the error that stopped it (a full socket, or
 		 * ETOOMANYREFS, ...): the next round asks the kernel again.
+		 * A peer's reset that stopped it is lost that way (the
+		 * kernel took it from the socket): its close, racing with
+		 * the batch, then reads as orderly.
 		 */
 		if (n * per == 1)
 			ret = 1;

@@ -173,6 +173,22 @@ static void app_pair(struct __test_metadata *_metadata,
 	ASSERT_EQ(0, ret);
 }
 
+/*
+ * *@sock on @loop, bound to sv[0] of a new pair whose sv[1] the test
+ * drives by hand, its callbacks recorded in @rc.
+ */
+static void app_raw_pair(struct __test_metadata *_metadata,
+			 struct ipcsock_loop *loop, struct ipcsock **sock,
+			 struct rec *rc, int sv[2])
+{
+	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+				sv));
+	*sock = ipcsock_new(loop);
+	ASSERT_NE(NULL, *sock);
+	ASSERT_EQ(0, ipcsock_bind(*sock, sv[0]));
+	rec_attach(rc, *sock);
+}
+
 /* The loop on the application's ring, with a and b connected on it. */
 static void app_open(struct __test_metadata *_metadata, struct app *app,
 		     const struct ipcsock_loop_opts *opts)
@@ -308,6 +324,50 @@ TEST_F(shared, hangup_after_messages)
 	EXPECT_EQ(0, app->hangup_err);
 	EXPECT_EQ(3, app->next_seq);
 	EXPECT_TRUE(app->order_ok);
+}
+
+/*
+ * The peer closes with our message unread: hangup(-ECONNRESET), also when
+ * the receive read the end before it saw the reset. The kernel leaves the
+ * reset pending on the socket then: a receive that checked for it just
+ * before the close returns EOF (an SQPOLL thread, or a peer in another
+ * process, can close in that window; fuzz-peer caught it on an SQPOLL
+ * ring), and so does a zero-length datagram taken in before the close,
+ * which this test does every time: the receive takes it as task work on
+ * our way out of send(), in get_events on a DEFER_TASKRUN ring, or in the
+ * kernel's own time on an SQPOLL ring; its completion waits in the CQ
+ * while the peer closes.
+ */
+TEST_F(shared, reset_pending_at_eof)
+{
+	struct app *app = &self->app;
+	struct ipcsock_payload p = { .data = "u", .len = 1 };
+	uint64_t deadline;
+	struct rec rc;
+	int sv[2];
+
+	app_raw_pair(_metadata, app->loop, &app->c, &rc, sv);
+	ASSERT_EQ(0, ipcsock_send(app->c, &p));
+	/* The receive is armed, nothing of the library's is in the CQ. */
+	ASSERT_LE(0, app_turn(app, 10));
+	ASSERT_EQ(0, io_uring_cq_ready(&app->ring));
+
+	ASSERT_EQ(0, send(sv[1], "", 0, 0));
+	deadline = now_ms() + WAIT_MS;
+	while (!io_uring_cq_ready(&app->ring) && now_ms() < deadline) {
+		ASSERT_LE(0, io_uring_get_events(&app->ring));
+		if (!io_uring_cq_ready(&app->ring))
+			usleep(1000);
+	}
+	ASSERT_NE(0, io_uring_cq_ready(&app->ring));
+	close(sv[1]);
+
+	while (!rc.hangup && now_ms() < deadline)
+		ASSERT_LE(0, app_turn(app, 10));
+	ASSERT_EQ(1, rc.hangup);
+	EXPECT_EQ(-ECONNRESET, rc.hangup_err);
+	EXPECT_EQ(0, rc.received);
+	EXPECT_EQ(0, rc.bad);
 }
 
 /*
@@ -920,12 +980,7 @@ TEST_F(shared, requests_cancelled_by_others)
 	struct rec rc;
 	int sv[2], ret;
 
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				sv));
-	c = ipcsock_new(app->loop);
-	ASSERT_NE(NULL, c);
-	ASSERT_EQ(0, ipcsock_bind(c, sv[0]));
-	rec_attach(&rc, c);
+	app_raw_pair(_metadata, app->loop, &c, &rc, sv);
 	rc.check_seq = true;
 	for (i = 0; i < CANCELLED_MSGS; i++) {
 		struct ipcsock_payload p = { .data = buf, .len = sizeof(buf) };
@@ -987,12 +1042,7 @@ TEST_F(shared, requests_cancelled_by_others)
 	ASSERT_NE(NULL, app->loop2);
 	ipcsock_free(c);
 	close(sv[1]);
-	ASSERT_EQ(0, socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
-				sv));
-	app->c = ipcsock_new(app->loop2);
-	ASSERT_NE(NULL, app->c);
-	ASSERT_EQ(0, ipcsock_bind(app->c, sv[0]));
-	rec_attach(&rc, app->c);
+	app_raw_pair(_metadata, app->loop2, &app->c, &rc, sv);
 	ASSERT_LE(0, app_turn(app, 0));
 	ASSERT_LT(0, raw_send_hdr(sv[1], NULL, "junk", 4, NULL, 0));
 	app->app_cqes = 0;
