@@ -26,7 +26,8 @@
  *    (one exception, see reads_like_eof(): a zero-length datagram that
  *    nothing with bytes follows before the peer closes is end of file);
  *  - an orderly close gives hangup(0), or -ECONNRESET when the library's
- *    messages were left unread; no hangup without a reason, none twice,
+ *    messages were left unread (also when the end of file was a
+ *    zero-length datagram); no hangup without a reason, none twice,
  *    none after a local close; ready_read only with a message pending;
  *  - send and send_batch return what the documented checks say, and what
  *    they queue reaches the peer whole and in order;
@@ -373,7 +374,9 @@ void fz_settle(struct fz *fz)
  * just before closing cannot be told from the close itself when nothing
  * after it has bytes (SIOCINQ counts bytes; fds on a zero-byte datagram
  * would take reading past any number of empty ones): hangup(0) is right
- * for it too. A datagram with bytes after it shows it was no end of file.
+ * for it too, or -ECONNRESET if the peer closed with messages of ours
+ * unread, which the kernel leaves pending on the socket however the end
+ * reads. A datagram with bytes after it shows it was no end of file.
  */
 static bool reads_like_eof(const struct fz *fz, unsigned int bad)
 {
@@ -421,6 +424,8 @@ void fz_verify(struct fz *fz, bool settled)
 		    (unsigned int)bad != fz->delivered)
 			fz_fail("hangup(%d) with valid message %u undelivered",
 				fz->hup_err, fz->delivered);
+		if (!fz->hup_err && fz->must_reset)
+			fz_fail("hangup(0) after a zero-length datagram: the peer closed with our messages unread");
 		return;
 	}
 	if (bad >= 0)
