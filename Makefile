@@ -253,7 +253,7 @@ fuzz: ## deps, build the libFuzzer harness, run it $(FUZZ_SECONDS) s
 fuzz-seeds: $(O)/fuzz/fuzz-peer ## rewrite fuzz/corpus/ with generated seeds
 	$(call msg,GEN,fuzz/corpus)mkdir -p fuzz/corpus && \
 		find fuzz/corpus -type f ! -name 'regress-*' -delete && \
-		$< -seed=fuzz/corpus
+		$< -write-seeds=fuzz/corpus
 
 soak: ## deps, build the soak test, run it $(SOAK_SECONDS) s
 	$(call deps_then,soak-build)

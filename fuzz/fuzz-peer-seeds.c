@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * fuzz-peer: the seed corpus. "fuzz-peer -seed=DIR" writes it to DIR and
- * exits (make fuzz-seeds): for each of byte 0's backends the same set,
- * then a few for the loops and channels behind byte 1 (seeds_write_ext()),
- * then those for more loops and channels, the application's open chain,
- * small SQs, SQPOLL rings and a forked child (seeds_write_new()).
+ * fuzz-peer: the seed corpus. "fuzz-peer -write-seeds=DIR" writes it to
+ * DIR and exits (make fuzz-seeds): for each of byte 0's backends the same
+ * set, then a few for the loops and channels behind byte 1
+ * (seeds_write_ext()), then those for more loops and channels, the
+ * application's open chain, small SQs, SQPOLL rings and a forked child
+ * (seeds_write_new()).
  */
 #include <stdarg.h>
 #include <stdio.h>

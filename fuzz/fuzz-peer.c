@@ -71,7 +71,8 @@
  * Then operations, each one byte (low 4 bits: operation, high 4 bits: its
  * argument) followed by the bytes that operation reads. Reads past the
  * end give 0.
- * "fuzz-peer -seed=DIR" writes the seed corpus to DIR and exits.
+ * "fuzz-peer -write-seeds=DIR" writes the seed corpus to DIR and exits
+ * (not -seed=, which is libFuzzer's own: its random seed).
  *
  * This file has the helpers, the checks at the end of a conversation and
  * the input loop; the library's callbacks are in fuzz-peer-lib.c, the
@@ -650,8 +651,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	int i;
 
 	for (i = 1; i < *argc; i++) {
-		if (!strncmp((*argv)[i], "-seed=", 6)) {
-			seeds_write((*argv)[i] + 6);
+		if (!strncmp((*argv)[i], "-write-seeds=", 13)) {
+			seeds_write((*argv)[i] + 13);
 			exit(0);
 		}
 	}
