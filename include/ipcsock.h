@@ -77,10 +77,12 @@ enum ipcsock_backend {
  *	%IPCSOCK_MAX_MSG_SIZE_LIMIT; both ends should agree
  * @send_queue_len: messages a socket may hold queued for sending, after
  *	which sending fails with -ENOBUFS; default %IPCSOCK_DEFAULT_SEND_QUEUE
- * @recv_buffers: received messages a socket holds before it stops reading,
- *	which throttles the peer; default %IPCSOCK_DEFAULT_RECV_BUFFERS. Their
+ * @recv_buffers: received datagrams a socket holds before it stops
+ *	reading, which throttles the peer; a datagram is one message or a
+ *	record of several, and its buffer is free again once its last
+ *	message was received; default %IPCSOCK_DEFAULT_RECV_BUFFERS. Their
  *	descriptors are the process's from the read on, before
- *	ipcsock_receive(): up to this many messages' count against
+ *	ipcsock_receive(): up to this many datagrams' count against
  *	RLIMIT_NOFILE at once, and one that does not fit fails the channel
  *	(-EMFILE). epoll reads up to 32 at a time, io_uring 12 at first and
  *	more as bursts come: size it for the limit on either backend.
@@ -181,13 +183,15 @@ struct io_uring_cqe;
  * @fds: the descriptors; may be NULL if @nr_fds is 0
  * @nr_fds: how many descriptors, at most %IPCSOCK_MAX_FDS
  *
- * A message travels as one datagram (two in %IPCSOCK_WIRE_LIBCAMERA mode)
- * and arrives whole or not at all; it has bytes, descriptors or both. The structure is a view: on send, the library
- * copies the bytes and takes its own references to the descriptors before
- * the call returns; on receive, @data and @fds point into library memory,
- * read-only and valid until the next receive on the socket, while the
- * descriptors themselves (new ones, close-on-exec) are the caller's to
- * close.
+ * A message travels in one datagram (two in %IPCSOCK_WIRE_LIBCAMERA mode),
+ * alone or with others that were ready to go at the same time, and
+ * arrives whole or not at all; it has bytes, descriptors or both. The
+ * structure is a view: on send, the library copies the bytes and takes
+ * its own references to the descriptors before the call returns; on
+ * receive, @data and @fds point into library memory, read-only and valid
+ * until the next receive on the socket, while the descriptors themselves
+ * (new ones, close-on-exec) are the caller's to close. Received @data is
+ * 16-byte aligned (8-byte in %IPCSOCK_WIRE_LIBCAMERA mode).
  */
 struct ipcsock_payload {
 	const void *data;
@@ -663,6 +667,12 @@ IPCSOCK_API int ipcsock_watch_pidfd(struct ipcsock *sock, int pidfd);
  *	reported), else 0
  * @hangup_err: when @ended, the error the hangup callback gets (0, or a
  *	negative errno), else 0
+ * @tx_records: of @tx_datagrams, the records: datagrams that carried
+ *	several messages at once. Messages ready together (a batch, those
+ *	queued while the socket was full, all but the first that callbacks
+ *	send in one dispatch) go out packed into records, as many as one
+ *	datagram takes; @tx_msgs / @tx_datagrams is the packing
+ * @rx_records: of @rx_datagrams, the records
  *
  * The counters are those of the socket's current binding: ipcsock_bind()
  * and ipcsock_create() start them at zero, and ipcsock_close() ends them.
@@ -687,6 +697,8 @@ struct ipcsock_stats {
 	uint64_t rx_bufs_max;
 	uint32_t ended;
 	int32_t hangup_err;
+	uint64_t tx_records;
+	uint64_t rx_records;
 };
 
 /**

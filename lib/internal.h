@@ -35,8 +35,10 @@
 
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
 
-/* Messages one sendmmsg of the direct send path carries. */
+/* Datagrams one sendmmsg of the direct send path carries. */
 #define IPCSOCK_TX_DIRECT_BATCH	32
+/* Messages those datagrams carry at most, in records (tx.c). */
+#define IPCSOCK_TX_DIRECT_MSGS	256
 
 /* Datagrams one recvmmsg of the epoll backend takes. */
 #define IPCSOCK_EP_RX_BATCH	32u
@@ -182,6 +184,13 @@ struct ipcsock_loop {
 	};
 	unsigned char *tx_ctrl;
 	size_t tx_ctrl_cap;
+	struct tx_scratch *tx_scratch;	/* native mode's, on first use */
+	/*
+	 * Channels whose sends made in this dispatch's callbacks wait for
+	 * its end, to go out as records (tx.c, tx_hold()).
+	 */
+	struct list_head tx_held;
+	unsigned int dispatch_gen;	/* dispatches begun */
 
 	/* eventfd behind ipcsock_loop_fd(), made on first request */
 	int evfd;
@@ -231,15 +240,32 @@ struct ipcsock_tx_slot {
 	unsigned char *buf;
 	size_t cap;
 	unsigned int nr_fds;
+	/*
+	 * A slot is one datagram: one message, or a record of several
+	 * (wire.h) when messages were queued behind it. buf holds the
+	 * control message in its first ctrl_cap bytes, then the record
+	 * header, then the entries: @len bytes, each entry's padding
+	 * included; a lone message goes out as a version 1 datagram from
+	 * its entry, whose header is laid out as the version 1 header.
+	 */
+	unsigned int ctrl_cap;
+	unsigned int nr_msgs;		/* 0: the reset notice */
+	size_t len;
 };
 
-/* One received message waiting for ipcsock_receive(). */
+/*
+ * One received datagram waiting for ipcsock_receive(): a message, or a
+ * record (@left > 0) whose next entry is at @data, with @fds its fds
+ * not yet received and @nr_fds their count. The slot is recycled once
+ * its last message has been received.
+ */
 struct ipcsock_rx_msg {
 	void *data;
 	uint32_t len;
 	uint16_t nr_fds;
 	uint16_t slot;
 	int *fds;
+	uint32_t left;			/* messages of a record not received */
 };
 
 struct ipcsock_chan {
@@ -262,6 +288,11 @@ struct ipcsock_chan {
 	unsigned int tx_head;
 	unsigned int tx_tail;
 	int tx_err;			/* sticky send error, e.g. -EPIPE */
+	unsigned int tx_msgs;		/* messages in the queued slots */
+	size_t tx_rec_max;		/* bytes a record may have */
+	/* loop->dispatch_gen of its last send inside a dispatch */
+	unsigned int tx_gen;
+	struct list_head tx_node;	/* on loop->tx_held */
 
 	/*
 	 * Receive buffers: nr_rx slots of rx_stride bytes, each laid out as
@@ -397,13 +428,15 @@ void wire_lc_ep_hdr_entry(struct ipcsock_chan *ch, unsigned int i,
 			  struct msghdr *mh, struct iovec *iov);
 
 /* tx.c */
-int chan_tx_alloc(struct ipcsock_chan *ch);
+int chan_tx_alloc(struct ipcsock_chan *ch, int sndbuf);
+void loop_tx_release_held(struct ipcsock_loop *loop);
 void chan_tx_free(struct ipcsock_chan *ch);
 void chan_tx_release(struct ipcsock_chan *ch, unsigned int n);
 void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep);
 void chan_end_send(struct ipcsock_chan *ch, int err);
 int chan_tx_flush_direct(struct ipcsock_chan *ch);
 void chan_tx_reset_notice(struct ipcsock_chan *ch);
+void chan_tx_count_sent(struct ipcsock_chan *ch, unsigned int n);
 
 static inline unsigned int chan_tx_queued(const struct ipcsock_chan *ch)
 {
@@ -463,7 +496,8 @@ int chan_rx_parse_ctrl(void *ctrl, size_t ctrl_len, int **fds,
 void chan_rx_reject(struct ipcsock_chan *ch, int slot, const int *fds,
 		    unsigned int nr_fds, int err);
 void chan_rx_queue(struct ipcsock_chan *ch, unsigned int slot, void *data,
-		   size_t len, int *fds, unsigned int nr_fds);
+		   size_t len, int *fds, unsigned int nr_fds,
+		   unsigned int nr_msgs);
 
 static inline bool chan_rx_pending(const struct ipcsock_chan *ch)
 {

@@ -220,6 +220,7 @@ static struct ipcsock_loop *loop_make(const struct ipcsock_loop *conf,
 	INIT_LIST_HEAD(&loop->ready);
 	INIT_LIST_HEAD(&loop->socks);
 	INIT_LIST_HEAD(&loop->dead);
+	INIT_LIST_HEAD(&loop->tx_held);
 	INIT_LIST_HEAD(&loop->peer_exited);
 	*err = ops->loop_init(loop, shared);
 	if (*err) {
@@ -390,6 +391,7 @@ static void loop_free_inherited(struct ipcsock_loop *loop)
 	}
 	loop_uid_put(loop->uid);
 	free(loop->tx_ctrl);
+	free(loop->tx_scratch);
 	free(loop->chans);
 	free(loop);
 }
@@ -436,6 +438,7 @@ void ipcsock_loop_free(struct ipcsock_loop *loop)
 		close(loop->evfd);
 	loop_uid_put(loop->uid);
 	free(loop->tx_ctrl);
+	free(loop->tx_scratch);
 	free(loop->chans);
 	free(loop);
 }
@@ -661,6 +664,7 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 	/* Whatever became due so far runs in this call. */
 	loop->wake_pending = false;
 	loop->dispatching = true;
+	loop->dispatch_gen++;
 	loop_evfd_drain(loop);
 	if (!list_empty(&loop->ready))
 		timeout_ms = 0;
@@ -704,6 +708,7 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 	if (loop_inherited(loop))
 		return -ECHILD;
 	/* Replies sent from callbacks go out together, here. */
+	loop_tx_release_held(loop);
 	loop->ops->submit(loop);
 	if (loop->ops->dispatch_end)
 		loop->ops->dispatch_end(loop);
@@ -721,5 +726,6 @@ int ipcsock_loop_flush(struct ipcsock_loop *loop)
 		return -EINVAL;
 	if (loop_inherited(loop))
 		return -ECHILD;
+	loop_tx_release_held(loop);
 	return loop->ops->submit(loop);
 }

@@ -5,9 +5,11 @@
  * the end of the channel (EOF, peer reset, failure) that becomes hangup.
  *
  * The peer may be hostile. A datagram is delivered only when it is exactly
- * one whole message: bytes not truncated, every announced fd present, a
- * valid header. Anything else closes the fds that did arrive and fails the
- * channel, so no fd leaks and no partial message is ever seen as whole.
+ * one whole message, or a record of whole messages (wire.h): bytes not
+ * truncated, every announced fd present, valid headers that add up.
+ * Anything else closes the fds that did arrive and fails the channel, so
+ * no fd leaks and no partial message is ever seen as whole; of a record,
+ * nothing is delivered unless all of it is valid.
  */
 #include <errno.h>
 #include <poll.h>
@@ -68,13 +70,19 @@ void chan_rx_free(struct ipcsock_chan *ch)
 	ch->rxq = NULL;
 }
 
-/* Slots that hold a message: pending ones plus the one last handed out. */
+/*
+ * Slots that hold a datagram: pending ones (a record stays pending until
+ * its last message is received) plus the one last handed out.
+ */
 unsigned int chan_rx_busy(const struct ipcsock_chan *ch)
 {
 	return ch->rx_tail - ch->rx_head + (ch->rx_held >= 0);
 }
 
-/* Messages never received: their fds were ours to close. */
+/*
+ * Messages never received: their fds were ours to close (of a record, the
+ * fds of the messages not received yet).
+ */
 void chan_rx_drop_pending(struct ipcsock_chan *ch)
 {
 	struct ipcsock_rx_msg *m;
@@ -229,11 +237,58 @@ int chan_rx_parse_ctrl(void *ctrl, size_t ctrl_len, int **fds,
 	return err;
 }
 
+/*
+ * A record of @len bytes at @hdr, its header checked: do its entries add
+ * up to exactly its bytes, its message count and its @nr_fds fds? Each
+ * entry is a message with bytes or fds, of at most max_msg_size bytes.
+ * All 64-bit sums of 32-bit fields: nothing overflows.
+ */
+static int check_record(struct ipcsock_chan *ch,
+			const struct ipcsock_wire_hdr *hdr, size_t len,
+			unsigned int nr_fds, unsigned int *nr_msgs)
+{
+	const struct ipcsock_wire_rec *rec = (const void *)(hdr + 1);
+	const unsigned char *at = (const void *)hdr;
+	const struct ipcsock_wire_entry *e;
+	uint64_t fds = 0, off = IPCSOCK_WIRE_REC_HDR;
+	unsigned int n = 0;
+
+	/* As large as a version 1 datagram can be, no more. */
+	if (len > ch->loop->max_msg_size + sizeof(*hdr))
+		return -EMSGSIZE;
+	if (len < IPCSOCK_WIRE_REC_HDR || hdr->flags || rec->zero)
+		return -EPROTO;
+	while (off < len) {
+		if (len - off < sizeof(*e))
+			return -EPROTO;
+		e = (const void *)(at + off);
+		if (e->zero || (!e->len && !e->nr_fds))
+			return -EPROTO;
+		if (e->len > ch->loop->max_msg_size)
+			return -EMSGSIZE;
+		if (IPCSOCK_WIRE_ENTRY_SIZE(e->len) > len - off)
+			return -EPROTO;
+		off += IPCSOCK_WIRE_ENTRY_SIZE(e->len);
+		fds += e->nr_fds;
+		n++;
+	}
+	if (!n || n != rec->nr_msgs || fds != nr_fds)
+		return -EPROTO;
+	*nr_msgs = n;
+	return 0;
+}
+
+/*
+ * 0: a message, or a record of *@nr_msgs (else 0); 1: the reset notice;
+ * else why the datagram is no message.
+ */
 static int check_datagram(struct ipcsock_chan *ch, unsigned int slot,
-			  size_t len, unsigned int nr_fds, int msg_flags)
+			  size_t len, unsigned int nr_fds, int msg_flags,
+			  unsigned int *nr_msgs)
 {
 	const struct ipcsock_wire_hdr *hdr;
 
+	*nr_msgs = 0;
 	/* The kernel closed the fds that did not fit; those that did are ours. */
 	if (msg_flags & MSG_CTRUNC)
 		return -EMFILE;
@@ -242,9 +297,12 @@ static int check_datagram(struct ipcsock_chan *ch, unsigned int slot,
 	if (len < sizeof(*hdr))
 		return -EPROTO;
 	hdr = (const void *)(rx_slot_buf(ch, slot) + IPCSOCK_RX_HDR_OFF);
-	if (hdr->version != IPCSOCK_WIRE_VERSION ||
-	    hdr->len != len - sizeof(*hdr) || hdr->nr_fds != nr_fds ||
+	if (hdr->len != len - sizeof(*hdr) || hdr->nr_fds != nr_fds ||
 	    nr_fds > IPCSOCK_MAX_FDS)
+		return -EPROTO;
+	if (hdr->version == IPCSOCK_WIRE_RECORD)
+		return check_record(ch, hdr, len, nr_fds, nr_msgs);
+	if (hdr->version != IPCSOCK_WIRE_VERSION)
 		return -EPROTO;
 	/* The one flag there is, on a header that carries nothing. */
 	if (hdr->flags == IPCSOCK_WIRE_F_RESET && !hdr->len && !nr_fds)
@@ -272,20 +330,35 @@ void chan_rx_reject(struct ipcsock_chan *ch, int slot, const int *fds,
 		ch->loop->ops->rx_recycle(ch, slot);
 }
 
-/* A whole message in @slot: queue it for ipcsock_receive(). */
+/*
+ * A whole message in @slot, or a checked record of @nr_msgs messages
+ * whose entries start at @data (@len bytes): queue it for
+ * ipcsock_receive().
+ */
 void chan_rx_queue(struct ipcsock_chan *ch, unsigned int slot, void *data,
-		   size_t len, int *fds, unsigned int nr_fds)
+		   size_t len, int *fds, unsigned int nr_fds,
+		   unsigned int nr_msgs)
 {
 	struct ipcsock_rx_msg *m = &ch->rxq[ch->rx_tail++ % ch->nr_rx];
+	const struct ipcsock_wire_entry *e = data;
+	unsigned int i;
 
 	m->slot = slot;
 	m->data = data;
 	m->len = len;
 	m->fds = nr_fds ? fds : NULL;
 	m->nr_fds = nr_fds;
-	ch->st.rx_msgs++;
-	ch->st.rx_bytes += len;
+	m->left = nr_msgs;
+	ch->st.rx_msgs += nr_msgs ? nr_msgs : 1;
+	ch->st.rx_records += !!nr_msgs;
 	ch->st.rx_fds += nr_fds;
+	if (!nr_msgs)
+		ch->st.rx_bytes += len;
+	for (i = 0; i < nr_msgs; i++) {
+		ch->st.rx_bytes += e->len;
+		e = (const void *)((const unsigned char *)e +
+				   IPCSOCK_WIRE_ENTRY_SIZE(e->len));
+	}
 	if (chan_rx_busy(ch) > ch->st.rx_bufs_max)
 		ch->st.rx_bufs_max = chan_rx_busy(ch);
 	loop_mark_ready(ch);
@@ -300,7 +373,7 @@ void chan_rx_queue(struct ipcsock_chan *ch, unsigned int slot, void *data,
 void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 		      void *ctrl, size_t ctrl_len, int msg_flags, bool more)
 {
-	unsigned int nr_fds;
+	unsigned int nr_fds, nr_msgs = 0;
 	int *fds, err;
 
 	if (ch->lc) {
@@ -326,7 +399,8 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 	if (!err && ch->rx_reset_notice)
 		err = -EPROTO;
 	if (!err)
-		err = check_datagram(ch, slot, len, nr_fds, msg_flags);
+		err = check_datagram(ch, slot, len, nr_fds, msg_flags,
+				     &nr_msgs);
 	if (err > 0) {
 		/*
 		 * A reset notice: the peer closes with messages of ours its
@@ -342,8 +416,31 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 		chan_rx_reject(ch, slot, fds, nr_fds, err);
 		return;
 	}
-	chan_rx_queue(ch, slot, rx_slot_buf(ch, slot) + IPCSOCK_RX_DATA_OFF,
-		      len - sizeof(struct ipcsock_wire_hdr), fds, nr_fds);
+	if (nr_msgs)
+		chan_rx_queue(ch, slot, rx_slot_buf(ch, slot) +
+			      IPCSOCK_RX_HDR_OFF + IPCSOCK_WIRE_REC_HDR,
+			      len - IPCSOCK_WIRE_REC_HDR, fds, nr_fds, nr_msgs);
+	else
+		chan_rx_queue(ch, slot, rx_slot_buf(ch, slot) +
+			      IPCSOCK_RX_DATA_OFF,
+			      len - sizeof(struct ipcsock_wire_hdr), fds, nr_fds,
+			      0);
+}
+
+/* The next message of a record @m: its view, and @m past it. */
+static void rx_record_next(struct ipcsock_rx_msg *m,
+			   struct ipcsock_payload *payload)
+{
+	const struct ipcsock_wire_entry *e = m->data;
+
+	payload->data = e + 1;
+	payload->len = e->len;
+	payload->fds = e->nr_fds ? m->fds : NULL;
+	payload->nr_fds = e->nr_fds;
+	m->data = (unsigned char *)m->data + IPCSOCK_WIRE_ENTRY_SIZE(e->len);
+	m->fds += e->nr_fds;
+	m->nr_fds -= e->nr_fds;
+	m->left--;
 }
 
 int ipcsock_receive(struct ipcsock *sock, struct ipcsock_payload *payload)
@@ -368,12 +465,20 @@ int ipcsock_receive(struct ipcsock *sock, struct ipcsock_payload *payload)
 	}
 	if (!chan_rx_pending(ch))
 		return -EAGAIN;
-	m = &ch->rxq[ch->rx_head++ % ch->nr_rx];
-	ch->rx_held = m->slot;
-	payload->data = m->data;
-	payload->len = m->len;
-	payload->fds = m->fds;
-	payload->nr_fds = m->nr_fds;
-	IPCSOCK_TRACE(receive, sock, m->len, m->nr_fds);
+	m = &ch->rxq[ch->rx_head % ch->nr_rx];
+	if (m->left) {
+		rx_record_next(m, payload);
+	} else {
+		payload->data = m->data;
+		payload->len = m->len;
+		payload->fds = m->fds;
+		payload->nr_fds = m->nr_fds;
+	}
+	/* The buffer is the caller's to read until the next receive. */
+	if (!m->left) {
+		ch->rx_head++;
+		ch->rx_held = m->slot;
+	}
+	IPCSOCK_TRACE(receive, sock, payload->len, payload->nr_fds);
 	return 0;
 }

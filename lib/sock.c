@@ -120,7 +120,7 @@ void ipcsock_set_hangup(struct ipcsock *sock, ipcsock_hangup_fn fn, void *arg)
  * Make sure one datagram can carry the largest message. The default
  * SO_SNDBUF (212,992 bytes) already does for max_msg_size up to ~207 KiB.
  */
-static int fit_sndbuf(int fd, unsigned int max_msg)
+static int fit_sndbuf(int fd, unsigned int max_msg, int *sndbuf)
 {
 	int need = max_msg + sizeof(struct ipcsock_wire_hdr) +
 		   UNIX_DGRAM_OVERHEAD;
@@ -129,6 +129,7 @@ static int fit_sndbuf(int fd, unsigned int max_msg)
 
 	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &len))
 		return -errno;
+	*sndbuf = cur;
 	if (cur >= need)
 		return 0;
 	/* Capped by net.core.wmem_max unless we may force it. */
@@ -137,6 +138,7 @@ static int fit_sndbuf(int fd, unsigned int max_msg)
 	len = sizeof(int);
 	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &cur, &len))
 		return -errno;
+	*sndbuf = cur;
 	return cur >= need ? 0 : -EMSGSIZE;
 }
 
@@ -228,6 +230,7 @@ void chan_destroy(struct ipcsock_chan *ch)
 	struct ipcsock_loop *loop = ch->loop;
 
 	chan_rx_drop_pending(ch);
+	list_del_init(&ch->tx_node);
 	loop->ops->chan_destroy(ch);
 	chan_peer_forget(ch);
 	if (ch->fd >= 0)
@@ -259,9 +262,9 @@ static int chan_bind(struct ipcsock *sock, int fd)
 {
 	struct ipcsock_loop *loop = sock->loop;
 	struct ipcsock_chan *ch;
-	int err;
+	int err, sndbuf = 0;
 
-	err = fit_sndbuf(fd, loop->max_msg_size);
+	err = fit_sndbuf(fd, loop->max_msg_size, &sndbuf);
 	if (err)
 		return err;
 	ch = calloc(1, loop->ops->chan_size);
@@ -273,12 +276,13 @@ static int chan_bind(struct ipcsock *sock, int fd)
 	ch->pidfd = -1;
 	INIT_LIST_HEAD(&ch->node);
 	INIT_LIST_HEAD(&ch->peer_node);
+	INIT_LIST_HEAD(&ch->tx_node);
 	err = loop_chan_add(loop, ch);
 	if (err) {
 		free(ch);
 		return err;
 	}
-	err = chan_tx_alloc(ch);
+	err = chan_tx_alloc(ch, sndbuf);
 	if (!err)
 		err = chan_rx_alloc(ch);
 	if (!err && sock->wire == IPCSOCK_WIRE_LIBCAMERA)
@@ -398,6 +402,8 @@ void ipcsock_close(struct ipcsock *sock)
 	chan_rx_close(ch);
 	ch->sock = NULL;
 	list_del_init(&ch->node);
+	/* What it held back goes with the rest of its queue, below. */
+	list_del_init(&ch->tx_node);
 	/* Reaping completions inside chan_close must not free the channel. */
 	ch->closing = true;
 	ch->loop->ops->chan_close(ch);

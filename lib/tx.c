@@ -35,6 +35,33 @@
  */
 #define TX_CHUNK	16u
 
+/*
+ * A record may fill a receive slot up to its 16th KiB (rx.c puts the
+ * datagram IPCSOCK_RX_HDR_OFF bytes in): four pages, which many small
+ * messages fill as they would fill four slots of their own, so packing
+ * costs the receiver no more memory per message than one datagram each.
+ * Larger records would save little: at 16 KiB the copy costs more than
+ * the datagram.
+ */
+#define TX_REC_BYTES	(16384u - IPCSOCK_RX_HDR_OFF)
+
+/*
+ * The direct path's scratch of the native mode: for each message, the
+ * bytes that go before its payload (the padding of the entry before it,
+ * the record or version 1 header, its entry header), and the iovecs of
+ * up to IPCSOCK_TX_DIRECT_BATCH datagrams.
+ */
+struct tx_scratch {
+	struct iovec iov[2 * IPCSOCK_TX_DIRECT_MSGS + IPCSOCK_TX_DIRECT_BATCH];
+	unsigned char pre[IPCSOCK_TX_DIRECT_MSGS][32] __attribute__((aligned(8)));
+	unsigned int msgs[IPCSOCK_TX_DIRECT_BATCH];	/* per datagram */
+};
+
+/* Where in its scratch a message's entry header goes: 8-byte aligned. */
+#define TX_PRE_ENTRY	24
+
+static const unsigned char zero_pad[16];
+
 static unsigned int tx_chunk_len(const struct ipcsock_chan *ch)
 {
 	unsigned int n = ch->loop->tx_slots;
@@ -42,10 +69,20 @@ static unsigned int tx_chunk_len(const struct ipcsock_chan *ch)
 	return n < TX_CHUNK ? n : TX_CHUNK;
 }
 
-int chan_tx_alloc(struct ipcsock_chan *ch)
+/*
+ * @sndbuf: the socket's send buffer; AF_UNIX takes a datagram of up to
+ * SO_SNDBUF - 32 bytes (unix_dgram_sendmsg() in net/unix/af_unix.c).
+ */
+int chan_tx_alloc(struct ipcsock_chan *ch, int sndbuf)
 {
 	unsigned int n = ch->loop->tx_slots;
+	size_t max = ch->loop->max_msg_size + sizeof(struct ipcsock_wire_hdr);
 	void *mem;
+
+	/* A record is never larger than a version 1 datagram can be. */
+	ch->tx_rec_max = max < TX_REC_BYTES ? max : TX_REC_BYTES;
+	if (sndbuf > 32 && (size_t)sndbuf - 32 < ch->tx_rec_max)
+		ch->tx_rec_max = sndbuf - 32;
 
 	ch->tx_chunk_shift = __builtin_ctz(tx_chunk_len(ch));
 	ch->tx = calloc(n >> ch->tx_chunk_shift, sizeof(*ch->tx));
@@ -90,14 +127,24 @@ static bool slot_on_heap(const struct ipcsock_chan *ch,
 	       slot->buf >= ch->tx_arena + ch->tx_arena_len;
 }
 
-static void slot_clear(struct ipcsock_tx_slot *slot)
+static int *slot_fds(struct ipcsock_tx_slot *slot)
 {
-	if (slot->nr_fds) {
-		struct cmsghdr *cmsg = CMSG_FIRSTHDR(&slot->msg);
+	return (int *)CMSG_DATA((struct cmsghdr *)slot->buf);
+}
 
-		close_fds((int *)CMSG_DATA(cmsg), slot->nr_fds);
-		slot->nr_fds = 0;
-	}
+/* Where the entries start: the first one is also a version 1 header. */
+static unsigned char *slot_entries(const struct ipcsock_tx_slot *slot)
+{
+	return slot->buf + slot->ctrl_cap + IPCSOCK_WIRE_REC_HDR;
+}
+
+static void slot_clear(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot)
+{
+	close_fds(slot_fds(slot), slot->nr_fds);
+	ch->tx_msgs -= slot->nr_msgs;
+	slot->nr_fds = 0;
+	slot->nr_msgs = 0;
+	slot->len = 0;
 }
 
 void chan_tx_free(struct ipcsock_chan *ch)
@@ -130,7 +177,7 @@ void chan_tx_release(struct ipcsock_chan *ch, unsigned int n)
 	if (n)
 		ch->loop->tx_progress = true;
 	while (n--)
-		slot_clear(chan_tx_slot(ch, ch->tx_head++));
+		slot_clear(ch, chan_tx_slot(ch, ch->tx_head++));
 	/*
 	 * Empty: start again at slot 0, so that only as many slots as the
 	 * queue ever got deep hold buffers, not all of them in turn.
@@ -143,7 +190,7 @@ void chan_tx_release(struct ipcsock_chan *ch, unsigned int n)
 void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep)
 {
 	while (chan_tx_queued(ch) > keep)
-		slot_clear(chan_tx_slot(ch, --ch->tx_tail));
+		slot_clear(ch, chan_tx_slot(ch, --ch->tx_tail));
 	if (ch->lc)
 		wire_lc_tx_dropped(ch);
 }
@@ -208,71 +255,209 @@ static bool dup_took_later_fd(const struct ipcsock_payload *p, unsigned int i,
 	return false;
 }
 
-static int slot_fill(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
-		     const struct ipcsock_payload *p, uint8_t flags)
+/*
+ * Make room in @slot for a control message of @ctrl_cap bytes and
+ * entries of @len bytes, moving what it holds. Buffers grow in whole
+ * pages: growing by the few bytes another fd needs would free and
+ * reallocate large buffers again and again, and glibc's fragmentation
+ * creeps RSS up (soak).
+ */
+static int slot_room(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
+		     unsigned int ctrl_cap, size_t len)
 {
-	size_t ctrl = p->nr_fds ? CMSG_SPACE(p->nr_fds * sizeof(int)) : 0;
-	size_t need = ctrl + sizeof(struct ipcsock_wire_hdr) + p->len;
-	struct ipcsock_wire_hdr *hdr;
-	struct cmsghdr *cmsg;
-	unsigned int i;
-	int *fds;
+	size_t need = ctrl_cap + IPCSOCK_WIRE_REC_HDR + len;
+	size_t used = IPCSOCK_WIRE_REC_HDR + slot->len;
+	size_t ctrl = slot->nr_fds ? CMSG_SPACE(slot->nr_fds * sizeof(int)) : 0;
+	unsigned char *buf = slot->buf;
 
-	if (slot->cap < need) {
-		unsigned char *buf;
-
-		/*
-		 * Grow in whole pages: growing by the few bytes another fd
-		 * needs would free and reallocate large buffers again and
-		 * again, and glibc's fragmentation creeps RSS up (soak).
-		 */
+	if (ctrl_cap == slot->ctrl_cap && need <= slot->cap)
+		return 0;
+	if (need > slot->cap) {
 		need = (need + 4095) & ~(size_t)4095;
 		buf = malloc(need);
-
 		if (!buf)
 			return -ENOMEM;
+		memcpy(buf, slot->buf, ctrl);
+		memcpy(buf + ctrl_cap, slot->buf + slot->ctrl_cap, used);
 		if (slot_on_heap(ch, slot))
 			free(slot->buf);
 		slot->buf = buf;
 		slot->cap = need;
+	} else {
+		memmove(buf + ctrl_cap, buf + slot->ctrl_cap, used);
 	}
+	slot->ctrl_cap = ctrl_cap;
+	return 0;
+}
+
+/* Point the slot's msghdr at what it holds, as one datagram. */
+static void slot_finish(struct ipcsock_tx_slot *slot, uint8_t flags)
+{
+	struct ipcsock_wire_hdr *hdr = (void *)slot_entries(slot);
+	struct ipcsock_wire_rec *rec;
+	size_t ctrl = CMSG_SPACE(slot->nr_fds * sizeof(int));
+	struct cmsghdr *cmsg;
+
 	memset(&slot->msg, 0, sizeof(slot->msg));
-	if (ctrl) {
-		memset(slot->buf, 0, ctrl);
-		slot->msg.msg_control = slot->buf;
-		slot->msg.msg_controllen = ctrl;
-		cmsg = CMSG_FIRSTHDR(&slot->msg);
+	if (slot->nr_fds) {
+		cmsg = (struct cmsghdr *)slot->buf;
 		cmsg->cmsg_level = SOL_SOCKET;
 		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(p->nr_fds * sizeof(int));
-		fds = (int *)CMSG_DATA(cmsg);
-		for (i = 0; i < p->nr_fds; i++) {
-			fds[i] = fcntl(p->fds[i], F_DUPFD_CLOEXEC, 0);
-			if (fds[i] < 0 || dup_took_later_fd(p, i, fds[i])) {
-				int err = fds[i] < 0 ? -errno : -EBADF;
-
-				close_fds(fds, fds[i] < 0 ? i : i + 1);
-				return err;
-			}
-		}
-		slot->nr_fds = p->nr_fds;
+		cmsg->cmsg_len = CMSG_LEN(slot->nr_fds * sizeof(int));
+		/* The kernel copies the CMSG_SPACE padding too: no stale bytes. */
+		memset(slot->buf + cmsg->cmsg_len, 0, ctrl - cmsg->cmsg_len);
+		slot->msg.msg_control = slot->buf;
+		slot->msg.msg_controllen = ctrl;
 	}
-	hdr = (struct ipcsock_wire_hdr *)(slot->buf + ctrl);
-	hdr->len = p->len;
-	hdr->nr_fds = p->nr_fds;
-	hdr->version = IPCSOCK_WIRE_VERSION;
-	hdr->flags = flags;
-	if (p->len)
-		memcpy(hdr + 1, p->data, p->len);
-	slot->iov.iov_base = hdr;
-	slot->iov.iov_len = sizeof(*hdr) + p->len;
+	if (slot->nr_msgs <= 1) {
+		/* The entry header is the version 1 header's first 6 bytes. */
+		hdr->version = IPCSOCK_WIRE_VERSION;
+		hdr->flags = flags;
+		slot->iov.iov_base = hdr;
+		slot->iov.iov_len = sizeof(*hdr) + hdr->len;
+	} else {
+		((struct ipcsock_wire_entry *)hdr)->zero = 0;
+		hdr = (void *)(slot->buf + slot->ctrl_cap);
+		hdr->len = sizeof(*rec) + slot->len;
+		hdr->nr_fds = slot->nr_fds;
+		hdr->version = IPCSOCK_WIRE_RECORD;
+		hdr->flags = 0;
+		rec = (void *)(hdr + 1);
+		rec->nr_msgs = slot->nr_msgs;
+		rec->zero = 0;
+		slot->iov.iov_base = hdr;
+		slot->iov.iov_len = IPCSOCK_WIRE_REC_HDR + slot->len;
+	}
 	slot->msg.msg_iov = &slot->iov;
 	slot->msg.msg_iovlen = 1;
+}
+
+/*
+ * Add a message to @slot, empty or holding messages queued before it:
+ * copy its bytes, dup its fds after theirs. @flags: of a message alone.
+ */
+static int slot_fill(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
+		     const struct ipcsock_payload *p, uint8_t flags)
+{
+	size_t esz = IPCSOCK_WIRE_ENTRY_SIZE(p->len);
+	unsigned int i, want, ctrl_cap = slot->ctrl_cap;
+	struct ipcsock_wire_entry *e;
+	int *fds;
+	int err;
+
+	if (!slot->nr_msgs)
+		ctrl_cap = 0;
+	want = slot->nr_fds + p->nr_fds;
+	if (want && CMSG_SPACE(want * sizeof(int)) > ctrl_cap) {
+		/* Room for more: a record's fds are not moved for each. */
+		if (slot->nr_msgs && want < 2 * slot->nr_fds)
+			want = 2 * slot->nr_fds;
+		if (slot->nr_msgs && want < 8)
+			want = 8;
+		if (want > IPCSOCK_MAX_FDS)
+			want = IPCSOCK_MAX_FDS;
+		ctrl_cap = CMSG_SPACE(want * sizeof(int));
+	}
+	err = slot_room(ch, slot, ctrl_cap, slot->len + esz);
+	if (err)
+		return err;
+	fds = slot_fds(slot) + slot->nr_fds;
+	for (i = 0; i < p->nr_fds; i++) {
+		fds[i] = fcntl(p->fds[i], F_DUPFD_CLOEXEC, 0);
+		if (fds[i] < 0 || dup_took_later_fd(p, i, fds[i])) {
+			err = fds[i] < 0 ? -errno : -EBADF;
+
+			close_fds(fds, fds[i] < 0 ? i : i + 1);
+			return err;
+		}
+	}
+	e = (void *)(slot_entries(slot) + slot->len);
+	e->len = p->len;
+	e->nr_fds = p->nr_fds;
+	e->zero = 0;
+	if (p->len)
+		memcpy(e + 1, p->data, p->len);
+	memset((unsigned char *)(e + 1) + p->len, 0, esz - sizeof(*e) - p->len);
+	slot->len += esz;
+	slot->nr_fds += p->nr_fds;
+	if (!flags) {
+		slot->nr_msgs++;
+		ch->tx_msgs++;
+	}
+	slot_finish(slot, flags);
 	if (ch->lc)
 		/* Slots are always filled at the queue's tail. */
-		wire_lc_slot_fill(ch, ch->tx_tail, slot, hdr, p->len,
+		wire_lc_slot_fill(ch, ch->tx_tail, slot, e, p->len,
 				  p->nr_fds);
 	return 0;
+}
+
+/*
+ * The newest queued slot, if messages may still join it: the kernel does
+ * not hold it yet, it is no reset notice, and libcamera's format has no
+ * records.
+ */
+static struct ipcsock_tx_slot *tx_open_slot(struct ipcsock_chan *ch)
+{
+	const struct ipcsock_backend_ops *ops = ch->loop->ops;
+	unsigned int queued = chan_tx_queued(ch);
+	struct ipcsock_tx_slot *slot;
+
+	if (ch->lc || !queued)
+		return NULL;
+	if (ops->tx_inflight && ops->tx_inflight(ch) >= queued)
+		return NULL;
+	slot = chan_tx_slot(ch, ch->tx_tail - 1);
+	return slot->nr_msgs ? slot : NULL;
+}
+
+/* Does @p fit in a record with what @slot holds? */
+static bool slot_takes(const struct ipcsock_chan *ch,
+		       const struct ipcsock_tx_slot *slot,
+		       const struct ipcsock_payload *p)
+{
+	return slot->nr_fds + p->nr_fds <= IPCSOCK_MAX_FDS &&
+	       IPCSOCK_WIRE_REC_HDR + slot->len +
+	       IPCSOCK_WIRE_ENTRY_SIZE(p->len) <= ch->tx_rec_max;
+}
+
+/* The state of a slot before messages joined it, to put back. */
+struct slot_mark {
+	struct ipcsock_tx_slot *slot;
+	unsigned int nr_fds, nr_msgs;
+	size_t len;
+};
+
+static void slot_unfill(struct ipcsock_chan *ch, const struct slot_mark *m)
+{
+	struct ipcsock_tx_slot *slot = m->slot;
+
+	if (!slot || slot->nr_msgs == m->nr_msgs)
+		return;
+	close_fds(slot_fds(slot) + m->nr_fds, slot->nr_fds - m->nr_fds);
+	ch->tx_msgs -= slot->nr_msgs - m->nr_msgs;
+	slot->nr_fds = m->nr_fds;
+	slot->nr_msgs = m->nr_msgs;
+	slot->len = m->len;
+	slot_finish(slot, 0);
+}
+
+/* Queue one message: in the open slot if it fits, else in a new one. */
+static int tx_queue_one(struct ipcsock_chan *ch,
+			const struct ipcsock_payload *p)
+{
+	struct ipcsock_tx_slot *slot = tx_open_slot(ch);
+	int err;
+
+	if (slot && slot_takes(ch, slot, p))
+		return slot_fill(ch, slot, p, 0);
+	slot = chan_tx_slot_get(ch, ch->tx_tail);
+	if (!slot)
+		return -ENOMEM;
+	err = slot_fill(ch, slot, p, 0);
+	if (!err)
+		ch->tx_tail++;
+	return err;
 }
 
 static bool fd_closed(int fd)
@@ -336,67 +521,201 @@ static int batch_fds_check(const struct ipcsock_payload *p, unsigned int count)
 	return n ? fds_closed(pfd, n) : 0;
 }
 
-/*
- * Lay out up to IPCSOCK_TX_DIRECT_BATCH messages (half as many in the
- * libcamera mode, two datagrams each) in the loop's scratch as one
- * sendmmsg vector pointing at the caller's bytes and fds.
- */
-static int direct_prepare(struct ipcsock_chan *ch,
-			  const struct ipcsock_payload *p, unsigned int n)
+/* Room for @ctrl bytes of control messages in the loop's scratch. */
+static int tx_ctrl_room(struct ipcsock_loop *loop, size_t ctrl)
 {
-	struct ipcsock_loop *loop = ch->loop;
-	size_t ctrl = 0, off = 0;
+	unsigned char *buf;
+
+	if (ctrl <= loop->tx_ctrl_cap)
+		return 0;
+	buf = malloc(ctrl);
+	if (!buf)
+		return -ENOMEM;
+	free(loop->tx_ctrl);
+	loop->tx_ctrl = buf;
+	loop->tx_ctrl_cap = ctrl;
+	return 0;
+}
+
+/*
+ * Attach the fds of @n messages, @nr_fds in all, to @mh as one SCM_RIGHTS
+ * control message at *@off of the loop's scratch, in message order.
+ */
+static void direct_fds(struct ipcsock_loop *loop, struct msghdr *mh,
+		       size_t *off, const struct ipcsock_payload *p,
+		       unsigned int n, unsigned int nr_fds)
+{
 	struct cmsghdr *cmsg;
-	struct msghdr *mh;
+	unsigned int i;
+	int *fds;
+
+	if (!nr_fds)
+		return;
+	mh->msg_control = loop->tx_ctrl + *off;
+	mh->msg_controllen = CMSG_SPACE(nr_fds * sizeof(int));
+	*off += mh->msg_controllen;
+	/* The kernel copies the CMSG_SPACE padding too: no stale bytes. */
+	memset(mh->msg_control, 0, mh->msg_controllen);
+	cmsg = CMSG_FIRSTHDR(mh);
+	cmsg->cmsg_level = SOL_SOCKET;
+	cmsg->cmsg_type = SCM_RIGHTS;
+	cmsg->cmsg_len = CMSG_LEN(nr_fds * sizeof(int));
+	fds = (int *)CMSG_DATA(cmsg);
+	for (i = 0; i < n; i++) {
+		/* A message without fds may have fds NULL. */
+		if (p[i].nr_fds)
+			memcpy(fds, p[i].fds, p[i].nr_fds * sizeof(int));
+		fds += p[i].nr_fds;
+	}
+}
+
+/* An upper bound of the control bytes of @n messages, however packed. */
+static size_t direct_ctrl_len(const struct ipcsock_payload *p, unsigned int n)
+{
+	size_t ctrl = 0;
 	unsigned int i;
 
 	for (i = 0; i < n; i++)
 		if (p[i].nr_fds)
 			ctrl += CMSG_SPACE(p[i].nr_fds * sizeof(int));
-	if (ctrl > loop->tx_ctrl_cap) {
-		unsigned char *buf = malloc(ctrl);
+	return ctrl;
+}
 
-		if (!buf)
-			return -ENOMEM;
-		free(loop->tx_ctrl);
-		loop->tx_ctrl = buf;
-		loop->tx_ctrl_cap = ctrl;
-	}
+/*
+ * libcamera mode: lay out @n messages, at most half of
+ * IPCSOCK_TX_DIRECT_BATCH, two datagrams each, in the loop's scratch.
+ */
+static int direct_prepare_lc(struct ipcsock_chan *ch,
+			     const struct ipcsock_payload *p, unsigned int n)
+{
+	struct ipcsock_loop *loop = ch->loop;
+	struct msghdr *mh;
+	unsigned int i;
+	size_t off = 0;
+	int err;
+
+	err = tx_ctrl_room(loop, direct_ctrl_len(p, n));
+	if (err)
+		return err;
 	for (i = 0; i < n; i++) {
-		struct ipcsock_wire_hdr *hdr = &loop->tx_hdr[i];
-		struct iovec *iov = &loop->tx_iov[2 * i];
-
-		if (ch->lc) {
-			mh = wire_lc_direct_msg(loop, &p[i], i);
-			goto fds;
-		}
-		hdr->len = p[i].len;
-		hdr->nr_fds = p[i].nr_fds;
-		hdr->version = IPCSOCK_WIRE_VERSION;
-		hdr->flags = 0;
-		iov[0].iov_base = hdr;
-		iov[0].iov_len = sizeof(*hdr);
-		iov[1].iov_base = (void *)p[i].data; /* sendmsg only reads */
-		iov[1].iov_len = p[i].len;
-		mh = &loop->tx_mmsg[i].msg_hdr;
-		memset(mh, 0, sizeof(*mh));
-		mh->msg_iov = iov;
-		mh->msg_iovlen = p[i].len ? 2 : 1;
-fds:
-		if (!p[i].nr_fds)
-			continue;
-		mh->msg_control = loop->tx_ctrl + off;
-		mh->msg_controllen = CMSG_SPACE(p[i].nr_fds * sizeof(int));
-		off += mh->msg_controllen;
-		/* The kernel copies the CMSG_SPACE padding too: no stale bytes. */
-		memset(mh->msg_control, 0, mh->msg_controllen);
-		cmsg = CMSG_FIRSTHDR(mh);
-		cmsg->cmsg_level = SOL_SOCKET;
-		cmsg->cmsg_type = SCM_RIGHTS;
-		cmsg->cmsg_len = CMSG_LEN(p[i].nr_fds * sizeof(int));
-		memcpy(CMSG_DATA(cmsg), p[i].fds, p[i].nr_fds * sizeof(int));
+		mh = wire_lc_direct_msg(loop, &p[i], i);
+		direct_fds(loop, mh, &off, &p[i], 1, p[i].nr_fds);
 	}
-	return 0;
+	return n;
+}
+
+/*
+ * How many of @n messages fit one record, at least 1; their fds, and the
+ * record's len field (the bytes after its first header).
+ */
+static unsigned int direct_rec_len(const struct ipcsock_chan *ch,
+				   const struct ipcsock_payload *p,
+				   unsigned int n, unsigned int *nr_fds,
+				   size_t *len)
+{
+	size_t esz, bytes = IPCSOCK_WIRE_REC_HDR;
+	unsigned int i;
+
+	*nr_fds = 0;
+	for (i = 0; i < n; i++) {
+		esz = IPCSOCK_WIRE_ENTRY_SIZE(p[i].len);
+		if (*nr_fds + p[i].nr_fds > IPCSOCK_MAX_FDS ||
+		    bytes + esz > ch->tx_rec_max)
+			break;
+		bytes += esz;
+		*nr_fds += p[i].nr_fds;
+	}
+	*len = bytes - sizeof(struct ipcsock_wire_hdr);
+	if (i < 2) {
+		*nr_fds = p[0].nr_fds;
+		return 1;
+	}
+	return i;
+}
+
+/*
+ * Native mode: lay out in the loop's scratch one sendmmsg vector of up
+ * to IPCSOCK_TX_DIRECT_BATCH datagrams for the first of @n messages,
+ * pointing at the caller's bytes and fds: each datagram a record of as
+ * many messages as fit, or one message alone as a version 1 datagram.
+ * Returns the messages laid out, *@dgrams the datagrams, or -errno.
+ */
+static int direct_prepare(struct ipcsock_chan *ch,
+			  const struct ipcsock_payload *p, unsigned int n,
+			  unsigned int *dgrams)
+{
+	struct ipcsock_loop *loop = ch->loop;
+	struct tx_scratch *sc = loop->tx_scratch;
+	struct ipcsock_wire_entry *e;
+	struct ipcsock_wire_hdr *hdr;
+	unsigned int d, i, j, k, v = 0, nr_fds;
+	size_t pad, rec_len, off = 0;
+	unsigned char *start;
+	struct msghdr *mh;
+	int err;
+
+	if (n > IPCSOCK_TX_DIRECT_MSGS)
+		n = IPCSOCK_TX_DIRECT_MSGS;
+	if (!sc) {
+		sc = malloc(sizeof(*sc));
+		if (!sc)
+			return -ENOMEM;
+		loop->tx_scratch = sc;
+	}
+	err = tx_ctrl_room(loop, direct_ctrl_len(p, n));
+	if (err)
+		return err;
+	for (d = 0, i = 0; i < n && d < IPCSOCK_TX_DIRECT_BATCH; d++, i += k) {
+		k = direct_rec_len(ch, p + i, n - i, &nr_fds, &rec_len);
+		mh = &loop->tx_mmsg[d].msg_hdr;
+		memset(mh, 0, sizeof(*mh));
+		mh->msg_iov = &sc->iov[v];
+		for (j = i, pad = 0; j < i + k; j++) {
+			/*
+			 * The entry header at an aligned place near the end
+			 * of the message's scratch; before it the record
+			 * header, or the padding of the entry before.
+			 */
+			e = (void *)(sc->pre[j] + TX_PRE_ENTRY);
+			e->len = p[j].len;
+			e->nr_fds = p[j].nr_fds;
+			e->zero = 0;
+			start = (unsigned char *)e - pad;
+			memset(start, 0, pad);
+			if (k > 1 && j == i) {
+				start = (unsigned char *)e - IPCSOCK_WIRE_REC_HDR;
+				hdr = (void *)start;
+				hdr->len = rec_len;
+				hdr->nr_fds = nr_fds;
+				hdr->version = IPCSOCK_WIRE_RECORD;
+				hdr->flags = 0;
+				((struct ipcsock_wire_rec *)(hdr + 1))->nr_msgs = k;
+				((struct ipcsock_wire_rec *)(hdr + 1))->zero = 0;
+			} else if (k == 1) {
+				hdr = (void *)e;
+				hdr->version = IPCSOCK_WIRE_VERSION;
+				hdr->flags = 0;
+			}
+			sc->iov[v].iov_base = start;
+			sc->iov[v++].iov_len = (unsigned char *)(e + 1) - start;
+			if (p[j].len) {
+				/* sendmsg only reads */
+				sc->iov[v].iov_base = (void *)p[j].data;
+				sc->iov[v++].iov_len = p[j].len;
+			}
+			pad = IPCSOCK_WIRE_ENTRY_SIZE(p[j].len) - sizeof(*e) -
+			      p[j].len;
+		}
+		if (k > 1 && pad) {
+			sc->iov[v].iov_base = (void *)zero_pad;
+			sc->iov[v++].iov_len = pad;
+		}
+		mh->msg_iovlen = &sc->iov[v] - mh->msg_iov;
+		direct_fds(loop, mh, &off, p + i, k, nr_fds);
+		sc->msgs[d] = k;
+	}
+	*dgrams = d;
+	return i;
 }
 
 /*
@@ -412,22 +731,27 @@ static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
 		     unsigned int count, unsigned int *sent)
 {
 	struct ipcsock_loop *loop = ch->loop;
-	unsigned int n, per = ch->lc ? 2 : 1;
+	unsigned int i, n, d;
 	int ret;
 
 	*sent = 0;
 	while (*sent < count) {
 		n = count - *sent;
-		if (n > IPCSOCK_TX_DIRECT_BATCH / per)
-			n = IPCSOCK_TX_DIRECT_BATCH / per;
-		ret = direct_prepare(ch, p + *sent, n);
-		if (ret)
+		if (ch->lc) {
+			if (n > IPCSOCK_TX_DIRECT_BATCH / 2)
+				n = IPCSOCK_TX_DIRECT_BATCH / 2;
+			ret = direct_prepare_lc(ch, p + *sent, n);
+			d = 2 * n;
+		} else {
+			ret = direct_prepare(ch, p + *sent, n, &d);
+		}
+		if (ret < 0)
 			return ret;
-		if (n * per == 1)
+		if (d == 1)
 			ret = sendmsg(ch->fd, &loop->tx_mmsg[0].msg_hdr,
 				      MSG_DONTWAIT | MSG_NOSIGNAL);
 		else
-			ret = sendmmsg(ch->fd, loop->tx_mmsg, n * per,
+			ret = sendmmsg(ch->fd, loop->tx_mmsg, d,
 				       MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (ret < 0) {
 			if (errno == EINTR)
@@ -437,22 +761,29 @@ static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
 			return -errno;
 		}
 		/*
-		 * sendmsg returns bytes, sendmmsg messages. A short count
+		 * sendmsg returns bytes, sendmmsg datagrams. A short count
 		 * drops the error that stopped it (a full socket, or
 		 * ETOOMANYREFS, ...): the next round asks the kernel again.
 		 * A peer's reset that stopped it is lost that way (the
 		 * kernel took it from the socket): its close, racing with
 		 * the batch, then reads as orderly.
 		 */
-		if (n * per == 1)
+		if (d == 1)
 			ret = 1;
 		ch->st.tx_datagrams += ret;
-		*sent += ret / per;
+		if (!ch->lc) {
+			for (i = 0; i < (unsigned int)ret; i++) {
+				*sent += loop->tx_scratch->msgs[i];
+				ch->st.tx_records += loop->tx_scratch->msgs[i] > 1;
+			}
+			continue;
+		}
+		*sent += ret / 2;
 		/*
 		 * libcamera: a header went out and its payload did not. The
 		 * message is queued as half sent, its payload next to go.
 		 */
-		if (ret % per) {
+		if (ret % 2) {
 			wire_lc_tx_sent(ch, 1);
 			return 0;
 		}
@@ -475,16 +806,53 @@ static int tx_count(struct ipcsock_chan *ch, unsigned int count,
 	return count;
 }
 
+/*
+ * Does this send wait for the end of dispatch, to go out packed with the
+ * others sent from its callbacks? A channel's first send in a dispatch
+ * goes at once, as outside it: a reply is not delayed. Those after it
+ * queue, and the end of dispatch sends the queue, a record per datagram
+ * (loop_tx_release_held()). With ring sends everything is queued and
+ * submitted at the end of dispatch anyway: there all of them wait.
+ */
+static bool tx_hold(const struct ipcsock_chan *ch)
+{
+	const struct ipcsock_loop *loop = ch->loop;
+
+	if (!loop->dispatching || ch->lc)
+		return false;
+	if ((loop->flags & IPCSOCK_LOOP_RING_SENDS) && loop->ops->tx_inflight)
+		return true;
+	return ch->tx_gen == loop->dispatch_gen;
+}
+
+/* Send what a channel held back (tx_hold()) now. */
+static void tx_unhold(struct ipcsock_chan *ch)
+{
+	if (list_empty(&ch->tx_node))
+		return;
+	list_del_init(&ch->tx_node);
+	if (ch->sock)
+		ch->loop->ops->tx_start(ch);
+}
+
+/* Dispatch ends: send what its callbacks sent, held back till now. */
+void loop_tx_release_held(struct ipcsock_loop *loop)
+{
+	while (!list_empty(&loop->tx_held))
+		tx_unhold(list_first_entry(&loop->tx_held, struct ipcsock_chan,
+					   tx_node));
+}
+
 static int tx_send_batch(struct ipcsock *sock,
 			 const struct ipcsock_payload *payloads,
 			 unsigned int count)
 {
 	unsigned int i, queued, direct;
 	uint64_t bytes = 0, fds = 0;
-	struct ipcsock_tx_slot *slot;
+	struct slot_mark mark = { 0 };
 	struct ipcsock_loop *loop;
 	struct ipcsock_chan *ch;
-	bool full;
+	bool full, hold;
 	int err;
 
 	if (!sock)
@@ -504,7 +872,7 @@ static int tx_send_batch(struct ipcsock *sock,
 	}
 	if (ch->tx_err)
 		return -EPIPE;
-	full = count > loop->send_queue_len - chan_tx_queued(ch);
+	full = count > loop->send_queue_len - ch->tx_msgs;
 	/*
 	 * One message fails whole, in the kernel or in slot_fill; a batch
 	 * must too. Checking up front also stops a dup made for one payload
@@ -519,19 +887,25 @@ static int tx_send_batch(struct ipcsock *sock,
 			return err;
 	}
 	if (full) {
+		/* Held back, the queue may go out now: then no more held. */
+		tx_unhold(ch);
 		/* Completions not yet reaped may free slots: reap, no callbacks. */
 		loop->ops->poll(loop, 0);
 		if (sock->ch != ch)
 			return -ENOTCONN;
 		if (ch->tx_err)
 			return -EPIPE;
-		if (count > loop->send_queue_len - chan_tx_queued(ch)) {
+		if (count > loop->send_queue_len - ch->tx_msgs) {
 			ch->st.tx_nobufs++;
 			return -ENOBUFS;
 		}
 	}
 	i = 0;
-	if (!chan_tx_queued(ch) && !(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&
+	hold = tx_hold(ch);
+	if (loop->dispatching)
+		ch->tx_gen = loop->dispatch_gen;
+	if (!hold && !chan_tx_queued(ch) &&
+	    !(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&
 	    loop->ops->tx_direct_ok(ch, count)) {
 		err = tx_direct(ch, payloads, count, &i);
 		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ||
@@ -557,14 +931,20 @@ static int tx_send_batch(struct ipcsock *sock,
 			return tx_count(ch, count, bytes, fds, count);
 	}
 	queued = chan_tx_queued(ch);
+	mark.slot = tx_open_slot(ch);
+	if (mark.slot) {
+		mark.nr_fds = mark.slot->nr_fds;
+		mark.nr_msgs = mark.slot->nr_msgs;
+		mark.len = mark.slot->len;
+	}
 	/* A message whose header went out is as good as sent for this. */
 	direct = i + (ch->lc && wire_lc_tx_half(ch));
 	for (; i < count; i++) {
-		slot = chan_tx_slot_get(ch, ch->tx_tail);
-		err = slot ? slot_fill(ch, slot, &payloads[i], 0) : -ENOMEM;
+		err = tx_queue_one(ch, &payloads[i]);
 		if (err) {
 			/* All or nothing: unqueue what this call queued. */
 			chan_tx_drop(ch, queued);
+			slot_unfill(ch, &mark);
 			/*
 			 * Out of memory or fds halfway through a batch whose
 			 * head is already out: the peer would see a torn
@@ -575,13 +955,15 @@ static int tx_send_batch(struct ipcsock *sock,
 			chan_end(ch, err);
 			return -EPIPE;
 		}
-		ch->tx_tail++;
 	}
-	if (chan_tx_queued(ch) > ch->st.tx_queue_max)
-		ch->st.tx_queue_max = chan_tx_queued(ch);
+	if (ch->tx_msgs > ch->st.tx_queue_max)
+		ch->st.tx_queue_max = ch->tx_msgs;
 	tx_count(ch, count, bytes, fds, direct);
-	IPCSOCK_TRACE(queue, sock, count - direct, chan_tx_queued(ch));
-	loop->ops->tx_start(ch);
+	IPCSOCK_TRACE(queue, sock, count - direct, ch->tx_msgs);
+	if (!hold)
+		loop->ops->tx_start(ch);
+	else if (list_empty(&ch->tx_node))
+		list_add_tail(&ch->tx_node, &loop->tx_held);
 	return count;
 }
 
@@ -635,10 +1017,21 @@ int chan_tx_flush_direct(struct ipcsock_chan *ch)
 				continue;
 			return errno == EWOULDBLOCK ? -EAGAIN : -errno;
 		}
-		ch->st.tx_datagrams += ret;
+		chan_tx_count_sent(ch, ret);
 		chan_tx_sent(ch, ret);
 	}
 	return 0;
+}
+
+/* The next @n datagrams of the queue went out: count them. */
+void chan_tx_count_sent(struct ipcsock_chan *ch, unsigned int n)
+{
+	unsigned int i;
+
+	ch->st.tx_datagrams += n;
+	for (i = 0; !ch->lc && i < n; i++)
+		ch->st.tx_records +=
+			chan_tx_slot(ch, ch->tx_head + i)->nr_msgs > 1;
 }
 
 /*

@@ -191,7 +191,7 @@ void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
 	if (op != IPCSOCK_OP_POLLOUT) {
 		uc->tx_chain_sends--;
 		if (res >= 0) {
-			ch->st.tx_datagrams++;
+			chan_tx_count_sent(ch, 1);
 			ch->st.tx_ring++;
 		}
 		if (res >= 0 || ch->tx_err) {

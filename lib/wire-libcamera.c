@@ -260,7 +260,7 @@ void wire_lc_rx(struct ipcsock_chan *ch, int slot, const void *data,
 		chan_rx_reject(ch, slot, fds, nr_fds, err);
 		return;
 	}
-	chan_rx_queue(ch, slot, (void *)data, len, fds, nr_fds);
+	chan_rx_queue(ch, slot, (void *)data, len, fds, nr_fds, 0);
 }
 
 /* epoll: which entries of the next batch are headers (see ep_rx()). */

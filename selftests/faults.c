@@ -74,7 +74,7 @@ static int nobody_chan_drain(struct nobody_chan *c)
 	int rfds[4], got = 0;
 	char buf[64];
 
-	while (raw_recv(c->sv[1], buf, sizeof(buf), rfds, 4, &nr, NULL) > 0) {
+	while (raw_recv_msg(c->sv[1], buf, sizeof(buf), rfds, 4, &nr, NULL) > 0) {
 		close_fds_array(rfds, nr);
 		got++;
 	}
@@ -147,7 +147,7 @@ static int toomanyrefs_child(struct __test_metadata *_metadata,
 		if (ipcsock_send(c.sock, &p))
 			return TMR_NOT_USABLE;
 	for (i = 0; i < 10; i++) {
-		if (raw_recv(c.sv[1], buf, sizeof(buf), rfds, 4, &nr,
+		if (raw_recv_msg(c.sv[1], buf, sizeof(buf), rfds, 4, &nr,
 			     NULL) <= 0)
 			return TMR_NOT_USABLE;
 		close_fds_array(rfds, nr);
@@ -198,6 +198,8 @@ enum {
 
 #define TMB_SINGLES	(TMR_LIMIT - 2)
 #define TMB_BATCH	10
+/* Two never share a record (16 KiB at most): one sendmsg each. */
+#define TMB_LEN		8192
 
 /*
  * As toomanyrefs_child, but the limit strikes inside a batch that goes
@@ -211,7 +213,8 @@ enum {
 static int toomanyrefs_batch_child(struct __test_metadata *_metadata,
 				   enum ipcsock_backend backend)
 {
-	struct ipcsock_payload p[TMB_BATCH];
+	static const char big[TMB_LEN];
+	struct ipcsock_payload p[TMB_BATCH], single;
 	struct nobody_chan c;
 	int i, ret, got;
 	struct rec rc;
@@ -220,9 +223,10 @@ static int toomanyrefs_batch_child(struct __test_metadata *_metadata,
 		return TMB_SETUP;
 	rec_attach(&rc, c.sock);
 	for (i = 0; i < TMB_BATCH; i++)
-		p[i] = msg_of("m", 1, &c.mfd, 1);
+		p[i] = msg_of(big, sizeof(big), &c.mfd, 1);
+	single = msg_of("m", 1, &c.mfd, 1);
 	for (i = 0; i < TMB_SINGLES; i++)
-		if (ipcsock_send(c.sock, &p[0]))
+		if (ipcsock_send(c.sock, &single))
 			return TMB_SETUP;
 
 	ret = ipcsock_send_batch(c.sock, p, TMB_BATCH);

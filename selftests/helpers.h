@@ -114,6 +114,9 @@ ssize_t raw_send_msg(int fd, const void *data, size_t len, const int *fds,
 		     unsigned int nr_fds);
 ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds,
 		 unsigned int max_fds, unsigned int *nr_fds, int *msg_flags);
+ssize_t raw_recv_msg(int fd, void *buf, size_t cap, int *fds,
+		     unsigned int max_fds, unsigned int *nr_fds,
+		     int *msg_flags);
 bool fd_wait_readable(int fd, int timeout_ms);
 bool raw_wait_readable(struct ipcsock_loop *loop, int fd, int timeout_ms);
 

@@ -409,7 +409,7 @@ static void enobufs_at_bound(struct __test_metadata *_metadata,
 
 	/* What the kernel holds, without letting the library move. */
 	for (;;) {
-		len = raw_recv(remote, rbuf, sizeof(rbuf), NULL, 0, NULL,
+		len = raw_recv_msg(remote, rbuf, sizeof(rbuf), NULL, 0, NULL,
 			       NULL);
 		if (len == -EAGAIN)
 			break;
@@ -427,7 +427,7 @@ static void enobufs_at_bound(struct __test_metadata *_metadata,
 	/* Drain: the queued ones follow, in order, then nothing else. */
 	deadline = now_ms() + WAIT_MS;
 	while (got < n && now_ms() < deadline) {
-		len = raw_recv(remote, rbuf, sizeof(rbuf), NULL, 0, NULL,
+		len = raw_recv_msg(remote, rbuf, sizeof(rbuf), NULL, 0, NULL,
 			       NULL);
 		if (len == -EAGAIN) {
 			ipcsock_loop_dispatch(loop, 5);
@@ -440,7 +440,7 @@ static void enobufs_at_bound(struct __test_metadata *_metadata,
 	}
 	EXPECT_EQ(n, got);
 	dispatch_for(loop, 20);
-	EXPECT_EQ(-EAGAIN, raw_recv(remote, rbuf, sizeof(rbuf), NULL, 0, NULL,
+	EXPECT_EQ(-EAGAIN, raw_recv_msg(remote, rbuf, sizeof(rbuf), NULL, 0, NULL,
 				    NULL));
 
 	/* Room again. */

@@ -1009,7 +1009,7 @@ TEST_F(shared, requests_cancelled_by_others)
 	n = i;
 	deadline = now_ms() + WAIT_MS;
 	while (got < n && now_ms() < deadline) {
-		ret = raw_recv(sv[1], rbuf, sizeof(rbuf), NULL, 0, NULL,
+		ret = raw_recv_msg(sv[1], rbuf, sizeof(rbuf), NULL, 0, NULL,
 			       NULL);
 		if (ret == -EAGAIN) {
 			ASSERT_LE(0, app_turn(app, 1));

@@ -47,7 +47,7 @@ TEST(queued_messages_keep_their_slots_across_the_wrap)
 
 		ASSERT_NE(NULL, loop);
 		ASSERT_LE(lens[i], loop->tx_slots);
-		ASSERT_EQ(0, chan_tx_alloc(&ch));
+		ASSERT_EQ(0, chan_tx_alloc(&ch, 0));
 		nr_chunks = loop->tx_slots >> ch.tx_chunk_shift;
 		ASSERT_LE(1, nr_chunks);
 		base = calloc(loop->tx_slots, sizeof(*base));

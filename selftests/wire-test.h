@@ -35,6 +35,26 @@ _Static_assert(sizeof(struct test_wire_hdr) == 8, "wire header is 8 bytes");
 #define TEST_WIRE_F_RESET	0x01
 
 /*
+ * A record (README.md's wire format, version 2): several messages in one
+ * datagram. The header above with version TEST_WIRE_RECORD, len the
+ * bytes after it, nr_fds all of the record's fds; a u32 message count and
+ * a u32 zero; then per message this entry header and its payload, padded
+ * with zeros to a multiple of 16 bytes. The fds come in message order.
+ */
+#define TEST_WIRE_RECORD	2
+#define TEST_WIRE_REC_HDR_LEN	16
+
+struct test_wire_entry {
+	uint32_t len;
+	uint16_t nr_fds;
+	uint16_t zero;
+};
+
+#define TEST_WIRE_ENTRY_SIZE(len) \
+	((sizeof(struct test_wire_entry) + (uint64_t)(len) + 15) & \
+	 ~(uint64_t)15)
+
+/*
  * What ipcsock_send() documents for one payload on a loop whose
  * max_msg_size is @max, before it looks at the channel or the fds:
  * -EINVAL for no payload, an empty one, NULL data or fds with a count, or
