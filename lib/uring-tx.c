@@ -14,9 +14,9 @@
  * fills (poll waiters wake in LIFO order and new requests overtake parked
  * ones), so a channel has one IOSQE_IO_LINK chain in flight at a time.
  * Every send carries MSG_DONTWAIT: on a full socket it fails with -EAGAIN
- * instead of parking, the rest of the chain comes back -ECANCELED, and the
- * next chain starts with a POLL_ADD(POLLOUT) link head from the first
- * unsent message.
+ * instead of parking, the rest of the chain comes back -ECANCELED, and a
+ * POLL_ADD(POLLOUT) alone waits for room; the next chain, from the first
+ * unsent message, follows its completion.
  */
 #include <errno.h>
 #include <poll.h>
@@ -114,8 +114,14 @@ static void uring_tx_issue(struct ipcsock_chan *ch)
 		uring_defer(ch, URING_DEFER_TX);
 		return;
 	}
-	/* Room for the POLLOUT only: the sends follow once it completes. */
-	n = room - head;
+	/*
+	 * Room for the POLLOUT only: the sends follow once it completes.
+	 * After -EAGAIN they always do: while the POLLOUT waits, what is
+	 * queued is not the kernel's, and messages sent meanwhile join the
+	 * last slot as records (tx.c) instead of each waiting in a SENDMSG
+	 * of its own.
+	 */
+	n = head ? 0 : room;
 	if (head) {
 		sqe = io_uring_get_sqe(ul->ring);
 		io_uring_prep_poll_add(sqe, ch->fd, POLLOUT);
