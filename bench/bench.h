@@ -56,6 +56,15 @@ struct bench_chan;
 typedef void (*bench_rx_fn)(struct bench_chan *c, void *data, size_t len,
 			    int *fds, unsigned int nr_fds);
 
+/* The counters of bench_impl.counters(). */
+enum {
+	BENCH_CNT_TX_MSGS,
+	BENCH_CNT_TX_DGRAMS,
+	BENCH_CNT_RX_MSGS,
+	BENCH_CNT_RX_DGRAMS,
+	BENCH_NR_CNT,
+};
+
 struct bench_impl {
 	const char *name;
 	/* What socketpair() the parent makes for it. */
@@ -71,6 +80,11 @@ struct bench_impl {
 	int (*wait)(struct bench_chan *c);
 	/* Why this build lacks it (no commas or quotes), or NULL. */
 	const char *missing;
+	/*
+	 * Optional: the channel's counters so far, to show coalescing:
+	 * messages and datagrams sent, messages and datagrams received.
+	 */
+	void (*counters)(struct bench_chan *c, uint64_t v[BENCH_NR_CNT]);
 };
 
 struct bench_chan {
@@ -141,6 +155,7 @@ struct bench_side {
 	uint64_t allocs;	/* heap allocations of this process */
 	uint64_t csw;		/* context switches of this process */
 	int64_t rss_kib;	/* resident memory the channel added */
+	uint64_t cnt[BENCH_NR_CNT];	/* counters' growth, 0 if none */
 };
 
 /* What the parent knows about one run. */
@@ -173,6 +188,7 @@ struct bench_ctx {
 	/* The window, see meter.c. */
 	bool in_window;
 	uint64_t w_t0, w_cpu0, w_csw0, w_allocs0;
+	uint64_t w_cnt0[BENCH_NR_CNT];
 	int64_t rss0;
 	struct bench_side side;
 
@@ -302,6 +318,8 @@ struct bench_result {
 	double csw[BENCH_MAX_ROUNDS];
 	double allocs[BENCH_MAX_ROUNDS];
 	double rss[BENCH_MAX_ROUNDS];
+	double round_rec[BENCH_MAX_ROUNDS];	/* datagrams per message sent */
+	double round_rx[BENCH_MAX_ROUNDS];	/* messages per one received */
 	uint32_t *pool;			/* latency samples of every round */
 	size_t nr_pool;
 	/* Summary, NaN where it does not apply. */
@@ -309,6 +327,7 @@ struct bench_result {
 	double round_min, round_max;	/* of the per-round figure */
 	double msgs_per_s, mb_per_s;
 	double cpu_us_per_msg, csw_per_msg, allocs_per_msg, rss_kib;
+	double records_per_msg, msgs_per_rx;
 	struct bench_ratio vs[BENCH_NR_REFS];
 };
 
@@ -333,6 +352,7 @@ struct bench_record {
 	double median_us, p90_us, p99_us, p999_us, max_us;
 	double msgs_per_s, mb_per_s;
 	double cpu_us_per_msg, allocs_per_msg, rss_kib, ctxsw_per_msg;
+	double records_per_msg, msgs_per_rx;
 	struct bench_range median_us_range, msgs_per_s_range;
 	struct bench_ratio vs[BENCH_NR_REFS];
 	/* fanin */

@@ -176,6 +176,18 @@ static int ipc_wait(struct bench_chan *c)
 	return c->err;
 }
 
+static void ipc_counters(struct bench_chan *c, uint64_t v[BENCH_NR_CNT])
+{
+	struct ipc_priv *p = c->priv;
+	struct ipcsock_stats st = { 0 };
+
+	ipcsock_get_stats(p->sock, &st, sizeof(st));
+	v[BENCH_CNT_TX_MSGS] = st.tx_msgs;
+	v[BENCH_CNT_TX_DGRAMS] = st.tx_datagrams;
+	v[BENCH_CNT_RX_MSGS] = st.rx_msgs;
+	v[BENCH_CNT_RX_DGRAMS] = st.rx_datagrams;
+}
+
 const struct bench_impl impl_ipcsock_uring = {
 	.name = "ipcsock-uring",
 	.sock_type = SOCK_SEQPACKET,
@@ -183,6 +195,7 @@ const struct bench_impl impl_ipcsock_uring = {
 	.close = ipc_close,
 	.send = ipc_send,
 	.wait = ipc_wait,
+	.counters = ipc_counters,
 };
 
 const struct bench_impl impl_ipcsock_epoll = {
@@ -192,6 +205,7 @@ const struct bench_impl impl_ipcsock_epoll = {
 	.close = ipc_close,
 	.send = ipc_send,
 	.wait = ipc_wait,
+	.counters = ipc_counters,
 };
 
 /* The low-latency mode: dispatch polls for bench_busy_poll_us before sleeping. */
@@ -202,6 +216,7 @@ const struct bench_impl impl_ipcsock_uring_busy = {
 	.close = ipc_close,
 	.send = ipc_send,
 	.wait = ipc_wait,
+	.counters = ipc_counters,
 };
 
 /* libcamera framing (a header datagram, then the payload's) from the library. */
@@ -212,6 +227,7 @@ const struct bench_impl impl_ipcsock_lcwire = {
 	.close = ipc_close,
 	.send = ipc_send,
 	.wait = ipc_wait,
+	.counters = ipc_counters,
 };
 
 /*

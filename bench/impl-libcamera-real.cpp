@@ -169,4 +169,5 @@ extern "C" const struct bench_impl impl_libcamera = {
 	.send = lcam_send,
 	.wait = lcam_wait,
 	.missing = NULL,
+	.counters = NULL,
 };

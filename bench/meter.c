@@ -106,6 +106,9 @@ void window_begin(struct bench_ctx *x)
 	CALLGRIND_ZERO_STATS;
 #endif
 	x->w_allocs0 = alloc_count();
+	memset(x->w_cnt0, 0, sizeof(x->w_cnt0));
+	if (x->chan.impl && x->chan.impl->counters)
+		x->chan.impl->counters(&x->chan, x->w_cnt0);
 	x->w_cpu0 = cpu_ns(&x->w_csw0);
 	x->w_t0 = now_ns();
 }
@@ -133,4 +136,11 @@ void window_end(struct bench_ctx *x, uint64_t msgs)
 	x->side.allocs = allocs - x->w_allocs0;
 	x->side.msgs = msgs;
 	x->side.rss_kib = rss_kib() - x->rss0;
+	if (x->chan.impl && x->chan.impl->counters) {
+		unsigned int i;
+
+		x->chan.impl->counters(&x->chan, x->side.cnt);
+		for (i = 0; i < BENCH_NR_CNT; i++)
+			x->side.cnt[i] -= x->w_cnt0[i];
+	}
 }

@@ -75,6 +75,17 @@ void result_add_run(struct bench_result *r, const struct bench_cfg *cfg,
 		per_msg(run->local.allocs, run->local.msgs) +
 		per_msg(run->peer.allocs, run->peer.msgs) : NAN;
 	r->rss[round] = run->local.rss_kib + run->peer.rss_kib;
+	/* Both ends' counters: in a stream one sends, the other receives. */
+	r->round_rec[round] =
+		per_msg(run->local.cnt[BENCH_CNT_TX_DGRAMS] +
+			run->peer.cnt[BENCH_CNT_TX_DGRAMS],
+			run->local.cnt[BENCH_CNT_TX_MSGS] +
+			run->peer.cnt[BENCH_CNT_TX_MSGS]);
+	r->round_rx[round] =
+		per_msg(run->local.cnt[BENCH_CNT_RX_MSGS] +
+			run->peer.cnt[BENCH_CNT_RX_MSGS],
+			run->local.cnt[BENCH_CNT_RX_DGRAMS] +
+			run->peer.cnt[BENCH_CNT_RX_DGRAMS]);
 	r->ok++;
 }
 
@@ -121,6 +132,10 @@ void row_summarize(struct bench_row *row, unsigned int rounds)
 		/* The worst round: a target of zero must hold in every one. */
 		r->allocs_per_msg = max_double(r->allocs, rounds);
 		r->rss_kib = median_double(r->rss, rounds, NULL, NULL);
+		r->records_per_msg = median_double(r->round_rec, rounds, NULL,
+						   NULL);
+		r->msgs_per_rx = median_double(r->round_rx, rounds, NULL,
+					       NULL);
 
 		for (k = 0; k < BENCH_NR_REFS; k++) {
 			ref = &row->res[ref_ids[k]];
@@ -196,8 +211,8 @@ static void table_head(FILE *f, enum bench_scenario sc)
 	else
 		fprintf(f, " %7s %7s %7s %7s %7s", "median", "p90", "p99",
 			"p99.9", "max");
-	fprintf(f, " %7s %6s %7s %7s", "cpu/msg", "cs/msg", "allocs",
-		"rss KiB");
+	fprintf(f, " %7s %6s %7s %7s %7s %6s", "cpu/msg", "cs/msg", "allocs",
+		"rss KiB", "rec/msg", "msg/rx");
 	for (k = 0; k < BENCH_NR_REFS; k++) {
 		char buf[32];
 
@@ -243,6 +258,8 @@ static void table_row(FILE *f, const struct bench_row *row, unsigned int i)
 	put_num(f, 6, 2, r->csw_per_msg);
 	put_allocs(f, r->allocs_per_msg);
 	put_num(f, 7, 0, r->rss_kib);
+	put_num(f, 7, 3, r->records_per_msg);
+	put_num(f, 6, 1, r->msgs_per_rx);
 	for (k = 0; k < BENCH_NR_REFS; k++) {
 		if (ref_ids[k] == i)
 			fprintf(f, "  %-17s", "(reference)");
@@ -371,6 +388,7 @@ void record_init(struct bench_record *rec)
 		.p99_us = NAN, .p999_us = NAN, .max_us = NAN,
 		.msgs_per_s = NAN, .mb_per_s = NAN, .cpu_us_per_msg = NAN,
 		.allocs_per_msg = NAN, .rss_kib = NAN, .ctxsw_per_msg = NAN,
+		.records_per_msg = NAN, .msgs_per_rx = NAN,
 		.kills = NAN, .p50_us = NAN,
 		.channels = NAN, .window = NAN, .server_cpu_us_per_msg = NAN,
 		.rss_kib_per_channel = NAN, .idle_rss_kib_per_channel = NAN,
@@ -407,6 +425,8 @@ static void rec_write(struct rec *o, const struct bench_record *r)
 	rec_num(o, "rss_kib", r->rss_kib, 0);
 	rec_num(o, "max_us", r->max_us, 3);
 	rec_num(o, "ctxsw_per_msg", r->ctxsw_per_msg, 4);
+	rec_num(o, "records_per_msg", r->records_per_msg, 4);
+	rec_num(o, "msgs_per_rx", r->msgs_per_rx, 2);
 	rec_range(o, "median_us", &r->median_us_range, 3);
 	rec_range(o, "msgs_per_s", &r->msgs_per_s_range, 3);
 	rec_num(o, "fps", r->fps, 0);
@@ -460,6 +480,8 @@ static void row_record(struct bench_record *rec, const struct bench_row *row,
 	rec->rss_kib = r->rss_kib;
 	rec->max_us = r->max_us;
 	rec->ctxsw_per_msg = r->csw_per_msg;
+	rec->records_per_msg = r->records_per_msg;
+	rec->msgs_per_rx = r->msgs_per_rx;
 	if (stream)
 		rec->msgs_per_s_range = range;
 	else
