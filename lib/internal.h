@@ -112,6 +112,13 @@ struct ipcsock_backend_ops {
 	 * are not yet turned into channel state?
 	 */
 	bool (*rx_unreaped)(struct ipcsock_chan *ch);
+	/*
+	 * Optional: the peer exited; has every message it sent become
+	 * channel state? May start what makes it so, and is asked again
+	 * after each poll until it says yes. Without it: is the socket's
+	 * receive queue empty?
+	 */
+	bool (*rx_drained)(struct ipcsock_chan *ch);
 	/* The channel ended (chan_end()): stop receiving. */
 	void (*rx_stop)(struct ipcsock_chan *ch);
 	/* Optional: make the owner of the loop call dispatch again. */
@@ -399,6 +406,7 @@ void loop_submit_if_outside(struct ipcsock_loop *loop);
 void chan_peer_exited(struct ipcsock_chan *ch);
 void chan_peer_forget(struct ipcsock_chan *ch);
 void loop_peer_check(struct ipcsock_loop *loop);
+bool chan_sock_queued(struct ipcsock_chan *ch);
 
 /* sock.c */
 void chan_put(struct ipcsock_chan *ch);

@@ -92,20 +92,31 @@ void chan_peer_forget(struct ipcsock_chan *ch)
 }
 
 /*
- * Has every datagram the peer sent become channel state? The socket's
- * receive queue is read first: what leaves it afterwards is a completion
- * already posted, which rx_unreaped() then sees. No peek at the socket,
+ * Is anything left in the socket's receive queue? SIOCINQ, not a peek,
  * which would take a pending error (ECONNRESET) from the receive path.
- * A shared ring's completions count once handed over (ipcsock(7)).
+ * A zero-length datagram at the head of a SOCK_DGRAM queue reads as
+ * empty (unix_inq_len() in net/unix/af_unix.c); the library sends none.
+ */
+bool chan_sock_queued(struct ipcsock_chan *ch)
+{
+	int queued = 0;
+
+	return ioctl(ch->fd, SIOCINQ, &queued) || queued > 0;
+}
+
+/*
+ * Has every datagram the peer sent become channel state? Where the
+ * library reads the socket itself, an empty socket says so. io_uring
+ * takes messages out of the socket before their completions are posted
+ * and handed over: its backend answers (uring_rx_drained()).
  */
 static bool chan_rx_drained(struct ipcsock_chan *ch)
 {
 	const struct ipcsock_backend_ops *ops = ch->loop->ops;
-	int queued = 0;
 
-	if (ioctl(ch->fd, SIOCINQ, &queued) || queued > 0)
-		return false;
-	return !(ops->rx_unreaped && ops->rx_unreaped(ch));
+	if (ops->rx_drained)
+		return ops->rx_drained(ch);
+	return !chan_sock_queued(ch);
 }
 
 /*

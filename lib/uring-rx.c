@@ -137,6 +137,9 @@ void uring_rx_arm(struct ipcsock_chan *ch)
 	if (uc->rx_armed || ch->rx_done || !ch->sock ||
 	    chan_rx_busy(ch) >= ch->nr_rx)
 		return;
+	/* The peer exited: only to take what the socket still holds. */
+	if (ch->peer_exited && !chan_sock_queued(ch))
+		return;
 	sqe = uring_get_sqe(ch->loop);
 	if (!sqe) {
 		uring_defer(ch, URING_DEFER_RX_ARM);
@@ -149,7 +152,11 @@ void uring_rx_arm(struct ipcsock_chan *ch)
 	io_uring_sqe_set_data64(sqe, ipcsock_ud(ch, IPCSOCK_OP_RECV));
 	uring_sqe_names_fd(ch);
 	uc->rx_armed = true;
+	uc->rx_cancelled = false;
 	uring_op_start(ch, 1);
+	/* Behind it in the same submit: it takes what is there, and ends. */
+	if (ch->peer_exited)
+		uring_rx_drained(ch);
 }
 
 void uring_rx_recycle(struct ipcsock_chan *ch, unsigned int slot)
@@ -181,6 +188,7 @@ void uring_rx_cqe(struct ipcsock_chan *ch,
 
 	if (ended) {
 		uc->rx_armed = false;
+		uc->rx_cancelled = false;
 		uring_op_done(ch);
 	}
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
@@ -255,5 +263,37 @@ bool uring_rx_unreaped(struct ipcsock_chan *ch)
 		if (out && (out->payloadlen || out->controllen))
 			return true;
 	}
+	return false;
+}
+
+/*
+ * The peer exited (liveness.c): has every message it sent become channel
+ * state? The socket may be empty already while messages the multishot
+ * receive took out of it are not: their completions wait in task work
+ * not yet run, in the SQPOLL thread, or in a shared ring's CQ for the
+ * application to hand over (once our own submit ran the task work that
+ * posted them, after the application reaped). So the receive is
+ * cancelled, and its last completion, which the kernel posts after all
+ * of its others, tells that they were all turned into messages. What is
+ * left in the socket then is taken by a receive armed again with a
+ * cancel behind it (uring_rx_arm()), as long as buffers are free.
+ */
+bool uring_rx_drained(struct ipcsock_chan *ch)
+{
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	if (uc->rx_armed) {
+		if (!uc->rx_cancelled) {
+			uc->rx_cancelled = true;
+			uring_cancel(ch, IPCSOCK_OP_RECV);
+		}
+		return false;
+	}
+	if (uc->defer & URING_DEFER_RX_ARM)
+		return false;
+	if (!chan_sock_queued(ch))
+		return true;
+	/* Does nothing while every buffer holds a message. */
+	uring_rx_arm(ch);
 	return false;
 }

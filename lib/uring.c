@@ -160,6 +160,14 @@ void uring_cancel(struct ipcsock_chan *ch, enum ipcsock_op op)
 static void uring_cancel_cqe(struct ipcsock_chan *ch, enum ipcsock_op op,
 			     int res)
 {
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	/*
+	 * The receive a dead peer's channel waits on missed its cancel:
+	 * the next peer check sends another (uring_rx_drained()).
+	 */
+	if (op == IPCSOCK_OP_CANCEL_RECV && res && uc->rx_armed)
+		uc->rx_cancelled = false;
 	if (res != -ECANCELED)
 		return;
 	if (op == IPCSOCK_OP_CANCEL_RECV && (!ch->sock || ch->rx_done))
@@ -930,5 +938,6 @@ const struct ipcsock_backend_ops ipcsock_uring_ops = {
 	IPCSOCK_OP(uring, dispatch_end),
 	IPCSOCK_OP(uring, tx_inflight),
 	IPCSOCK_OP(uring, rx_unreaped),
+	IPCSOCK_OP(uring, rx_drained),
 	IPCSOCK_OP(uring, wake),
 };

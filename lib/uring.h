@@ -62,6 +62,7 @@ struct uring_chan {
 	bool tx_need_pollout;		/* the socket was full */
 
 	bool rx_armed;			/* multishot RECVMSG live */
+	bool rx_cancelled;		/* and a cancel of it sent */
 	struct io_uring_buf_ring *br;
 	size_t br_len;
 	unsigned int bgid;
@@ -190,6 +191,7 @@ void uring_rx_recycle(struct ipcsock_chan *ch, unsigned int slot);
 void uring_rx_stop(struct ipcsock_chan *ch);
 void uring_rx_cqe(struct ipcsock_chan *ch, const struct io_uring_cqe *cqe);
 bool uring_rx_unreaped(struct ipcsock_chan *ch);
+bool uring_rx_drained(struct ipcsock_chan *ch);
 
 /* uring-tx.c */
 void uring_tx_start(struct ipcsock_chan *ch);

@@ -66,6 +66,12 @@ FIXTURE_VARIANT_ADD(live, shared_defer_taskrun) {
 	.shared = true,
 };
 
+FIXTURE_VARIANT_ADD(live, shared_sqpoll) {
+	.backend = IPCSOCK_BACKEND_URING,
+	.ring_flags = IORING_SETUP_SQPOLL,
+	.shared = true,
+};
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -260,6 +266,34 @@ TEST_F(live, exit_with_socket_open)
 	EXPECT_EQ(-EPIPE, send_str(lc->a, "x"));
 	/* The caller's pidfd is still the caller's. */
 	EXPECT_TRUE(fd_is_open(lc->pidfd));
+}
+
+/*
+ * Many messages, sent just before the peer died: every one is received
+ * before the hangup, on every ring. On io_uring the pidfd can complete
+ * while receive completions are still on their way (task work not yet
+ * run, the SQPOLL thread posting them, or CQEs the application has not
+ * handed over yet): the socket is empty by then, and they would be lost.
+ */
+TEST_F(live, burst_then_exit_all_delivered)
+{
+	struct live_ctx *lc = &self->c;
+	int round;
+
+	for (round = 0; round < 20; round++) {
+		if (round)
+			live_open(_metadata, lc, 0);
+		spawn_sender(_metadata, lc, lc->remote, 50);
+		ASSERT_EQ(0, ipcsock_watch_pidfd(lc->a, lc->pidfd));
+		kill_child(lc);
+		ASSERT_TRUE(wait_hangup(lc, WAIT_MS));
+		EXPECT_EQ(-ESRCH, lc->hangup_err);
+		ASSERT_EQ(50, lc->received_at_hangup) {
+			TH_LOG("round %d", round);
+		}
+		close(lc->pidfd);
+		lc->pidfd = -1;
+	}
 }
 
 /* Without the watch, the same exit is never noticed. */
