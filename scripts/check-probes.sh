@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: MIT
 #
 # check-probes.sh - the USDT probes of lib/trace.h are in the built
-# libipcsock.so, each with its number of arguments, and none other; and the
-# library compiles cleanly with them compiled out.
+# libipcsock.so, each with its number of arguments, and none other; the
+# library compiles cleanly with them compiled out; and, where bpftrace can
+# attach (root, BPF and uprobes available), ipcsock:receive fires in a
+# program that receives (scripts/probe-fire.c) with its arguments.
 #
 # Usage: check-probes.sh
 #
@@ -13,6 +15,8 @@
 # Environment:
 #   CC                  compiler (default cc)
 #   IPCSOCK_SHARED_LIB  the library to read (default build/libipcsock.so)
+#   IPCSOCK_CONSUMER_FLAGS  extra compiler flags for probe-fire.c, e.g. the
+#                       sanitizer flags the library was built with
 set -eu
 cd "$(dirname "$0")/.."
 cc=${CC:-cc}
@@ -91,4 +95,52 @@ if [ -n "$extra" ]; then
 else
 	ok "probes: none but the documented"
 fi
+
+# 3. One fires: bpftrace attached to ipcsock:receive of the library sees
+# probe-fire.c receive its 5-byte message without fds, and exits.
+fire_check()
+{
+	local name="probe fires: ipcsock:receive (bpftrace)" so pid rc
+	local -a extra
+
+	if [ "$(id -u)" -ne 0 ]; then
+		skipped "$name" "needs root to attach uprobes"
+		return
+	fi
+	if ! command -v bpftrace >/dev/null 2>&1; then
+		skipped "$name" "bpftrace is not installed (make deps as root)"
+		return
+	fi
+	if ! timeout 30 bpftrace -e 'BEGIN { exit(); }' >"$tmp/bt.log" 2>&1; then
+		skipped "$name" "bpftrace cannot load a BPF program here: $(grep -m1 ERROR "$tmp/bt.log")"
+		return
+	fi
+	read -r -a extra <<<"${IPCSOCK_CONSUMER_FLAGS:-}"
+	so=$(readlink -f "$lib")
+	if ! $cc -std=gnu11 -Wall -Werror -Iinclude "${extra[@]}" \
+		-o "$tmp/probe-fire" scripts/probe-fire.c "$so" \
+		-Wl,-rpath,"$(dirname "$so")" 2>"$tmp/cc.log"; then
+		diag "$tmp/cc.log"
+		not_ok "$name # probe-fire.c does not build"
+		return
+	fi
+	"$tmp/probe-fire" &
+	pid=$!
+	rc=0
+	# Only this program's receives: other tests may use the library now.
+	timeout 30 bpftrace -e "usdt:$so:ipcsock:receive /pid == \$1/ {
+		printf(\"fired len %d fds %d\\n\", arg1, arg2); exit(); }" \
+		"$pid" >"$tmp/bt.log" 2>&1 || rc=$?
+	kill "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	if grep -q '^fired len 5 fds 0$' "$tmp/bt.log"; then
+		ok "$name"
+	elif ! grep -q '^Attaching' "$tmp/bt.log"; then
+		skipped "$name" "bpftrace cannot attach: $(grep -m1 'ERROR: [^U]' "$tmp/bt.log")"
+	else
+		diag "$tmp/bt.log"
+		not_ok "$name # bpftrace exited $rc without the event"
+	fi
+}
+fire_check
 tap_finish

@@ -200,6 +200,10 @@ fi
 if ! command -v "${CXX:-c++}" >/dev/null 2>&1; then
 	optional="${optional:+$optional }g++"
 fi
+# Attaches to the USDT probes in check-probes.sh (which needs root anyway).
+if ! command -v bpftrace >/dev/null 2>&1; then
+	optional="${optional:+$optional }bpftrace"
+fi
 fuzz_missing=$(missing_fuzz_packages)
 if [ -n "$fuzz_missing" ]; then
 	optional="${optional:+$optional }$fuzz_missing"
@@ -238,7 +242,7 @@ if [ -n "$install" ]; then
 			fi
 			exit 1
 		fi
-		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\` and the kernel-doc check, mandoc for the man page lint of \`make check\`, g++ for its C++ build of the header, gnuplot-nox for \`make bench-plot\`, clang and libclang-rt for \`make fuzz\`, libcamera-dev and libcamera-ipa $libcamera_version for the benchmark's libcamera implementation)" >&2
+		echo "deps.sh: warning: not installed: $optional (perl for \`make checkpatch\` and the kernel-doc check, mandoc for the man page lint of \`make check\`, g++ for its C++ build of the header, gnuplot-nox for \`make bench-plot\`, bpftrace for the probe firing check of \`make check\`, clang and libclang-rt for \`make fuzz\`, libcamera-dev and libcamera-ipa $libcamera_version for the benchmark's libcamera implementation)" >&2
 	else
 		echo "  APT     $install"
 		export DEBIAN_FRONTEND=noninteractive
