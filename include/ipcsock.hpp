@@ -526,6 +526,21 @@ public:
 	bool isBound() const { return ipcsock_is_bound(sock_); }
 
 	/*
+	 * The channel's counters (ipcsock_get_stats(3)) into @st: 0, or
+	 * -ENOTCONN unbound, -EINVAL for a null @st. An ended channel keeps
+	 * them until it is closed, so a hangup slot can read them.
+	 */
+	int stats(struct ipcsock_stats *st) const
+	{
+		int ret;
+
+		if (!sock_)
+			return -ENOTCONN;
+		ret = ipcsock_get_stats(sock_, st, sizeof(*st));
+		return ret < 0 ? ret : 0;
+	}
+
+	/*
 	 * Queue one message. The library copies the bytes and takes its own
 	 * references to the descriptors before this returns. Errors as
 	 * ipcsock_send(): -ENOTCONN unbound, -EINVAL for an empty message or

@@ -298,6 +298,54 @@ TEST(receive_replaces_payload, harness::VARIANT_ALL)
 	EXPECT_TRUE(p.fds.empty());
 }
 
+TEST(stats, harness::VARIANT_ALL)
+{
+	Loop loop = harness::test_loop();
+	ASSERT_TRUE(loop.isValid());
+	IPCUnixSocket a(loop), b(loop);
+	struct ipcsock_stats st;
+	Payload p = harness::payload("abc");
+	int hangup_err = 1;
+	unsigned int received = 0;
+
+	EXPECT_EQ(-ENOTCONN, a.stats(&st));
+	ASSERT_EQ(0, b.bind(a.create()));
+	EXPECT_EQ(-EINVAL, a.stats(nullptr));
+	p.fds = { 0 };
+	for (int i = 0; i < 2; i++)
+		ASSERT_EQ(0, a.send(p));
+	ASSERT_EQ(0, a.stats(&st));
+	EXPECT_EQ(2u, st.tx_msgs);
+	EXPECT_EQ(6u, st.tx_bytes);
+	EXPECT_EQ(2u, st.tx_fds);
+	EXPECT_EQ(0u, st.ended);
+	ASSERT_TRUE(dispatch_until(loop, [&]() {
+		Payload r;
+
+		while (!b.receive(&r)) {
+			harness::close_fds(r);
+			received++;
+		}
+		return received == 2;
+	}));
+	/* The hangup slot reads the counters of the channel that ended. */
+	b.hangup.connect([&](int err) {
+		struct ipcsock_stats end;
+
+		if (!b.stats(&end) && end.ended)
+			hangup_err = end.hangup_err;
+		EXPECT_EQ(2u, end.rx_msgs);
+		EXPECT_EQ(6u, end.rx_bytes);
+		EXPECT_EQ(2u, end.rx_fds);
+		EXPECT_EQ(err, end.hangup_err);
+	});
+	a.close();
+	ASSERT_TRUE(dispatch_until(loop, [&]() { return hangup_err != 1; }));
+	EXPECT_EQ(0, hangup_err);
+	b.close();
+	EXPECT_EQ(-ENOTCONN, b.stats(&st));
+}
+
 TEST(ready_read_once_per_dispatch, harness::VARIANT_ALL)
 {
 	Loop loop = harness::test_loop();
