@@ -219,10 +219,15 @@ typedef void (*ipcsock_ready_read_fn)(struct ipcsock *sock, void *arg);
  * typedef ipcsock_hangup_fn - a socket's channel has ended
  * @sock: the socket, still bound until closed or freed
  * @err: 0 if the peer closed its end in order, -ECONNRESET if it closed
- *	with messages of ours unread, another negative errno if the channel
- *	failed (-EMSGSIZE, -EMFILE, -EPROTO, ...); in %IPCSOCK_WIRE_LIBCAMERA
- *	mode never 0 or -ECONNRESET, but -ECONNREFUSED when a send found the
- *	peer's end closed
+ *	with messages of ours unread, -ESRCH if a watched peer process
+ *	exited (ipcsock_watch_pidfd()), another negative errno if the channel
+ *	failed (-EMSGSIZE, -EMFILE, -EPROTO, ...). -ECONNRESET is best
+ *	effort: messages the peer's library had received but its application
+ *	had not are reported by a notice that a full socket or send queue
+ *	leaves out, and then only what was still in its socket counts, so 0
+ *	can come instead. In %IPCSOCK_WIRE_LIBCAMERA mode never 0 or
+ *	-ECONNRESET, but -ECONNREFUSED when a send found the peer's end
+ *	closed
  * @arg: the argument given to ipcsock_set_hangup()
  *
  * Runs once per binding, after every message the peer sent before the end
