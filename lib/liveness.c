@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -92,15 +93,21 @@ void chan_peer_forget(struct ipcsock_chan *ch)
 }
 
 /*
- * Is anything left in the socket's receive queue? SIOCINQ, not a peek,
- * which would take a pending error (ECONNRESET) from the receive path.
- * A zero-length datagram at the head of a SOCK_DGRAM queue reads as
- * empty (unix_inq_len() in net/unix/af_unix.c); the library sends none.
+ * Is anything left in the socket's receive queue? Not a peek, which would
+ * take a pending error (ECONNRESET) from the receive path. SIOCINQ adds
+ * up a SOCK_SEQPACKET queue, but gives only the head's length on a
+ * SOCK_DGRAM one (unix_inq_len(), net/unix/af_unix.c), and a libcamera
+ * mode message of fds alone is a datagram of 0 bytes: there poll(2),
+ * whose POLLIN on a datagram socket means a queue not empty
+ * (unix_dgram_poll()); on SEQPACKET it would also mean the peer's close.
  */
 bool chan_sock_queued(struct ipcsock_chan *ch)
 {
+	struct pollfd pfd = { .fd = ch->fd, .events = POLLIN };
 	int queued = 0;
 
+	if (ch->lc)
+		return poll(&pfd, 1, 0) < 0 || (pfd.revents & POLLIN);
 	return ioctl(ch->fd, SIOCINQ, &queued) || queued > 0;
 }
 

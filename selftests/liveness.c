@@ -299,6 +299,64 @@ TEST_F(live, burst_then_exit_all_delivered)
 	}
 }
 
+/*
+ * The libcamera wire mode's SOCK_DGRAM: a message of fds alone is a
+ * datagram of 0 bytes, which SIOCINQ reports as an empty queue when it
+ * is at the head. A peer that sends such messages and dies: all of them
+ * arrive before the hangup, with their fds.
+ */
+TEST_F(live, libcamera_fds_only_then_exit)
+{
+	IPCSOCK_OPTS(opts, .wire = IPCSOCK_WIRE_LIBCAMERA);
+	struct live_ctx *lc = &self->c;
+	struct ipcsock_payload p;
+	int pipefd[2], fd = 0;
+	unsigned int i;
+	char c;
+
+	/* Two receive buffers: the receive stalls with such a datagram next. */
+	live_open(_metadata, lc, 2);
+	ipcsock_free(lc->a);
+	lc->a = ipcsock_new_opts(lc->loop, &opts);
+	ASSERT_NE(NULL, lc->a);
+	close(lc->remote);
+	lc->remote = ipcsock_create(lc->a);
+	ASSERT_LE(0, lc->remote);
+	ipcsock_set_ready_read(lc->a, on_ready, lc);
+	ipcsock_set_hangup(lc->a, on_hangup, lc);
+	ASSERT_EQ(0, pipe2(pipefd, O_CLOEXEC));
+	lc->child = fork();
+	ASSERT_LE(0, lc->child);
+	if (!lc->child) {
+		struct ipcsock_loop *loop;
+		struct ipcsock *sock;
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		loop = ipcsock_loop_new(NULL);
+		sock = ipcsock_new_opts(loop, &opts);
+		if (!sock || ipcsock_bind(sock, dup(lc->remote)))
+			_exit(1);
+		p = (struct ipcsock_payload){ .fds = &fd, .nr_fds = 1 };
+		for (i = 0; i < 8; i++)
+			if (ipcsock_send(sock, &p))
+				_exit(1);
+		if (ipcsock_loop_flush(loop) || write(pipefd[1], "r", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pipefd[1]);
+	ASSERT_EQ(1, read(pipefd[0], &c, 1));
+	close(pipefd[0]);
+	lc->pidfd = pidfd_open(lc->child, 0);
+	ASSERT_LE(0, lc->pidfd);
+	ASSERT_EQ(0, ipcsock_watch_pidfd(lc->a, lc->pidfd));
+	kill_child(lc);
+	ASSERT_TRUE(wait_hangup(lc, WAIT_MS));
+	EXPECT_EQ(-ESRCH, lc->hangup_err);
+	EXPECT_EQ(8, lc->received_at_hangup);
+}
+
 /* Without the watch, the same exit is never noticed. */
 TEST_F(live, unwatched_exit_unnoticed)
 {
