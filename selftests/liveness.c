@@ -208,15 +208,26 @@ FIXTURE_TEARDOWN(live)
 	EXPECT_EQ(lc->fd_base, now);
 }
 
+/* Native-mode messages of 4 bytes, raw on the socket. */
+static int send_raw(int fd, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++)
+		if (raw_send_msg(fd, &i, sizeof(i), NULL, 0) < 0)
+			return -1;
+	return 0;
+}
+
 /*
- * A child that sends @n messages on @fd, says so on a pipe, and waits to
- * be killed; its pidfd in self->pidfd.
+ * A child that sends @n messages on @fd with @send, says so on a pipe,
+ * and waits to be killed; its pidfd in self->pidfd.
  */
-static void spawn_sender(struct __test_metadata *_metadata,
-			 struct live_ctx *self, int fd, unsigned int n)
+static void spawn_sender_with(struct __test_metadata *_metadata,
+			      struct live_ctx *self, int fd, unsigned int n,
+			      int (*send)(int fd, unsigned int n))
 {
 	int pipefd[2];
-	unsigned int i;
 	char c;
 
 	ASSERT_EQ(0, pipe2(pipefd, O_CLOEXEC));
@@ -225,10 +236,7 @@ static void spawn_sender(struct __test_metadata *_metadata,
 	if (!self->child) {
 		/* Never outlive a test that failed before its teardown. */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		for (i = 0; i < n; i++)
-			if (raw_send_msg(fd, &i, sizeof(i), NULL, 0) < 0)
-				_exit(1);
-		if (write(pipefd[1], "r", 1) != 1)
+		if (send(fd, n) || write(pipefd[1], "r", 1) != 1)
 			_exit(1);
 		for (;;)
 			pause();
@@ -238,6 +246,12 @@ static void spawn_sender(struct __test_metadata *_metadata,
 	close(pipefd[0]);
 	self->pidfd = pidfd_open(self->child, 0);
 	ASSERT_LE(0, self->pidfd);
+}
+
+static void spawn_sender(struct __test_metadata *_metadata,
+			 struct live_ctx *self, int fd, unsigned int n)
+{
+	spawn_sender_with(_metadata, self, fd, n, send_raw);
 }
 
 static void kill_child(struct live_ctx *self)
@@ -304,15 +318,30 @@ TEST_F(live, burst_then_exit_all_delivered)
  * datagram of 0 bytes, which SIOCINQ reports as an empty queue when it
  * is at the head. A peer that sends such messages and dies: all of them
  * arrive before the hangup, with their fds.
+ *
+ * The child sends @n such messages, one fd each, on a loop of its own.
  */
+static int send_lc_fds_only(int fd, unsigned int n)
+{
+	IPCSOCK_OPTS(opts, .wire = IPCSOCK_WIRE_LIBCAMERA);
+	struct ipcsock_loop *loop = ipcsock_loop_new(NULL);
+	struct ipcsock *sock = ipcsock_new_opts(loop, &opts);
+	int zero = 0;
+	struct ipcsock_payload p = { .fds = &zero, .nr_fds = 1 };
+	unsigned int i;
+
+	if (!sock || ipcsock_bind(sock, dup(fd)))
+		return -1;
+	for (i = 0; i < n; i++)
+		if (ipcsock_send(sock, &p))
+			return -1;
+	return ipcsock_loop_flush(loop);
+}
+
 TEST_F(live, libcamera_fds_only_then_exit)
 {
 	IPCSOCK_OPTS(opts, .wire = IPCSOCK_WIRE_LIBCAMERA);
 	struct live_ctx *lc = &self->c;
-	struct ipcsock_payload p;
-	int pipefd[2], fd = 0;
-	unsigned int i;
-	char c;
 
 	/* Two receive buffers: the receive stalls with such a datagram next. */
 	live_open(_metadata, lc, 2);
@@ -324,32 +353,7 @@ TEST_F(live, libcamera_fds_only_then_exit)
 	ASSERT_LE(0, lc->remote);
 	ipcsock_set_ready_read(lc->a, on_ready, lc);
 	ipcsock_set_hangup(lc->a, on_hangup, lc);
-	ASSERT_EQ(0, pipe2(pipefd, O_CLOEXEC));
-	lc->child = fork();
-	ASSERT_LE(0, lc->child);
-	if (!lc->child) {
-		struct ipcsock_loop *loop;
-		struct ipcsock *sock;
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		loop = ipcsock_loop_new(NULL);
-		sock = ipcsock_new_opts(loop, &opts);
-		if (!sock || ipcsock_bind(sock, dup(lc->remote)))
-			_exit(1);
-		p = (struct ipcsock_payload){ .fds = &fd, .nr_fds = 1 };
-		for (i = 0; i < 8; i++)
-			if (ipcsock_send(sock, &p))
-				_exit(1);
-		if (ipcsock_loop_flush(loop) || write(pipefd[1], "r", 1) != 1)
-			_exit(1);
-		for (;;)
-			pause();
-	}
-	close(pipefd[1]);
-	ASSERT_EQ(1, read(pipefd[0], &c, 1));
-	close(pipefd[0]);
-	lc->pidfd = pidfd_open(lc->child, 0);
-	ASSERT_LE(0, lc->pidfd);
+	spawn_sender_with(_metadata, lc, lc->remote, 8, send_lc_fds_only);
 	ASSERT_EQ(0, ipcsock_watch_pidfd(lc->a, lc->pidfd));
 	kill_child(lc);
 	ASSERT_TRUE(wait_hangup(lc, WAIT_MS));
