@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <math.h>
 #include <sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,13 +33,14 @@ unsigned int liveness_rows(struct liveness_row *rows, unsigned int kills)
 {
 	static const struct {
 		const char *impl;
-		bool watch;
+		bool watch, floor;
 		enum ipcsock_backend peer;
 	} kinds[] = {
-		{ "ipcsock-pidfd", true, IPCSOCK_BACKEND_URING },
-		{ "ipcsock-eof", false, IPCSOCK_BACKEND_URING },
-		{ "ipcsock-pidfd", true, IPCSOCK_BACKEND_EPOLL },
-		{ "ipcsock-eof", false, IPCSOCK_BACKEND_EPOLL },
+		{ "floor-pidfd", true, true, IPCSOCK_BACKEND_URING },
+		{ "ipcsock-pidfd", true, false, IPCSOCK_BACKEND_URING },
+		{ "ipcsock-eof", false, false, IPCSOCK_BACKEND_URING },
+		{ "ipcsock-pidfd", true, false, IPCSOCK_BACKEND_EPOLL },
+		{ "ipcsock-eof", false, false, IPCSOCK_BACKEND_EPOLL },
 	};
 	unsigned int i, n = 0, load;
 
@@ -47,6 +49,7 @@ unsigned int liveness_rows(struct liveness_row *rows, unsigned int kills)
 			memset(&rows[n], 0, sizeof(rows[n]));
 			rows[n].impl = kinds[i].impl;
 			rows[n].watch = kinds[i].watch;
+			rows[n].floor = kinds[i].floor;
 			rows[n].peer = kinds[i].peer;
 			rows[n].loaded = load;
 			rows[n].kills = kills;
@@ -97,6 +100,26 @@ static void peer(int fd, enum ipcsock_backend backend)
 		ipcsock_loop_dispatch(loop, -1);
 }
 
+/*
+ * The floor: no library on this side, poll(2) on the pidfd alone. The
+ * kernel reports a process gone only at the end of its exit (after its
+ * memory and files are released), so no watcher can be faster than this.
+ */
+static int floor_wait(int pidfd, struct kill_state *k)
+{
+	struct pollfd pfd = { .fd = pidfd, .events = POLLIN };
+	int ret;
+
+	ret = poll(&pfd, 1, LIVENESS_WAIT_NS / 1000000);
+	if (ret < 0)
+		return -errno;
+	if (!ret)
+		return -ETIMEDOUT;
+	k->t_hangup = now_ns();
+	k->hung_up = true;
+	return 0;
+}
+
 /* One kill; its latency in *@ns. */
 static int kill_one(struct ipcsock_loop *loop, const struct liveness_row *row,
 		    uint64_t *ns)
@@ -132,13 +155,18 @@ static int kill_one(struct ipcsock_loop *loop, const struct liveness_row *row,
 		err = -EPROTO;
 	if (!err && row->watch) {
 		pidfd = pidfd_open(pid, 0);
-		err = pidfd < 0 ? -errno : ipcsock_watch_pidfd(sock, pidfd);
+		if (pidfd < 0)
+			err = -errno;
+		else if (!row->floor)
+			err = ipcsock_watch_pidfd(sock, pidfd);
 	}
 	/* Let the peer get into its wait. */
 	nanosleep(&settle, NULL);
 	t0 = now_ns();
 	kill(pid, SIGKILL);
 	end = t0 + LIVENESS_WAIT_NS;
+	if (!err && row->floor)
+		err = floor_wait(pidfd, &k);
 	while (!err && !k.hung_up && now_ns() < end)
 		ipcsock_loop_dispatch(loop, 10);
 	if (!err && !k.hung_up)
@@ -257,7 +285,8 @@ void liveness_table(FILE *f, const struct liveness_row *rows, unsigned int n)
 		fprintf(f, " %10.1f %10.1f %10.1f\n", rows[i].p50_us,
 			rows[i].p99_us, rows[i].max_us);
 	}
-	fprintf(f, "ipcsock-pidfd: ipcsock_watch_pidfd(); ipcsock-eof: the SEQPACKET end of file alone.\n"
+	fprintf(f, "ipcsock-pidfd: ipcsock_watch_pidfd(); ipcsock-eof: the SEQPACKET end of file alone;\n"
+		"floor-pidfd: poll(2) on the pidfd, no library on the watching side.\n"
 		"busy: one spinning process per CPU meanwhile. libcamera notices a dead\n"
 		"worker when a call times out (2 s), or never for one it sends to without a reply.\n");
 }

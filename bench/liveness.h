@@ -17,11 +17,12 @@ struct bench_record;
 
 #define LIVENESS_KILLS		200
 #define LIVENESS_QUICK_KILLS	40
-#define LIVENESS_MAX_ROWS	8
+#define LIVENESS_MAX_ROWS	10
 
 struct liveness_row {
-	const char *impl;		/* ipcsock-pidfd or ipcsock-eof */
+	const char *impl;		/* ipcsock-pidfd, -eof, floor-pidfd */
 	bool watch;
+	bool floor;			/* poll(2) on the pidfd, no library */
 	enum ipcsock_backend peer;	/* the killed peer's loop */
 	bool loaded;			/* every CPU busy meanwhile */
 	unsigned int kills;
@@ -31,7 +32,7 @@ struct liveness_row {
 
 extern const struct bench_scenario_ops liveness_ops;
 
-/* The four rows of one load, @kills each. */
+/* The rows of both loads, @kills each. */
 unsigned int liveness_rows(struct liveness_row *rows, unsigned int kills);
 int liveness_run(struct liveness_row *row);
 void liveness_table(FILE *f, const struct liveness_row *rows, unsigned int n);
