@@ -28,9 +28,12 @@ struct cli {
 	bool stopping;
 	unsigned int drained;		/* channels with nothing in flight */
 	uint64_t msgs;
-	unsigned char *buf;		/* window messages to send or receive */
+	unsigned char *buf;		/* window messages to send */
 	struct mmsghdr *mm;
 	struct iovec *iov;
+	unsigned char *rbuf;		/* window datagrams received */
+	struct mmsghdr *rmm;
+	struct iovec *riov;
 	unsigned char expect[FANIN_DGRAM_LEN];
 };
 
@@ -72,36 +75,87 @@ static int cli_send(struct cli *cl, struct cli_chan *c, unsigned int n)
 	return 0;
 }
 
+/*
+ * Checks one echo: the payload @p of @len bytes must be the next message
+ * of @c. The header was checked by the caller.
+ */
+static int cli_check(struct cli *cl, struct cli_chan *c, const void *p,
+		     uint64_t len)
+{
+	fanin_msg_fill(cl->expect, c->id, c->got);
+	if (len != FANIN_MSG_LEN ||
+	    memcmp(p, cl->expect + sizeof(struct fanin_wire), FANIN_MSG_LEN))
+		return -EPROTO;
+	c->got++;
+	return 0;
+}
+
+/*
+ * Splits one datagram into its echoes: a version 1 datagram is one, a
+ * version 2 record (README.md, Wire format) packs several, which the
+ * library sends when it echoes more than one message in a dispatch.
+ * Returns the number of echoes, or -EPROTO.
+ */
+static int cli_datagram(struct cli *cl, struct cli_chan *c,
+			const unsigned char *d, size_t len)
+{
+	const struct fanin_wire *w = (const void *)d;
+	const struct fanin_rec *r = (const void *)(w + 1);
+	size_t off = FANIN_REC_HDR_LEN;
+	uint32_t i;
+
+	if (len < sizeof(*w) || w->nr_fds || w->flags ||
+	    w->len != len - sizeof(*w))
+		return -EPROTO;
+	if (w->version == 1)
+		return cli_check(cl, c, w + 1, w->len) ?: 1;
+	if (w->version != 2 || len < FANIN_REC_HDR_LEN || !r->nr_msgs ||
+	    r->zero)
+		return -EPROTO;
+	for (i = 0; i < r->nr_msgs; i++) {
+		const struct fanin_entry *e = (const void *)(d + off);
+		uint64_t size;
+
+		if (len - off < sizeof(*e) || e->nr_fds || e->zero)
+			return -EPROTO;
+		size = FANIN_ENTRY_SIZE(e->len);
+		if (size > len - off || cli_check(cl, c, e + 1, e->len))
+			return -EPROTO;
+		off += size;
+	}
+	return off == len ? (int)r->nr_msgs : -EPROTO;
+}
+
 /* Takes and checks what @c has; sends as many new ones unless stopping. */
 static int cli_ready(struct cli *cl, struct cli_chan *c)
 {
-	unsigned int i, room = c->sent - c->got;
-	int n;
+	unsigned int i, got = 0, room = c->sent - c->got;
+	int n, ret;
 
 	for (i = 0; i < room; i++)
-		cl->iov[i].iov_len = FANIN_DGRAM_LEN;
-	n = recvmmsg(c->fd, cl->mm, room ? room : 1, MSG_DONTWAIT, NULL);
+		cl->riov[i].iov_len = FANIN_RECV_LEN;
+	n = recvmmsg(c->fd, cl->rmm, room ? room : 1, MSG_DONTWAIT, NULL);
 	if (n < 0)
 		return errno == EAGAIN ? 0 : -errno;
 	/* The server never closes first, and never echoes unasked. */
 	if (!n || !room)
 		return -EPROTO;
 	for (i = 0; i < (unsigned int)n; i++) {
-		fanin_msg_fill(cl->expect, c->id, c->got);
-		if (cl->mm[i].msg_len != FANIN_DGRAM_LEN ||
-		    (cl->mm[i].msg_hdr.msg_flags & MSG_TRUNC) ||
-		    memcmp(cl->buf + i * FANIN_DGRAM_LEN, cl->expect,
-			   FANIN_DGRAM_LEN))
+		if (cl->rmm[i].msg_hdr.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
 			return -EPROTO;
-		c->got++;
+		ret = cli_datagram(cl, c, cl->rbuf + i * FANIN_RECV_LEN,
+				   cl->rmm[i].msg_len);
+		if (ret < 0)
+			return ret;
+		got += ret;
 	}
-	cl->msgs += n;
+	cl->msgs += got;
 	if (cl->stopping) {
 		if (c->got == c->sent)
 			cl->drained++;
 		return 0;
 	}
-	return cli_send(cl, c, n);
+	return cli_send(cl, c, got);
 }
 
 static int cli_setup(struct cli *cl, const struct fanin_cfg *cfg,
@@ -116,12 +170,19 @@ static int cli_setup(struct cli *cl, const struct fanin_cfg *cfg,
 	cl->buf = calloc(cfg->window, FANIN_DGRAM_LEN);
 	cl->mm = calloc(cfg->window, sizeof(*cl->mm));
 	cl->iov = calloc(cfg->window, sizeof(*cl->iov));
-	if (!cl->chans || !cl->buf || !cl->mm || !cl->iov)
+	cl->rbuf = calloc(cfg->window, FANIN_RECV_LEN);
+	cl->rmm = calloc(cfg->window, sizeof(*cl->rmm));
+	cl->riov = calloc(cfg->window, sizeof(*cl->riov));
+	if (!cl->chans || !cl->buf || !cl->mm || !cl->iov || !cl->rbuf ||
+	    !cl->rmm || !cl->riov)
 		return -ENOMEM;
 	for (i = 0; i < cfg->window; i++) {
 		cl->iov[i].iov_base = cl->buf + i * FANIN_DGRAM_LEN;
 		cl->mm[i].msg_hdr.msg_iov = &cl->iov[i];
 		cl->mm[i].msg_hdr.msg_iovlen = 1;
+		cl->riov[i].iov_base = cl->rbuf + i * FANIN_RECV_LEN;
+		cl->rmm[i].msg_hdr.msg_iov = &cl->riov[i];
+		cl->rmm[i].msg_hdr.msg_iovlen = 1;
 	}
 	for (i = 0; i < nr; i++) {
 		cl->chans[i].fd = fds[first + i];

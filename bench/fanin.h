@@ -27,7 +27,29 @@ struct fanin_wire {
 	uint8_t flags;		/* 0 */
 };
 
+/*
+ * Version 2, a record: the header above (len: the bytes after it), then
+ * this, then per message an entry and its payload, padded to 16 bytes.
+ */
+struct fanin_rec {
+	uint32_t nr_msgs;
+	uint32_t zero;
+};
+
+struct fanin_entry {
+	uint32_t len;
+	uint16_t nr_fds;
+	uint16_t zero;
+};
+
+#define FANIN_REC_HDR_LEN	(sizeof(struct fanin_wire) + \
+				 sizeof(struct fanin_rec))
+#define FANIN_ENTRY_SIZE(len) \
+	((sizeof(struct fanin_entry) + (uint64_t)(len) + 15) & ~(uint64_t)15)
+
 #define FANIN_DGRAM_LEN		(sizeof(struct fanin_wire) + FANIN_MSG_LEN)
+/* The largest datagram a client takes: a record is at most 16 KiB. */
+#define FANIN_RECV_LEN		16384u
 #define FANIN_MAX_WINDOW	64u
 #define FANIN_MAX_CHANNELS	65536u
 #define FANIN_MAX_PROCS		16u
