@@ -63,6 +63,7 @@ struct fz_sib {
 	struct ipcsock_loop *loop;
 	unsigned int number;		/* from a plain counter */
 	unsigned int queue_len;
+	unsigned int max_msg;
 	unsigned long cqes;		/* handed over on a shared ring */
 };
 
@@ -73,6 +74,7 @@ struct fz_aux {
 	int remote;
 	unsigned int id;
 	unsigned int queue_len;
+	unsigned int max_msg;		/* its loop's max_msg_size */
 	bool ring_sends;
 	unsigned int tx, rx;		/* peer -> library */
 	unsigned int ltx, lrx;		/* library -> peer */
@@ -193,6 +195,7 @@ static void sib_new(struct fz_loop *fl, bool small)
 		fz_fail("another loop like %s: %s", fl->name, strerror(errno));
 	sb->number = ++loops_made & 0xffff;
 	sb->queue_len = small ? FZ_SMALL_QUEUE : IPCSOCK_DEFAULT_SEND_QUEUE;
+	sb->max_msg = small ? FZ_SMALL_MSG : IPCSOCK_DEFAULT_MAX_MSG_SIZE;
 	sb->cqes = 0;
 	nr_sibs++;
 }
@@ -285,6 +288,7 @@ static void aux_new(struct fz_loop *fl, int sib, bool create)
 	a->id = nr_aux;
 	a->sib = sib;
 	a->queue_len = sib < 0 ? fl->queue_len : sibs[sib].queue_len;
+	a->max_msg = sib < 0 ? fl->max_msg : sibs[sib].max_msg;
 	a->ring_sends = fl->ring_sends;
 	a->sock = ipcsock_new(loop);
 	if (!a->sock)
@@ -362,11 +366,18 @@ static void aux_lib_send(struct fz_loop *fl, struct fz_aux *a)
 			a->id, ret, unread);
 }
 
-/* The peer reads what the library sent: 1 if it read something. */
+/*
+ * The peer reads what the library sent, a message or a record of them: 1
+ * if it read something.
+ */
 static int aux_peer_read(struct fz_aux *a)
 {
-	uint8_t buf[TEST_WIRE_HDR_LEN + FZ_AUX_LEN + 1];
+	/* A record is larger than any message here: room for the largest. */
+	static uint8_t buf[TEST_WIRE_REC_MAX + 1];
+	struct test_wire_split split;
+	struct test_wire_msg m;
 	struct test_wire_hdr h;
+	const char *why;
 	ssize_t n;
 
 	if (a->eof)
@@ -400,16 +411,21 @@ static int aux_peer_read(struct fz_aux *a)
 		a->reset = true;
 		return 1;
 	}
-	if (a->lrx >= a->ltx)
-		fz_fail("channel %u of OP_LOOPS: the peer read message %u, %u sent (another loop's?)",
-			a->id, a->lrx, a->ltx);
-	if ((size_t)n < TEST_WIRE_HDR_LEN || h.len != n - TEST_WIRE_HDR_LEN ||
-	    h.nr_fds || h.len != aux_len(a->id, a->lrx, true) ||
-	    !check_pattern(buf + TEST_WIRE_HDR_LEN, h.len,
-			   aux_seed(a->id, a->lrx, true)))
-		fz_fail("channel %u of OP_LOOPS: library message %u is not the one sent",
-			a->id, a->lrx);
-	a->lrx++;
+	why = test_wire_check(&split, buf, n, 0, a->max_msg);
+	if (why)
+		fz_fail("channel %u of OP_LOOPS: library sent a bad datagram (%zd bytes): %s",
+			a->id, n, why);
+	while (test_wire_next(&split, &m)) {
+		if (a->lrx >= a->ltx)
+			fz_fail("channel %u of OP_LOOPS: the peer read message %u, %u sent (another loop's?)",
+				a->id, a->lrx, a->ltx);
+		if (m.len != aux_len(a->id, a->lrx, true) ||
+		    !check_pattern(m.data, m.len,
+				   aux_seed(a->id, a->lrx, true)))
+			fz_fail("channel %u of OP_LOOPS: library message %u is not the one sent",
+				a->id, a->lrx);
+		a->lrx++;
+	}
 	return 1;
 }
 

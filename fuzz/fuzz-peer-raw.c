@@ -328,8 +328,9 @@ void op_peer_close(struct fz *fz, unsigned int arg)
 }
 
 /*
- * The peer reads one datagram the library sent: the next one queued,
- * whole, with the files that were given to send.
+ * The peer reads one datagram the library sent, a message or a record
+ * (checked by test_wire_check()): the next messages queued, each whole,
+ * with the files that were given to send it.
  */
 int peer_read_one(struct fz *fz)
 {
@@ -344,10 +345,13 @@ int peer_read_one(struct fz *fz)
 		.msg_control = ctrl.buf,
 		.msg_controllen = sizeof(ctrl.buf),
 	};
+	struct test_wire_hdr h = { 0 };
+	struct test_wire_split split;
 	const struct fz_msg *m;
+	struct test_wire_msg wm;
 	struct cmsghdr *cmsg;
 	unsigned int nr = 0, i;
-	struct test_wire_hdr h;
+	const char *why;
 	int *fds = NULL;
 	struct stat st;
 	ssize_t n;
@@ -392,27 +396,33 @@ int peer_read_one(struct fz *fz)
 	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
 		fz_fail("library sent a datagram too large: flags %#x",
 			msg.msg_flags);
-	if (fz->lib_read >= fz->lib_sent)
-		fz_fail("library sent a message it was never given");
-	m = &lib_sent[fz->lib_read];
-	if ((size_t)n < TEST_WIRE_HDR_LEN)
-		fz_fail("library sent a %zd-byte datagram", n);
-	memcpy(&h, rxbuf, sizeof(h));
-	if (h.version != TEST_WIRE_VERSION || h.flags ||
-	    h.len != n - TEST_WIRE_HDR_LEN || h.nr_fds != nr)
-		fz_fail("library sent a bad header: len %u fds %u v%u flags %u (datagram %zd, %u fds)",
-			h.len, h.nr_fds, h.version, h.flags, n, nr);
-	if (h.len != m->len || nr != m->nr_fds ||
-	    !check_pattern(rxbuf + TEST_WIRE_HDR_LEN, h.len, m->seed))
-		fz_fail("library message %u differs from the one given to send",
-			fz->lib_read);
-	for (i = 0; i < nr; i++) {
-		if (fstat(fds[i], &st) || st.st_dev != pool[m->fds[i]].dev ||
-		    st.st_ino != pool[m->fds[i]].ino)
-			fz_fail("library message %u fd %u is not the file given",
-				fz->lib_read, i);
-		close(fds[i]);
+	why = test_wire_check(&split, rxbuf, n, nr, fz->fl->max_msg);
+	if (why) {
+		if ((size_t)n >= sizeof(h))
+			memcpy(&h, rxbuf, sizeof(h));
+		fz_fail("library sent a bad datagram: %s: len %u fds %u v%u flags %u (datagram %zd, %u fds)",
+			why, h.len, h.nr_fds, h.version, h.flags, n, nr);
 	}
-	fz->lib_read++;
+	/* Each message whole, in order, with its own fds in its order. */
+	while (test_wire_next(&split, &wm)) {
+		if (fz->lib_read >= fz->lib_sent)
+			fz_fail("library sent a message it was never given");
+		m = &lib_sent[fz->lib_read];
+		if (wm.len != m->len || wm.nr_fds != m->nr_fds ||
+		    !check_pattern(wm.data, wm.len, m->seed))
+			fz_fail("library message %u (%u of a datagram of %u) differs from the one given to send",
+				fz->lib_read, split.nr_msgs - split.left,
+				split.nr_msgs);
+		for (i = 0; i < wm.nr_fds; i++) {
+			if (fstat(fds[wm.fd_off + i], &st) ||
+			    st.st_dev != pool[m->fds[i]].dev ||
+			    st.st_ino != pool[m->fds[i]].ino)
+				fz_fail("library message %u fd %u is not the file given",
+					fz->lib_read, i);
+		}
+		fz->lib_read++;
+	}
+	for (i = 0; i < nr; i++)
+		close(fds[i]);
 	return 1;
 }

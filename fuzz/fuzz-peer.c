@@ -30,7 +30,9 @@
  *    zero-length datagram); no hangup without a reason, none twice,
  *    none after a local close; ready_read only with a message pending;
  *  - send and send_batch return what the documented checks say, and what
- *    they queue reaches the peer whole and in order;
+ *    they queue reaches the peer whole and in order, with its own fds, in
+ *    version 1 datagrams or records that keep every rule of the wire
+ *    format (test_wire_check() in selftests/wire-test.h);
  *  - ipcsock_get_stats() agrees: once receive says -EAGAIN, the messages
  *    received are the messages delivered and no receive buffer is in use;
  *    before, at least as many were received and the one handed out holds

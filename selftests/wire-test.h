@@ -13,7 +13,9 @@
 #define IPCSOCK_WIRE_TEST_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ipcsock.h"
 
@@ -53,6 +55,137 @@ struct test_wire_entry {
 #define TEST_WIRE_ENTRY_SIZE(len) \
 	((sizeof(struct test_wire_entry) + (uint64_t)(len) + 15) & \
 	 ~(uint64_t)15)
+
+/*
+ * The largest record a sender makes: up to the 16th KiB of the receiver's
+ * buffer, where the datagram starts 8 bytes in (README.md, Memory).
+ */
+#define TEST_WIRE_REC_MAX	(16384 - 8)
+
+/* One message of a datagram, as test_wire_next() splits it. */
+struct test_wire_msg {
+	const unsigned char *data;
+	uint32_t len;
+	unsigned int nr_fds;
+	unsigned int fd_off;	/* its first fd among the datagram's */
+};
+
+/* A datagram test_wire_check() found good, and how far it was split. */
+struct test_wire_split {
+	const unsigned char *buf;
+	size_t len;
+	size_t off;		/* of the next entry */
+	unsigned int fd_off;	/* the next entry's first fd */
+	unsigned int nr_msgs;	/* in the datagram */
+	unsigned int left;	/* not split yet */
+	bool record;
+};
+
+/*
+ * Check a datagram a library sent, @len bytes at @buf that came with
+ * @nr_fds fds, against everything the wire format (README.md) asks of a
+ * sender with a max_msg_size of @max_len, and set @s up to split it. A
+ * version 1 message, not the reset notice (the caller looks for that
+ * first), or a record: header lengths and fd counts that match the
+ * datagram, no flags, no empty message, none over @max_len, entries that
+ * add up exactly to the record with their fds and its message count, zero
+ * padding and zero reserved fields, at least two messages (one alone goes
+ * as version 1), no record over TEST_WIRE_REC_MAX or a version 1
+ * datagram's size. NULL if good, else the first rule it breaks.
+ */
+static inline const char *test_wire_check(struct test_wire_split *s,
+					   const void *buf, size_t len,
+					   unsigned int nr_fds, size_t max_len)
+{
+	const unsigned char *at = buf;
+	struct test_wire_hdr h;
+	struct test_wire_entry e;
+	uint32_t rec[2];
+	uint64_t fds = 0;
+	size_t off, i;
+	unsigned int n = 0;
+
+	memset(s, 0, sizeof(*s));
+	s->buf = at;
+	s->len = len;
+	if (len < TEST_WIRE_HDR_LEN)
+		return "shorter than a header";
+	memcpy(&h, at, sizeof(h));
+	if (h.len != len - TEST_WIRE_HDR_LEN)
+		return "header len is not the datagram's";
+	if (h.nr_fds != nr_fds || nr_fds > IPCSOCK_MAX_FDS)
+		return "header nr_fds is not the datagram's";
+	if (h.flags)
+		return "flags set";
+	if (h.version == TEST_WIRE_VERSION) {
+		if (!h.len && !nr_fds)
+			return "an empty message";
+		if (h.len > max_len)
+			return "a message over max_msg_size";
+		s->off = TEST_WIRE_HDR_LEN - sizeof(e);
+		s->nr_msgs = s->left = 1;
+		return NULL;
+	}
+	if (h.version != TEST_WIRE_RECORD)
+		return "unknown version";
+	if (len < TEST_WIRE_REC_HDR_LEN)
+		return "a record shorter than its header";
+	if (len > TEST_WIRE_REC_MAX || len > max_len + TEST_WIRE_HDR_LEN)
+		return "a record too large";
+	memcpy(rec, at + TEST_WIRE_HDR_LEN, sizeof(rec));
+	if (rec[1])
+		return "record header's zero field set";
+	for (off = TEST_WIRE_REC_HDR_LEN; off < len;
+	     off += TEST_WIRE_ENTRY_SIZE(e.len)) {
+		if (len - off < sizeof(e))
+			return "an entry header cut short";
+		memcpy(&e, at + off, sizeof(e));
+		if (e.zero)
+			return "entry's zero field set";
+		if (!e.len && !e.nr_fds)
+			return "an empty message";
+		if (e.len > max_len)
+			return "a message over max_msg_size";
+		if (TEST_WIRE_ENTRY_SIZE(e.len) > len - off)
+			return "an entry past the record's end";
+		for (i = sizeof(e) + e.len; i < TEST_WIRE_ENTRY_SIZE(e.len);
+		     i++)
+			if (at[off + i])
+				return "padding not zero";
+		fds += e.nr_fds;
+		n++;
+	}
+	if (n != rec[0])
+		return "nr_msgs is not the entries'";
+	if (fds != nr_fds)
+		return "entries' nr_fds do not add up to the record's";
+	if (n < 2)
+		return "a record of one message";
+	s->off = TEST_WIRE_REC_HDR_LEN;
+	s->nr_msgs = s->left = n;
+	s->record = true;
+	return NULL;
+}
+
+/* The next message of a checked datagram: false after the last. */
+static inline bool test_wire_next(struct test_wire_split *s,
+				  struct test_wire_msg *m)
+{
+	struct test_wire_entry e;
+
+	if (!s->left)
+		return false;
+	/* A version 1 header starts as an entry: len, then nr_fds. */
+	memcpy(&e, s->buf + s->off, sizeof(e));
+	m->data = s->buf + s->off + sizeof(e);
+	m->len = e.len;
+	m->nr_fds = e.nr_fds;
+	m->fd_off = s->fd_off;
+	s->fd_off += e.nr_fds;
+	s->off += TEST_WIRE_ENTRY_SIZE(e.len);
+	s->left--;
+	return true;
+}
 
 /*
  * What ipcsock_send() documents for one payload on a loop whose
