@@ -158,11 +158,15 @@ static void check_stats(struct fz *fz, bool drained)
 		fz_fail("stats: %llu receive buffers in use, %s",
 			(unsigned long long)st.rx_bufs,
 			drained ? "none pending" : "one handed out");
-	if (st.rx_bufs_max < st.rx_bufs || st.rx_datagrams < st.rx_msgs)
-		fz_fail("stats: high-water mark %llu below %llu in use, or %llu datagrams for %llu messages",
+	/* A record is one datagram for all its messages. */
+	if (st.rx_bufs_max < st.rx_bufs ||
+	    st.rx_datagrams + fz->rec_extra < st.rx_msgs ||
+	    st.rx_records > st.rx_datagrams)
+		fz_fail("stats: high-water mark %llu below %llu in use, or %llu datagrams (%llu records, %u more messages sent in records) for %llu messages",
 			(unsigned long long)st.rx_bufs_max,
 			(unsigned long long)st.rx_bufs,
 			(unsigned long long)st.rx_datagrams,
+			(unsigned long long)st.rx_records, fz->rec_extra,
 			(unsigned long long)st.rx_msgs);
 }
 

@@ -411,7 +411,7 @@ static int aux_peer_read(struct fz_aux *a)
 		a->reset = true;
 		return 1;
 	}
-	why = test_wire_check(&split, buf, n, 0, a->max_msg);
+	why = test_wire_check(&split, buf, n, 0, a->max_msg, true);
 	if (why)
 		fz_fail("channel %u of OP_LOOPS: library sent a bad datagram (%zd bytes): %s",
 			a->id, n, why);

@@ -115,6 +115,7 @@ static void peer_record(struct fz *fz, size_t dlen, uint8_t seed,
 	m->empty = !dlen;
 	m->len = dlen >= TEST_WIRE_HDR_LEN ? dlen - TEST_WIRE_HDR_LEN : 0;
 	m->nr_fds = nr_fds;
+	m->dg_fds = nr_fds;
 	memcpy(m->fds, idx, nr_fds);
 	if (m->status != DG_VALID)
 		fz->broken_sent = true;
@@ -249,6 +250,199 @@ void op_burst(struct fz *fz, struct fz_in *in, unsigned int arg)
 }
 
 /*
+ * OP_RECORD: [a] [count] [fd pattern] [seed] [fd picks] [kb]: a record
+ * (README.md's wire format, version 2) of several messages; message i
+ * has the bytes of pattern(seed + i).
+ *   a bits 0-1: messages: 1-8, 2-65, 256-4351, 0-255
+ *   a bits 2-3: their lengths: 0, 0-15, 0-255, up to max_msg_size
+ *   a bits 4-5: their fds: none, pattern (2 bits a message), 1 each, the
+ *               pattern but one message given the rest up to 253
+ *   arg 0-7:    valid (as far as the sizes allow), else broken: 8 the
+ *               header's len one off, 9 one fd more or less attached
+ *               than counted, 10 entry k's nr_fds one off, 11 entry k's
+ *               len near 4 GiB (sums overflow 32 bits), 12 nr_msgs one
+ *               off, 13 a flag or a reserved field set, 14 entry k empty,
+ *               15 a last message that takes the record kb * 64 + 1 bytes
+ *               past max_msg_size + 8, cut by MSG_TRUNC when over the
+ *               library's buffer; k is kb % messages
+ * The model: a valid record is each of its messages, to be delivered in
+ * order with its own fds; a broken one is one datagram that fails the
+ * channel with nothing of it delivered (and its fds closed: the fd count
+ * after the input).
+ */
+void op_record(struct fz *fz, struct fz_in *in, unsigned int arg)
+{
+	static uint32_t lens[FZ_MAX_SENT];
+	static uint16_t nfds[FZ_MAX_SENT];
+	static uint8_t idx[FZ_PEER_MAX_FDS];
+	unsigned int a = in_u8(in), c = in_u8(in), f = in_u8(in);
+	unsigned int seed = in_u8(in), n, i, k, kb, total = 0, attached;
+	size_t off = TEST_WIRE_REC_HDR_LEN, esz, lim;
+	struct test_wire_split split;
+	struct test_wire_entry e;
+	struct test_wire_hdr h;
+	uint32_t rec[2];
+	struct fz_msg *m;
+	bool valid;
+
+	switch (a & 3) {
+	case 0:
+		n = 1 + (c & 7);
+		break;
+	case 1:
+		n = 2 + (c & 63);
+		break;
+	case 2:
+		n = 256 + c * 16;
+		break;
+	default:
+		n = c;
+		break;
+	}
+	if (n > FZ_MAX_SENT)
+		n = FZ_MAX_SENT;
+	/* The record must fit the peer's buffer and the kernel's limit. */
+	lim = fz->kmax;
+	for (i = 0; i < n; i++) {
+		switch ((a >> 2) & 3) {
+		case 0:
+			lens[i] = 0;
+			break;
+		case 1:
+			lens[i] = (seed + i * 7) & 15;
+			break;
+		case 2:
+			lens[i] = (seed * 3 + i * 37) & 255;
+			break;
+		default:
+			lens[i] = (seed * 131 + i * 4099) %
+				  (fz->fl->max_msg + 1);
+			break;
+		}
+		switch ((a >> 4) & 3) {
+		case 0:
+			nfds[i] = 0;
+			break;
+		case 1:
+		case 3:
+			nfds[i] = (f >> ((i & 3) * 2)) & 3;
+			break;
+		default:
+			nfds[i] = 1;
+			break;
+		}
+		if (((a >> 4) & 3) == 3 && i == f % n)
+			nfds[i] = IPCSOCK_MAX_FDS;
+		if (total + nfds[i] > IPCSOCK_MAX_FDS)
+			nfds[i] = IPCSOCK_MAX_FDS - total;
+		/* No empty message in a valid record. */
+		if (!lens[i] && !nfds[i])
+			lens[i] = 1;
+		esz = TEST_WIRE_ENTRY_SIZE(lens[i]);
+		if (off + esz > lim)
+			break;
+		total += nfds[i];
+		off += esz;
+	}
+	n = i;
+	if (!n)
+		return;
+	pick_fds(fz, in, total, idx);
+	kb = in_u8(in);
+	k = kb % n;
+	if (arg == 15) {
+		/* Past max_msg_size + 8: grow the last message. */
+		off -= TEST_WIRE_ENTRY_SIZE(lens[n - 1]);
+		lim = fz->fl->max_msg + TEST_WIRE_HDR_LEN + kb * 64 + 1;
+		lens[n - 1] = lim > off + sizeof(e) ? lim - off - sizeof(e) : 1;
+		lim = fz->kmax;
+		off += TEST_WIRE_ENTRY_SIZE(lens[n - 1]);
+		if (off > lim)
+			return;
+	}
+	/* Room in the model for each message, should it be valid. */
+	if (!peer_can_send(fz) || fz->lib_closed ||
+	    fz->nr_sent + n > FZ_MAX_SENT)
+		return;
+
+	/* Lay it out, then break it as asked. */
+	memset(txbuf, 0, off);
+	h.len = off - TEST_WIRE_HDR_LEN;
+	h.nr_fds = total;
+	h.version = TEST_WIRE_RECORD;
+	h.flags = 0;
+	rec[0] = n;
+	rec[1] = 0;
+	off = TEST_WIRE_REC_HDR_LEN;
+	for (i = 0; i < n; i++) {
+		e.len = lens[i];
+		e.nr_fds = nfds[i];
+		e.zero = 0;
+		if (arg == 10 && i == k)
+			e.nr_fds += seed & 1 ? 1 : -1;
+		if (arg == 11 && i == k)
+			e.len = 0xfffffff0u + (seed & 15);
+		if (arg == 13 && i == k && (seed & 3) == 2)
+			e.zero = 1 << (seed >> 4);
+		if (arg == 14 && i == k)
+			e.len = e.nr_fds = 0;
+		memcpy(txbuf + off, &e, sizeof(e));
+		fill_pattern(txbuf + off + sizeof(e), lens[i],
+			     (uint8_t)(seed + i));
+		off += TEST_WIRE_ENTRY_SIZE(lens[i]);
+	}
+	attached = total;
+	if (arg == 8)
+		h.len += seed & 1 ? 1 : -1;
+	if (arg == 9 && (seed & 1) && total < IPCSOCK_MAX_FDS)
+		idx[attached++] = pool_pick(fz, seed);
+	else if (arg == 9 && total)
+		attached--;
+	else if (arg == 9)
+		h.nr_fds++;
+	if (arg == 12)
+		rec[0] += seed & 1 ? 1 : -1;
+	if (arg == 13 && !((seed & 3) % 3))
+		h.flags = 1 << (seed >> 5);
+	if (arg == 13 && (seed & 3) == 1)
+		rec[1] = 1u << (seed >> 3);
+	memcpy(txbuf, &h, sizeof(h));
+	memcpy(txbuf + TEST_WIRE_HDR_LEN, rec, sizeof(rec));
+
+	if (peer_sendmsg(fz, txbuf, off, idx, attached, false))
+		return;
+	for (i = 0; i < attached; i++)
+		if (idx[i] == POOL_REMOTE)
+			fz->remote_in_flight = true;
+	/* What a receiver takes: the format's rules, no more. */
+	valid = !test_wire_check(&split, txbuf, off, attached,
+				 fz->fl->max_msg, false) && !fz->reset_at;
+	if (!valid) {
+		m = &sent[fz->nr_sent++];
+		memset(m, 0, sizeof(*m));
+		m->status = DG_INVALID;
+		m->len = off - TEST_WIRE_HDR_LEN;
+		m->nr_fds = m->dg_fds = attached;
+		memcpy(m->fds, idx, attached);
+		fz->broken_sent = true;
+		return;
+	}
+	total = 0;
+	for (i = 0; i < n; i++) {
+		m = &sent[fz->nr_sent++];
+		m->status = DG_VALID;
+		m->seed = seed + i;
+		m->empty = false;
+		m->len = lens[i];
+		m->nr_fds = nfds[i];
+		m->dg_fds = attached;
+		memcpy(m->fds, idx + total, nfds[i]);
+		total += nfds[i];
+	}
+	fz->rec_extra += n - 1;
+}
+
+/*
  * OP_NOFILE: lower RLIMIT_NOFILE to the lowest free fd + arg, so that the
  * library can install only a few of the fds that arrive (MSG_CTRUNC),
  * send one datagram (an OP_SEND descriptor follows) and dispatch. What was
@@ -265,7 +459,8 @@ void op_nofile(struct fz *fz, struct fz_in *in, unsigned int arg)
 		return;
 	}
 	for (i = fz->delivered; i < fz->nr_sent; i++) {
-		if (sent[i].status == DG_VALID && sent[i].nr_fds) {
+		/* A record's messages fail with it: all of them. */
+		if (sent[i].status == DG_VALID && sent[i].dg_fds) {
 			sent[i].status = DG_MAYBE;
 			fz->broken_sent = true;
 		}
@@ -396,7 +591,7 @@ int peer_read_one(struct fz *fz)
 	if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
 		fz_fail("library sent a datagram too large: flags %#x",
 			msg.msg_flags);
-	why = test_wire_check(&split, rxbuf, n, nr, fz->fl->max_msg);
+	why = test_wire_check(&split, rxbuf, n, nr, fz->fl->max_msg, true);
 	if (why) {
 		if ((size_t)n >= sizeof(h))
 			memcpy(&h, rxbuf, sizeof(h));

@@ -587,6 +587,39 @@ void seeds_write(const char *dir)
 		seed_msg(&s, 20, 1, POOL_LIB, 1);
 		seed_end(dir, e, "backpressure", &s, true);
 
+		/*
+		 * Records: 6 messages with 11 fds, 256 of 0-15 bytes, 65
+		 * of 0 bytes with an fd each, 2176 of 0-15 bytes.
+		 */
+		PUT(&s, OP(OP_RECORD, 0), 0 | 2 << 2 | 1 << 4, 5, 0x1b, 7,
+		    0x35, 0);
+		PUT(&s, OP(OP_DISPATCH, 1));
+		PUT(&s, OP(OP_RECORD, 1), 2 | 1 << 2, 0, 0, 9, 0);
+		PUT(&s, OP(OP_RECORD, 2), 1 | 2 << 4, 63, 0, 11, 0x21, 0);
+		PUT(&s, OP(OP_RECORD, 3), 2 | 1 << 2, 0x78, 0, 13, 0);
+		PUT(&s, OP(OP_DISPATCH, 15), OP(OP_PEER_CLOSE, 0));
+		seed_end(dir, e, "records", &s, false);
+
+		/*
+		 * Each way a record can be broken, between two valid
+		 * messages: the second must not be delivered. The
+		 * record: 4 messages of 0-255 bytes with 3, 2, 1, 0 fds.
+		 */
+		for (i = 8; i < 16; i++) {
+			for (j = 0; j < 2; j++) {
+				char what[32];
+
+				seed_msg(&s, 4, 1, POOL_MEMFD_A, 1);
+				PUT(&s, OP(OP_RECORD, i), 2 << 2 | 1 << 4, 3,
+				    0x1b, 4 + j, 0x35, 1 + j * 200);
+				seed_msg(&s, 4, 0, 0, 3);
+				PUT(&s, OP(OP_DISPATCH, 3));
+				snprintf(what, sizeof(what), "record-bad-%u%c",
+					 i, "ab"[j]);
+				seed_end(dir, e, what, &s, false);
+			}
+		}
+
 		/* A small SO_SNDBUF and a 4-message queue: -ENOBUFS. */
 		s.b[0] |= CONF_TIGHT | CONF_SMALL;
 		for (i = 0; i < 5; i++) {

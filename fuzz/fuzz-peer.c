@@ -535,6 +535,9 @@ static void fz_run(struct fz *fz, struct fz_in *in)
 		case OP_FORK:
 			op_fork(fz, in, arg);
 			break;
+		case OP_RECORD:
+			op_record(fz, in, arg);
+			break;
 		default:
 			/* Spare codes: more plain sends, the common case. */
 			op_send(fz, in, false);

@@ -25,7 +25,8 @@
 
 /* More than SCM_MAX_FD: the kernel must refuse those. */
 #define FZ_PEER_MAX_FDS		255
-#define FZ_MAX_SENT		1024
+/* Messages the peer may send in one input: a record holds thousands. */
+#define FZ_MAX_SENT		5120
 #define FZ_MAX_LIB_SENT		1024
 #define FZ_MAX_BATCH		7
 /* Largest datagram the peer sends, once its SO_SNDBUF is raised. */
@@ -77,6 +78,7 @@ enum fz_op {
 	OP_REBIND,		/* close and bind again, see op_rebind() */
 	OP_LOOPS,		/* more loops and channels, op_loops() */
 	OP_FORK,		/* a child on its default loop, op_fork() */
+	OP_RECORD,		/* a record, valid or not, see op_record() */
 	NR_OPS
 };
 
@@ -195,6 +197,7 @@ struct fz_msg {
 	uint8_t seed;		/* payload bytes are pattern(seed, i) */
 	bool empty;		/* no bytes at all: reads like EOF */
 	uint16_t nr_fds;
+	uint16_t dg_fds;	/* of its datagram: a record's, all of them */
 	uint32_t len;		/* payload bytes after the header */
 	uint8_t fds[FZ_PEER_MAX_FDS];	/* pool indices */
 };
@@ -294,6 +297,7 @@ struct fz {
 	/* Peer -> library. */
 	unsigned int nr_sent;
 	unsigned int delivered;
+	unsigned int rec_extra;		/* valid records' messages less one */
 	bool broken_sent;		/* an invalid or maybe datagram went */
 	bool remote_in_flight;		/* the peer sent its own end */
 	bool remote_closed;
@@ -389,6 +393,7 @@ void op_rebind(struct fz *fz, struct fz_in *in, unsigned int arg);
 /* fuzz-peer-raw.c */
 void op_send(struct fz *fz, struct fz_in *in, bool maybe);
 void op_burst(struct fz *fz, struct fz_in *in, unsigned int arg);
+void op_record(struct fz *fz, struct fz_in *in, unsigned int arg);
 void op_nofile(struct fz *fz, struct fz_in *in, unsigned int arg);
 void op_sndbuf(struct fz *fz, unsigned int arg);
 void op_peer_close(struct fz *fz, unsigned int arg);

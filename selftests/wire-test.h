@@ -82,20 +82,22 @@ struct test_wire_split {
 };
 
 /*
- * Check a datagram a library sent, @len bytes at @buf that came with
- * @nr_fds fds, against everything the wire format (README.md) asks of a
- * sender with a max_msg_size of @max_len, and set @s up to split it. A
- * version 1 message, not the reset notice (the caller looks for that
- * first), or a record: header lengths and fd counts that match the
- * datagram, no flags, no empty message, none over @max_len, entries that
- * add up exactly to the record with their fds and its message count, zero
- * padding and zero reserved fields, at least two messages (one alone goes
- * as version 1), no record over TEST_WIRE_REC_MAX or a version 1
- * datagram's size. NULL if good, else the first rule it breaks.
+ * Check a datagram, @len bytes at @buf that came with @nr_fds fds, as a
+ * receiver with a max_msg_size of @max_len must (README.md's wire format),
+ * and set @s up to split it. A version 1 message, not the reset notice
+ * (the caller looks for that first), or a record: header lengths and fd
+ * counts that match the datagram, no flags, no message over @max_len, and
+ * for a record zero reserved fields, no empty message, entries that add
+ * up exactly to the record with their fds and its message count, and no
+ * record over a version 1 datagram's size. With @sender, also what a
+ * library must get right when it sends: no empty message, zero padding,
+ * at least two messages a record (one alone goes as version 1), none over
+ * TEST_WIRE_REC_MAX. NULL if good, else the first rule it breaks.
  */
 static inline const char *test_wire_check(struct test_wire_split *s,
 					   const void *buf, size_t len,
-					   unsigned int nr_fds, size_t max_len)
+					   unsigned int nr_fds, size_t max_len,
+					   bool sender)
 {
 	const unsigned char *at = buf;
 	struct test_wire_hdr h;
@@ -118,7 +120,7 @@ static inline const char *test_wire_check(struct test_wire_split *s,
 	if (h.flags)
 		return "flags set";
 	if (h.version == TEST_WIRE_VERSION) {
-		if (!h.len && !nr_fds)
+		if (sender && !h.len && !nr_fds)
 			return "an empty message";
 		if (h.len > max_len)
 			return "a message over max_msg_size";
@@ -130,7 +132,8 @@ static inline const char *test_wire_check(struct test_wire_split *s,
 		return "unknown version";
 	if (len < TEST_WIRE_REC_HDR_LEN)
 		return "a record shorter than its header";
-	if (len > TEST_WIRE_REC_MAX || len > max_len + TEST_WIRE_HDR_LEN)
+	if ((sender && len > TEST_WIRE_REC_MAX) ||
+	    len - TEST_WIRE_HDR_LEN > max_len)
 		return "a record too large";
 	memcpy(rec, at + TEST_WIRE_HDR_LEN, sizeof(rec));
 	if (rec[1])
@@ -148,8 +151,8 @@ static inline const char *test_wire_check(struct test_wire_split *s,
 			return "a message over max_msg_size";
 		if (TEST_WIRE_ENTRY_SIZE(e.len) > len - off)
 			return "an entry past the record's end";
-		for (i = sizeof(e) + e.len; i < TEST_WIRE_ENTRY_SIZE(e.len);
-		     i++)
+		for (i = sizeof(e) + e.len;
+		     sender && i < TEST_WIRE_ENTRY_SIZE(e.len); i++)
 			if (at[off + i])
 				return "padding not zero";
 		fds += e.nr_fds;
@@ -159,7 +162,9 @@ static inline const char *test_wire_check(struct test_wire_split *s,
 		return "nr_msgs is not the entries'";
 	if (fds != nr_fds)
 		return "entries' nr_fds do not add up to the record's";
-	if (n < 2)
+	if (!n)
+		return "a record without messages";
+	if (sender && n < 2)
 		return "a record of one message";
 	s->off = TEST_WIRE_REC_HDR_LEN;
 	s->nr_msgs = s->left = n;
