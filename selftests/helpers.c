@@ -449,34 +449,32 @@ ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds,
 	return ret;
 }
 
-/*
- * The rest of the last record raw_recv_msg() read: its entries from @off
- * on, and the fds of those entries.
- */
+/* The last record raw_recv_msg() read, and how far it was split. */
 static struct {
 	int fd;
 	unsigned char data[1 << 18];
-	size_t len, off;
+	struct test_wire_split split;
 	int fds[IPCSOCK_MAX_FDS];
-	unsigned int nr_fds, fd_off;
+	unsigned int nr_fds;
 } raw_rec = { .fd = -1 };
 
 /*
  * The next message from a raw @fd, as raw_recv() gives a version 1
  * datagram: a message of a record comes as its own datagram would, its
- * header then the payload. A test reads every message of a record
- * before it reads another fd.
+ * header then the payload. A record that breaks a rule of the format
+ * (test_wire_check()) is -EPROTO, its fds closed. A test reads every
+ * message of a record before it reads another fd.
  */
 ssize_t raw_recv_msg(int fd, void *buf, size_t cap, int *fds,
 		     unsigned int max_fds, unsigned int *nr_fds,
 		     int *msg_flags)
 {
 	struct test_wire_hdr hdr;
-	struct test_wire_entry e;
+	struct test_wire_msg m;
 	unsigned int i;
 	ssize_t ret;
 
-	if (raw_rec.fd != fd || raw_rec.off >= raw_rec.len) {
+	if (raw_rec.fd != fd || !raw_rec.split.left) {
 		raw_rec.fd = -1;
 		ret = raw_recv(fd, raw_rec.data, sizeof(raw_rec.data),
 			       raw_rec.fds, IPCSOCK_MAX_FDS, &raw_rec.nr_fds,
@@ -496,30 +494,31 @@ ssize_t raw_recv_msg(int fd, void *buf, size_t cap, int *fds,
 					  raw_rec.nr_fds : max_fds;
 			return ret;
 		}
+		if (test_wire_check(&raw_rec.split, raw_rec.data, ret,
+				    raw_rec.nr_fds, SIZE_MAX, true)) {
+			close_fds_array(raw_rec.fds, raw_rec.nr_fds);
+			raw_rec.split.left = 0;
+			return -EPROTO;
+		}
 		raw_rec.fd = fd;
-		raw_rec.len = ret;
-		raw_rec.off = TEST_WIRE_REC_HDR_LEN;
-		raw_rec.fd_off = 0;
 	}
-	memcpy(&e, raw_rec.data + raw_rec.off, sizeof(e));
-	hdr.len = e.len;
-	hdr.nr_fds = e.nr_fds;
+	if (!test_wire_next(&raw_rec.split, &m))
+		return -EPROTO;
+	hdr.len = m.len;
+	hdr.nr_fds = m.nr_fds;
 	hdr.version = TEST_WIRE_VERSION;
 	hdr.flags = 0;
 	memcpy(buf, &hdr, sizeof(hdr));
-	memcpy((char *)buf + sizeof(hdr), raw_rec.data + raw_rec.off +
-	       sizeof(e), e.len < cap - sizeof(hdr) ? e.len :
-	       cap - sizeof(hdr));
-	for (i = 0; i < e.nr_fds; i++)
+	memcpy((char *)buf + sizeof(hdr), m.data,
+	       m.len < cap - sizeof(hdr) ? m.len : cap - sizeof(hdr));
+	for (i = 0; i < m.nr_fds; i++)
 		if (i < max_fds)
-			fds[i] = raw_rec.fds[raw_rec.fd_off + i];
+			fds[i] = raw_rec.fds[m.fd_off + i];
 		else
-			close(raw_rec.fds[raw_rec.fd_off + i]);
+			close(raw_rec.fds[m.fd_off + i]);
 	if (nr_fds)
-		*nr_fds = e.nr_fds < max_fds ? e.nr_fds : max_fds;
-	raw_rec.fd_off += e.nr_fds;
-	raw_rec.off += TEST_WIRE_ENTRY_SIZE(e.len);
-	return sizeof(hdr) + e.len;
+		*nr_fds = m.nr_fds < max_fds ? m.nr_fds : max_fds;
+	return sizeof(hdr) + m.len;
 }
 
 /* Wait up to @timeout_ms for POLLIN on @fd; true if readable. */
@@ -536,7 +535,7 @@ bool raw_wait_readable(struct ipcsock_loop *loop, int fd, int timeout_ms)
 	uint64_t deadline = now_ms() + timeout_ms;
 
 	/* The rest of a record raw_recv_msg() read is readable too. */
-	if (raw_rec.fd == fd && raw_rec.off < raw_rec.len)
+	if (raw_rec.fd == fd && raw_rec.split.left)
 		return true;
 	while (!fd_wait_readable(fd, 0)) {
 		if (now_ms() >= deadline)
