@@ -438,8 +438,11 @@ static void rx_record_next(struct ipcsock_rx_msg *m,
 	payload->fds = e->nr_fds ? m->fds : NULL;
 	payload->nr_fds = e->nr_fds;
 	m->data = (unsigned char *)m->data + IPCSOCK_WIRE_ENTRY_SIZE(e->len);
-	m->fds += e->nr_fds;
-	m->nr_fds -= e->nr_fds;
+	/* A record without fds has none: NULL + 0 is undefined in C. */
+	if (e->nr_fds) {
+		m->fds += e->nr_fds;
+		m->nr_fds -= e->nr_fds;
+	}
 	m->left--;
 }
 
