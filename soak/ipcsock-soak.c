@@ -70,6 +70,7 @@
 #define SOAK_SAMPLE_MS		1000u
 /* Leaked fds named in a failure report, at most. */
 #define SOAK_LEAKS_SHOWN	8u
+#define SOAK_REC_BYTES		16384u	/* a record's bytes at most */
 #define SOAK_MAX_INHERITED	64u
 
 enum soak_type {
@@ -191,6 +192,7 @@ struct soak_ep {
 	unsigned int max_msg;
 	unsigned int queue_len;
 	unsigned int recv_bufs;
+	unsigned int rx_per_buf;	/* messages in one receive buffer */
 	unsigned int max_fds;
 	unsigned char *pool;		/* message bytes come from here */
 	uint64_t prime;			/* messages before this are large */
@@ -690,7 +692,8 @@ struct soak_census {
  * May this process hold this message memfd now? Ours while the library
  * may still have the message queued (the newest queue_len accepted, or
  * the batch not yet accepted); the peer's while the message is received
- * but not yet delivered (at most recv_bufs beyond the next one due).
+ * but not yet delivered: at most recv_bufs datagrams, each one message
+ * or a record of up to rx_per_buf of them (README, "Wire format").
  */
 static bool memfd_expected(const struct soak_ep *ep, unsigned int dir,
 			   uint64_t seq)
@@ -698,7 +701,9 @@ static bool memfd_expected(const struct soak_ep *ep, unsigned int dir,
 	if (dir == ep->out)
 		return seq + ep->queue_len >= ep->tx_seq;
 	if (dir == ep->in)
-		return seq >= ep->rx_seq && seq < ep->rx_seq + ep->recv_bufs;
+		return seq >= ep->rx_seq &&
+		       seq < ep->rx_seq + (uint64_t)ep->recv_bufs *
+				     ep->rx_per_buf;
 	return false;
 }
 
@@ -931,6 +936,15 @@ static int ep_init(struct soak_ep *ep, const struct soak_cfg *cfg,
 	for (i = 1; i < ep->recv_bufs; i <<= 1)
 		;
 	ep->recv_bufs = i;
+	/*
+	 * Messages a receive buffer may hold: a record of ours is filled
+	 * up to 16 KiB and is never larger than a version 1 datagram (8
+	 * header bytes and max_msg); its 16 header bytes come first, and
+	 * each message takes at least 16 more (README, "Wire format").
+	 */
+	ep->rx_per_buf = ep->max_msg + 8 < SOAK_REC_BYTES ?
+			 ep->max_msg + 8 : SOAK_REC_BYTES;
+	ep->rx_per_buf = ep->rx_per_buf < 32 ? 1 : (ep->rx_per_buf - 16) / 16;
 	ep->max_fds = max_fds;
 	ep->prime = ep->queue_len + 2 * ep->recv_bufs + SOAK_MAX_BATCH;
 
