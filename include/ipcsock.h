@@ -735,11 +735,13 @@ IPCSOCK_API int ipcsock_get_stats(const struct ipcsock *sock,
  *	other than 0, nothing due yet); none on a shared ring
  * @spins: of them, those that polled for completions first (busy_poll_us
  *	or %IPCSOCK_LOOP_ADAPTIVE_WAIT)
- * @spin_hits: polls that a completion ended, so the wait did not sleep
+ * @spin_hits: polls that a completion ended, so the wait did not sleep,
+ *	and that made a callback due (the loop's own completions, such as a
+ *	ring send's, end a poll but are no hit)
  * @spin_ns: nanoseconds spent polling, hits and misses
  * @sleeps: waits that slept in the kernel
  * @ttc_ns: %IPCSOCK_LOOP_ADAPTIVE_WAIT: the moving average of the time
- *	from entering a wait to the completion that ended its poll (a poll
+ *	from entering a wait to the hit that ended its poll (a poll
  *	that found nothing counts as twice its length), which sets the
  *	poll budget; 0 without the flag
  *

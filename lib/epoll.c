@@ -233,6 +233,7 @@ static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 	int i, n, epfd = to_epoll_loop(loop)->epfd;
 	struct ipcsock_chan *ch;
 	uint64_t start, spin = 0, end;
+	bool spun = false;
 
 	n = 0;
 	if (timeout_ms)
@@ -243,9 +244,13 @@ static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 		do {
 			n = epoll_wait(epfd, evs, EP_EVENTS, 0);
 		} while (!n && loop_now_ns() < end);
-		loop_wait_spun(loop, start, n > 0);
+		if (!n)
+			loop_wait_spun(loop, start, false);
 	}
-	if (!n) {
+	if (spin && n > 0) {
+		/* Judged once the events are handled, see loop_wait_spun(). */
+		spun = true;
+	} else if (!n) {
 		n = epoll_wait(epfd, evs, EP_EVENTS, timeout_ms);
 		if (timeout_ms)
 			loop_wait_slept(loop);
@@ -281,6 +286,8 @@ static int epoll_poll(struct ipcsock_loop *loop, int timeout_ms)
 			epoll_rx(ch);
 		epoll_update(ch);
 	}
+	if (spun)
+		loop_wait_spun(loop, start, true);
 	return 0;
 }
 

@@ -390,7 +390,7 @@ uint64_t loop_now_us(void);
 uint64_t loop_now_ns(void);
 void loop_wait_init(struct ipcsock_loop *loop);
 uint64_t loop_wait_begin(struct ipcsock_loop *loop, uint64_t *start);
-void loop_wait_spun(struct ipcsock_loop *loop, uint64_t start, bool hit);
+void loop_wait_spun(struct ipcsock_loop *loop, uint64_t start, bool found);
 void loop_wait_slept(struct ipcsock_loop *loop);
 void loop_chan_forget(struct ipcsock_chan *ch);
 struct ipcsock_chan *loop_chan_lookup(struct ipcsock_loop *loop,

@@ -144,17 +144,29 @@ static void ttc_sample(struct loop_wait *w, uint64_t ns)
 		    (ns >> EWMA_SHIFT);
 }
 
-/* The poll begun at @start ended, @hit if it found a completion. */
-void loop_wait_spun(struct ipcsock_loop *loop, uint64_t start, bool hit)
+/*
+ * The poll begun at @start ended, @found if it reaped a completion; called
+ * once the backend has turned what it found into channel state. It is a
+ * hit only if that made a callback due (or a peer's exit known): the
+ * loop's own completions (a ring send's, a receive buffer coming back)
+ * come within microseconds of the wait's start and say nothing of when
+ * the peer answers. Counted as hits they taught a ring-sends ping-pong a
+ * budget of a few microseconds, too short for the reply, and it slept:
+ * round trips 3-6 times longer (review, ringsends_busypoll.c). Such a
+ * poll teaches nothing; dispatch waits again with a poll of its own.
+ */
+void loop_wait_spun(struct ipcsock_loop *loop, uint64_t start, bool found)
 {
 	struct loop_wait *w = &loop->wait;
 	uint64_t took = loop_now_ns() - start;
+	bool hit = found && (!list_empty(&loop->ready) ||
+			     !list_empty(&loop->peer_exited));
 
 	w->st.spins++;
 	w->st.spin_ns += took;
 	if (hit)
 		w->st.spin_hits++;
-	if (!w->adaptive)
+	if (!w->adaptive || (found && !hit))
 		return;
 	if (hit) {
 		ttc_sample(w, took);
