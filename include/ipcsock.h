@@ -74,7 +74,10 @@ enum ipcsock_backend {
  * @backend: see &enum ipcsock_backend; default %IPCSOCK_BACKEND_AUTO
  * @max_msg_size: largest payload, in bytes, a message may carry either way;
  *	default %IPCSOCK_DEFAULT_MAX_MSG_SIZE, at most
- *	%IPCSOCK_MAX_MSG_SIZE_LIMIT; both ends should agree
+ *	%IPCSOCK_MAX_MSG_SIZE_LIMIT. Both ends must use the same value:
+ *	records are sized from the sender's limit, so a receiver with a
+ *	smaller one fails the channel with -EMSGSIZE as soon as the sender
+ *	packs messages into a record
  * @send_queue_len: messages a socket may hold queued for sending, after
  *	which sending fails with -ENOBUFS; default %IPCSOCK_DEFAULT_SEND_QUEUE
  * @recv_buffers: received datagrams a socket holds before it stops
@@ -225,7 +228,10 @@ typedef void (*ipcsock_ready_read_fn)(struct ipcsock *sock, void *arg);
  *	effort: messages the peer's library had received but its application
  *	had not are reported by a notice that a full socket or send queue
  *	leaves out, and then only what was still in its socket counts, so 0
- *	can come instead. In %IPCSOCK_WIRE_LIBCAMERA mode never 0 or
+ *	can come instead. Only the peer's ipcsock_close() sends that notice:
+ *	a peer process that exits or crashes without it, with messages of
+ *	ours in its library's buffers, gives 0 unless the kernel itself
+ *	reports a reset. In %IPCSOCK_WIRE_LIBCAMERA mode never 0 or
  *	-ECONNRESET, but -ECONNREFUSED when a send found the peer's end
  *	closed
  * @arg: the argument given to ipcsock_set_hangup()
@@ -323,7 +329,8 @@ IPCSOCK_API int ipcsock_loop_fd(struct ipcsock_loop *loop);
  * Context: The loop's thread, not from a callback running on @loop. May
  * sleep up to @timeout_ms.
  * Return: The number of callbacks run (0 on a timeout or when a send queue
- * shrank), or a negative errno: -EINVAL, -EBUSY from a callback, -EINTR if
+ * shrank), or a negative errno: -EINVAL, -ECHILD (a loop inherited over
+ * fork()), -EBUSY from a callback, -EINTR if
  * a signal came before callbacks were due, or an error of
  * io_uring_enter(2) or epoll_wait(2).
  */
@@ -338,7 +345,8 @@ IPCSOCK_API int ipcsock_loop_dispatch(struct ipcsock_loop *loop,
  * returns, and a shared ring's owner submit without dispatching.
  *
  * Context: The loop's thread, also from callbacks. Does not wait.
- * Return: 0, or a negative errno (-EINVAL, an error of io_uring_enter(2)).
+ * Return: 0, or a negative errno (-EINVAL, -ECHILD for a loop inherited
+ * over fork(), an error of io_uring_enter(2)).
  */
 IPCSOCK_API int ipcsock_loop_flush(struct ipcsock_loop *loop);
 
@@ -538,7 +546,12 @@ IPCSOCK_API bool ipcsock_is_bound(const struct ipcsock *sock);
  *	descriptors as soon as the call returns
  *
  * Never blocks and never raises SIGPIPE. Success means queued, not
- * delivered: if the channel ends first, the hangup callback says so.
+ * delivered. Messages still in the library's send queue when the channel
+ * ends are dropped, also when the peer closed in order: the hangup
+ * callback then still gets 0. No counter tells how many were dropped:
+ * ipcsock_get_stats() has @tx_msgs (accepted) and @tx_datagrams (taken by
+ * the kernel, a record carrying several messages); only the peer can
+ * tell what arrived.
  * A peer's close the loop has not yet seen: a message the call hands to
  * the kernel itself (nothing queued before it) is refused, and the call
  * returns -EPIPE at once; one it queues (behind back-pressure, or always
@@ -548,7 +561,8 @@ IPCSOCK_API bool ipcsock_is_bound(const struct ipcsock *sock);
  *
  * Context: The loop's thread, also from callbacks.
  * Return: 0, or a negative errno; nothing is queued on failure: -EINVAL,
- * -ENOTCONN, -EMSGSIZE, -EPIPE once the channel has ended, -ETOOMANYREFS
+ * -ENOTCONN, -ECHILD (a loop inherited over fork()), -EMSGSIZE, -EPIPE
+ * once the channel has ended, -ETOOMANYREFS
  * (the channel stays usable), -ENOBUFS with the send queue full, -EBADF,
  * -EMFILE, -ENOMEM.
  */
