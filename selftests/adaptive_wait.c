@@ -18,6 +18,9 @@
 #undef ARRAY_SIZE
 #include "internal.h"
 
+/* Under valgrind the code runs many times slower than the peer. */
+#define VALGRIND_TIMING	"valgrind slows us, not the timings these need"
+
 FIXTURE(adaptive)
 {
 	struct ipcsock_loop *loop;
@@ -213,6 +216,8 @@ TEST_F(adaptive, fast_peer_polls_and_hits)
 
 	if (!two_cpus(&a, &b))
 		SKIP(return, "needs two CPUs");
+	if (under_valgrind())
+		SKIP(return, VALGRIND_TIMING);
 	ASSERT_EQ(0, pin_to(a));
 	for (try = 0; try < 5 && !ok; try++) {
 		pid = start_echo(_metadata, variant->backend, b, 0, &fd);
@@ -253,6 +258,8 @@ TEST_F(adaptive, slow_peer_costs_little_cpu)
 	int fd;
 	pid_t pid;
 
+	if (under_valgrind())
+		SKIP(return, VALGRIND_TIMING);
 	pid = start_echo(_metadata, variant->backend, -1, 2000, &fd);
 	self->loop = adaptive_loop(variant->backend, 1000);
 	ASSERT_NE(NULL, self->loop);
@@ -295,18 +302,24 @@ TEST_F(adaptive, idle_loop_costs_no_cpu)
 	sock = ipcsock_new(self->loop);
 	ASSERT_NE(NULL, sock);
 	ASSERT_EQ(0, ipcsock_bind(sock, sv[0]));
+	/*
+	 * Waits of 50 ms: the CPU a wait costs without polling (tens of
+	 * us on a loaded machine, far more under valgrind) stays well under
+	 * the bound, which a single poll to the cap per wait would not.
+	 */
 	cpu = thread_cpu_ns();
 	end = now_ms() + 1000;
 	while (now_ms() < end)
-		ASSERT_LE(0, ipcsock_loop_dispatch(self->loop, 20));
+		ASSERT_LE(0, ipcsock_loop_dispatch(self->loop, 50));
 	cpu = thread_cpu_ns() - cpu;
 	get_loop_stats(_metadata, self->loop, &st);
 	TH_LOG("cpu %llu us, waits %llu spins %llu spun %llu us",
 	       (unsigned long long)cpu / 1000, (unsigned long long)st.waits,
 	       (unsigned long long)st.spins,
 	       (unsigned long long)st.spin_ns / 1000);
-	EXPECT_LE(25, st.waits);
-	EXPECT_GT(10000000ull, cpu);
+	EXPECT_LE(15, st.waits);
+	if (!under_valgrind())
+		EXPECT_GT(10000000ull, cpu);
 	/* A few tries while the average learns, then none. */
 	EXPECT_GE(10, st.spins);
 	ipcsock_free(sock);
