@@ -84,6 +84,20 @@ static bool uring_tx_lc_pair(struct ipcsock_chan *ch, unsigned int datagrams)
 }
 
 /*
+ * Inside dispatch nothing submits and reaps chain after chain (see
+ * uring_tx_start()): what of the queue waits behind a chain of sends is
+ * for dispatch end to drive (uring_tx_drive()).
+ */
+static void uring_tx_note_behind(struct ipcsock_chan *ch)
+{
+	struct uring_chan *uc = to_uring_chan(ch);
+
+	if (ch->loop->dispatching && uc->tx_chain && !uc->tx_chain_poll &&
+	    chan_tx_datagrams(ch) > uc->tx_chain_sends)
+		to_uring_loop(ch->loop)->tx_behind = true;
+}
+
+/*
  * With IPCSOCK_LOOP_RING_SENDS, one IOSQE_IO_LINK chain of SENDMSGs at a
  * time, each MSG_DONTWAIT, behind a POLL_ADD(POLLOUT) head after -EAGAIN.
  */
@@ -149,6 +163,7 @@ static void uring_tx_issue(struct ipcsock_chan *ch)
 	uc->tx_chain = n + head;
 	uc->tx_chain_sends = n;
 	uring_op_start(ch, n + head);
+	uring_tx_note_behind(ch);
 }
 
 /*
@@ -237,6 +252,8 @@ void uring_tx_start(struct ipcsock_chan *ch)
 	if (uc->tx_chain)
 		uring_reap(loop);
 	uring_tx_issue(ch);
+	/* One queued behind a chain issued earlier in this dispatch. */
+	uring_tx_note_behind(ch);
 	/*
 	 * A queue longer than one chain goes out chain after chain while the
 	 * socket takes it; stop at the first chain that does not complete at
@@ -267,6 +284,30 @@ bool uring_tx_direct_ok(struct ipcsock_chan *ch, unsigned int count)
 	if (count == 1 && uring_tx_lc_pair(ch, 2))
 		return false;
 	return !uc->tx_chain && !chan_tx_queued(ch);
+}
+
+/*
+ * Dispatch ends, its SQEs submitted: the chains issued inside it with
+ * more of their queue behind them (a libcamera message sent as a ring
+ * pair and others sent after it in the same dispatch, a ring-sends queue
+ * longer than one chain) completed at submit, but only reaping their
+ * CQEs issues what follows, and nothing reaps before the next dispatch:
+ * the messages dispatch end promises to send would wait for it. Reap and
+ * submit until no chain leaves anything behind; a full socket ends it
+ * with a POLLOUT, which carries no sends. Our own ring only: a shared
+ * ring's CQEs are the application's.
+ */
+void uring_tx_drive(struct ipcsock_loop *loop)
+{
+	struct uring_loop *ul = to_uring_loop(loop);
+
+	while (ul->tx_behind && !ul->shared) {
+		ul->tx_behind = false;
+		uring_reap(loop);
+		if (uring_submit(loop) < 0)
+			break;
+	}
+	ul->tx_behind = false;
 }
 
 unsigned int uring_tx_inflight(struct ipcsock_chan *ch)

@@ -636,6 +636,7 @@ static void uring_dispatch_end(struct ipcsock_loop *loop)
 	struct uring_loop *ul = to_uring_loop(loop);
 	unsigned int round;
 
+	uring_tx_drive(loop);
 	if (ul->shared || !ul->defer_taskrun || loop->evfd < 0)
 		return;
 	for (round = 0; round < URING_DISPATCH_END_ROUNDS; round++) {

@@ -41,6 +41,11 @@ struct uring_loop {
 	bool reaping;		/* inside the CQE loop: do not recurse */
 	bool rx_rearmed;	/* a receive that ended on data re-armed */
 	unsigned int tx_nowait;	/* IPCSOCK_OP_SEND CQEs not yet reaped */
+	/*
+	 * Inside dispatch a chain was issued with more of its channel's
+	 * queue behind it: dispatch end drives it (uring_tx_drive()).
+	 */
+	bool tx_behind;
 
 	/*
 	 * Channels with work that found no SQE free (a full SQ, or an open
@@ -198,6 +203,7 @@ void uring_tx_start(struct ipcsock_chan *ch);
 bool uring_tx_direct_ok(struct ipcsock_chan *ch, unsigned int count);
 void uring_tx_close(struct ipcsock_chan *ch);
 void uring_tx_resume(struct ipcsock_chan *ch);
+void uring_tx_drive(struct ipcsock_loop *loop);
 void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res);
 unsigned int uring_tx_inflight(struct ipcsock_chan *ch);
 
