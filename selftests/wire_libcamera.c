@@ -646,6 +646,72 @@ TEST_F(lc, lone_message_out_before_send_returns)
 }
 
 /*
+ * A callback that answers every message with NR_REPLIES of its own, each
+ * carrying its number; the first and every third an fd.
+ */
+#define NR_REPLIES	40
+
+struct replier {
+	struct lc_test *l;
+	unsigned int calls, failed;
+};
+
+static void reply_ready_read(struct ipcsock *sock, void *arg)
+{
+	struct replier *r = arg;
+	struct ipcsock_payload in, m;
+	unsigned int i;
+
+	while (ipcsock_receive(sock, &in) == 0) {
+		r->calls++;
+		for (i = 0; i < NR_REPLIES; i++) {
+			m = msg_of(&i, sizeof(i), r->l->memfds, i % 3 == 0);
+			r->failed += ipcsock_send(sock, &m) != 0;
+		}
+	}
+}
+
+/*
+ * Replies sent from a callback are with the peer once that dispatch
+ * returns, however many: on our own ring the first goes as a ring pair
+ * and the rest queue behind that chain, which dispatch end must then
+ * drive, not leave for the next dispatch (that one may never come to a
+ * loop whose fd shows nothing due). More replies than one ring-sends
+ * chain takes.
+ */
+TEST_F(lc, callback_replies_out_at_dispatch_end)
+{
+	struct lc_test *l = &self->l;
+	struct replier r = { .l = l };
+	unsigned int nr, i, v;
+	struct lc_hdr hdr;
+	int fds[2], flags;
+	char buf[16];
+
+	lc_raw(_metadata, l);
+	ipcsock_set_ready_read(l->a, reply_ready_read, &r);
+	raw_message(_metadata, l->raw, "ping", 4, NULL, 0);
+	ASSERT_TRUE(turn_until(l, r.calls, WAIT_MS));
+	EXPECT_EQ(0, r.failed);
+	/* The loop does not turn again from here. */
+	for (i = 0; i < NR_REPLIES; i++) {
+		ASSERT_EQ(sizeof(hdr), raw_recv(l->raw, &hdr, sizeof(hdr), fds,
+						2, &nr, &flags))
+			TH_LOG("reply %u of %u not sent", i, NR_REPLIES);
+		EXPECT_EQ(sizeof(v), hdr.data);
+		EXPECT_EQ(i % 3 == 0, hdr.fds);
+		ASSERT_EQ(sizeof(v), raw_recv(l->raw, buf, sizeof(buf), fds, 2,
+					      &nr, &flags));
+		memcpy(&v, buf, sizeof(v));
+		EXPECT_EQ(i, v);
+		ASSERT_EQ(i % 3 == 0, nr);
+		close_fds_array(fds, nr);
+	}
+	EXPECT_EQ(-EAGAIN, raw_recv(l->raw, buf, sizeof(buf), fds, 2, &nr,
+				    &flags));
+}
+
+/*
  * Our sends under back-pressure, read datagram by datagram: always a
  * header, then exactly the payload it announced, never another message's
  * datagram between the two, in order.
