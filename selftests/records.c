@@ -245,6 +245,14 @@ TEST_F(records, back_pressure_drains_as_records)
 	ssize_t n;
 	int raw;
 
+	/*
+	 * Packing behind back-pressure depends on how far the ring's sends
+	 * got when the next message is queued. Under valgrind, which runs
+	 * us many times slower, the ring's sends keep up and none is left
+	 * to join (measured: 0 records); natively they always were.
+	 */
+	if (variant->backend == BACKEND_URING_RING_SENDS && under_valgrind())
+		SKIP(return, "valgrind: the ring's sends keep up, none joins");
 	raw = ctx_raw_pair(_metadata, &self->t, self->t.loop, &a);
 	for (;;) {
 		memset(buf, 0, 64);
