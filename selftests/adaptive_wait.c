@@ -155,9 +155,7 @@ static pid_t start_echo(struct __test_metadata *_metadata,
 	pid = fork_with_pair(_metadata, sv);
 	if (!pid) {
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (sv[1] > 3)
-			syscall(SYS_close_range, 3, sv[1] - 1, 0);
-		syscall(SYS_close_range, sv[1] + 1, ~0u, 0);
+		child_close_other_fds(sv[1]);
 		_exit(echo_child(backend, sv[1], cpu, delay_us));
 	}
 	close(sv[1]);

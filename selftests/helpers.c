@@ -741,3 +741,11 @@ void rec_attach(struct rec *r, struct ipcsock *sock)
 	ipcsock_set_ready_read(sock, rec_ready_read, r);
 	ipcsock_set_hangup(sock, rec_hangup, r);
 }
+
+/* In a forked child: only stdio and @keep; the parent's fds must not linger. */
+void child_close_other_fds(int keep)
+{
+	if (keep > 3)
+		syscall(SYS_close_range, 3, keep - 1, 0);
+	syscall(SYS_close_range, keep + 1, ~0u, 0);
+}

@@ -30,6 +30,7 @@
 uint64_t now_ms(void);
 bool nofile_at_least(rlim_t need);
 bool under_valgrind(void);
+void child_close_other_fds(int keep);
 bool pidfd_usable(void);
 
 /* Descriptors of this process. */

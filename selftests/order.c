@@ -45,14 +45,6 @@ enum {
 	CHILD_LEAK,
 };
 
-static void child_close_other_fds(int keep)
-{
-	/* Only stdio and the channel: the parent's ends must not linger. */
-	if (keep > 3)
-		syscall(SYS_close_range, 3, keep - 1, 0);
-	syscall(SYS_close_range, keep + 1, ~0u, 0);
-}
-
 /*
  * The sending process: floods FLOOD_N messages (batches of @batch when
  * @batch > 1) as fast as the library accepts them, retrying on -ENOBUFS
