@@ -342,9 +342,24 @@ static int slot_fill(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
 	size_t esz = IPCSOCK_WIRE_ENTRY_SIZE(p->len);
 	unsigned int i, want, ctrl_cap = slot->ctrl_cap;
 	struct ipcsock_wire_entry *e;
-	int *fds;
+	int fds[IPCSOCK_MAX_FDS];
 	int err;
 
+	/*
+	 * Dup before making room: a failure must leave @slot as it was.
+	 * Messages queued in it before this one still go out, and making
+	 * room moves them and their header, which only slot_finish() at
+	 * the end points the msghdr at again.
+	 */
+	for (i = 0; i < p->nr_fds; i++) {
+		fds[i] = fcntl(p->fds[i], F_DUPFD_CLOEXEC, 0);
+		if (fds[i] < 0 || dup_took_later_fd(p, i, fds[i])) {
+			err = fds[i] < 0 ? -errno : -EBADF;
+
+			close_fds(fds, fds[i] < 0 ? i : i + 1);
+			return err;
+		}
+	}
 	if (!slot->nr_msgs)
 		ctrl_cap = 0;
 	want = slot->nr_fds + p->nr_fds;
@@ -359,18 +374,11 @@ static int slot_fill(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
 		ctrl_cap = CMSG_SPACE(want * sizeof(int));
 	}
 	err = slot_room(ch, slot, ctrl_cap, slot->len + esz);
-	if (err)
+	if (err) {
+		close_fds(fds, p->nr_fds);
 		return err;
-	fds = slot_fds(slot) + slot->nr_fds;
-	for (i = 0; i < p->nr_fds; i++) {
-		fds[i] = fcntl(p->fds[i], F_DUPFD_CLOEXEC, 0);
-		if (fds[i] < 0 || dup_took_later_fd(p, i, fds[i])) {
-			err = fds[i] < 0 ? -errno : -EBADF;
-
-			close_fds(fds, fds[i] < 0 ? i : i + 1);
-			return err;
-		}
 	}
+	memcpy(slot_fds(slot) + slot->nr_fds, fds, p->nr_fds * sizeof(int));
 	e = (void *)(slot_entries(slot) + slot->len);
 	e->len = p->len;
 	e->nr_fds = p->nr_fds;

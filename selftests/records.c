@@ -8,7 +8,8 @@
  * closed after part of it was received, its other fds closed; and a
  * hostile raw peer whose records do not add up, which must fail the
  * channel with every fd closed and nothing of the record delivered,
- * while version 1 datagrams are still accepted.
+ * while version 1 datagrams are still accepted; a send that fails while
+ * joining a queued message leaves that message whole.
  */
 #include "selftest.h"
 
@@ -280,6 +281,74 @@ TEST_F(records, back_pressure_drains_as_records)
 	dgrams = st.tx_datagrams;
 	EXPECT_LE(1, st.tx_records);
 	EXPECT_GT(sent, dgrams);
+}
+
+/*
+ * A send that fails after dup'ing some of its fds (one bad fd after a good
+ * one), while the newest queued message could take it into its record:
+ * that message goes out as it was, header and bytes, and the failed one
+ * not at all. (The library once made room in the slot, then wrote the
+ * dups over the queued message's header and failed.)
+ */
+TEST_F(records, failed_join_leaves_the_queued_message_whole)
+{
+	struct ipcsock_payload p;
+	struct test_wire_hdr hdr;
+	unsigned int sent = 0, got = 0, seq;
+	int fds[2], raw, i;
+	struct ipcsock *a;
+	char buf[256];
+	uint64_t deadline;
+	ssize_t n;
+
+	raw = ctx_raw_pair(_metadata, &self->t, self->t.loop, &a);
+	fds[0] = memfd_with("joinfail", "x");
+	ASSERT_LE(0, fds[0]);
+	fds[1] = -1;
+	/*
+	 * Until one stays queued behind a full socket (with ring sends all
+	 * queue first: reaping what the ring did at once tells them apart),
+	 * then one more.
+	 */
+	do {
+		memset(buf, 0, 64);
+		memcpy(buf, &sent, sizeof(sent));
+		p = msg_of(buf, 64, NULL, 0);
+		ASSERT_EQ(0, ipcsock_send(a, &p));
+		sent++;
+		ASSERT_GT(1000000, sent);
+		for (i = 0; i < 2; i++)
+			ipcsock_loop_dispatch(self->t.loop, 0);
+	} while (stats_of(a).tx_datagrams == sent);
+	memset(buf, 0, 64);
+	memcpy(buf, &sent, sizeof(sent));
+	p = msg_of(buf, 64, NULL, 0);
+	ASSERT_EQ(0, ipcsock_send(a, &p));
+	sent++;
+	p = msg_of(buf, 16, fds, 2);
+	EXPECT_EQ(-EBADF, ipcsock_send(a, &p));
+
+	deadline = now_ms() + WAIT_MS;
+	while (got < sent && now_ms() < deadline) {
+		n = raw_recv_msg(raw, buf, sizeof(buf), NULL, 0, NULL, NULL);
+		if (n == -EAGAIN) {
+			ipcsock_loop_dispatch(self->t.loop, 2);
+			continue;
+		}
+		ASSERT_EQ(TEST_WIRE_HDR_LEN + 64, n) TH_LOG("message %u", got);
+		memcpy(&hdr, buf, sizeof(hdr));
+		EXPECT_EQ(64, hdr.len);
+		EXPECT_EQ(0, hdr.nr_fds);
+		EXPECT_EQ(TEST_WIRE_VERSION, hdr.version);
+		EXPECT_EQ(0, hdr.flags);
+		memcpy(&seq, buf + TEST_WIRE_HDR_LEN, sizeof(seq));
+		ASSERT_EQ(got, seq);
+		got++;
+	}
+	EXPECT_EQ(sent, got);
+	EXPECT_EQ(-EAGAIN, raw_recv_msg(raw, buf, sizeof(buf), NULL, 0, NULL,
+					NULL));
+	close(fds[0]);
 }
 
 /* Other open fds of @fd's file: copies in flight, queued or received. */
