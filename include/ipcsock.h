@@ -548,10 +548,9 @@ IPCSOCK_API bool ipcsock_is_bound(const struct ipcsock *sock);
  * Never blocks and never raises SIGPIPE. Success means queued, not
  * delivered. Messages still in the library's send queue when the channel
  * ends are dropped, also when the peer closed in order: the hangup
- * callback then still gets 0. No counter tells how many were dropped:
- * ipcsock_get_stats() has @tx_msgs (accepted) and @tx_datagrams (taken by
- * the kernel, a record carrying several messages); only the peer can
- * tell what arrived.
+ * callback then still gets 0; ipcsock_get_stats()'s @tx_dropped counts
+ * them. What went out was taken by the kernel, not necessarily read: only
+ * the peer can tell what arrived.
  * A peer's close the loop has not yet seen: a message the call hands to
  * the kernel itself (nothing queued before it) is refused, and the call
  * returns -EPIPE at once; one it queues (behind back-pressure, or always
@@ -692,6 +691,10 @@ IPCSOCK_API int ipcsock_watch_pidfd(struct ipcsock *sock, int pidfd);
  *	send in one dispatch) go out packed into records, as many as one
  *	datagram takes; @tx_msgs / @tx_datagrams is the packing
  * @rx_records: of @rx_datagrams, the records
+ * @tx_dropped: of @tx_msgs, those given up on while still queued: the
+ *	peer went away or sending failed before they could go
+ *	(ipcsock_send(3), hangup); @tx_msgs - @tx_dropped - what is still
+ *	queued is what went out
  *
  * The counters are those of the socket's current binding: ipcsock_bind()
  * and ipcsock_create() start them at zero, and ipcsock_close() ends them.
@@ -718,6 +721,7 @@ struct ipcsock_stats {
 	int32_t hangup_err;
 	uint64_t tx_records;
 	uint64_t rx_records;
+	uint64_t tx_dropped;
 };
 
 /**

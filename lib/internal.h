@@ -488,6 +488,15 @@ static inline void chan_tx_sent(struct ipcsock_chan *ch, unsigned int n)
 		chan_tx_release(ch, n);
 }
 
+/* The kernel refused the next @n datagrams: count their messages lost. */
+static inline void chan_tx_given_up(struct ipcsock_chan *ch, unsigned int n)
+{
+	unsigned int before = ch->tx_msgs;
+
+	chan_tx_sent(ch, n);
+	ch->st.tx_dropped += before - ch->tx_msgs;
+}
+
 /* rx.c */
 int chan_rx_alloc(struct ipcsock_chan *ch);
 void chan_rx_free(struct ipcsock_chan *ch);

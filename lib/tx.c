@@ -186,13 +186,26 @@ void chan_tx_release(struct ipcsock_chan *ch, unsigned int n)
 		ch->tx_head = ch->tx_tail = 0;
 }
 
-/* Drop queued messages from the newest back, keeping the oldest @keep. */
-void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep)
+/* Unqueue slots from the newest back, keeping the oldest @keep. */
+static void tx_unqueue(struct ipcsock_chan *ch, unsigned int keep)
 {
 	while (chan_tx_queued(ch) > keep)
 		slot_clear(ch, chan_tx_slot(ch, --ch->tx_tail));
 	if (ch->lc)
 		wire_lc_tx_dropped(ch);
+}
+
+/*
+ * Give up on queued messages that send accepted, from the newest back,
+ * keeping the oldest @keep slots: counted, since the application was
+ * told they would go.
+ */
+void chan_tx_drop(struct ipcsock_chan *ch, unsigned int keep)
+{
+	unsigned int before = ch->tx_msgs;
+
+	tx_unqueue(ch, keep);
+	ch->st.tx_dropped += before - ch->tx_msgs;
 }
 
 /*
@@ -951,7 +964,7 @@ static int tx_send_batch(struct ipcsock *sock,
 		err = tx_queue_one(ch, &payloads[i]);
 		if (err) {
 			/* All or nothing: unqueue what this call queued. */
-			chan_tx_drop(ch, queued);
+			tx_unqueue(ch, queued);
 			slot_unfill(ch, &mark);
 			/*
 			 * Out of memory or fds halfway through a batch whose

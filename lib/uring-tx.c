@@ -215,13 +215,15 @@ void uring_tx_cqe(struct ipcsock_chan *ch, int op, int res)
 			chan_tx_count_sent(ch, 1);
 			ch->st.tx_ring++;
 		}
-		if (res >= 0 || ch->tx_err) {
+		if (res >= 0) {
 			chan_tx_sent(ch, 1);
+		} else if (ch->tx_err) {
+			chan_tx_given_up(ch, 1);
 		} else if (res == -EAGAIN) {
 			uc->tx_need_pollout = true;
 		} else if (res != -ECANCELED) {
 			/* Includes this message: it cannot be sent. */
-			chan_tx_sent(ch, 1);
+			chan_tx_given_up(ch, 1);
 			chan_end_send(ch, res);
 		}
 	}

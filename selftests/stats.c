@@ -4,8 +4,9 @@
  * on each backend and on a shared ring: messages, bytes and fds both ways,
  * datagrams that are no messages (the reset notice, a protocol error),
  * the send paths (direct, queued, on the ring) under back-pressure from a
- * peer that does not read, -ENOBUFS refusals, the receive buffers a slow
- * reader keeps busy, the end of the channel, and the size versioning.
+ * peer that does not read, -ENOBUFS refusals, the queued messages lost
+ * when that peer goes away, the receive buffers a slow reader keeps busy,
+ * the end of the channel, and the size versioning.
  */
 #include "selftest.h"
 
@@ -275,6 +276,37 @@ TEST_F(stats, back_pressure_queues_then_refuses)
 	EXPECT_EQ(2, st.tx_nobufs);
 	EXPECT_EQ(QUEUE_LEN, st.tx_queue_max);
 	expect_zero_rx(_metadata, &st);
+}
+
+/*
+ * A full send queue, then the peer closes without reading: the queued
+ * messages can never go, and tx_dropped says how many were lost; what
+ * went out before is not in it.
+ */
+TEST_F(stats, peer_gone_counts_the_queued_as_dropped)
+{
+	static char buf[BIG];
+	struct ipcsock_payload p;
+	struct ipcsock_stats st;
+	unsigned int sent = 0;
+	struct ipcsock *a;
+	int raw, ret;
+
+	raw = ctx_raw_pair(_metadata, &self->t, self->loop, &a);
+	p = msg_of(buf, BIG, NULL, 0);
+	while ((ret = ipcsock_send(a, &p)) == 0 && sent < 100000)
+		sent++;
+	ASSERT_EQ(-ENOBUFS, ret);
+	st = get(_metadata, a);
+	EXPECT_EQ(0, st.tx_dropped);
+	ASSERT_EQ(sent - QUEUE_LEN, st.tx_datagrams);
+
+	ctx_close_fd(&self->t, raw);
+	ASSERT_TRUE(pump_until(self, ended(a)));
+	st = get(_metadata, a);
+	EXPECT_EQ(sent, st.tx_msgs);
+	EXPECT_EQ(sent - QUEUE_LEN, st.tx_datagrams);
+	EXPECT_EQ(QUEUE_LEN, st.tx_dropped);
 }
 
 /*
