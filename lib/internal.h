@@ -290,8 +290,15 @@ struct ipcsock_chan {
 	 */
 	struct ipcsock_tx_slot **tx;
 	unsigned int tx_chunk_shift;
-	unsigned char *tx_arena;	/* the slots' first buffers */
+	/*
+	 * Buffers belong to the queue, not to a slot: a slot takes one when
+	 * a message comes to it and gives it back when sent (tx.c).
+	 */
+	unsigned char *tx_arena;	/* TX_SLOT_INLINE bytes per slot */
 	size_t tx_arena_len;
+	size_t tx_arena_next;		/* bytes of it ever handed out */
+	void *tx_inline_free;		/* arena pieces given back, LIFO */
+	void *tx_heap_free;		/* larger buffers kept, LIFO */
 	unsigned int tx_head;
 	unsigned int tx_tail;
 	int tx_err;			/* sticky send error, e.g. -EPIPE */

@@ -20,12 +20,23 @@
 #include "trace.h"
 
 /*
- * Each slot starts with TX_SLOT_INLINE bytes of one lazily mapped arena:
- * enough for a message of a few hundred bytes with a few fds, with no
- * malloc ever, and only the slots the queue actually reached cost
- * resident memory. A larger message gets a heap buffer, kept for reuse.
+ * A queued slot holds a buffer: TX_SLOT_INLINE bytes of one lazily mapped
+ * arena, enough for a message of a few hundred bytes with a few fds, or a
+ * heap buffer for a larger message or a record. Buffers are not tied to
+ * slots: under back-pressure the queue never empties and its head runs
+ * round every slot in turn, so buffers a slot kept would make all of them
+ * resident, each as large as a record (send_queue_len x 16 KiB). A sent
+ * slot gives its buffer back to one of two stacks, and a slot takes the
+ * one given back last: only as many buffers as slots were queued at once
+ * ever exist, their pages warm, with no allocation in steady state.
  */
 #define TX_SLOT_INLINE	2048u
+
+/* A heap buffer on ch->tx_heap_free, its first bytes reused for this. */
+struct tx_spare {
+	struct tx_spare *next;
+	size_t cap;
+};
 
 /*
  * The slots themselves come in chunks allocated the first time the queue
@@ -94,37 +105,94 @@ int chan_tx_alloc(struct ipcsock_chan *ch, int sndbuf)
 	if (mem == MAP_FAILED)
 		return -errno;
 	ch->tx_arena = mem;
+	ch->tx_arena_next = 0;
+	ch->tx_inline_free = NULL;
+	ch->tx_heap_free = NULL;
 	return 0;
+}
+
+/*
+ * An arena piece for a slot that holds none: the one given back last, or
+ * one never used. There are as many as slots, and a slot holds one piece
+ * or one heap buffer, so they never run out.
+ */
+static void slot_take_inline(struct ipcsock_chan *ch,
+			     struct ipcsock_tx_slot *slot)
+{
+	void **top = ch->tx_inline_free;
+
+	if (top) {
+		ch->tx_inline_free = *top;
+		slot->buf = (unsigned char *)top;
+	} else {
+		slot->buf = ch->tx_arena + ch->tx_arena_next;
+		ch->tx_arena_next += TX_SLOT_INLINE;
+	}
+	slot->cap = TX_SLOT_INLINE;
 }
 
 /* The slot for the message at @seq, its chunk allocated on first use. */
 static struct ipcsock_tx_slot *chan_tx_slot_get(struct ipcsock_chan *ch,
 						unsigned int seq)
 {
-	unsigned int i, len = tx_chunk_len(ch);
+	unsigned int len = tx_chunk_len(ch);
 	unsigned int idx = seq & (ch->loop->tx_slots - 1);
 	struct ipcsock_tx_slot **chunk = &ch->tx[idx >> ch->tx_chunk_shift];
-	size_t first;
+	struct ipcsock_tx_slot *slot;
 
 	if (!*chunk) {
 		*chunk = calloc(len, sizeof(**chunk));
 		if (!*chunk)
 			return NULL;
-		first = idx & ~(len - 1);
-		for (i = 0; i < len; i++) {
-			(*chunk)[i].buf = ch->tx_arena +
-					  (first + i) * TX_SLOT_INLINE;
-			(*chunk)[i].cap = TX_SLOT_INLINE;
-		}
 	}
-	return chan_tx_slot(ch, seq);
+	slot = chan_tx_slot(ch, seq);
+	/* A slot whose fill failed still holds its buffer. */
+	if (!slot->buf)
+		slot_take_inline(ch, slot);
+	return slot;
 }
 
 static bool slot_on_heap(const struct ipcsock_chan *ch,
 			 const struct ipcsock_tx_slot *slot)
 {
-	return slot->buf < ch->tx_arena ||
-	       slot->buf >= ch->tx_arena + ch->tx_arena_len;
+	return slot->buf && (slot->buf < ch->tx_arena ||
+			     slot->buf >= ch->tx_arena + ch->tx_arena_len);
+}
+
+/* Give @buf, of @cap bytes, back to its stack. */
+static void tx_buf_put(struct ipcsock_chan *ch, unsigned char *buf,
+		       size_t cap)
+{
+	struct tx_spare *spare = (void *)buf;
+
+	if (buf >= ch->tx_arena && buf < ch->tx_arena + ch->tx_arena_len) {
+		*(void **)buf = ch->tx_inline_free;
+		ch->tx_inline_free = buf;
+		return;
+	}
+	spare->next = ch->tx_heap_free;
+	spare->cap = cap;
+	ch->tx_heap_free = spare;
+}
+
+/*
+ * A heap buffer of at least @need bytes: the one given back last, grown
+ * if it is too small (buffers then converge to the largest size asked
+ * for, and allocating stops).
+ */
+static unsigned char *tx_buf_get(struct ipcsock_chan *ch, size_t *need)
+{
+	struct tx_spare *spare = ch->tx_heap_free;
+
+	if (spare) {
+		ch->tx_heap_free = spare->next;
+		if (spare->cap >= *need) {
+			*need = spare->cap;
+			return (unsigned char *)spare;
+		}
+		free(spare);
+	}
+	return malloc(*need);
 }
 
 static int *slot_fds(struct ipcsock_tx_slot *slot)
@@ -145,12 +213,16 @@ static void slot_clear(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot)
 	slot->nr_fds = 0;
 	slot->nr_msgs = 0;
 	slot->len = 0;
+	tx_buf_put(ch, slot->buf, slot->cap);
+	slot->buf = NULL;
+	slot->cap = 0;
 }
 
 void chan_tx_free(struct ipcsock_chan *ch)
 {
 	unsigned int i, j, len = tx_chunk_len(ch);
 	struct ipcsock_tx_slot *chunk;
+	struct tx_spare *spare;
 
 	if (!ch->tx)
 		return;
@@ -163,6 +235,10 @@ void chan_tx_free(struct ipcsock_chan *ch)
 			if (slot_on_heap(ch, &chunk[j]))
 				free(chunk[j].buf);
 		free(chunk);
+	}
+	while ((spare = ch->tx_heap_free)) {
+		ch->tx_heap_free = spare->next;
+		free(spare);
 	}
 	if (ch->tx_arena)
 		munmap(ch->tx_arena, ch->tx_arena_len);
@@ -179,8 +255,8 @@ void chan_tx_release(struct ipcsock_chan *ch, unsigned int n)
 	while (n--)
 		slot_clear(ch, chan_tx_slot(ch, ch->tx_head++));
 	/*
-	 * Empty: start again at slot 0, so that only as many slots as the
-	 * queue ever got deep hold buffers, not all of them in turn.
+	 * Empty: start again at slot 0, so that only the chunks of as many
+	 * slots as the queue ever got deep are allocated.
 	 */
 	if (ch->tx_head == ch->tx_tail)
 		ch->tx_head = ch->tx_tail = 0;
@@ -287,13 +363,12 @@ static int slot_room(struct ipcsock_chan *ch, struct ipcsock_tx_slot *slot,
 		return 0;
 	if (need > slot->cap) {
 		need = (need + 4095) & ~(size_t)4095;
-		buf = malloc(need);
+		buf = tx_buf_get(ch, &need);
 		if (!buf)
 			return -ENOMEM;
 		memcpy(buf, slot->buf, ctrl);
 		memcpy(buf + ctrl_cap, slot->buf + slot->ctrl_cap, used);
-		if (slot_on_heap(ch, slot))
-			free(slot->buf);
+		tx_buf_put(ch, slot->buf, slot->cap);
 		slot->buf = buf;
 		slot->cap = need;
 	} else {
