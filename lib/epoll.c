@@ -56,7 +56,7 @@ static void epoll_update(struct ipcsock_chan *ch)
 	struct epoll_chan *ec = to_epoll_chan(ch);
 	int op;
 
-	if (ch->sock && !ch->rx_done && chan_rx_busy(ch) < ch->nr_rx)
+	if (ch->sock && !ch->rx_done && chan_rx_busy(ch) < chan_rx_limit(ch))
 		ev.events |= EPOLLIN;
 	if (ch->sock && ec->tx_need_pollout && !ch->tx_err)
 		ev.events |= EPOLLOUT;
@@ -168,10 +168,10 @@ static void epoll_rx(struct ipcsock_chan *ch)
 		 */
 		if (!chan_rx_busy(ch))
 			ec->rx_next = 0;
-		k = ch->nr_rx - chan_rx_busy(ch);
-		if (!k)
+		k = chan_rx_limit(ch);
+		if (k <= chan_rx_busy(ch))
 			break;
-		k = epoll_rx_layout(ch, k);
+		k = epoll_rx_layout(ch, k - chan_rx_busy(ch));
 		n = recvmmsg(ch->fd, ec->rx_mmsg, k,
 			     MSG_DONTWAIT | MSG_CMSG_CLOEXEC | MSG_TRUNC, NULL);
 		if (n < 0) {

@@ -317,6 +317,11 @@ struct ipcsock_chan {
 	size_t rx_mem_len;
 	size_t rx_stride;
 	unsigned int nr_rx;
+	/*
+	 * What a datagram recently cost, in 1/16 units (chan_rx_limit()):
+	 * 16 for a message alone, more for a record.
+	 */
+	unsigned int rx_cost16;
 	struct ipcsock_rx_msg *rxq;	/* pending: [rx_head, rx_tail) */
 	unsigned int rx_head;
 	unsigned int rx_tail;
@@ -526,6 +531,17 @@ void chan_rx_queue(struct ipcsock_chan *ch, unsigned int slot, void *data,
 static inline bool chan_rx_pending(const struct ipcsock_chan *ch)
 {
 	return ch->rx_tail != ch->rx_head;
+}
+
+/*
+ * How many receive slots may hold or wait for a datagram: recv_buffers
+ * when messages come alone, fewer when they come in records (rx.c).
+ */
+static inline unsigned int chan_rx_limit(const struct ipcsock_chan *ch)
+{
+	unsigned int n = ch->nr_rx * 16 / ch->rx_cost16;
+
+	return n ? n : 1;
 }
 
 #endif /* IPCSOCK_INTERNAL_H */

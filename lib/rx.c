@@ -36,6 +36,7 @@ int chan_rx_alloc(struct ipcsock_chan *ch)
 	void *mem;
 
 	ch->nr_rx = loop->recv_buffers;
+	ch->rx_cost16 = 16;
 	/*
 	 * Slots start on a page: the headers and a small message then
 	 * touch one page a slot, never two.
@@ -279,6 +280,44 @@ static int check_record(struct ipcsock_chan *ch,
 }
 
 /*
+ * What a record costs: receive buffers count messages, and a record fills
+ * one buffer as far as its messages would have filled buffers of their
+ * own, but it may hold many more of them. Each message alone would have
+ * kept at least a page of its buffer resident; a record keeps the pages
+ * it fills. So a record of @len bytes and @nr_msgs messages costs one
+ * buffer per page, or per message when it has fewer, and a message alone
+ * costs one, whatever its size: recv_buffers small messages, or records
+ * of as many pages, keep at most recv_buffers pages resident, as before
+ * records, while large messages keep their recv_buffers buffers.
+ */
+#define RX_COST_PAGE	4096u
+
+static void rx_cost_seen(struct ipcsock_chan *ch, size_t len,
+			 unsigned int nr_msgs)
+{
+	unsigned int cost = 1, c16;
+
+	if (nr_msgs) {
+		cost = (IPCSOCK_RX_HDR_OFF + len + RX_COST_PAGE - 1) /
+		       RX_COST_PAGE;
+		if (cost > nr_msgs)
+			cost = nr_msgs;
+	}
+	/*
+	 * Buffers the kernel fills are taken before their datagrams are
+	 * seen: the limit follows what came lately. Up at once, so that a
+	 * burst of records cannot fill every buffer; down slowly, by an
+	 * eighth of the way a datagram, so that one message alone among
+	 * records does not open every buffer to them again.
+	 */
+	c16 = cost * 16;
+	if (c16 >= ch->rx_cost16)
+		ch->rx_cost16 = c16;
+	else
+		ch->rx_cost16 -= (ch->rx_cost16 - c16 + 63) / 64;
+}
+
+/*
  * 0: a message, or a record of *@nr_msgs (else 0); 1: the reset notice;
  * else why the datagram is no message.
  */
@@ -416,6 +455,7 @@ void chan_rx_datagram(struct ipcsock_chan *ch, unsigned int slot, size_t len,
 		chan_rx_reject(ch, slot, fds, nr_fds, err);
 		return;
 	}
+	rx_cost_seen(ch, len, nr_msgs);
 	if (nr_msgs)
 		chan_rx_queue(ch, slot, rx_slot_buf(ch, slot) +
 			      IPCSOCK_RX_HDR_OFF + IPCSOCK_WIRE_REC_HDR,

@@ -56,8 +56,11 @@ static void uring_rx_refill(struct ipcsock_chan *ch)
 {
 	struct uring_chan *uc = to_uring_chan(ch);
 
-	while (uc->rx_provided + chan_rx_busy(ch) < uc->rx_credit &&
-	       uc->rx_nr_free)
+	unsigned int limit = chan_rx_limit(ch);
+
+	if (limit > uc->rx_credit)
+		limit = uc->rx_credit;
+	while (uc->rx_provided + chan_rx_busy(ch) < limit && uc->rx_nr_free)
 		uring_rx_provide(ch, uc->rx_free[--uc->rx_nr_free]);
 }
 
@@ -134,8 +137,12 @@ void uring_rx_arm(struct ipcsock_chan *ch)
 	struct uring_chan *uc = to_uring_chan(ch);
 	struct io_uring_sqe *sqe;
 
+	/*
+	 * With no buffer in the ring, a receive would only run dry: unless
+	 * that is to raise the credit, the next recycle arms it.
+	 */
 	if (uc->rx_armed || ch->rx_done || !ch->sock ||
-	    chan_rx_busy(ch) >= ch->nr_rx)
+	    (!uc->rx_provided && chan_rx_busy(ch) >= chan_rx_limit(ch)))
 		return;
 	/* The peer exited: only to take what the socket still holds. */
 	if (ch->peer_exited && !chan_sock_queued(ch))

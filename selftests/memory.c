@@ -3,7 +3,9 @@
  * Resident memory under back-pressure, on every backend: a send queue that
  * never empties, its head running round every slot, costs memory for the
  * slots queued at once, not for every slot it ever went through (a slot
- * that kept its record buffer made send_queue_len x 16 KiB resident).
+ * that kept its record buffer made send_queue_len x 16 KiB resident); and
+ * records nobody receives fill a receive buffer a page of theirs, not
+ * every buffer with four.
  */
 #include <stdio.h>
 
@@ -12,6 +14,8 @@
 /* Messages of 1000 bytes: about 16 to a record. */
 #define MSG_LEN		1000
 #define BATCH		16
+/* A full record: 15 x (1000 + 16) + 16 bytes fill its 16th KiB. */
+#define REC_MSGS	15
 /* How many times the queue's head goes round its 256 slots. */
 #define LAPS		3
 
@@ -95,6 +99,60 @@ TEST_F(memory, send_queue_running_round_keeps_few_buffers)
 	 * kept by each slot made it 4 MiB.
 	 */
 	EXPECT_GT(1024, after - before);
+}
+
+/*
+ * Records of 15 messages, four pages each, that the application does not
+ * receive: the channel stops taking them in at about recv_buffers pages
+ * (8 buffers; up to 12 while the first ones were on their way), where it
+ * took recv_buffers of them (32: 512 KiB, where 32 messages alone would
+ * have kept 128 KiB). They all arrive, in order, once received.
+ */
+TEST_F(memory, records_not_received_fill_few_buffers)
+{
+	static char buf[MSG_LEN];
+	struct ipcsock_payload p[REC_MSGS], got;
+	struct ipcsock_stats st = { 0 };
+	unsigned int i, sent = 0, recvd = 0, seq;
+	struct ipcsock_loop *la;
+	struct ipcsock *a, *b;
+	uint64_t end;
+	int ret;
+
+	la = ctx_loop(_metadata, &self->t, 0, 0, 0);
+	ctx_pair(_metadata, &self->t, la, &a, self->t.loop, &b);
+	end = now_ms() + 300;
+	while (now_ms() < end) {
+		for (i = 0; i < REC_MSGS; i++)
+			p[i] = msg_of(buf, MSG_LEN, NULL, 0);
+		memcpy(buf, &sent, sizeof(sent));
+		ret = ipcsock_send_batch(a, p, REC_MSGS);
+		if (ret == REC_MSGS)
+			sent += REC_MSGS;
+		else
+			ASSERT_EQ(-ENOBUFS, ret);
+		ipcsock_loop_dispatch(la, 0);
+		ipcsock_loop_dispatch(self->t.loop, 0);
+	}
+	ASSERT_LE(0, ipcsock_get_stats(b, &st, sizeof(st)));
+	TH_LOG("%s: %u sent, %llu received in %llu records, %llu buffers busy",
+	       backend_name(self->t.backend), sent,
+	       (unsigned long long)st.rx_msgs,
+	       (unsigned long long)st.rx_records,
+	       (unsigned long long)st.rx_bufs);
+	EXPECT_LT(0, st.rx_records);
+	EXPECT_GE(12, st.rx_bufs_max);
+	/* Stalled, not lost: every batch's first message, in order. */
+	while (recvd < sent) {
+		ASSERT_EQ(0, receive_wait(self->t.loop, b, &got, WAIT_MS))
+			TH_LOG("message %u of %u", recvd, sent);
+		if (recvd % REC_MSGS == 0) {
+			memcpy(&seq, got.data, sizeof(seq));
+			ASSERT_EQ(recvd, seq);
+		}
+		recvd++;
+		ipcsock_loop_dispatch(la, 0);
+	}
 }
 
 TEST_HARNESS_MAIN
