@@ -83,7 +83,10 @@ enum ipcsock_backend {
  * @recv_buffers: received datagrams a socket holds before it stops
  *	reading, which throttles the peer; a datagram is one message or a
  *	record of several, and its buffer is free again once its last
- *	message was received; default %IPCSOCK_DEFAULT_RECV_BUFFERS. Their
+ *	message was received; default %IPCSOCK_DEFAULT_RECV_BUFFERS. A
+ *	record counts as many buffers as it fills pages, or it has messages
+ *	when fewer, so that records keep no more pages resident than their
+ *	messages alone would (8 records of 16 KiB at the default). Their
  *	descriptors are the process's from the read on, before
  *	ipcsock_receive(): up to this many datagrams' count against
  *	RLIMIT_NOFILE at once, and one that does not fit fails the channel
@@ -680,7 +683,8 @@ IPCSOCK_API int ipcsock_watch_pidfd(struct ipcsock *sock, int pidfd);
  * @rx_bufs: receive buffers holding a message now: those waiting for
  *	ipcsock_receive() and the one it handed out last
  * @rx_bufs_max: the most receive buffers that ever held a message at once;
- *	when it reaches the loop's recv_buffers, the peer was throttled
+ *	when it reaches the loop's recv_buffers (fewer for records, see
+ *	&struct ipcsock_loop_opts), the peer was throttled
  * @ended: 1 once the channel has ended (its hangup is due or was
  *	reported), else 0
  * @hangup_err: when @ended, the error the hangup callback gets (0, or a
