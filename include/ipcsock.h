@@ -153,6 +153,22 @@ struct ipcsock_loop_opts {
 #define IPCSOCK_LOOP_ADAPTIVE_WAIT	(1u << 1)
 
 /*
+ * io_uring backend, the loop's own ring: what callbacks send during a
+ * dispatch goes to the kernel with the loop's next wait, in the same
+ * io_uring_enter, instead of in one of its own at the end of that
+ * dispatch. Implies %IPCSOCK_LOOP_RING_SENDS. A server answering on many
+ * channels then makes one system call a turn for all its replies and its
+ * wait, and the peers its sends wake do not preempt it halfway through
+ * its turn (the README's fanin figures). The messages wait until the
+ * application dispatches again or calls ipcsock_loop_flush(): for a loop
+ * driven by ipcsock_loop_dispatch() alone. Once ipcsock_loop_fd() was
+ * called, dispatch submits at its end as without the flag, since the
+ * application then sleeps on that fd. Sends outside dispatch go at once
+ * as always. Ignored on epoll and on a shared ring, whose owner submits.
+ */
+#define IPCSOCK_LOOP_SUBMIT_WITH_WAIT	(1u << 2)
+
+/*
  * Default bound of one adaptive poll, in microseconds: about twice a
  * small-message round trip between two processes on different CPUs
  * through sleeps and wake-ups on the machines we measured (25 us), so a
@@ -264,9 +280,9 @@ ipcsock_loop_new(const struct ipcsock_loop_opts *opts);
 /**
  * ipcsock_loop_new_shared() - create a loop inside the application's io_uring
  * @ring: the application's ring, which it keeps submitting to and reaping
- * @opts: options, or NULL for every default; ring_entries, busy_poll_us
- *	and %IPCSOCK_LOOP_ADAPTIVE_WAIT are ignored, the backend must be AUTO
- *	or URING
+ * @opts: options, or NULL for every default; ring_entries, busy_poll_us,
+ *	%IPCSOCK_LOOP_ADAPTIVE_WAIT and %IPCSOCK_LOOP_SUBMIT_WITH_WAIT are
+ *	ignored, the backend must be AUTO or URING
  *
  * The application hands every completion of @ring to
  * ipcsock_loop_handle_cqe(), must not use user_data values tagged with

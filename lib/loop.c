@@ -197,7 +197,8 @@ static int loop_conf(const struct ipcsock_loop_opts *opts,
 	    conf->ring_entries > IPCSOCK_RING_ENTRIES_MAX ||
 	    conf->bgid_base > 0xffff || conf->busy_poll_us > 1000000 ||
 	    (conf->flags & ~(IPCSOCK_LOOP_RING_SENDS |
-			      IPCSOCK_LOOP_ADAPTIVE_WAIT)))
+			      IPCSOCK_LOOP_ADAPTIVE_WAIT |
+			      IPCSOCK_LOOP_SUBMIT_WITH_WAIT)))
 		return -EINVAL;
 	conf->evfd = -1;
 	loop_wait_init(conf);
@@ -217,6 +218,13 @@ static struct ipcsock_loop *loop_make(const struct ipcsock_loop *conf,
 	}
 	*loop = *conf;
 	loop->ops = ops;
+	/* On the loop's own ring only, where it implies ring sends. */
+	if (loop->flags & IPCSOCK_LOOP_SUBMIT_WITH_WAIT) {
+		if (ops->id == IPCSOCK_BACKEND_URING && !shared)
+			loop->flags |= IPCSOCK_LOOP_RING_SENDS;
+		else
+			loop->flags &= ~IPCSOCK_LOOP_SUBMIT_WITH_WAIT;
+	}
 	INIT_LIST_HEAD(&loop->ready);
 	INIT_LIST_HEAD(&loop->socks);
 	INIT_LIST_HEAD(&loop->dead);
@@ -469,6 +477,8 @@ int ipcsock_loop_fd(struct ipcsock_loop *loop)
 		}
 		if (!list_empty(&loop->ready))
 			loop_wake(loop);
+		/* Nothing may wait for a dispatch the fd will not prompt. */
+		loop->ops->submit(loop);
 	}
 	return loop->ops->loop_fd(loop);
 }
@@ -650,6 +660,21 @@ static int run_callbacks(struct ipcsock_loop *loop)
 	return ran;
 }
 
+/*
+ * IPCSOCK_LOOP_SUBMIT_WITH_WAIT: what a dispatch prepared goes to the
+ * kernel with the next wait, in the same io_uring_enter, instead of in
+ * one of its own at the end of this dispatch. A server then makes one
+ * system call a turn for all its replies and its wait, and the clients
+ * its sends wake do not preempt it halfway through the turn (README,
+ * fanin). Not while the application sleeps on the loop fd: no wait of
+ * ours would come to submit them.
+ */
+static bool loop_submits_with_wait(const struct ipcsock_loop *loop)
+{
+	return (loop->flags & IPCSOCK_LOOP_SUBMIT_WITH_WAIT) &&
+	       loop->evfd < 0;
+}
+
 int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 {
 	uint64_t deadline = 0, now;
@@ -707,11 +732,16 @@ int ipcsock_loop_dispatch(struct ipcsock_loop *loop, int timeout_ms)
 	/* A callback forked, and the child came back here. */
 	if (loop_inherited(loop))
 		return -ECHILD;
-	/* Replies sent from callbacks go out together, here. */
+	/*
+	 * Replies sent from callbacks go out together, here, or with the
+	 * next wait (loop_submits_with_wait()).
+	 */
 	loop_tx_release_held(loop);
-	loop->ops->submit(loop);
-	if (loop->ops->dispatch_end)
-		loop->ops->dispatch_end(loop);
+	if (!loop_submits_with_wait(loop)) {
+		loop->ops->submit(loop);
+		if (loop->ops->dispatch_end)
+			loop->ops->dispatch_end(loop);
+	}
 	loop->dispatching = false;
 	loop_free_dead(loop);
 	loop->wake_pending = false;

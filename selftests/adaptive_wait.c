@@ -397,7 +397,7 @@ TEST_F(adaptive, one_cpu_never_polls)
 TEST_F(adaptive, options)
 {
 	IPCSOCK_LOOP_OPTS(bad, .backend = variant->backend,
-			  .flags = IPCSOCK_LOOP_ADAPTIVE_WAIT << 1);
+			  .flags = IPCSOCK_LOOP_SUBMIT_WITH_WAIT << 1);
 	struct ipcsock_loop_stats st;
 
 	EXPECT_EQ(NULL, ipcsock_loop_new(&bad));
