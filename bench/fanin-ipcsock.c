@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
  * fanin servers on the library: ipcsock-uring (the loop's own ring),
- * ipcsock-epoll, and ipcsock-shared (the application's own io_uring, with
+ * ipcsock-uring-sww (the same with IPCSOCK_LOOP_SUBMIT_WITH_WAIT, as a
+ * server that only dispatches would set it), ipcsock-epoll, and
+ * ipcsock-shared (the application's own io_uring, with
  * ipcsock_loop_new_shared() and ipcsock_loop_handle_cqe()). Default loop
- * options but the backend; each message is echoed from its ready_read.
+ * options but those; each message is echoed from its ready_read.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -182,9 +184,9 @@ static int shared_loop(struct ipc_srv *p)
 
 /* A loop of its own, or on the application's ring (@shared). */
 static int ipc_open(struct fanin_srv *s, const int *fds,
-		    enum ipcsock_backend b, bool shared)
+		    enum ipcsock_backend b, bool shared, unsigned int flags)
 {
-	IPCSOCK_LOOP_OPTS(opts, .backend = b);
+	IPCSOCK_LOOP_OPTS(opts, .backend = b, .flags = flags);
 	struct ipc_srv *p;
 	int err;
 
@@ -212,22 +214,35 @@ static int ipc_open(struct fanin_srv *s, const int *fds,
 
 static int open_uring(struct fanin_srv *s, const int *fds)
 {
-	return ipc_open(s, fds, IPCSOCK_BACKEND_URING, false);
+	return ipc_open(s, fds, IPCSOCK_BACKEND_URING, false, 0);
+}
+
+static int open_uring_sww(struct fanin_srv *s, const int *fds)
+{
+	return ipc_open(s, fds, IPCSOCK_BACKEND_URING, false,
+			IPCSOCK_LOOP_SUBMIT_WITH_WAIT);
 }
 
 static int open_epoll(struct fanin_srv *s, const int *fds)
 {
-	return ipc_open(s, fds, IPCSOCK_BACKEND_EPOLL, false);
+	return ipc_open(s, fds, IPCSOCK_BACKEND_EPOLL, false, 0);
 }
 
 static int open_shared(struct fanin_srv *s, const int *fds)
 {
-	return ipc_open(s, fds, IPCSOCK_BACKEND_URING, true);
+	return ipc_open(s, fds, IPCSOCK_BACKEND_URING, true, 0);
 }
 
 const struct fanin_server_ops fanin_ipcsock_uring = {
 	.name = "ipcsock-uring",
 	.open = open_uring,
+	.turn = own_turn,
+	.close = ipc_close,
+};
+
+const struct fanin_server_ops fanin_ipcsock_uring_sww = {
+	.name = "ipcsock-uring-sww",
+	.open = open_uring_sww,
 	.turn = own_turn,
 	.close = ipc_close,
 };

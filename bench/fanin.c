@@ -20,6 +20,7 @@
 
 const struct fanin_server_ops *const fanin_impls[FANIN_NR_IMPLS] = {
 	[FANIN_IPCSOCK_URING] = &fanin_ipcsock_uring,
+	[FANIN_IPCSOCK_URING_SWW] = &fanin_ipcsock_uring_sww,
 	[FANIN_IPCSOCK_SHARED] = &fanin_ipcsock_shared,
 	[FANIN_IPCSOCK_EPOLL] = &fanin_ipcsock_epoll,
 	[FANIN_FLOOR_EPOLL] = &fanin_floor_epoll,

@@ -85,6 +85,7 @@ struct fanin_server_ops {
 
 enum fanin_impl_id {
 	FANIN_IPCSOCK_URING,
+	FANIN_IPCSOCK_URING_SWW,
 	FANIN_IPCSOCK_SHARED,
 	FANIN_IPCSOCK_EPOLL,
 	FANIN_FLOOR_EPOLL,
@@ -93,6 +94,7 @@ enum fanin_impl_id {
 };
 
 extern const struct fanin_server_ops fanin_ipcsock_uring;
+extern const struct fanin_server_ops fanin_ipcsock_uring_sww;
 extern const struct fanin_server_ops fanin_ipcsock_shared;
 extern const struct fanin_server_ops fanin_ipcsock_epoll;
 extern const struct fanin_server_ops fanin_floor_epoll;
