@@ -815,6 +815,39 @@ static int direct_prepare(struct ipcsock_chan *ch,
 }
 
 /*
+ * libcamera: datagram @d of the direct path's vector, a payload, did not
+ * go after its header. Ask the kernel again for it alone, to learn why
+ * sendmmsg stopped: sent now (1), or queued as half sent behind a full
+ * socket (0), or the peer's end is gone (its -errno); any other error
+ * fails the channel, and the call says -EPIPE.
+ */
+static int tx_direct_lc_payload(struct ipcsock_chan *ch, unsigned int d)
+{
+	ssize_t ret;
+	int err;
+
+	do {
+		ret = sendmsg(ch->fd, &ch->loop->tx_mmsg[d].msg_hdr,
+			      MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (ret < 0 && errno == EINTR);
+	if (ret >= 0) {
+		ch->st.tx_datagrams++;
+		return 1;
+	}
+	err = -errno;
+	if (err == -EAGAIN || err == -EWOULDBLOCK) {
+		wire_lc_tx_sent(ch, 1);
+		return 0;
+	}
+	/* The peer went away: the caller ends sending as for any send. */
+	if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ||
+	    err == -ECONNREFUSED)
+		return err;
+	chan_end(ch, err);
+	return -EPIPE;
+}
+
+/*
  * Nothing of this channel is queued or in flight, so order cannot break:
  * hand the messages to the kernel at once with sendmmsg(MSG_DONTWAIT),
  * from the caller's memory. The kernel copies the bytes and takes its own
@@ -877,11 +910,16 @@ static int tx_direct(struct ipcsock_chan *ch, const struct ipcsock_payload *p,
 		*sent += ret / 2;
 		/*
 		 * libcamera: a header went out and its payload did not. The
-		 * message is queued as half sent, its payload next to go.
+		 * message is queued as half sent, its payload next to go, if
+		 * the socket was full; if the kernel refused the payload
+		 * (fds over the in-flight limit, one that cannot be passed),
+		 * the peer holds a header no payload can follow.
 		 */
 		if (ret % 2) {
-			wire_lc_tx_sent(ch, 1);
-			return 0;
+			ret = tx_direct_lc_payload(ch, ret);
+			if (ret <= 0)
+				return ret;
+			(*sent)++;
 		}
 	}
 	return 0;
@@ -948,7 +986,7 @@ static int tx_send_batch(struct ipcsock *sock,
 	struct slot_mark mark = { 0 };
 	struct ipcsock_loop *loop;
 	struct ipcsock_chan *ch;
-	bool full, hold;
+	bool full, hold, went_direct = false;
 	int err;
 
 	if (!sock)
@@ -975,9 +1013,11 @@ static int tx_send_batch(struct ipcsock *sock,
 	 * from taking the number of a closed fd in a later one. And it must
 	 * come before the reap below, which can receive: the kernel installs
 	 * a peer's fds at the lowest free numbers, and a closed fd of the
-	 * caller's would then name a file the peer sent us.
+	 * caller's would then name a file the peer sent us. In libcamera's
+	 * format a lone message is two datagrams: a closed fd found by the
+	 * kernel would stop its payload after its header went out.
 	 */
-	if (count > 1 || full) {
+	if (count > 1 || full || (ch->lc && payloads[0].nr_fds)) {
 		err = batch_fds_check(payloads, count);
 		if (err)
 			return err;
@@ -1003,6 +1043,7 @@ static int tx_send_batch(struct ipcsock *sock,
 	if (!hold && !chan_tx_queued(ch) &&
 	    !(loop->flags & IPCSOCK_LOOP_RING_SENDS) &&
 	    loop->ops->tx_direct_ok(ch, count)) {
+		went_direct = true;
 		err = tx_direct(ch, payloads, count, &i);
 		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ||
 		    err == -ECONNREFUSED) {
@@ -1033,8 +1074,11 @@ static int tx_send_batch(struct ipcsock *sock,
 		mark.nr_msgs = mark.slot->nr_msgs;
 		mark.len = mark.slot->len;
 	}
-	/* A message whose header went out is as good as sent for this. */
-	direct = i + (ch->lc && wire_lc_tx_half(ch));
+	/*
+	 * A message of this call whose header went out is as good as sent
+	 * for this; one half sent by an earlier call is that call's.
+	 */
+	direct = i + (ch->lc && went_direct && wire_lc_tx_half(ch));
 	for (; i < count; i++) {
 		err = tx_queue_one(ch, &payloads[i]);
 		if (err) {

@@ -1169,4 +1169,161 @@ TEST_F(lc, enobufs)
 	EXPECT_EQ(-ENOBUFS, ret);
 	EXPECT_LE(IPCSOCK_DEFAULT_SEND_QUEUE, i);
 }
+
+/* A closed fd's number: dup one, close the dup. */
+static int closed_fd(struct __test_metadata *_metadata, int of)
+{
+	int fd = dup(of);
+
+	ASSERT_LE(0, fd);
+	close(fd);
+	return fd;
+}
+
+/*
+ * A lone message with a closed fd after a good one: refused whole, with
+ * nothing sent, where the kernel would have stopped its payload after
+ * its header; the channel goes on.
+ */
+TEST_F(lc, closed_fd_sends_nothing)
+{
+	struct lc_test *l = &self->l;
+	struct ipcsock_payload p;
+	unsigned char buf[64];
+	int fds[2], got[2], flags;
+	unsigned int nr;
+
+	lc_raw(_metadata, l);
+	fds[0] = l->memfds[0];
+	fds[1] = closed_fd(_metadata, l->memfds[0]);
+	p = msg_of("bad", 3, fds, 2);
+	EXPECT_EQ(-EBADF, ipcsock_send(l->a, &p));
+	turn_for(l, 10);
+	EXPECT_FALSE(fd_wait_readable(l->raw, 0));
+	ASSERT_EQ(0, send_str(l->a, "after"));
+	ASSERT_TRUE(turn_until(l, fd_wait_readable(l->raw, 0), WAIT_MS));
+	ASSERT_EQ(sizeof(struct lc_hdr),
+		  raw_recv(l->raw, buf, sizeof(buf), got, 2, &nr, &flags));
+	ASSERT_TRUE(turn_until(l, fd_wait_readable(l->raw, 0), WAIT_MS));
+	EXPECT_EQ(5, raw_recv(l->raw, buf, sizeof(buf), got, 2, &nr, &flags));
+	EXPECT_EQ(0, memcmp(buf, "after", 5));
+	EXPECT_EQ(0, l->ra.hangup);
+}
+
+/*
+ * A descriptor the kernel will not pass (an io_uring's) is found only
+ * when the payload goes, after its header: the peer holds a header no
+ * payload can follow, so the channel fails with the kernel's error (the
+ * call says -EPIPE, or 0 when the pair goes as a ring chain after it)
+ * and every later send gets -EPIPE.
+ */
+TEST_F(lc, unpassable_fd_fails_the_channel)
+{
+	struct lc_test *l = &self->l;
+	struct ipcsock_payload p;
+	struct io_uring ring;
+	int ret;
+
+	ASSERT_EQ(0, io_uring_queue_init(4, &ring, 0));
+	lc_raw(_metadata, l);
+	p = msg_of("ring", 4, &ring.ring_fd, 1);
+	ret = ipcsock_send(l->a, &p);
+	/* On the loop's own ring a lone message is a chain, sent later. */
+	EXPECT_EQ(!variant->shared && variant->backend != IPCSOCK_BACKEND_EPOLL ?
+		  0 : -EPIPE, ret);
+	ASSERT_TRUE(turn_until(l, l->ra.hangup, WAIT_MS));
+	EXPECT_EQ(-EINVAL, l->ra.hangup_err);
+	EXPECT_EQ(-EPIPE, send_str(l->a, "after"));
+	io_uring_queue_exit(&ring);
+}
+
+/* The raw peer reads what a's sends of 4-byte sequence numbers give. */
+struct seq_reader {
+	uint32_t next;
+	bool in_message;	/* its header read, its payload next */
+};
+
+static bool read_dgram(struct __test_metadata *_metadata,
+		       struct lc_test *l, struct seq_reader *r)
+{
+	unsigned char buf[64];
+	int got[2], flags;
+	unsigned int nr;
+	uint32_t seq;
+	ssize_t n;
+
+	n = raw_recv(l->raw, buf, sizeof(buf), got, 2, &nr, &flags);
+	if (n == -EAGAIN)
+		return false;
+	if (!r->in_message) {
+		EXPECT_EQ(sizeof(struct lc_hdr), n) TH_LOG("message %u", r->next);
+	} else {
+		EXPECT_EQ(4, n) TH_LOG("message %u", r->next);
+		memcpy(&seq, buf, 4);
+		EXPECT_EQ(r->next, seq);
+		r->next++;
+	}
+	r->in_message = !r->in_message;
+	return true;
+}
+
+/*
+ * A message half sent (its header out, the peer's queue full for its
+ * payload): a later send that fails is that call's failure alone, with
+ * the channel intact, and one queued behind it counts as queued, not
+ * sent at once. Everything arrives in order once the peer reads.
+ */
+TEST_F(lc, failed_send_behind_a_half_sent_message)
+{
+	struct ipcsock_stats st0, st = { 0 };
+	struct lc_test *l = &self->l;
+	struct seq_reader r = { 0 };
+	struct ipcsock_payload p;
+	uint64_t deadline;
+	uint32_t sent = 0;
+	unsigned char buf[64];
+	int fds[2], ret;
+	unsigned int i;
+
+	lc_raw(_metadata, l);
+	/*
+	 * Fill the peer's queue, then read a datagram a send: sooner or
+	 * later room for one is taken by a header alone.
+	 */
+	for (i = 0; i < 4000 && !(st.tx_datagrams % 2); i++) {
+		if (i > 200)
+			read_dgram(_metadata, l, &r);
+		memcpy(buf, &sent, 4);
+		p = msg_of(buf, 4, NULL, 0);
+		ret = ipcsock_send(l->a, &p);
+		if (ret != -ENOBUFS) {
+			ASSERT_EQ(0, ret);
+			sent++;
+		}
+		turn(l, 0);
+		ASSERT_EQ(sizeof(st), ipcsock_get_stats(l->a, &st, sizeof(st)));
+	}
+	ASSERT_EQ(1, st.tx_datagrams % 2) TH_LOG("no half-sent message");
+	st0 = st;
+	fds[0] = l->memfds[0];
+	fds[1] = closed_fd(_metadata, l->memfds[0]);
+	p = msg_of(buf, 4, fds, 2);
+	EXPECT_EQ(-EBADF, ipcsock_send(l->a, &p));
+	memcpy(buf, &sent, 4);
+	p = msg_of(buf, 4, NULL, 0);
+	ASSERT_EQ(0, ipcsock_send(l->a, &p));
+	sent++;
+	ASSERT_EQ(sizeof(st), ipcsock_get_stats(l->a, &st, sizeof(st)));
+	EXPECT_EQ(st0.tx_direct, st.tx_direct);
+	EXPECT_EQ(st0.tx_queued + 1, st.tx_queued);
+	EXPECT_EQ(0, st.ended);
+
+	deadline = now_ms() + WAIT_MS;
+	while (r.next < sent && now_ms() < deadline)
+		if (!read_dgram(_metadata, l, &r))
+			turn(l, 1);
+	EXPECT_EQ(sent, r.next);
+	EXPECT_EQ(0, l->ra.hangup);
+}
+
 TEST_HARNESS_MAIN
