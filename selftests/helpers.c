@@ -261,7 +261,6 @@ bool uring_available(void)
 	return true;
 }
 
-/* Dispatch for a while without a condition (to let stray callbacks show). */
 /*
  * One turn of @loop: a loop on the shared @ring (NULL: its own ring or
  * epoll) needs the application's wait and hand-over of every CQE first.
@@ -285,13 +284,93 @@ void loop_turn(struct ipcsock_loop *loop, struct io_uring *ring, int ms)
 	ipcsock_loop_dispatch(loop, 0);
 }
 
+#define SHARED_LOOPS	(CTX_LOOPS + 1)
+
+static struct {
+	struct ipcsock_loop *loop;
+	struct io_uring *ring;
+} shared_loops[SHARED_LOOPS];
+
+/* Remember that @loop lives in @ring; -ENOSPC when full. */
+int shared_loop_add(struct ipcsock_loop *loop, struct io_uring *ring)
+{
+	int i;
+
+	for (i = 0; i < SHARED_LOOPS; i++) {
+		if (!shared_loops[i].loop) {
+			shared_loops[i].loop = loop;
+			shared_loops[i].ring = ring;
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+void shared_loop_del(struct ipcsock_loop *loop)
+{
+	int i;
+
+	for (i = 0; i < SHARED_LOOPS; i++)
+		if (shared_loops[i].loop == loop)
+			shared_loops[i].loop = NULL;
+}
+
+struct io_uring *shared_ring_of(struct ipcsock_loop *loop)
+{
+	int i;
+
+	for (i = 0; loop && i < SHARED_LOOPS; i++)
+		if (shared_loops[i].loop == loop)
+			return shared_loops[i].ring;
+	return NULL;
+}
+
+/*
+ * Wait up to @ms on @ring, then hand every completion to the loop it
+ * belongs to: the application's part when several loops share a ring.
+ */
+static void ring_reap(struct io_uring *ring, int ms)
+{
+	struct __kernel_timespec ts = { .tv_nsec = ms * 1000000L };
+	struct io_uring_cqe *cqe;
+	unsigned int head, n = 0;
+	int i;
+
+	io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+	io_uring_for_each_cqe(ring, head, cqe) {
+		for (i = 0; i < SHARED_LOOPS; i++)
+			if (shared_loops[i].ring == ring &&
+			    shared_loops[i].loop &&
+			    ipcsock_loop_handle_cqe(shared_loops[i].loop, cqe))
+				break;
+		n++;
+	}
+	io_uring_cq_advance(ring, n);
+}
+
+/*
+ * One turn of @loop, waiting up to @ms: ipcsock_loop_dispatch() alone, or
+ * for a loop in a ring of the context's, the application's wait and
+ * hand-over first (the other loops of that ring get their completions but
+ * run no callbacks, as on rings of their own). Returns what dispatch did.
+ */
+int loop_pump(struct ipcsock_loop *loop, int ms)
+{
+	struct io_uring *ring = shared_ring_of(loop);
+
+	if (ring)
+		ring_reap(ring, ms);
+	return ipcsock_loop_dispatch(loop, ring ? 0 : ms);
+}
+
+/* Dispatch for a while without a condition (to let stray callbacks show). */
 int dispatch_for(struct ipcsock_loop *loop, int ms)
 {
 	uint64_t deadline = now_ms() + ms;
 	int ret, n = 0;
 
 	while (now_ms() < deadline) {
-		ret = ipcsock_loop_dispatch(loop, 5);
+		ret = loop_pump(loop, 5);
 		if (ret > 0)
 			n += ret;
 	}
@@ -313,7 +392,7 @@ int receive_wait(struct ipcsock_loop *loop, struct ipcsock *sock,
 		ret = ipcsock_receive(sock, p);
 		if (ret != -EAGAIN || now_ms() >= deadline)
 			return ret;
-		ipcsock_loop_dispatch(loop, 5);
+		loop_pump(loop, 5);
 	}
 }
 
@@ -449,8 +528,12 @@ ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds,
 	return ret;
 }
 
-/* The last record raw_recv_msg() read, and how far it was split. */
+/*
+ * The last record raw_recv_msg() read, and how far it was split; and how
+ * many datagrams it read in all.
+ */
 static struct {
+	unsigned long datagrams;
 	int fd;
 	unsigned char data[1 << 18];
 	struct test_wire_split split;
@@ -479,6 +562,7 @@ ssize_t raw_recv_msg(int fd, void *buf, size_t cap, int *fds,
 		ret = raw_recv(fd, raw_rec.data, sizeof(raw_rec.data),
 			       raw_rec.fds, IPCSOCK_MAX_FDS, &raw_rec.nr_fds,
 			       msg_flags);
+		raw_rec.datagrams += ret > 0;
 		if (ret < (ssize_t)TEST_WIRE_REC_HDR_LEN ||
 		    raw_rec.data[6] != TEST_WIRE_RECORD) {
 			if (ret > 0)
@@ -521,6 +605,12 @@ ssize_t raw_recv_msg(int fd, void *buf, size_t cap, int *fds,
 	return sizeof(hdr) + m.len;
 }
 
+/* Datagrams raw_recv_msg() has read so far, records or not. */
+unsigned long raw_recv_datagrams(void)
+{
+	return raw_rec.datagrams;
+}
+
 /* Wait up to @timeout_ms for POLLIN on @fd; true if readable. */
 bool fd_wait_readable(int fd, int timeout_ms)
 {
@@ -540,7 +630,7 @@ bool raw_wait_readable(struct ipcsock_loop *loop, int fd, int timeout_ms)
 	while (!fd_wait_readable(fd, 0)) {
 		if (now_ms() >= deadline)
 			return false;
-		ipcsock_loop_dispatch(loop, 2);
+		loop_pump(loop, 2);
 	}
 	return true;
 }
@@ -563,13 +653,33 @@ struct ipcsock_loop *loop_new(enum ipcsock_backend backend,
 	return ipcsock_loop_new(&opts);
 }
 
+/* Whether every loop of the context is idle. */
+static bool ctx_idle(struct ipcsock_test *t)
+{
+	int i;
+
+	for (i = 0; i < CTX_LOOPS; i++)
+		if (t->loops[i] && !ipcsock_loop_idle(t->loops[i]))
+			return false;
+	return !t->loop || ipcsock_loop_idle(t->loop);
+}
+
+static void ctx_loop_free(struct ipcsock_loop *loop)
+{
+	shared_loop_del(loop);
+	ipcsock_loop_free(loop);
+}
+
 /*
  * Free what the context still holds: sockets, raw fds, extra loops, the
- * loop, a child. Returns the open descriptor count afterwards, for the
- * leak check against t->fd_base.
+ * loop, a child. Loops in the context's ring are first driven until idle
+ * (bounded; t->not_idle tells when they were not), and the ring goes
+ * last, as the rules of a shared ring ask. Returns the open descriptor
+ * count afterwards, for the leak check against t->fd_base.
  */
 int ctx_release(struct ipcsock_test *t)
 {
+	uint64_t deadline = now_ms() + WAIT_MS;
 	int i, status;
 
 	for (i = 0; i < CTX_SOCKS; i++) {
@@ -582,20 +692,91 @@ int ctx_release(struct ipcsock_test *t)
 			close(t->fds[i]);
 		t->fds[i] = -1;
 	}
+	if (t->ring) {
+		while (!ctx_idle(t) && now_ms() < deadline) {
+			ring_reap(t->ring, 2);
+			for (i = 0; i < CTX_LOOPS; i++)
+				if (t->loops[i])
+					ipcsock_loop_dispatch(t->loops[i], 0);
+			if (t->loop)
+				ipcsock_loop_dispatch(t->loop, 0);
+		}
+		t->not_idle = !ctx_idle(t);
+	}
 	for (i = 0; i < CTX_LOOPS; i++) {
 		if (t->loops[i])
-			ipcsock_loop_free(t->loops[i]);
+			ctx_loop_free(t->loops[i]);
 		t->loops[i] = NULL;
 	}
 	if (t->loop)
-		ipcsock_loop_free(t->loop);
+		ctx_loop_free(t->loop);
 	t->loop = NULL;
+	if (t->ring) {
+		io_uring_queue_exit(t->ring);
+		free(t->ring);
+		t->ring = NULL;
+	}
 	if (t->child > 0) {
 		kill(t->child, SIGKILL);
 		waitpid(t->child, &status, 0);
 		t->child = 0;
 	}
 	return count_open_fds();
+}
+
+/*
+ * Set up the ring of a shared-ring setup, which the context's loops will
+ * live in: 0 or -errno.
+ */
+int ctx_ring_init(struct ipcsock_test *t, unsigned int ring_flags)
+{
+	struct io_uring_params p = { .flags = ring_flags };
+	int ret;
+
+	t->ring = calloc(1, sizeof(*t->ring));
+	if (!t->ring)
+		return -ENOMEM;
+	ret = io_uring_queue_init_params(256, t->ring, &p);
+	if (ret) {
+		free(t->ring);
+		t->ring = NULL;
+		return ret;
+	}
+	t->ring_flags = ring_flags;
+	return 0;
+}
+
+/*
+ * A loop of the context, in its ring when it has one: @slot -1 for the
+ * main loop, else the extra loop's slot, which keeps the buffer group ids
+ * of loops sharing the ring apart. NULL and errno on failure.
+ */
+struct ipcsock_loop *ctx_loop_new(struct ipcsock_test *t, int slot,
+				  unsigned int max_msg_size,
+				  unsigned int send_queue_len,
+				  unsigned int recv_buffers)
+{
+	IPCSOCK_LOOP_OPTS(opts,
+		.backend = IPCSOCK_BACKEND_URING,
+		.max_msg_size = max_msg_size,
+		.send_queue_len = send_queue_len,
+		.recv_buffers = recv_buffers,
+		.bgid_base = IPCSOCK_DEFAULT_BGID_BASE + 0x1000 * (slot + 1),
+		.flags = t->backend == BACKEND_URING_RING_SENDS ?
+			 IPCSOCK_LOOP_RING_SENDS : 0,
+	);
+	struct ipcsock_loop *loop;
+
+	if (!t->ring)
+		return loop_new(t->backend, max_msg_size, send_queue_len,
+				recv_buffers);
+	loop = ipcsock_loop_new_shared(t->ring, &opts);
+	if (loop && shared_loop_add(loop, t->ring)) {
+		ipcsock_loop_free(loop);
+		errno = ENOSPC;
+		return NULL;
+	}
+	return loop;
 }
 
 /* Remember @sock for teardown; -ENOSPC (and @sock freed) when full. */
@@ -664,7 +845,7 @@ int ctx_keep_loop(struct ipcsock_test *t, struct ipcsock_loop *loop)
 			return 0;
 		}
 	}
-	ipcsock_loop_free(loop);
+	ctx_loop_free(loop);
 	return -ENOSPC;
 }
 

@@ -73,6 +73,18 @@ struct ipcsock_loop *loop_new(enum ipcsock_backend backend,
 			      unsigned int send_queue_len,
 			      unsigned int recv_buffers);
 
+struct io_uring;
+
+/*
+ * Loops the per-test context made inside a ring of its own (shared-ring
+ * setups): loop_pump() finds their ring here, so that every helper that
+ * waits on a loop drives a shared one as its application must.
+ */
+int shared_loop_add(struct ipcsock_loop *loop, struct io_uring *ring);
+void shared_loop_del(struct ipcsock_loop *loop);
+struct io_uring *shared_ring_of(struct ipcsock_loop *loop);
+int loop_pump(struct ipcsock_loop *loop, int ms);
+
 /*
  * Dispatch @loop until @cond holds or @timeout_ms passed; evaluates to the
  * final value of @cond. Every wait is bounded.
@@ -82,7 +94,7 @@ struct ipcsock_loop *loop_new(enum ipcsock_backend backend,
 	bool __ok;							\
 									\
 	while (!(__ok = (cond)) && now_ms() < __deadline)		\
-		ipcsock_loop_dispatch((loop), 5);			\
+		loop_pump((loop), 5);					\
 	__ok;								\
 })
 
@@ -92,13 +104,12 @@ struct ipcsock_loop *loop_new(enum ipcsock_backend backend,
 	bool __ok;							\
 									\
 	while (!(__ok = (cond)) && now_ms() < __deadline) {		\
-		ipcsock_loop_dispatch((l1), 1);				\
-		ipcsock_loop_dispatch((l2), 1);				\
+		loop_pump((l1), 1);					\
+		loop_pump((l2), 1);					\
 	}								\
 	__ok;								\
 })
 
-struct io_uring;
 void loop_turn(struct ipcsock_loop *loop, struct io_uring *ring, int ms);
 int dispatch_for(struct ipcsock_loop *loop, int ms);
 int receive_wait(struct ipcsock_loop *loop, struct ipcsock *sock,
@@ -118,6 +129,7 @@ ssize_t raw_recv(int fd, void *buf, size_t cap, int *fds,
 ssize_t raw_recv_msg(int fd, void *buf, size_t cap, int *fds,
 		     unsigned int max_fds, unsigned int *nr_fds,
 		     int *msg_flags);
+unsigned long raw_recv_datagrams(void);
 bool fd_wait_readable(int fd, int timeout_ms);
 bool raw_wait_readable(struct ipcsock_loop *loop, int fd, int timeout_ms);
 
@@ -133,6 +145,13 @@ bool raw_wait_readable(struct ipcsock_loop *loop, int fd, int timeout_ms);
 
 struct ipcsock_test {
 	enum ipcsock_backend backend;
+	/*
+	 * Shared-ring setups: the ring the test owns (set up with
+	 * @ring_flags) and every loop of the context lives in, else NULL.
+	 */
+	struct io_uring *ring;
+	unsigned int ring_flags;
+	bool not_idle;		/* a shared loop was busy at teardown */
 	int fd_base;		/* open fds before the loop existed */
 	int fd_loop;		/* open fds once the loop exists */
 	struct ipcsock_loop *loop;
@@ -152,6 +171,11 @@ void ctx_forget_sock(struct ipcsock_test *t, struct ipcsock *sock);
 int ctx_keep_fd(struct ipcsock_test *t, int fd);
 void ctx_close_fd(struct ipcsock_test *t, int fd);
 int ctx_keep_loop(struct ipcsock_test *t, struct ipcsock_loop *loop);
+int ctx_ring_init(struct ipcsock_test *t, unsigned int ring_flags);
+struct ipcsock_loop *ctx_loop_new(struct ipcsock_test *t, int slot,
+				  unsigned int max_msg_size,
+				  unsigned int send_queue_len,
+				  unsigned int recv_buffers);
 
 /*
  * A callback recorder: counts calls, checks the socket and argument it is

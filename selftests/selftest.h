@@ -45,11 +45,14 @@
 /*
  * The variants of a fixture that runs on each of the loop's backends,
  * io_uring and epoll: variant->backend can go straight into
- * ipcsock_loop_opts.
+ * ipcsock_loop_opts. (->shared and ->ring_flags are for
+ * ALL_SETUP_VARIANTS(), which adds to these; here they are 0.)
  */
 #define REAL_BACKEND_VARIANTS(fixture)					\
 	FIXTURE_VARIANT(fixture) {					\
 		enum ipcsock_backend backend;				\
+		bool shared;						\
+		unsigned int ring_flags;				\
 	};								\
 	FIXTURE_VARIANT_ADD(fixture, uring) {				\
 		.backend = IPCSOCK_BACKEND_URING,			\
@@ -87,6 +90,46 @@
 	}
 
 /*
+ * Every setup a loop can run in, for fixtures built on the per-test
+ * context: io_uring with a ring of its own, epoll, io_uring with ring
+ * sends, and a ring the test owns and shares with the loop, plain,
+ * SINGLE_ISSUER | DEFER_TASKRUN (completions wait for the issuer's
+ * io_uring_enter) and SQPOLL (the kernel thread takes the entries some
+ * time after they were prepared), the last two also with ring sends.
+ * variant->backend, ->shared and ->ring_flags go to ctx_setup_variant();
+ * ->backend is BACKEND_URING_RING_SENDS with ring sends, shared or not.
+ */
+#define ALL_SETUP_VARIANTS(fixture)					\
+	BACKEND_VARIANTS(fixture);					\
+	FIXTURE_VARIANT_ADD(fixture, shared_plain) {			\
+		.backend = IPCSOCK_BACKEND_URING,			\
+		.shared = true,						\
+	};								\
+	FIXTURE_VARIANT_ADD(fixture, shared_defer_taskrun) {		\
+		.backend = IPCSOCK_BACKEND_URING,			\
+		.shared = true,						\
+		.ring_flags = SETUP_DEFER_TASKRUN,			\
+	};								\
+	FIXTURE_VARIANT_ADD(fixture, shared_sqpoll) {			\
+		.backend = IPCSOCK_BACKEND_URING,			\
+		.shared = true,						\
+		.ring_flags = IORING_SETUP_SQPOLL,			\
+	};								\
+	FIXTURE_VARIANT_ADD(fixture, shared_defer_taskrun_ring_sends) {	\
+		.backend = BACKEND_URING_RING_SENDS,			\
+		.shared = true,						\
+		.ring_flags = SETUP_DEFER_TASKRUN,			\
+	};								\
+	FIXTURE_VARIANT_ADD(fixture, shared_sqpoll_ring_sends) {	\
+		.backend = BACKEND_URING_RING_SENDS,			\
+		.shared = true,						\
+		.ring_flags = IORING_SETUP_SQPOLL,			\
+	}
+
+#define SETUP_DEFER_TASKRUN						\
+	(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN)
+
+/*
  * A fixture that is the per-test context alone, on every backend: its
  * setup makes the loop, its teardown frees what is left and checks for
  * leaked descriptors. Its tests use self->t.
@@ -105,11 +148,37 @@
 		ctx_teardown(_metadata, &self->t);			\
 	}
 
-static inline void ctx_setup(struct __test_metadata *_metadata,
-			     struct ipcsock_test *t,
-			     enum ipcsock_backend backend)
+/*
+ * The same on every setup of ALL_SETUP_VARIANTS(): the loops of a test on
+ * a shared ring live in a ring of the context's, which the helpers that
+ * wait (dispatch_until(), receive_wait(), loop_pump(), ...) drive as its
+ * application would. A test dispatching a loop itself uses loop_pump().
+ */
+#define CTX_FIXTURE_ALL_SETUPS(fixture)					\
+	FIXTURE(fixture) {						\
+		struct ipcsock_test t;					\
+	};								\
+	ALL_SETUP_VARIANTS(fixture);					\
+	FIXTURE_SETUP(fixture)						\
+	{								\
+		ctx_setup_variant(_metadata, &self->t, variant->backend,\
+				  variant->shared, variant->ring_flags);\
+	}								\
+	FIXTURE_TEARDOWN(fixture)					\
+	{								\
+		ctx_teardown(_metadata, &self->t);			\
+	}
+
+/*
+ * The context's setup: the fd baseline, then the loop on @backend, in a
+ * ring of the context's set up with @ring_flags when @shared.
+ */
+static inline void ctx_setup_variant(struct __test_metadata *_metadata,
+				     struct ipcsock_test *t,
+				     enum ipcsock_backend backend,
+				     bool shared, unsigned int ring_flags)
 {
-	int i;
+	int i, ret;
 
 	memset(t, 0, sizeof(*t));
 	for (i = 0; i < CTX_FDS; i++)
@@ -126,13 +195,28 @@ static inline void ctx_setup(struct __test_metadata *_metadata,
 	t->fd_base = count_open_fds();
 	ASSERT_LT(0, t->fd_base);
 
-	t->loop = loop_new(backend, 0, 0, 0);
+	if (shared) {
+		ret = ctx_ring_init(t, ring_flags);
+		if (ret)
+			SKIP(return, "no ring with flags %#x: %s", ring_flags,
+			     strerror(-ret));
+	}
+	t->loop = ctx_loop_new(t, -1, 0, 0, 0);
+	if (!t->loop && shared && errno == EOPNOTSUPP)
+		SKIP(return, "no shared-ring mode on this kernel");
 	ASSERT_NE(NULL, t->loop) {
-		TH_LOG("ipcsock_loop_new(%s): %s", backend_name(backend),
-		       strerror(errno));
+		TH_LOG("loop (%s%s): %s", backend_name(backend),
+		       shared ? ", shared ring" : "", strerror(errno));
 	}
 	ASSERT_EQ(real_backend(backend), ipcsock_loop_backend(t->loop));
 	t->fd_loop = count_open_fds();
+}
+
+static inline void ctx_setup(struct __test_metadata *_metadata,
+			     struct ipcsock_test *t,
+			     enum ipcsock_backend backend)
+{
+	ctx_setup_variant(_metadata, t, backend, false, 0);
 }
 
 /* Free what is left and check that no descriptor leaked. */
@@ -149,6 +233,8 @@ static inline void ctx_teardown(struct __test_metadata *_metadata,
 		dump_open_fds("leak check at teardown");
 	}
 	EXPECT_EQ(t->fd_base, now);
+	EXPECT_FALSE(t->not_idle)
+		TH_LOG("a loop in the shared ring was not idle at teardown");
 }
 
 /* A new socket on @loop, remembered in the context for teardown. */
@@ -184,9 +270,13 @@ static inline struct ipcsock_loop *ctx_loop(struct __test_metadata *_metadata,
 					    unsigned int recv_buffers)
 {
 	struct ipcsock_loop *loop;
+	int slot;
 
-	loop = loop_new(t->backend, max_msg_size, send_queue_len,
-			recv_buffers);
+	for (slot = 0; slot < CTX_LOOPS && t->loops[slot]; slot++)
+		;
+	ASSERT_GT(CTX_LOOPS, slot) TH_LOG("too many loops in one test");
+	loop = ctx_loop_new(t, slot, max_msg_size, send_queue_len,
+			    recv_buffers);
 	ASSERT_NE(NULL, loop) {
 		TH_LOG("ipcsock_loop_new(%s): %s", backend_name(t->backend),
 		       strerror(errno));
