@@ -37,40 +37,7 @@ FIXTURE(live) {
 	struct live_ctx c;
 };
 
-FIXTURE_VARIANT(live) {
-	enum ipcsock_backend backend;
-	unsigned int ring_flags;	/* a shared ring's, when shared */
-	bool shared;
-};
-
-FIXTURE_VARIANT_ADD(live, uring) {
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(live, epoll) {
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
-
-FIXTURE_VARIANT_ADD(live, uring_ring_sends) {
-	.backend = BACKEND_URING_RING_SENDS,
-};
-
-FIXTURE_VARIANT_ADD(live, shared_ring) {
-	.backend = IPCSOCK_BACKEND_URING,
-	.shared = true,
-};
-
-FIXTURE_VARIANT_ADD(live, shared_defer_taskrun) {
-	.backend = IPCSOCK_BACKEND_URING,
-	.ring_flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-	.shared = true,
-};
-
-FIXTURE_VARIANT_ADD(live, shared_sqpoll) {
-	.backend = IPCSOCK_BACKEND_URING,
-	.ring_flags = IORING_SETUP_SQPOLL,
-	.shared = true,
-};
+ALL_SETUP_VARIANTS(live);
 
 static uint64_t now_ns(void)
 {
@@ -119,7 +86,9 @@ static bool wait_hangup(struct live_ctx *self, int timeout_ms)
 static struct ipcsock_loop *live_loop(struct live_ctx *self,
 				      unsigned int recv_buffers)
 {
-	IPCSOCK_LOOP_OPTS(opts, .recv_buffers = recv_buffers);
+	IPCSOCK_LOOP_OPTS(opts, .recv_buffers = recv_buffers,
+			  .flags = self->backend == BACKEND_URING_RING_SENDS ?
+				   IPCSOCK_LOOP_RING_SENDS : 0);
 
 	if (self->shared)
 		return ipcsock_loop_new_shared(&self->ring, &opts);
