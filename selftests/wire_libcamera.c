@@ -12,8 +12,9 @@
  * malformed sequence failing the channel with its fds closed and nothing
  * of it delivered. The end of a datagram channel: -ECONNREFUSED on the
  * send after the peer closed, no hangup while only receiving. Every
- * variant runs on io_uring, epoll, io_uring with ring sends, and on an
- * application's shared ring, plain and DEFER_TASKRUN.
+ * variant runs on every setup of ALL_SETUP_VARIANTS(): io_uring, epoll,
+ * io_uring with ring sends, and an application's shared ring, plain,
+ * DEFER_TASKRUN and SQPOLL, the last two also with ring sends.
  */
 #include "selftest.h"
 
@@ -33,9 +34,7 @@ struct lc_hdr {
 /* One test: its loop, sockets, recorders and raw peer. */
 struct lc_test {
 	struct ipcsock_test t;
-	struct ipcsock_loop *loop;	/* t.loop, or the shared one */
-	struct io_uring ring;
-	bool shared;
+	struct ipcsock_loop *loop;	/* t.loop */
 	struct ipcsock *socks[MAX_SOCKS];
 	struct ipcsock *a, *b;		/* a pair, when made */
 	struct rec ra, rb;
@@ -47,53 +46,12 @@ FIXTURE(lc) {
 	struct lc_test l;
 };
 
-FIXTURE_VARIANT(lc) {
-	enum ipcsock_backend backend;
-	bool shared;
-	unsigned int ring_flags;
-};
-
-FIXTURE_VARIANT_ADD(lc, uring) {
-	.backend = IPCSOCK_BACKEND_URING,
-};
-
-FIXTURE_VARIANT_ADD(lc, epoll) {
-	.backend = IPCSOCK_BACKEND_EPOLL,
-};
-
-FIXTURE_VARIANT_ADD(lc, uring_ring_sends) {
-	.backend = BACKEND_URING_RING_SENDS,
-};
-
-FIXTURE_VARIANT_ADD(lc, shared_plain) {
-	.backend = IPCSOCK_BACKEND_URING,
-	.shared = true,
-};
-
-FIXTURE_VARIANT_ADD(lc, shared_defer_taskrun) {
-	.backend = IPCSOCK_BACKEND_URING,
-	.shared = true,
-	.ring_flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-};
+ALL_SETUP_VARIANTS(lc);
 
 /* One turn of whatever drives the loop: up to @ms of waiting. */
 static void turn(struct lc_test *l, int ms)
 {
-	struct __kernel_timespec ts = { .tv_nsec = ms * 1000000L };
-	struct io_uring_cqe *cqe;
-	unsigned int head, n = 0;
-
-	if (!l->shared) {
-		ipcsock_loop_dispatch(l->loop, ms);
-		return;
-	}
-	io_uring_submit_and_wait_timeout(&l->ring, &cqe, 1, &ts, NULL);
-	io_uring_for_each_cqe(&l->ring, head, cqe) {
-		ipcsock_loop_handle_cqe(l->loop, cqe);
-		n++;
-	}
-	io_uring_cq_advance(&l->ring, n);
-	ipcsock_loop_dispatch(l->loop, 0);
+	loop_pump(l->loop, ms);
 }
 
 #define turn_until(l, cond, timeout_ms) ({				\
@@ -140,20 +98,9 @@ FIXTURE_SETUP(lc)
 	l->raw = -1;
 	for (i = 0; i < 3; i++)
 		l->memfds[i] = -1;
-	ctx_setup(_metadata, &l->t, variant->backend);
+	ctx_setup_variant(_metadata, &l->t, variant->backend, variant->shared,
+			  variant->ring_flags);
 	l->loop = l->t.loop;
-	if (variant->shared) {
-		IPCSOCK_LOOP_OPTS(opts, .backend = IPCSOCK_BACKEND_URING);
-		int ret = io_uring_queue_init(64, &l->ring,
-					      variant->ring_flags);
-
-		if (ret)
-			SKIP(return, "no ring with flags %#x: %s",
-			     variant->ring_flags, strerror(-ret));
-		l->shared = true;
-		l->loop = ipcsock_loop_new_shared(&l->ring, &opts);
-		ASSERT_NE(NULL, l->loop);
-	}
 	for (i = 0; i < 3; i++) {
 		char content[16];
 
@@ -173,12 +120,6 @@ FIXTURE_TEARDOWN(lc)
 	if (l->raw >= 0)
 		close(l->raw);
 	close_fds_array(l->memfds, 3);
-	if (l->shared) {
-		turn_until(l, ipcsock_loop_idle(l->loop), WAIT_MS);
-		EXPECT_TRUE(ipcsock_loop_idle(l->loop));
-		ipcsock_loop_free(l->loop);
-		io_uring_queue_exit(&l->ring);
-	}
 	ctx_teardown(_metadata, &l->t);
 }
 
@@ -423,6 +364,12 @@ TEST_F(lc, fds_only_burst_few_turns)
 	struct lc_test *l = &self->l;
 	int bytes, fds_only;
 
+	/*
+	 * The thread takes the receive armed again after the turn's wait
+	 * ended. Measured there: 9 turns with bytes, 64 without.
+	 */
+	if (variant->ring_flags & IORING_SETUP_SQPOLL)
+		SKIP(return, "SQPOLL: turns count the thread's pace");
 	lc_pair(_metadata, l);
 	bytes = burst_turns(_metadata, l, 4);
 	fds_only = burst_turns(_metadata, l, 0);
@@ -624,6 +571,14 @@ TEST_F(lc, lone_message_out_before_send_returns)
 	int fds[2], flags;
 	char buf[16];
 
+	/*
+	 * ipcsock_send(3): with ring sends every message is a request on
+	 * the ring. On a shared one the next chain waits for the last one's
+	 * completions, which only the application hands over, and an SQPOLL
+	 * thread sends after the call returned.
+	 */
+	if (variant->shared && variant->backend == BACKEND_URING_RING_SENDS)
+		SKIP(return, "shared ring, ring sends: waits for a hand-over");
 	lc_raw(_metadata, l);
 	for (i = 0; i < 8; i++) {
 		m = msg_of(&i, sizeof(i), l->memfds, i & 1);
@@ -688,6 +643,14 @@ TEST_F(lc, callback_replies_out_at_dispatch_end)
 	int fds[2], flags;
 	char buf[16];
 
+	/*
+	 * Dispatch end drives the chains on our own ring only: on a shared
+	 * ring the first reply's chain has to complete, and its completions
+	 * be handed over, before the rest go (an SQPOLL thread takes even
+	 * the first one later).
+	 */
+	if (variant->shared && variant->backend == BACKEND_URING_RING_SENDS)
+		SKIP(return, "shared ring, ring sends: waits for a hand-over");
 	lc_raw(_metadata, l);
 	ipcsock_set_ready_read(l->a, reply_ready_read, &r);
 	raw_message(_metadata, l->raw, "ping", 4, NULL, 0);
