@@ -11,6 +11,17 @@
 
 #include "selftest.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN	1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN	1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN	0
+#endif
+
 /* Messages of 1000 bytes: about 16 to a record. */
 #define MSG_LEN		1000
 #define BATCH		16
@@ -61,6 +72,13 @@ TEST_F(memory, send_queue_running_round_keeps_few_buffers)
 	uint64_t deadline;
 	int raw, i;
 
+	/*
+	 * ThreadSanitizer maps shadow memory for what the process touches,
+	 * anonymous too: it doubles the growth measured (3 MiB against 1.3
+	 * natively, with the same buffers).
+	 */
+	if (UNDER_TSAN)
+		SKIP(return, "ThreadSanitizer's shadow memory counts as ours");
 	raw = ctx_raw_pair(_metadata, &self->t, self->t.loop, &a);
 	/*
 	 * The first fill makes as many buffers as a full queue needs: what
