@@ -233,6 +233,48 @@ TEST_F(records, callbacks_sending_in_dispatch_coalesce)
 	EXPECT_GE(2, st.tx_datagrams);
 }
 
+/* Message @seq of a numbered stream: 64 bytes in @buf, @seq first. */
+static struct ipcsock_payload seq_msg(char *buf, unsigned int seq)
+{
+	memset(buf, 0, 64);
+	memcpy(buf, &seq, sizeof(seq));
+	return msg_of(buf, 64, NULL, 0);
+}
+
+/*
+ * The raw peer reads messages 0 to @sent - 1 of seq_msg(): each whole,
+ * a version 1 message (or one of a record, as raw_recv_msg() gives it),
+ * in order.
+ */
+static void expect_seq_msgs(struct __test_metadata *_metadata,
+			    struct ipcsock_loop *loop, int raw,
+			    unsigned int sent)
+{
+	uint64_t deadline = now_ms() + WAIT_MS;
+	struct test_wire_hdr hdr;
+	unsigned int got = 0, seq;
+	char buf[256];
+	ssize_t n;
+
+	while (got < sent && now_ms() < deadline) {
+		n = raw_recv_msg(raw, buf, sizeof(buf), NULL, 0, NULL, NULL);
+		if (n == -EAGAIN) {
+			loop_pump(loop, 2);
+			continue;
+		}
+		ASSERT_EQ(TEST_WIRE_HDR_LEN + 64, n) TH_LOG("message %u", got);
+		memcpy(&hdr, buf, sizeof(hdr));
+		EXPECT_EQ(64, hdr.len);
+		EXPECT_EQ(0, hdr.nr_fds);
+		EXPECT_EQ(TEST_WIRE_VERSION, hdr.version);
+		EXPECT_EQ(0, hdr.flags);
+		memcpy(&seq, buf + TEST_WIRE_HDR_LEN, sizeof(seq));
+		ASSERT_EQ(got, seq);
+		got++;
+	}
+	EXPECT_EQ(sent, got);
+}
+
 /*
  * A peer that does not read: what queues behind the full socket leaves
  * as records once it reads, in order.
@@ -240,12 +282,10 @@ TEST_F(records, callbacks_sending_in_dispatch_coalesce)
 TEST_F(records, back_pressure_drains_as_records)
 {
 	struct ipcsock_payload p;
-	unsigned int sent = 0, got = 0, seq, dgrams = 0;
+	unsigned int sent = 0, dgrams = 0;
 	struct ipcsock_stats st;
 	struct ipcsock *a;
-	char buf[256];
-	uint64_t deadline;
-	ssize_t n;
+	char buf[64];
 	int raw;
 
 	/*
@@ -261,27 +301,13 @@ TEST_F(records, back_pressure_drains_as_records)
 	raw = ctx_raw_pair(_metadata, &self->t, self->t.loop, &a);
 	dgrams = raw_recv_datagrams();
 	for (;;) {
-		memset(buf, 0, 64);
-		memcpy(buf, &sent, sizeof(sent));
-		p = msg_of(buf, 64, NULL, 0);
+		p = seq_msg(buf, sent);
 		if (ipcsock_send(a, &p))
 			break;
 		sent++;
 		ASSERT_GT(1000000, sent);
 	}
-	deadline = now_ms() + WAIT_MS;
-	while (got < sent && now_ms() < deadline) {
-		n = raw_recv_msg(raw, buf, sizeof(buf), NULL, 0, NULL, NULL);
-		if (n == -EAGAIN) {
-			loop_pump(self->t.loop, 2);
-			continue;
-		}
-		ASSERT_EQ(TEST_WIRE_HDR_LEN + 64, n);
-		memcpy(&seq, buf + TEST_WIRE_HDR_LEN, sizeof(seq));
-		EXPECT_EQ(got, seq);
-		got++;
-	}
-	EXPECT_EQ(sent, got);
+	expect_seq_msgs(_metadata, self->t.loop, raw, sent);
 	/*
 	 * The peer may hold the last record before its sender has counted
 	 * it: a send counts when its completion is handled, and on a shared
@@ -307,13 +333,10 @@ TEST_F(records, back_pressure_drains_as_records)
 TEST_F(records, failed_join_leaves_the_queued_message_whole)
 {
 	struct ipcsock_payload p;
-	struct test_wire_hdr hdr;
-	unsigned int sent = 0, got = 0, seq;
+	unsigned int sent = 0;
 	int fds[2], raw, i;
 	struct ipcsock *a;
 	char buf[256];
-	uint64_t deadline;
-	ssize_t n;
 
 	raw = ctx_raw_pair(_metadata, &self->t, self->t.loop, &a);
 	fds[0] = memfd_with("joinfail", "x");
@@ -325,41 +348,20 @@ TEST_F(records, failed_join_leaves_the_queued_message_whole)
 	 * then one more.
 	 */
 	do {
-		memset(buf, 0, 64);
-		memcpy(buf, &sent, sizeof(sent));
-		p = msg_of(buf, 64, NULL, 0);
+		p = seq_msg(buf, sent);
 		ASSERT_EQ(0, ipcsock_send(a, &p));
 		sent++;
 		ASSERT_GT(1000000, sent);
 		for (i = 0; i < 2; i++)
 			loop_pump(self->t.loop, 0);
 	} while (stats_of(a).tx_datagrams == sent);
-	memset(buf, 0, 64);
-	memcpy(buf, &sent, sizeof(sent));
-	p = msg_of(buf, 64, NULL, 0);
+	p = seq_msg(buf, sent);
 	ASSERT_EQ(0, ipcsock_send(a, &p));
 	sent++;
 	p = msg_of(buf, 16, fds, 2);
 	EXPECT_EQ(-EBADF, ipcsock_send(a, &p));
 
-	deadline = now_ms() + WAIT_MS;
-	while (got < sent && now_ms() < deadline) {
-		n = raw_recv_msg(raw, buf, sizeof(buf), NULL, 0, NULL, NULL);
-		if (n == -EAGAIN) {
-			loop_pump(self->t.loop, 2);
-			continue;
-		}
-		ASSERT_EQ(TEST_WIRE_HDR_LEN + 64, n) TH_LOG("message %u", got);
-		memcpy(&hdr, buf, sizeof(hdr));
-		EXPECT_EQ(64, hdr.len);
-		EXPECT_EQ(0, hdr.nr_fds);
-		EXPECT_EQ(TEST_WIRE_VERSION, hdr.version);
-		EXPECT_EQ(0, hdr.flags);
-		memcpy(&seq, buf + TEST_WIRE_HDR_LEN, sizeof(seq));
-		ASSERT_EQ(got, seq);
-		got++;
-	}
-	EXPECT_EQ(sent, got);
+	expect_seq_msgs(_metadata, self->t.loop, raw, sent);
 	EXPECT_EQ(-EAGAIN, raw_recv_msg(raw, buf, sizeof(buf), NULL, 0, NULL,
 					NULL));
 	close(fds[0]);
