@@ -814,6 +814,13 @@ static int direct_prepare(struct ipcsock_chan *ch,
 	return i;
 }
 
+/* A send's error that says the peer's end went away, not ours failed. */
+static bool tx_peer_gone(int err)
+{
+	return err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ||
+	       err == -ECONNREFUSED;
+}
+
 /*
  * libcamera: datagram @d of the direct path's vector, a payload, did not
  * go after its header. Ask the kernel again for it alone, to learn why
@@ -839,9 +846,8 @@ static int tx_direct_lc_payload(struct ipcsock_chan *ch, unsigned int d)
 		wire_lc_tx_sent(ch, 1);
 		return 0;
 	}
-	/* The peer went away: the caller ends sending as for any send. */
-	if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ||
-	    err == -ECONNREFUSED)
+	/* The caller ends sending as for any send. */
+	if (tx_peer_gone(err))
 		return err;
 	chan_end(ch, err);
 	return -EPIPE;
@@ -1045,8 +1051,7 @@ static int tx_send_batch(struct ipcsock *sock,
 	    loop->ops->tx_direct_ok(ch, count)) {
 		went_direct = true;
 		err = tx_direct(ch, payloads, count, &i);
-		if (err == -EPIPE || err == -ECONNRESET || err == -ENOTCONN ||
-		    err == -ECONNREFUSED) {
+		if (tx_peer_gone(err)) {
 			chan_end_send(ch, err);
 			return -EPIPE;
 		}
